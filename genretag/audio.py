@@ -1,0 +1,198 @@
+"""Decode audio: only the parts the windows need, as float32 mono at a given rate.
+
+libsndfile (through soundfile) reads wav, flac, ogg/opus, mp3 and aiff and can
+seek; ffmpeg handles the rest (m4a/aac, wma) with input seeking. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genretag.errors import DecodeError
+
+FFMPEG_HINT = "install ffmpeg (e.g. 'apt-get install ffmpeg' or 'brew install ffmpeg') to read this format"
+"""Appended to errors about containers only ffmpeg can decode."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header."""
+
+    duration: float
+    """Seconds."""
+    sample_rate: int
+    channels: int
+    backend: str
+    """``soundfile`` or ``ffmpeg``: which decoder reads it."""
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Read duration, rate and channels without decoding the audio.
+
+    Raises :class:`DecodeError` naming the file when neither decoder can read it.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            if not fh.read(16):
+                raise DecodeError("empty file (0 bytes)", path)
+    except OSError as exc:
+        raise DecodeError(_os_reason(exc), path) from exc
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        if info.frames > 0 and info.samplerate > 0:
+            return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels), "soundfile")
+    except (RuntimeError, ValueError, OSError):
+        pass  # not a libsndfile format (or a broken one): ffmpeg decides
+    return _probe_ffmpeg(path)
+
+
+def load_segments(
+    path: str | Path,
+    starts: Sequence[float],
+    *,
+    seconds: float,
+    sample_rate: int,
+    info: AudioInfo | None = None,
+) -> np.ndarray:
+    """Decode ``len(starts)`` segments of ``seconds`` each.
+
+    Returns ``float32 [len(starts), round(seconds * sample_rate)]``: mono,
+    resampled to ``sample_rate``. A segment running past the end of the file is
+    zero-padded. When the segments cover most of the span between the first
+    start and the last end, that span is read once; otherwise each segment is
+    read with a seek, so a long track costs about what a short one does.
+    """
+    path = Path(path)
+    info = info or probe(path)
+    n_out = int(round(seconds * sample_rate))
+    starts = [max(0.0, float(s)) for s in starts]
+    if not starts:
+        return np.zeros((0, n_out), np.float32)
+    span = (min(starts), max(starts) + seconds)
+    if len(starts) * seconds >= 0.5 * (span[1] - span[0]):
+        whole = _read(path, info, span[0], span[1] - span[0], sample_rate)
+        pieces = [whole[int(round((s - span[0]) * sample_rate)):][:n_out] for s in starts]
+    else:
+        pieces = [_read(path, info, s, seconds, sample_rate) for s in starts]
+    out = np.zeros((len(pieces), n_out), np.float32)
+    for row, piece in zip(out, pieces):
+        row[: len(piece)] = piece[:n_out]
+    return out
+
+
+def load_audio(
+    path: str | Path,
+    *,
+    sample_rate: int,
+    offset: float = 0.0,
+    duration: float | None = None,
+    info: AudioInfo | None = None,
+) -> np.ndarray:
+    """Decode ``duration`` seconds from ``offset`` (all of it when None).
+
+    Returns ``float32 [n]`` mono at ``sample_rate``; shorter when the file ends first.
+    """
+    path = Path(path)
+    info = info or probe(path)
+    if duration is None:
+        duration = max(0.0, info.duration - offset)
+    return _read(path, info, offset, duration, sample_rate)
+
+
+def _read(path: Path, info: AudioInfo, offset: float, seconds: float, sample_rate: int) -> np.ndarray:
+    if info.backend == "soundfile":
+        return _read_soundfile(path, info, offset, seconds, sample_rate)
+    return _read_ffmpeg(path, offset, seconds, sample_rate)
+
+
+def _read_soundfile(path: Path, info: AudioInfo, offset: float, seconds: float, sample_rate: int) -> np.ndarray:
+    import soundfile as sf
+    import soxr
+
+    start = int(round(offset * info.sample_rate))
+    frames = int(round(seconds * info.sample_rate))
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if start:
+                f.seek(min(start, max(0, f.frames - 1)) if f.frames > 0 else start)
+            data = f.read(frames, dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise DecodeError(f"decode failed: {_short(exc, path)}", path) from exc
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise DecodeError("decode failed: audio contains NaN or infinite samples", path)
+    if info.sample_rate != sample_rate and len(mono):
+        mono = soxr.resample(mono, info.sample_rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise FileNotFoundError("ffmpeg")
+    return exe
+
+
+def _read_ffmpeg(path: Path, offset: float, seconds: float, sample_rate: int) -> np.ndarray:
+    try:
+        cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-ss", f"{offset:.3f}", "-t", f"{seconds:.3f}",
+               "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-"]
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except FileNotFoundError as exc:
+        raise DecodeError(f"cannot decode {path.suffix or 'this file'}: {FFMPEG_HINT}", path) from exc
+    if proc.returncode != 0:
+        raise DecodeError(f"decode failed: {_last_line(proc.stderr)}", path)
+    samples = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    if not np.all(np.isfinite(samples)):
+        raise DecodeError("decode failed: audio contains NaN or infinite samples", path)
+    return samples
+
+
+def _probe_ffmpeg(path: Path) -> AudioInfo:
+    """Duration from mutagen (header only), rate and channels from ffprobe's stream info."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        raise DecodeError(f"not readable by libsndfile; {FFMPEG_HINT}", path)
+    cmd = [exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=sample_rate,channels:format=duration", "-of", "default=noprint_wrappers=1", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    fields = dict(line.split("=", 1) for line in proc.stdout.decode(errors="replace").splitlines() if "=" in line)
+    try:
+        rate, channels = int(fields["sample_rate"]), int(fields["channels"])
+        duration = float(fields["duration"])
+    except (KeyError, ValueError) as exc:
+        reason = _last_line(proc.stderr) if proc.stderr.strip() else "no audio stream found"
+        raise DecodeError(f"decode failed: {reason}", path) from exc
+    if duration <= 0 or rate <= 0:
+        raise DecodeError("decode failed: no audio in file", path)
+    return AudioInfo(duration, rate, channels, "ffmpeg")
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    return _short(exc)
+
+
+def _short(exc: BaseException, path: Path | None = None) -> str:
+    text = str(exc)
+    if path is not None:  # libsndfile repeats the path; the error line names it once
+        text = text.replace(f"{path}: ", "").replace(str(path), "")
+    text = " ".join(text.split())
+    return text[:200] or type(exc).__name__
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return (lines[-1] if lines else "ffmpeg failed")[:200]

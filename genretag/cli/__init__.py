@@ -1,0 +1,51 @@
+"""The ``genretag`` command: one module per subcommand; parse -> call library -> render."""
+
+from __future__ import annotations
+
+import typer
+
+from genretag import __version__
+
+app = typer.Typer(
+    name="genretag",
+    help="Listen to a music library and tag every track with its genre.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"genretag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Listen to a music library and tag every track with its genre.
+
+    Start with [bold]genretag scan ~/Music --dry-run[/bold] to see what would be written.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    from genretag.cli import models, scan, train
+
+    app.command("scan")(scan.scan)
+    app.command("train")(train.train)
+    app.command("models")(models.models)
+
+
+_register()
+
+
+def main() -> None:
+    app()

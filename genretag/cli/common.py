@@ -1,0 +1,87 @@
+"""What every subcommand shares: consoles, the one error handler, progress bars."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from genretag.errors import GenretagError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILURES = 1
+EXIT_INTERRUPTED = 130
+
+
+def out() -> Console:
+    """Results: stdout."""
+    return Console(soft_wrap=True, highlight=False)
+
+
+def err() -> Console:
+    """Diagnostics and progress: stderr."""
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def error_line(reason: str, path: object | None = None) -> str:
+    """``error: reason (path)`` with markup escaped, for a Rich console."""
+    where = f" ({path})" if path is not None else ""
+    return f"[red]error:[/red] {escape(reason + where)}"
+
+
+def handles_errors(fn: F) -> F:
+    """The one top-level handler: a GenretagError becomes ``error: ...`` on
+    stderr and exit 1; Ctrl-C exits 130; tracebacks only with ``--debug``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GenretagError as exc:
+            if debug_enabled():
+                traceback.print_exc()
+            err().print(error_line(exc.reason, exc.path))
+            raise typer.Exit(EXIT_FAILURES) from None
+        except KeyboardInterrupt:
+            err().print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progress:
+    """A Rich bar (done/total, rate, ETA) on stderr; silent when not a terminal or quiet."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[rate]}} {unit}/s"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+        transient=False,
+    )
+
+
+def is_tty_stdout() -> bool:
+    return sys.stdout.isatty()

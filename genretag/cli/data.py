@@ -1,0 +1,41 @@
+"""Dataset options shared by ``train`` and ``eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from genretag.datasets import Dataset, load_dataset, load_fma
+from genretag.errors import DatasetError
+
+
+def dataset_from_options(*, dataset: Path | None, fma_metadata: Path | None, fma_audio: Path | None, subset: str,
+                         split: str, min_per_class: int, seed: int) -> Dataset:
+    """Load FMA (both --fma-* options) or a labels CSV / folder (--dataset)."""
+    if dataset is not None and (fma_metadata or fma_audio):
+        raise DatasetError("give either --dataset or --fma-metadata/--fma-audio, not both")
+    if fma_metadata or fma_audio:
+        if not (fma_metadata and fma_audio):
+            raise DatasetError("FMA needs both --fma-metadata (tracks.csv folder) and --fma-audio (e.g. fma_small)")
+        return load_fma(fma_metadata, fma_audio, subset=subset, split=split, seed=seed, min_per_class=min_per_class)
+    if dataset is None:
+        raise DatasetError("no data: give --dataset LABELS.csv|DIR or --fma-metadata DIR --fma-audio DIR")
+    return load_dataset(dataset, seed=seed, min_per_class=min_per_class)
+
+
+def describe_dataset(data: Dataset, console: Console) -> None:
+    """Counts per split, and what was left out, on stderr."""
+    counts = data.counts()
+    total = {s: sum(c.values()) for s, c in counts.items()}
+    console.print(f"{escape(data.description)}: {len(data.tracks)} tracks, {len(data.labels)} classes "
+                  f"(train {total.get('train', 0)}, val {total.get('val', 0)}, test {total.get('test', 0)})")
+    for label, n in data.dropped_classes:
+        console.print(f"[yellow]dropped class[/yellow] {escape(label)} ({n} tracks, below --min-per-class)")
+    if data.skipped:
+        console.print(f"[yellow]skipped {len(data.skipped)} files[/yellow]")
+        for path, reason in data.skipped[:10]:
+            console.print(f"  {escape(str(path))}: {escape(reason)}")
+        if len(data.skipped) > 10:
+            console.print(f"  ... and {len(data.skipped) - 10} more")

@@ -1,0 +1,36 @@
+"""``genretag models``: list the bundled models (or describe one bundle)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from genretag.cli.common import handles_errors, out
+from genretag.models.registry import list_bundled, resolve_model
+
+
+@handles_errors
+def models(
+    model: Optional[str] = typer.Argument(None, help="A bundled name or bundle folder to describe."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card(s) as JSON."),
+) -> None:
+    """List the bundled models, or show one model's card."""
+    bundles = [resolve_model(model)] if model else list_bundled()
+    console = out()
+    if as_json:
+        console.print_json(json.dumps([b.card.to_dict() for b in bundles]))
+        return
+    if not bundles:
+        console.print("No models are bundled. Train one with [bold]genretag train[/bold] and use --model DIR.")
+        return
+    table = Table(title="genretag models")
+    for col in ("name", "model id", "architecture", "labels", "test accuracy", "path"):
+        table.add_column(col)
+    for b in bundles:
+        acc = b.card.metrics.get("test", {}).get("track_accuracy")
+        table.add_row(b.path.name, b.card.model_id, b.card.architecture, ", ".join(b.card.labels),
+                      "" if acc is None else f"{acc:.1%}", str(b.path))
+    console.print(table)

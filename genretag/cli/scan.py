@@ -1,0 +1,135 @@
+"""``genretag scan``: predict a genre for every file and write it into its tags."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from genretag.cli.common import EXIT_FAILURES, EXIT_INTERRUPTED, err, error_line, handles_errors, out, progress_bar
+from genretag.config import ScanOptions
+from genretag.discover import discover
+from genretag.errors import GenretagError
+from genretag.models.registry import resolve_model
+from genretag.scan import GenreChoice, ReportWriter, ScanResult, read_genre_map, scan_files
+
+D = ScanOptions()
+
+
+@handles_errors
+def scan(
+    paths: list[Path] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
+    model: str = typer.Option(D.model, "--model", "-m", help="Bundled model name or bundle folder."),
+    dry_run: bool = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing to audio files; show old -> new genre per file."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per file to this CSV.", dir_okay=False),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write one JSON object per file (JSON Lines).", dir_okay=False),
+    top_k: int = typer.Option(D.top_k, "--top-k", min=1, help="Write up to this many genres per file."),
+    min_confidence: float = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0,
+                                         help="Write only genres at least this probable (a file whose best genre is below gets none)."),
+    genre_map: Optional[Path] = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
+                                             help="CSV of 'label,new name' rows to rename genres (e.g. Hip-Hop,Hip Hop)."),
+    overwrite: bool = typer.Option(D.overwrite, "--overwrite", help="Replace genre tags the files already have."),
+    force: bool = typer.Option(D.force, "--force", help="Re-tag files this model already tagged."),
+    id3v23: bool = typer.Option(D.id3v23, "--id3v23", help="Write ID3v2.3 instead of v2.4 (for old players)."),
+    keep_mtime: bool = typer.Option(D.keep_mtime, "--keep-mtime", help="Keep each file's modification time."),
+    windows: int = typer.Option(D.windows, "--windows", "-w", min=1, help="3-s windows listened to per track."),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, help="Windows per model batch."),
+    jobs: int = typer.Option(D.jobs, "--jobs", "-j", min=0, help="Decode worker processes (0: decode inline, for debugging)."),
+    timeout: float = typer.Option(D.timeout, "--timeout", min=1.0, help="Seconds one file may take to decode."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags."),
+) -> None:
+    """Predict each track's genre and write it into the file's own genre tag.
+
+    Only the genre field (ID3 TCON, Vorbis GENRE, MP4 ©gen, WM/Genre) and one
+    provenance field (GENRETAG_MODEL) change; everything else stays byte-identical.
+    Files that already have a genre keep it unless [bold]--overwrite[/bold].
+    Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
+    """
+    options = ScanOptions(model=model, windows=windows, batch_size=batch_size, jobs=jobs, top_k=top_k,
+                          min_confidence=min_confidence, overwrite=overwrite, force=force, dry_run=dry_run,
+                          id3v23=id3v23, keep_mtime=keep_mtime, timeout=timeout)
+    choice = GenreChoice(top_k=top_k, min_confidence=min_confidence,
+                         genre_map=read_genre_map(genre_map) if genre_map else {})
+    console, stderr = out(), err()
+    bundle = resolve_model(model)
+    found = discover(paths)
+    for path, reason in found.problems:
+        stderr.print(error_line(reason, path))
+    if not found.files:
+        raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
+
+    from genretag.models.runtime import load_classifier
+
+    with stderr.status(f"loading model {escape(bundle.card.model_id)}", spinner="dots") if not quiet else _null():
+        classifier = load_classifier(bundle, batch_size=batch_size)
+
+    writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k)
+    counts: Counter[str] = Counter()
+    genres: Counter[str] = Counter()
+    started = time.perf_counter()
+    interrupted = False
+    show_lines = (dry_run or verbose) and not quiet
+    try:
+        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
+            task = progress.add_task("scanning", total=len(found.files), rate="-")
+            for result in scan_files(found.files, bundle=bundle, classifier=classifier, options=options, choice=choice):
+                writer.write(result)
+                counts[result.status] += 1
+                if result.genres and result.status in ("tagged", "would-tag"):
+                    genres[result.genres[0]] += 1
+                _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
+                done = sum(counts.values())
+                progress.update(task, advance=1, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        writer.close()
+    elapsed = time.perf_counter() - started
+    _summary(console, counts, genres, len(found.files), elapsed, dry_run=dry_run, problems=len(found.problems))
+    if interrupted:
+        stderr.print("[yellow]interrupted:[/yellow] finished files keep their tags; run the same command again to do the rest")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if counts["failed"] or found.problems:
+        raise typer.Exit(EXIT_FAILURES)
+
+
+def _render(result: ScanResult, console, stderr, show_lines: bool) -> None:
+    if result.status == "failed":
+        stderr.print(error_line(result.error or "failed", result.path))
+        return
+    if not show_lines:
+        return
+    old = "; ".join(result.previous) or "-"
+    new = "; ".join(result.genres) or "-"
+    conf = f" ({result.prediction.confidence:.0%})" if result.prediction is not None else ""
+    note = {"kept": " [dim](kept: has a genre; --overwrite replaces it)[/dim]",
+            "skipped": " [dim](already tagged by this model)[/dim]",
+            "silent": " [dim](silent: no genre)[/dim]",
+            "low-confidence": " [dim](below --min-confidence)[/dim]"}.get(result.status, "")
+    console.print(f"{escape(str(result.path))}: {escape(old)} -> [bold]{escape(new)}[/bold]{conf}{note}")
+
+
+def _summary(console, counts: Counter, genres: Counter, total: int, elapsed: float, *, dry_run: bool, problems: int) -> None:
+    done = sum(counts.values())
+    parts = [f"{counts[s]} {label}" for s, label in (
+        ("would-tag" if dry_run else "tagged", "would be tagged" if dry_run else "tagged"),
+        ("kept", "kept existing genre"), ("skipped", "skipped (already tagged)"),
+        ("low-confidence", "low confidence"), ("silent", "silent"), ("failed", "failed"))]
+    if problems:
+        parts.append(f"{problems} unreadable paths")
+    console.print(f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts))
+    if genres:
+        console.print("genres: " + ", ".join(f"{escape(g)} {n}" for g, n in genres.most_common()))
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,80 @@
+"""``genretag train``: train a model on FMA or a labelled collection; write a bundle."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from genretag.cli.common import err, handles_errors, out, progress_bar
+from genretag.cli.data import dataset_from_options, describe_dataset
+from genretag.config import TrainConfig
+from genretag.training import MODEL_CHOICES, train as run_training
+
+D = TrainConfig()
+
+
+@handles_errors
+def train(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the model bundle, training log and curves."),
+    model: str = typer.Option(D.model, "--model", help=f"Architecture: {', '.join(MODEL_CHOICES)}."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv (path, genre[, artist, split]) or a folder per genre."),
+    fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
+    fma_audio: Optional[Path] = typer.Option(None, "--fma-audio", help="FMA audio folder (fma_small, fma_medium...)."),
+    subset: str = typer.Option("small", "--subset", help="FMA subset: small, medium or large."),
+    split: str = typer.Option("official", "--split", help="FMA split: official (artist-filtered) or random (80/10/10)."),
+    min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1, help="Drop classes with fewer tracks."),
+    epochs: int = typer.Option(D.epochs, "--epochs", min=1),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1),
+    lr: float = typer.Option(D.lr, "--lr", min=0.0, help="Adam learning rate."),
+    patience: int = typer.Option(D.patience, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
+    seed: int = typer.Option(D.seed, "--seed", help="Seed for the split, sampling and weights."),
+    augment: str = typer.Option(",".join(D.augment), "--augment",
+                                help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance ('none' for none)."),
+    crops_per_track: int = typer.Option(D.crops_per_track, "--crops-per-track", min=1, help="Training windows per track per epoch."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name recorded in the bundle (default genretag-MODEL)."),
+    version: str = typer.Option("1.0", "--version", help="Model version recorded in the bundle."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=0, help="Feature extraction workers (default: all cores)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache (default ~/.cache/genretag/features)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Train a genre model and write a bundle that [bold]genretag scan --model DIR[/bold] uses."""
+    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                         crops_per_track=crops_per_track, min_per_class=min_per_class,
+                         augment=tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none"))
+    stderr = err()
+    data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset,
+                                split=split, min_per_class=min_per_class, seed=seed)
+    if not quiet:
+        describe_dataset(data, stderr)
+    command = "genretag train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    with progress_bar(stderr, quiet=quiet, unit="files") as progress:
+        task = progress.add_task("features", total=len(data.tracks), rate="-")
+
+        def on_event(kind: str, info: dict) -> None:
+            if kind == "features":
+                progress.update(task, completed=info["done"], rate="")
+            elif kind == "epoch" and not quiet:
+                progress.console.print(
+                    f"epoch {info['epoch']}/{info['epochs']}: loss {info.get('loss', 0):.3f} "
+                    f"acc {info.get('accuracy', 0):.3f} val track acc {info['val_track_accuracy']:.3f} "
+                    f"(best epoch {info['best_epoch']})")
+
+        result = run_training(data, out_dir, config=config, name=name, version=version, cache_dir=cache_dir,
+                              jobs=jobs, resume=resume, command=command, on_event=on_event)
+    for path, reason in list(result.failed.items())[:10]:
+        stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")
+    console = out()
+    console.print(f"model bundle: {escape(str(result.bundle.path))} ({result.bundle.card.model_id}, "
+                  f"{result.bundle.card.params:,} parameters)")
+    console.print(f"epochs {result.epochs_run} (best {result.best_epoch}), {result.seconds:.0f} s, "
+                  f"{result.seconds_per_epoch:.1f} s/epoch, {result.train_windows_per_second:.0f} training windows/s")
+    for split_name, report in (("val", result.val), ("test", result.test)):
+        if report is not None:
+            console.print(f"{split_name}: track accuracy {report.track.accuracy:.3f}, macro-F1 {report.track.macro_f1:.3f}; "
+                          f"single window accuracy {report.single_window.accuracy:.3f}, macro-F1 {report.single_window.macro_f1:.3f}")

@@ -1,0 +1,136 @@
+"""Every default lives here once, in frozen dataclasses.
+
+The CLI reads its option defaults from these classes; library functions take
+them as arguments. Nothing here imports anything heavy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac",
+    ".wav", ".aif", ".aiff", ".wma",
+)
+"""File name suffixes scan and the dataset loaders accept (lower case)."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes model input: log-mel windows.
+
+    A window is ``window_seconds`` of mono audio at ``sample_rate``, turned into
+    a ``[n_mels, n_frames]`` log-power mel spectrogram (dB). The model bundle
+    records these values; inference reads them from the bundle.
+    """
+
+    sample_rate: int = 22_050
+    n_fft: int = 2_048
+    n_mels: int = 128
+    n_frames: int = 128
+    window_seconds: float = 3.0
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_db: float = 80.0
+    normalize: str = "track"
+    """``track``: subtract the mean and divide by the std of the whole track's
+    log-mel values (one scalar each), so loudness and mastering gain don't
+    decide the genre. ``none``: raw dB."""
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one window: 66,150 at 22,050 Hz and 3 s."""
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def hop_length(self) -> int:
+        """Hop so that a centred STFT of one window has ``n_frames`` frames.
+
+        With ``center=True`` librosa gives ``1 + n // hop`` frames, so
+        ``hop = window_samples // (n_frames - 1)``: 66,150 // 127 = 520.
+        """
+        return self.window_samples // (self.n_frames - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """Where windows are cut in a track at inference time."""
+
+    windows: int = 8
+    """At most this many windows per track, spread evenly over it."""
+    min_spacing: float = 0.5
+    """Windows start at least this fraction of a window apart (short tracks get fewer)."""
+    edge_margin: float = 0.05
+    """Skip this fraction of the track at each end (intros, fade-outs) when it
+    is long enough to still fit the windows without overlap."""
+    min_seconds: float = 0.5
+    """Tracks shorter than this are an error ("too short"); shorter than one
+    window, the audio is looped to fill it."""
+    silence_dbfs: float = -60.0
+    """A track whose decoded windows are all quieter than this RMS level is
+    reported as ``silent`` and gets no genre."""
+
+
+def default_jobs() -> int:
+    """Decode workers by default: every core the process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Defaults of ``genretag scan``."""
+
+    model: str = "default"
+    windows: int = WindowPolicy.windows
+    batch_size: int = 64
+    jobs: int = field(default_factory=default_jobs)
+    top_k: int = 1
+    min_confidence: float = 0.0
+    overwrite: bool = False
+    force: bool = False
+    dry_run: bool = False
+    id3v23: bool = False
+    keep_mtime: bool = False
+    timeout: float = 120.0
+    """Seconds one file may take to decode before its worker is killed."""
+    queue_size: int = 0
+    """Tracks decoded ahead of inference; 0 means ``4 * jobs + 8``."""
+
+
+PROVENANCE_KEY = "GENRETAG_MODEL"
+"""Name of the one extra tag genretag writes: which model chose the genre."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Defaults of ``genretag train``."""
+
+    model: str = "cnn1d"
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3
+    patience: int = 8
+    seed: int = 0
+    crops_per_track: int = 8
+    """Random 3-s training windows drawn from each training track per epoch."""
+    eval_windows: int = WindowPolicy.windows
+    min_per_class: int = 1
+    max_seconds: float = 30.0
+    """Training/eval features cover at most this much of each track (its middle)."""
+    augment: tuple[str, ...] = ("crops", "specaugment", "tilt", "mixup", "balance")
+    """Augmentations: crops, pitch, stretch, specaugment, tilt, gain, mixup, balance."""
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1

@@ -1,0 +1,102 @@
+"""Paths in, sorted audio files out.
+
+Walks folders recursively, follows symlinks to folders but never twice into the
+same real folder (so symlink loops end), skips hidden files and folders, and
+keeps only the containers genretag reads. Order is deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from genretag.config import AUDIO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What a walk found."""
+
+    files: tuple[Path, ...]
+    """Audio files, in walk order (sorted per folder, folders depth-first)."""
+    problems: tuple[tuple[Path, str], ...]
+    """Inputs that could not be walked: (path, reason)."""
+
+
+def is_audio(path: Path) -> bool:
+    """True when the file name has an audio suffix genretag reads."""
+    return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def discover(inputs: Iterable[str | Path]) -> Discovery:
+    """List the audio files under ``inputs`` (files and folders).
+
+    A file given explicitly is kept even if hidden, as long as its suffix is
+    audio. Each real file appears once even when reachable by several paths.
+    """
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    seen_files: set[tuple[int, int]] = set()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def keep(path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            problems.append((path, _reason(exc)))
+            return
+        key = (st.st_dev, st.st_ino)
+        if key not in seen_files:
+            seen_files.add(key)
+            files.append(path)
+
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for found in _walk(path, seen_dirs, problems):
+                keep(found)
+        elif path.is_file():
+            if is_audio(path):
+                keep(path)
+            else:
+                problems.append((path, f"not an audio file (suffix must be one of {', '.join(AUDIO_EXTENSIONS)})"))
+        else:
+            problems.append((path, "no such file or folder"))
+    return Discovery(files=tuple(files), problems=tuple(problems))
+
+
+def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path, str]]) -> Iterator[Path]:
+    try:
+        st = root.stat()
+    except OSError as exc:
+        problems.append((root, _reason(exc)))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen_dirs:
+        return  # a symlink loop or a second link to a folder already walked
+    seen_dirs.add(key)
+    try:
+        with os.scandir(root) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        problems.append((root, _reason(exc)))
+        return
+    subdirs = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=True):
+                subdirs.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=True) and is_audio(Path(entry.name)):
+                yield Path(entry.path)
+        except OSError as exc:
+            problems.append((Path(entry.path), _reason(exc)))
+    for sub in subdirs:
+        yield from _walk(sub, seen_dirs, problems)
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()

@@ -1,0 +1,85 @@
+"""One file in, model-ready windows out: the stage the decode workers run.
+
+Never raises: every failure becomes a :class:`TrackFeatures` with status
+``error`` and a one-line reason, so a bad file cannot stop a batch. Imports no
+TensorFlow (workers stay light).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genretag.config import FeatureConfig, WindowPolicy
+from genretag.errors import GenretagError
+
+
+@dataclass(frozen=True)
+class TrackFeatures:
+    """A decoded track, or why it was not decoded."""
+
+    path: Path
+    status: str
+    """``ok`` (windows ready), ``skipped`` (already tagged by this model),
+    ``silent`` (no audible signal), or ``error``."""
+    windows: np.ndarray | None = None
+    """``float32 [k, n_mels, n_frames]`` when status is ``ok``."""
+    duration: float = 0.0
+    """Seconds, from the file's header."""
+    genres: tuple[str, ...] = ()
+    """Genre tags the file had before the scan."""
+    provenance: str | None = None
+    error: str | None = None
+    """One-line reason when status is ``error`` (or a tag-read problem)."""
+
+
+def extract_track(
+    path: Path,
+    *,
+    config: FeatureConfig,
+    policy: WindowPolicy,
+    skip_if_tagged_by: str | None = None,
+) -> TrackFeatures:
+    """Read tags, then decode only the windows the policy asks for.
+
+    ``skip_if_tagged_by``: a model id; a file whose provenance tag equals it is
+    returned as ``skipped`` without decoding.
+    """
+    from genretag.audio import load_segments, probe
+    from genretag.features import rms_dbfs, track_windows, window_starts
+    from genretag.tags import read_tags
+
+    path = Path(path)
+    genres: tuple[str, ...] = ()
+    provenance = tag_error = None
+    try:
+        state = read_tags(path)
+        genres, provenance = state.genres, state.provenance
+    except GenretagError as exc:
+        tag_error = f"unreadable tags: {exc.reason}"
+    if skip_if_tagged_by is not None and provenance == skip_if_tagged_by:
+        return TrackFeatures(path, "skipped", genres=genres, provenance=provenance)
+    try:
+        info = probe(path)
+        if info.duration < policy.min_seconds:
+            return TrackFeatures(path, "error", duration=info.duration, genres=genres, provenance=provenance,
+                                 error=f"too short ({info.duration:.2f} s; needs at least {policy.min_seconds:g} s)")
+        starts = window_starts(info.duration, config=config, policy=policy)
+        segments = load_segments(path, starts, seconds=config.window_seconds,
+                                 sample_rate=config.sample_rate, info=info)
+        usable = segments[:, : int(round(min(info.duration, config.window_seconds) * config.sample_rate))]
+        if usable.size == 0 or rms_dbfs(usable) < policy.silence_dbfs:
+            return TrackFeatures(path, "silent", duration=info.duration, genres=genres, provenance=provenance,
+                                 error=tag_error)
+        if info.duration < config.window_seconds:
+            segments = usable  # looped to a full window, not zero-padded
+        windows = track_windows(segments, config)
+    except GenretagError as exc:
+        return TrackFeatures(path, "error", genres=genres, provenance=provenance, error=exc.reason)
+    except Exception as exc:  # noqa: BLE001 - a worker must turn every failure into a result
+        return TrackFeatures(path, "error", genres=genres, provenance=provenance,
+                             error=f"decode failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    return TrackFeatures(path, "ok", windows=windows, duration=info.duration, genres=genres,
+                         provenance=provenance, error=tag_error)

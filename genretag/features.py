@@ -1,0 +1,103 @@
+"""Pure feature code: samples -> log-mel windows. No TensorFlow, no file I/O.
+
+Scan (a few windows decoded per track) and training (the whole clip's mel,
+cropped) share :func:`log_mel` and :func:`finish_track`, so a model sees the
+same numbers in both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genretag.config import FeatureConfig, WindowPolicy
+
+AMIN = 1e-10
+"""Power floor before taking dB (-100 dB)."""
+
+
+def window_starts(duration: float, *, config: FeatureConfig, policy: WindowPolicy, windows: int | None = None) -> np.ndarray:
+    """Start times (s) of the windows to cut from a track of ``duration`` seconds.
+
+    Returns ``float64 [k]``, ``1 <= k <= windows``. Windows are spread evenly;
+    consecutive starts are at least ``policy.min_spacing`` windows apart, so
+    short tracks get fewer windows; long tracks skip ``policy.edge_margin`` of
+    their length at each end. A track shorter than a window gets one window at 0.
+    """
+    count = policy.windows if windows is None else windows
+    win = config.window_seconds
+    if duration <= win or count <= 1:
+        return np.array([max(0.0, (duration - win) / 2)])
+    margin = policy.edge_margin * duration
+    lo, hi = (margin, duration - margin) if duration - 2 * margin >= count * win else (0.0, duration)
+    span = hi - lo - win
+    count = min(count, int(span // (policy.min_spacing * win)) + 1)
+    return lo + np.linspace(0.0, span, count) if count > 1 else np.array([lo + span / 2])
+
+
+def fit_length(samples: np.ndarray, n: int) -> np.ndarray:
+    """Loop ``samples`` (``[..., m]``) until it is ``n`` long, or trim it to ``n``.
+
+    Looping rather than zero-padding keeps a short clip's statistics those of music.
+    """
+    m = samples.shape[-1]
+    if m == 0:
+        return np.zeros(samples.shape[:-1] + (n,), np.float32)
+    if m < n:
+        samples = np.concatenate([samples] * (n // m + 1), axis=-1)
+    return samples[..., :n]
+
+
+def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Log-power mel spectrogram in dB (no clipping, no normalisation).
+
+    ``samples``: ``float32 [..., n]`` mono at ``config.sample_rate``.
+    Returns ``float32 [..., n_mels, 1 + n // hop_length]``; a window of
+    ``config.window_samples`` gives exactly ``config.n_frames`` frames.
+    """
+    import librosa
+
+    power = librosa.feature.melspectrogram(
+        y=np.ascontiguousarray(samples, dtype=np.float32),
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+        power=2.0,
+        center=True,
+    )
+    return (10.0 * np.log10(np.maximum(power, AMIN))).astype(np.float32)
+
+
+def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Clip and normalise all of one track's log-mel values together.
+
+    ``db``: ``float32 [..., n_mels, t]`` in dB, every window (or the whole
+    clip) of ONE track. Values below the track's maximum minus ``top_db`` are
+    raised to that floor; with ``normalize == "track"`` the result is shifted
+    and scaled to zero mean and unit variance over the whole track. Returns a
+    new ``float32`` array of the same shape.
+    """
+    out = np.maximum(db, db.max() - config.top_db) if config.top_db else db.copy()
+    if config.normalize == "track":
+        out = (out - out.mean()) / max(float(out.std()), 1e-3)
+    elif config.normalize != "none":
+        raise ValueError(f"unknown normalisation {config.normalize!r}")
+    return out.astype(np.float32)
+
+
+def track_windows(segments: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Model input for one track from its decoded segments.
+
+    ``segments``: ``float32 [k, m]`` (m <= window_samples is looped to fill).
+    Returns ``float32 [k, n_mels, n_frames]``, finished per track.
+    """
+    segments = fit_length(segments, config.window_samples)
+    return finish_track(log_mel(segments, config), config)
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """RMS level of ``samples`` in dB relative to full scale (-inf-safe: floor -200)."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    return 20.0 * np.log10(max(rms, 1e-10))

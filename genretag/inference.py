@@ -1,0 +1,107 @@
+"""Batch windows from many tracks through a classifier; average per track.
+
+Windows from consecutive tracks are packed into fixed-size batches (a track's
+windows may straddle two batches), so the model always sees full batches and
+small tracks don't waste work. A track's prediction is the mean of its
+windows' class probabilities.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genretag.extract import TrackFeatures
+from genretag.models.runtime import Classifier
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A track's genre distribution."""
+
+    path: Path
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+    """``float32 [n_classes]``, sums to 1, in ``labels`` order."""
+    windows: int
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """``(label, probability)`` pairs, most likely first."""
+        order = np.argsort(-self.probabilities, kind="stable")
+        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+
+    @property
+    def genre(self) -> str:
+        return self.labels[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+
+class _Pending:
+    __slots__ = ("track", "probs", "filled")
+
+    def __init__(self, track: TrackFeatures, n_classes: int) -> None:
+        self.track = track
+        self.probs = np.zeros((len(track.windows), n_classes), np.float32)
+        self.filled = 0
+
+
+def predict_stream(
+    tracks: Iterable[TrackFeatures], classifier: Classifier, *, batch_size: int
+) -> Iterator[tuple[TrackFeatures, Prediction | None]]:
+    """Yield ``(features, prediction)`` per track; ``None`` for tracks not ``ok``.
+
+    Tracks that need no model pass straight through; the others come out once
+    all their windows have been through the model, in arrival order.
+    """
+    n_classes = len(classifier.labels)
+    pending: deque[_Pending] = deque()
+    queued: deque[tuple[_Pending, int]] = deque()  # (owner, first window not yet sent)
+    queued_windows = 0
+
+    def run(limit: int) -> Iterator[tuple[TrackFeatures, Prediction]]:
+        nonlocal queued_windows
+        parts, owners = [], []
+        while queued and sum(len(p) for p in parts) < limit:
+            owner, start = queued.popleft()
+            take = min(len(owner.track.windows) - start, limit - sum(len(p) for p in parts))
+            parts.append(owner.track.windows[start : start + take])
+            owners.append((owner, start, take))
+            if start + take < len(owner.track.windows):
+                queued.appendleft((owner, start + take))
+        batch = np.concatenate(parts)
+        queued_windows -= len(batch)
+        probs = classifier.predict(batch)
+        offset = 0
+        for owner, start, take in owners:
+            owner.probs[start : start + take] = probs[offset : offset + take]
+            owner.filled += take
+            offset += take
+        while pending and pending[0].filled == len(pending[0].probs):
+            done = pending.popleft()
+            yield done.track, _average(done, classifier.labels)
+
+    for track in tracks:
+        if track.status != "ok" or track.windows is None or len(track.windows) == 0:
+            yield track, None
+            continue
+        entry = _Pending(track, n_classes)
+        pending.append(entry)
+        queued.append((entry, 0))
+        queued_windows += len(track.windows)
+        while queued_windows >= batch_size:
+            yield from run(batch_size)
+    while queued:
+        yield from run(batch_size)
+
+
+def _average(entry: _Pending, labels: tuple[str, ...]) -> Prediction:
+    mean = entry.probs.mean(axis=0)
+    return Prediction(entry.track.path, labels, (mean / max(float(mean.sum()), 1e-12)).astype(np.float32),
+                      len(entry.probs))

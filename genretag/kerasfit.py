@@ -1,0 +1,120 @@
+"""The Keras training loop: augmented crops in, best-on-validation bundle out.
+
+Pure Keras 3 (runs on the TensorFlow or JAX backend). Validation judges each
+track the way scan does (windows averaged); early stopping watches that
+track-level accuracy and the best weights are kept. Each epoch writes
+``checkpoint/last.keras`` and ``checkpoint/state.json`` so ``--resume`` can
+continue an interrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genretag.augment import WindowSampler
+from genretag.config import FeatureConfig, TrainConfig
+from genretag.evaluation import score_tracks
+from genretag.models.architectures import build_model
+from genretag.models.runtime import KerasClassifier, import_keras
+from genretag.training import CHECKPOINT_DIR, Fitted, Progress
+
+
+def fit_keras(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,
+              resume: bool = False, on_event: Progress | None = None) -> Fitted:
+    """Train ``config.model``; returns the best-on-validation model, saved as ``out/model.keras``."""
+    keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    ckpt = out / CHECKPOINT_DIR
+    ckpt.mkdir(parents=True, exist_ok=True)
+    state = _read_state(ckpt) if resume else None
+    if state is not None:
+        model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
+    else:
+        model = build_model(config.model, n_mels=features.n_mels, n_frames=features.n_frames, n_classes=len(labels))
+        model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="categorical_crossentropy", metrics=["accuracy"])
+    train = splits["train"]
+    sampler = WindowSampler(train.mels, train.y, len(labels), features, frozenset(config.augment),
+                            seed=config.seed + (state["epoch"] if state else 0))
+    steps = max(1, math.ceil(len(train.tracks) * config.crops_per_track / config.batch_size))
+    data = _batches(keras, sampler, steps, config.batch_size)
+    tracker = _TrackValidation(keras, splits["val"], labels, features, config, ckpt, state, on_event)
+    logger = keras.callbacks.CSVLogger(str(out / "training.csv"), append=state is not None)
+    initial = state["epoch"] if state else 0
+    if initial < config.epochs and not (state and state.get("stopped")):
+        model.fit(data, epochs=config.epochs, initial_epoch=initial, callbacks=[tracker, logger], verbose=0)
+    best = build_model(config.model, n_mels=features.n_mels, n_frames=features.n_frames, n_classes=len(labels))
+    best.load_weights(ckpt / "best.weights.h5")
+    weights = out / "model.keras"
+    best.save(weights)  # uncompiled: the bundle holds no optimizer state
+    return Fitted(KerasClassifier(best, labels, config.batch_size), weights, int(best.count_params()),
+                  epochs_run=tracker.epochs_run, best_epoch=tracker.best_epoch,
+                  windows_seen=(tracker.epochs_run - initial) * steps * config.batch_size)
+
+
+def _batches(keras, sampler: WindowSampler, steps: int, batch_size: int):
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return steps
+
+        def __getitem__(self, index: int):
+            return sampler.batch(batch_size)
+
+    return Batches()
+
+
+def _read_state(ckpt: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if (ckpt / "last.keras").is_file() and (ckpt / "best.weights.h5").is_file() else None
+
+
+class _TrackValidation:
+    """Factory shim: builds the real Keras callback lazily (Keras is imported late)."""
+
+    def __new__(cls, keras, val, labels, features, config, ckpt, state, on_event):
+        base = keras.callbacks.Callback
+
+        class TrackValidation(base):
+            def __init__(self) -> None:
+                super().__init__()
+                self.best_score = state["best_score"] if state else -1.0
+                self.best_epoch = state["best_epoch"] if state else 0
+                self.epochs_run = state["epoch"] if state else 0
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                logs = logs if logs is not None else {}
+                scores = score_tracks(KerasClassifier(self.model, labels, config.batch_size), val.mels, val.durations,
+                                      config=features)
+                onehot = np.eye(len(labels))[val.y]
+                logs["val_track_accuracy"] = float(np.mean(scores.track.argmax(1) == val.y))
+                logs["val_accuracy"] = float(np.mean(scores.single_window.argmax(1) == val.y))
+                logs["val_loss"] = float(-np.mean(np.sum(onehot * np.log(np.maximum(scores.single_window, 1e-7)), 1)))
+                self.epochs_run = epoch + 1
+                if logs["val_track_accuracy"] > self.best_score:
+                    self.best_score, self.best_epoch = logs["val_track_accuracy"], epoch + 1
+                    self.model.save_weights(ckpt / "best.weights.h5")
+                stop = self.epochs_run - self.best_epoch >= config.patience
+                self.model.save(ckpt / "last.keras")
+                _write_state(ckpt, {"epoch": self.epochs_run, "best_score": self.best_score,
+                                    "best_epoch": self.best_epoch, "stopped": stop})
+                if stop:
+                    self.model.stop_training = True
+                if on_event is not None:
+                    on_event("epoch", {"epoch": epoch + 1, "epochs": config.epochs, "best_epoch": self.best_epoch,
+                                       **{k: float(v) for k, v in logs.items()}})
+
+        return TrackValidation()
+
+
+def _write_state(ckpt: Path, state: dict[str, Any]) -> None:
+    tmp = ckpt / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, ckpt / "state.json")

@@ -1,0 +1,137 @@
+"""Model bundles: a folder holding a weights file and ``card.json``.
+
+The card carries everything inference needs (labels, feature parameters,
+window length, architecture) plus version, training data and metrics, and the
+sha256 of the weights file. Loading checks the sha256 before any weights are
+read; Keras models load with ``safe_mode=True`` and classic models from an
+``.npz`` with ``allow_pickle=False``: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genretag.config import FeatureConfig
+from genretag.errors import ModelError
+
+CARD_FILE = "card.json"
+BUNDLE_FORMAT = "genretag-bundle"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What ``card.json`` says about a model."""
+
+    name: str
+    version: str
+    kind: str
+    """``keras`` (weights in ``model.keras``) or ``classic`` (``model.npz``)."""
+    architecture: str
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    weights: str
+    """File name of the weights inside the bundle."""
+    sha256: str
+    params: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def model_id(self) -> str:
+        """What the provenance tag records: ``name version``."""
+        return f"{self.name} {self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
+            "name": self.name, "version": self.version, "kind": self.kind,
+            "architecture": self.architecture, "labels": list(self.labels),
+            "features": self.features.to_dict(), "weights": self.weights, "sha256": self.sha256,
+            "params": self.params, "description": self.description,
+            "training": self.training, "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> "ModelCard":
+        if data.get("format") != BUNDLE_FORMAT:
+            raise ModelError("not a genretag model bundle (card.json has no 'format': 'genretag-bundle')", path)
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise ModelError("bundle was written by a newer genretag; upgrade genretag", path)
+        try:
+            return cls(
+                name=str(data["name"]), version=str(data["version"]), kind=str(data["kind"]),
+                architecture=str(data["architecture"]), labels=tuple(str(x) for x in data["labels"]),
+                features=FeatureConfig.from_dict(data["features"]), weights=str(data["weights"]),
+                sha256=str(data["sha256"]), params=int(data.get("params", 0)),
+                training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
+                description=str(data.get("description", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"malformed card.json: {exc}", path) from exc
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A model bundle on disk: its folder and its card."""
+
+    path: Path
+    card: ModelCard
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / self.card.weights
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Read and validate a bundle's card (no weights are loaded, no Keras import)."""
+    path = Path(path)
+    card_path = path / CARD_FILE if path.is_dir() else path
+    folder = card_path.parent
+    try:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError("not a model bundle: no card.json", path) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"unreadable card.json: {exc}", card_path) from exc
+    if not isinstance(data, dict):
+        raise ModelError("malformed card.json: not a JSON object", card_path)
+    card = ModelCard.from_dict(data, card_path)
+    if Path(card.weights).name != card.weights:
+        raise ModelError("card.json names a weights file outside the bundle", card_path)
+    return Bundle(folder, card)
+
+
+def verify_bundle(bundle: Bundle) -> None:
+    """Raise :class:`ModelError` unless the weights file matches the card's sha256."""
+    weights = bundle.weights_path
+    if not weights.is_file():
+        raise ModelError(f"weights file {bundle.card.weights} missing from bundle", bundle.path)
+    actual = sha256_file(weights)
+    if actual != bundle.card.sha256:
+        raise ModelError(
+            f"weights do not match card.json sha256 (expected {bundle.card.sha256[:12]}..., got {actual[:12]}...): "
+            "the bundle is corrupt or was modified", weights)
+
+
+def write_card(folder: Path, card: ModelCard) -> Bundle:
+    """Write ``card.json`` atomically into ``folder`` (weights already there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{CARD_FILE}.tmp"
+    tmp.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / CARD_FILE)
+    return Bundle(folder, card)

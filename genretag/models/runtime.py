@@ -1,0 +1,97 @@
+"""Run a bundle's model on windows. Keras is imported here, and only when a
+Keras bundle is loaded."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from genretag.errors import ModelError
+from genretag.models.bundle import Bundle, verify_bundle
+
+
+class Classifier(Protocol):
+    """Anything that maps windows to class probabilities."""
+
+    labels: tuple[str, ...]
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes]`` probabilities."""
+        ...
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter before it is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def import_keras():
+    """Import Keras with TensorFlow's start-up chatter hidden; ModelError if unavailable.
+
+    TensorFlow's C++ logger prints a few lines to fd 2 while importing, whatever
+    TF_CPP_MIN_LOG_LEVEL says; fd 2 points at /dev/null for the import only.
+    """
+    quiet_tensorflow()
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    saved = os.dup(2)
+    try:
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        import keras
+    except ImportError as exc:  # pragma: no cover - keras is a dependency
+        raise ModelError(f"cannot import Keras: {exc}") from exc
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return keras
+
+
+@dataclass
+class KerasClassifier:
+    """A Keras model run in fixed-size batches (one trace, no re-tracing)."""
+
+    model: object
+    labels: tuple[str, ...]
+    batch_size: int = 64
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        n = len(windows)
+        out = np.empty((n, len(self.labels)), np.float32)
+        for start in range(0, n, self.batch_size):
+            chunk = windows[start : start + self.batch_size]
+            if len(chunk) < self.batch_size:  # pad: the same input shape every call
+                pad = np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], np.float32)
+                chunk = np.concatenate([chunk, pad])
+            probs = np.asarray(self.model.predict_on_batch(chunk.astype(np.float32, copy=False)))
+            out[start : start + len(probs)] = probs[: min(self.batch_size, n - start)]
+        return out
+
+
+def load_classifier(bundle: Bundle, *, batch_size: int = 64) -> Classifier:
+    """Verify the bundle's sha256, then load its model for inference."""
+    verify_bundle(bundle)
+    card = bundle.card
+    if card.kind == "keras":
+        keras = import_keras()
+        try:
+            model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
+        except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
+            raise ModelError(f"cannot load Keras model: {' '.join(str(exc).split())[:200]}", bundle.weights_path) from exc
+        expected = (None, card.features.n_mels, card.features.n_frames)
+        if tuple(model.input_shape) != expected or model.output_shape[-1] != len(card.labels):
+            raise ModelError(f"model shape {model.input_shape}->{model.output_shape} does not match card.json", bundle.path)
+        return KerasClassifier(model, card.labels, batch_size)
+    if card.kind == "classic":
+        from genretag.models.classic import ClassicClassifier
+
+        return ClassicClassifier.load(bundle.weights_path, card.labels)
+    raise ModelError(f"unknown model kind {card.kind!r} in card.json", bundle.path)

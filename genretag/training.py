@@ -1,0 +1,176 @@
+"""Train a model on a Dataset and write a bundle that scan uses as is.
+
+Keras models train on random augmented crops (:mod:`genretag.augment`) with
+Adam, are judged each epoch on the validation tracks the way scan judges a
+track (windows averaged), stop early on that track-level accuracy and keep the
+best weights. Every epoch leaves a checkpoint that ``resume`` continues from.
+k-NN and SVM fit on evenly spaced windows of the training tracks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genretag import __version__
+from genretag.augment import AUGMENTATIONS, WindowSampler, eval_windows
+from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
+from genretag.datasets import Dataset, Track
+from genretag.errors import DatasetError, ModelError
+from genretag.evaluation import evaluate
+from genretag.featurecache import ClipFeatures, load_features
+from genretag.features import window_starts
+from genretag.models.architectures import KERAS_ARCHITECTURES
+from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
+from genretag.reports import EvalReport, plot_curves, write_report
+
+CLASSIC_MODELS = ("knn", "svm")
+MODEL_CHOICES = KERAS_ARCHITECTURES + CLASSIC_MODELS
+CHECKPOINT_DIR = "checkpoint"
+
+Progress = Callable[[str, dict[str, Any]], None]
+"""``on_event(kind, info)``: ``features`` (done, total), ``epoch`` (epoch, logs), ``fitting``."""
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split's decoded tracks."""
+
+    tracks: tuple[Track, ...]
+    mels: tuple[np.ndarray, ...]
+    durations: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    bundle: Bundle
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    seconds_per_epoch: float
+    train_windows_per_second: float
+    val: EvalReport
+    test: EvalReport | None
+    failed: dict[Path, str]
+    """Files whose features could not be extracted (left out)."""
+
+
+def prepare(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, cache_dir: Path | None,
+            jobs: int | None, on_event: Progress | None = None) -> tuple[dict[str, SplitData], ClipFeatures]:
+    """Extract (or load cached) features and group them by split."""
+    paths = [t.path for t in dataset.tracks]
+    clips = load_features(paths, config=features, max_seconds=config.max_seconds, cache_dir=cache_dir, jobs=jobs,
+                          on_progress=(lambda d, n: on_event("features", {"done": d, "total": n})) if on_event else None)
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    splits: dict[str, SplitData] = {}
+    for name in ("train", "val", "test"):
+        keep = [(t, m, d) for t, m, d in zip(dataset.tracks, clips.mels, clips.durations) if t.split == name and m is not None]
+        splits[name] = SplitData(tuple(k[0] for k in keep), tuple(k[1] for k in keep),
+                                 np.array([k[2] for k in keep], dtype=np.float64),
+                                 np.array([index[k[0].label] for k in keep], dtype=np.int64))
+    if not len(splits["train"].tracks):
+        raise DatasetError("no training tracks could be decoded")
+    if not len(splits["val"].tracks):
+        raise DatasetError("the validation split is empty: add data or lower --min-per-class")
+    return splits, clips
+
+
+def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: FeatureConfig = FeatureConfig(),
+          name: str | None = None, version: str = "1.0", cache_dir: Path | None = None, jobs: int | None = None,
+          resume: bool = False, command: str = "", on_event: Progress | None = None) -> TrainResult:
+    """Train ``config.model`` on ``dataset`` and write a bundle into ``out``."""
+    unknown = set(config.augment) - set(AUGMENTATIONS)
+    if unknown:
+        raise DatasetError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; choose from {', '.join(AUGMENTATIONS)}")
+    if config.model not in MODEL_CHOICES:
+        raise ModelError(f"unknown model {config.model!r}; choose from {', '.join(MODEL_CHOICES)}")
+    out.mkdir(parents=True, exist_ok=True)
+    splits, clips = prepare(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs, on_event=on_event)
+    started = time.perf_counter()
+    if config.model in CLASSIC_MODELS:
+        fit = _fit_classic(splits, dataset, features, config, out)
+    else:
+        from genretag.kerasfit import fit_keras
+
+        fit = fit_keras(splits, labels=dataset.labels, features=features, config=config, out=out,
+                        resume=resume, on_event=on_event)
+    classifier, weights, params, epochs, best, windows_seen = (
+        fit.classifier, fit.weights, fit.params, fit.epochs_run, fit.best_epoch, fit.windows_seen)
+    seconds = time.perf_counter() - started
+    card = ModelCard(
+        name=name or f"genretag-{config.model}", version=version,
+        kind="classic" if config.model in CLASSIC_MODELS else "keras", architecture=config.model,
+        labels=dataset.labels, features=features, weights=weights.name, sha256=sha256_file(weights), params=params,
+        training={"dataset": dataset.description, "counts": dataset.counts(), "config": _plain(asdict(config)),
+                  "epochs_run": epochs, "best_epoch": best, "seconds": round(seconds, 1),
+                  "failed_files": len(clips.errors), "command": command, "genretag": __version__,
+                  "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    )
+    bundle = write_card(out, card)
+    reports = {}
+    for split in ("val", "test"):
+        data = splits[split]
+        if len(data.tracks):
+            reports[split] = _evaluate_split(classifier, card, data, dataset, features)
+            write_report(reports[split], out / f"report-{split}")
+    metrics = {split: _summary(r) for split, r in reports.items()}
+    bundle = write_card(out, replace(card, metrics=metrics))
+    if (out / "training.csv").is_file():
+        plot_curves(out / "training.csv", out / "curves.png")
+    return TrainResult(bundle, epochs, best, seconds, seconds / max(epochs, 1), windows_seen / max(seconds, 1e-9),
+                       reports["val"], reports.get("test"), dict(clips.errors))
+
+
+def _evaluate_split(classifier, card: ModelCard, data: SplitData, dataset: Dataset, features: FeatureConfig) -> EvalReport:
+    return evaluate(classifier, model_id=card.model_id, dataset=dataset.description, mels=data.mels,
+                    durations=data.durations, labels=[t.label for t in data.tracks],
+                    sources=[t.source for t in data.tracks] if any(t.source for t in data.tracks) else None,
+                    config=features)
+
+
+def _summary(report: EvalReport) -> dict[str, Any]:
+    return {"tracks": report.track.n, "track_accuracy": report.track.accuracy, "track_macro_f1": report.track.macro_f1,
+            "window_accuracy": report.single_window.accuracy, "window_macro_f1": report.single_window.macro_f1}
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a fitting routine hands back to :func:`train`."""
+
+    classifier: Any
+    weights: Path
+    params: int
+    epochs_run: int
+    best_epoch: int
+    windows_seen: int
+
+
+def _fit_classic(splits, dataset: Dataset, features: FeatureConfig, config: TrainConfig, out: Path) -> Fitted:
+    from genretag.models.classic import ClassicClassifier, fit_classic
+
+    train = splits["train"]
+    policy = WindowPolicy(windows=config.eval_windows)
+    xs, ys = [], []
+    for mel, duration, y in zip(train.mels, train.durations, train.y):
+        w = eval_windows(mel, duration, config=features, starts_s=window_starts(duration, config=features, policy=policy))
+        xs.append(w)
+        ys.append(np.full(len(w), y))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    arrays = fit_classic(config.model, x, y, n_classes=len(dataset.labels), seed=config.seed)
+    classifier = ClassicClassifier(arrays, dataset.labels)
+    weights = out / "model.npz"
+    classifier.save(weights)
+    params = int(sum(a.size for a in arrays.values()))
+    return Fitted(classifier, weights, params, epochs_run=1, best_epoch=1, windows_seen=len(x))
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
