@@ -122,6 +122,12 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 64
     lr: float = 1e-3
+    weight_decay: float = 1e-3
+    """AdamW decoupled weight decay."""
+    label_smoothing: float = 0.05
+    dropout: float = 0.3
+    ensemble: int = 1
+    """Members trained with seeds seed, seed+1, ...; the bundle averages their probabilities."""
     patience: int = 8
     seed: int = 0
     crops_per_track: int = 8

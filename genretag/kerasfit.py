@@ -20,41 +20,62 @@ import numpy as np
 from genretag.augment import WindowSampler
 from genretag.config import FeatureConfig, TrainConfig
 from genretag.evaluation import score_tracks
-from genretag.models.architectures import build_model
+from genretag.models.architectures import build_ensemble, build_model
 from genretag.models.runtime import KerasClassifier, import_keras
 from genretag.training import CHECKPOINT_DIR, Fitted, Progress
 
 
 def fit_keras(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,
               resume: bool = False, on_event: Progress | None = None) -> Fitted:
-    """Train ``config.model``; returns the best-on-validation model, saved as ``out/model.keras``."""
+    """Train ``config.ensemble`` members of ``config.model`` (seeds ``seed``, ``seed + 1``...), each
+    kept at its best validation epoch; the bundle's model averages their probabilities.
+    Saved as ``out/model.keras``."""
+    members, epochs_run, best_epoch, windows = [], 0, 0, 0
+    for i in range(config.ensemble):
+        member, run = _fit_member(i, splits, labels=labels, features=features, config=config, out=out,
+                                  resume=resume, on_event=on_event)
+        members.append(member)
+        epochs_run, best_epoch, windows = epochs_run + run[0], max(best_epoch, run[1]), windows + run[2]
+    model = build_ensemble(members, n_mels=features.n_mels, n_frames=features.n_frames,
+                           name=f"{config.model.replace('-', '_')}_x{len(members)}")
+    weights = out / "model.keras"
+    model.save(weights)  # uncompiled: the bundle holds no optimizer state
+    return Fitted(KerasClassifier(model, labels, config.batch_size), weights, int(model.count_params()),
+                  epochs_run=epochs_run, best_epoch=best_epoch, windows_seen=windows)
+
+
+def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: TrainConfig, out: Path,
+                resume: bool, on_event: Progress | None):
+    """Train one member; returns (model with its best weights, (epochs run, best epoch, windows seen))."""
     keras = import_keras()
-    keras.utils.set_random_seed(config.seed)
-    ckpt = out / CHECKPOINT_DIR
+    seed = config.seed + index
+    keras.utils.set_random_seed(seed)
+    ckpt = out / CHECKPOINT_DIR / f"m{index}"
     ckpt.mkdir(parents=True, exist_ok=True)
     state = _read_state(ckpt) if resume else None
+    shape = {"n_mels": features.n_mels, "n_frames": features.n_frames, "n_classes": len(labels),
+             "dropout": config.dropout}
     if state is not None:
         model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
     else:
-        model = build_model(config.model, n_mels=features.n_mels, n_frames=features.n_frames, n_classes=len(labels))
-        model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="categorical_crossentropy", metrics=["accuracy"])
+        model = build_model(config.model, **shape)
+        model.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                      metrics=["accuracy"])
     train = splits["train"]
     sampler = WindowSampler(train.mels, train.y, len(labels), features, frozenset(config.augment),
-                            seed=config.seed + (state["epoch"] if state else 0))
+                            seed=seed + (state["epoch"] if state else 0))
     steps = max(1, math.ceil(len(train.tracks) * config.crops_per_track / config.batch_size))
-    data = _batches(keras, sampler, steps, config.batch_size)
     tracker = _TrackValidation(keras, splits["val"], labels, features, config, ckpt, state, on_event)
-    logger = keras.callbacks.CSVLogger(str(out / "training.csv"), append=state is not None)
+    log_name = "training.csv" if index == 0 else f"training-m{index}.csv"
+    logger = keras.callbacks.CSVLogger(str(out / log_name), append=state is not None)
     initial = state["epoch"] if state else 0
     if initial < config.epochs and not (state and state.get("stopped")):
-        model.fit(data, epochs=config.epochs, initial_epoch=initial, callbacks=[tracker, logger], verbose=0)
-    best = build_model(config.model, n_mels=features.n_mels, n_frames=features.n_frames, n_classes=len(labels))
+        model.fit(_batches(keras, sampler, steps, config.batch_size), epochs=config.epochs, initial_epoch=initial,
+                  callbacks=[tracker, logger], verbose=0)
+    best = build_model(config.model, **shape, name=f"{config.model.replace('-', '_')}_{index}")
     best.load_weights(ckpt / "best.weights.h5")
-    weights = out / "model.keras"
-    best.save(weights)  # uncompiled: the bundle holds no optimizer state
-    return Fitted(KerasClassifier(best, labels, config.batch_size), weights, int(best.count_params()),
-                  epochs_run=tracker.epochs_run, best_epoch=tracker.best_epoch,
-                  windows_seen=(tracker.epochs_run - initial) * steps * config.batch_size)
+    return best, (tracker.epochs_run, tracker.best_epoch, (tracker.epochs_run - initial) * steps * config.batch_size)
 
 
 def _batches(keras, sampler: WindowSampler, steps: int, batch_size: int):

@@ -81,10 +81,13 @@ def run_pool(
 
 
 def _quiet_worker() -> None:
-    """Decoders (mpg123 inside libsndfile, ffmpeg) chat on fd 2; a worker's
-    errors come back as results, so its stderr goes to /dev/null."""
+    """Set up a worker: Ctrl-C is the parent's to handle (it stops the pool),
+    and since decoders (mpg123 inside libsndfile, ffmpeg) chat on fd 2 while a
+    worker's errors come back as results, its stderr goes to /dev/null."""
     import os
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)

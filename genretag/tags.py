@@ -18,10 +18,8 @@ container     files            genre field / provenance field
 ``aiff-id3``  aiff             ID3 chunk, same frames as mp3
 ============  ===============  ==================================================
 
-Writing never touches the original in place: the file is copied to a hidden
-temporary file in the same folder, tagged there, synced, and renamed over the
-original only if the original did not change meanwhile. Library code: nothing
-here prints; every failure is a :class:`~genretag.errors.TagError`.
+Writes are atomic (see :func:`write_genre`). Nothing here prints; every
+failure with a file is a :class:`~genretag.errors.TagError`.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ import contextlib
 import os
 import shutil
 import stat
+import struct
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ _ID3_PROVENANCE = f"TXXX:{PROVENANCE_KEY}"
 _ID3V1_SIZE = 128
 _UTF8 = 3  # ID3 text encoding number of UTF-8 (saved as UTF-16 in v2.3)
 # mutagen's parsers sometimes let these through on damaged files instead of MutagenError.
-_PARSER_ERRORS = (mutagen.MutagenError, ValueError, IndexError, KeyError, EOFError, OverflowError)
+_PARSER_ERRORS = (mutagen.MutagenError, ValueError, IndexError, KeyError, EOFError, OverflowError, struct.error)
 
 
 @dataclass(frozen=True)
@@ -81,9 +80,6 @@ class TagState:
     """Value of the ``GENRETAG_MODEL`` field; ``None`` if absent."""
     id3_version: int | None
     """ID3v2 minor version (2, 3 or 4) for ID3-based containers with an ID3v2 tag, else ``None``."""
-
-
-# --- per container: where the genre and the provenance live -----------------------------
 
 
 @dataclass(frozen=True)
@@ -155,9 +151,6 @@ _FIELDS: dict[str, _Fields] = {
 }
 
 
-# --- public API -------------------------------------------------------------------------
-
-
 def read_tags(path: str | Path) -> TagState:
     """Read the genre, provenance and ID3 version of one file.
 
@@ -169,10 +162,13 @@ def read_tags(path: str | Path) -> TagState:
     """
     shown = Path(path)
     audio, container = _load(shown, shown)
-    tags = audio.tags
-    if tags is None:
+    if audio.tags is None:
         return TagState(container, (), None, None)
-    genres, provenance = _FIELDS[container].read(tags)
+    try:
+        tags = _raw_id3(audio, shown, with_v1=True) if container in _ID3_CONTAINERS else audio.tags
+        genres, provenance = _FIELDS[container].read(tags)
+    except (*_PARSER_ERRORS, OSError) as exc:
+        raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
     version = None
     if container in _ID3_CONTAINERS and tags.size:  # size 0: no ID3v2 header (v1 only)
         version = tags.version[1]
@@ -202,8 +198,9 @@ def write_genre(
     several hard links becomes a separate file (the other links keep the old bytes).
 
     ID3 (mp3, wav, aiff):
-        * ID3v2.4 is written by default; ``id3v23=True`` writes v2.3 (converting
-          v2.4-only frames the way mutagen's ``update_to_v23`` does).
+        * ID3v2.4 is written by default; ``id3v23=True`` writes v2.3, converting
+          a v2.4 tag as mutagen's ``update_to_v23`` does (TDRC becomes TYER/TDAT/
+          TIME; frames v2.3 lacks, such as TDRL or TMOO, are dropped).
         * A file whose tag already is v2.3 stays v2.3 even without ``id3v23``,
           so the user's other frames are not silently converted. An ID3v2.2 tag
           (which cannot be written) is upgraded to v2.4 (or v2.3).
@@ -254,25 +251,20 @@ def write_genre(
     return read_tags(shown)
 
 
-# --- loading and saving -----------------------------------------------------------------
-
-
 def _load(path: Path, shown: Path) -> tuple[Any, str]:
     """mutagen's object for ``path`` and its container name; errors name ``shown``."""
     try:
         kind = _kind_of(path, shown.name)
-        if kind is None:
-            raise TagError("unsupported or unreadable tags: not a supported audio format", shown)
-        return kind[0](path), kind[1]
+        audio = kind[0](path) if kind else None
     except (*_PARSER_ERRORS, OSError) as exc:
         raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
+    if kind is None:
+        raise TagError("unsupported or unreadable tags: not a supported audio format", shown)
+    return audio, kind[1]
 
 
 def _kind_of(path: Path, name: str) -> tuple[type, str] | None:
-    """The supported type the first bytes of ``path`` name; the file ``name`` only breaks ties.
-
-    ``path`` may be a temporary copy, so the suffix comes from ``name``.
-    """
+    """The supported type the first bytes of ``path`` name; the (user's) file ``name`` breaks ties."""
     with open(path, "rb") as f:
         header = f.read(128)
         for hint in ("", name):  # content alone first
@@ -309,7 +301,7 @@ def _write_id3(
     audio: Any, path: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool, with_v1: bool
 ) -> None:
     """Write the ID3v2 tag of ``path`` keeping its version (see :func:`write_genre`)."""
-    tags = _raw_id3(audio, path)
+    tags = _raw_id3(audio, path, with_v1=False)
     existing = tags.version[1] if tags.size else None
     target = 3 if id3v23 or existing == 3 else 4
     if existing not in (None, target) and target == 3:
@@ -326,28 +318,30 @@ def _write_id3(
         _restore_id3v1(path, old_v1)
 
 
-def _raw_id3(audio: Any, path: Path) -> Any:
-    """The ID3v2 tag exactly as stored: frames not translated, ID3v1 not merged in."""
+def _raw_id3(audio: Any, path: Path, *, with_v1: bool) -> Any:
+    """The ID3v2 tag as stored, ID3v1 frames merged in only ``with_v1``.
+
+    mutagen's default load translates frames to v2.4 (TYER -> TDRC...) and
+    normalises TCON, losing the ``((`` escape; saving that would change them.
+    """
     if audio.tags is None:
         audio.add_tags()
         return audio.tags
     kind = type(audio.tags)  # ID3, or the wav/aiff chunk variant
     try:
-        return kind(path, translate=False, load_v1=False)
-    except ID3NoHeaderError:  # only an ID3v1 tag
+        return kind(path, translate=False, load_v1=with_v1)
+    except ID3NoHeaderError:  # only an ID3v1 tag, not wanted
         return kind()
 
 
 def _id3v1_block(path: Path) -> bytes | None:
     """The 128-byte ID3v1 tag at the end of ``path``, or None (an APEv2 footer is not one)."""
     with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        f.seek(max(0, size - _ID3V1_SIZE - 3))
+        f.seek(max(0, f.seek(0, os.SEEK_END) - _ID3V1_SIZE - 3))
         data = f.read()
     block = data[-_ID3V1_SIZE:]
-    if len(block) == _ID3V1_SIZE and block.startswith(b"TAG") and not data.startswith(b"APETAGEX"):
-        return block
-    return None
+    is_v1 = len(block) == _ID3V1_SIZE and block.startswith(b"TAG") and not data.startswith(b"APETAGEX")
+    return block if is_v1 else None
 
 
 def _restore_id3v1(path: Path, old: bytes) -> None:
@@ -358,9 +352,6 @@ def _restore_id3v1(path: Path, old: bytes) -> None:
         if new.startswith(b"TAG"):
             f.seek(-_ID3V1_SIZE, os.SEEK_END)
             f.write(old[:-1] + new[-1:])
-
-
-# --- files ------------------------------------------------------------------------------
 
 
 def _stat_for_write(real: Path, shown: Path) -> os.stat_result:
@@ -389,12 +380,14 @@ def _copy_file(src: Path, dst: Path, before: os.stat_result) -> None:
 
 
 def _check_unchanged(real: Path, before: os.stat_result, shown: Path) -> None:
+    """Refuse to replace a file someone else changed (or moved away) while it was being tagged."""
     try:
         now = os.stat(real)
-    except FileNotFoundError as exc:
-        raise TagError("file changed while tagging", shown) from exc
-    same = (now.st_ino, now.st_size, now.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
-    if not same:
+    except FileNotFoundError:
+        now = None
+    if now is None or (now.st_ino, now.st_size, now.st_mtime_ns) != (
+        before.st_ino, before.st_size, before.st_mtime_ns
+    ):
         raise TagError("file changed while tagging", shown)
 
 
@@ -424,17 +417,12 @@ def _os_reason(exc: OSError) -> str:
         return "permission denied"
     if isinstance(exc, FileNotFoundError):
         return "file not found"
-    if isinstance(exc, IsADirectoryError):
-        return "not a regular file"
     return exc.strerror or str(exc)
 
 
 def _short(name: str, limit: int = 100) -> str:
     """At most ``limit`` UTF-8 bytes of ``name``, so the temporary name fits in 255 bytes."""
     return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
-
-
-# --- arguments --------------------------------------------------------------------------
 
 
 def _clean_text(value: str, *, what: str) -> str:
@@ -450,14 +438,9 @@ def _clean_text(value: str, *, what: str) -> str:
 
 def _clean_genres(genres: Sequence[str]) -> tuple[str, ...]:
     """Strip, drop blanks and duplicates (first kept); at least one must remain."""
-    if isinstance(genres, str):
-        raise TypeError("genres must be a sequence of strings, not one string")
-    values: list[str] = []
-    for genre in genres:
-        if not isinstance(genre, str):
-            raise TypeError(f"genres must be strings, not {type(genre).__name__}")
-        if genre.strip():
-            values.append(_clean_text(genre, what="genre"))
+    if isinstance(genres, str) or not all(isinstance(g, str) for g in genres):
+        raise TypeError(f"genres must be a sequence of strings, not {genres!r}")
+    values = tuple(dict.fromkeys(_clean_text(g, what="genre") for g in genres if g.strip()))
     if not values:
         raise ValueError("no genre to write")
-    return tuple(dict.fromkeys(values))
+    return values

@@ -18,10 +18,12 @@ import mutagen
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from mutagen.apev2 import APEv2
 from mutagen.asf import ASF
 from mutagen.flac import FLAC, Picture
-from mutagen.id3 import APIC, COMM, ID3, TALB, TCON, TDRL, TIT2, TPE1, TRCK
+from mutagen.id3 import APIC, COMM, ID3, TALB, TCON, TDRL, TIT2, TPE1, TRCK, TYER
 from mutagen.mp4 import MP4, MP4Cover
 from mutagen.ogg import OggPage
 
@@ -268,6 +270,27 @@ def test_genres_cleaned_and_deduplicated(originals, tmp_path):
     )
 
 
+def _is_id3_reference(name: str) -> bool:
+    """Names ID3 readers take for a numeric ID3v1 genre (a documented limitation)."""
+    return name.strip().isdecimal() or name.strip() in ("CR", "RX")
+
+
+GENRE_NAMES = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=24)
+
+
+@pytest.mark.parametrize("container", ["mp3", "flac", "m4a", "wma"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(genres=st.lists(GENRE_NAMES.filter(lambda g: not _is_id3_reference(g)), min_size=1, max_size=3)
+       .filter(lambda gs: any(g.strip() for g in gs)))
+@example(genres=["(Live) Rock", "Hip-Hop/Rap", "Drum & Bass", "Électro"])
+@example(genres=["(12)", "(CR)ossover"])  # would read as ID3v1 references unless escaped
+def test_any_genre_names_round_trip(originals, tmp_path, container, genres):
+    path = _copy(originals, container, tmp_path)
+    expected = tuple(dict.fromkeys(g.strip() for g in genres if g.strip()))
+    assert write_genre(path, genres, provenance=PROV).genres == expected
+    assert write_genre(path, genres, provenance=PROV, id3v23=True).genres == expected
+
+
 @pytest.mark.parametrize(
     ("genres", "provenance", "error"),
     [("Rock", PROV, TypeError), ([], PROV, ValueError), (["  "], PROV, ValueError),
@@ -304,23 +327,30 @@ def test_id3v23_option_writes_v23(originals, tmp_path, container):
 
 
 def _as_v23(path: Path) -> None:
-    """Re-save the ID3 tag of ``path`` as v2.3, with an off-spec v2.4 frame (TDRL) kept."""
+    """Re-save the ID3 tag of ``path`` as v2.3 with a year, and an off-spec v2.4 frame (TDRL)."""
     tags = ID3(path)
     tags.update_to_v23()
+    tags.add(TYER(encoding=1, text="2001"))
     tags.add(TDRL(encoding=1, text="2001"))
     tags.save(path, v2_version=3)
+
+
+def _raw_frames(path: Path) -> list[tuple[str, str]]:
+    """ID3 frames as stored (not translated to v2.4), without genre and provenance."""
+    return sorted((k, repr(v)) for k, v in ID3(path, translate=False).items() if k not in OWN_KEYS)
 
 
 def test_existing_v23_tag_stays_v23(originals, tmp_path):
     path = _copy(originals, "mp3", tmp_path)
     _as_v23(path)
-    before = _other_tags(path)
+    before, raw_before = _other_tags(path), _raw_frames(path)
+    assert "TYER" in dict(raw_before) and "TDRL" in dict(raw_before)
     state = write_genre(path, ["Rock", "Pop"], provenance=PROV)
     assert state.id3_version == 3
     assert path.read_bytes()[:4] == b"ID3\x03"
     assert state.genres == ("Rock", "Pop")
     assert _other_tags(path) == before
-    assert "TDRL" in ID3(path, translate=False)
+    assert _raw_frames(path) == raw_before  # TYER not turned into TDRC, TDRL kept
 
 
 def test_id3v1_kept_except_its_genre_byte(originals, tmp_path):
@@ -341,6 +371,32 @@ def test_id3v1_kept_except_its_genre_byte(originals, tmp_path):
     assert after[-1] == 17  # "Rock" in the ID3v1 genre list
     v2_after = sorted(k for k in ID3(path, load_v1=False).keys() if k != f"TXXX:{PROVENANCE_KEY}")
     assert v2_after == v2_before  # nothing merged in from v1 (no TDRC)
+
+
+def test_id3v1_only_file(tmp_path):
+    path = synth.write_audio(tmp_path / "v1.mp3", synth.tone_mix("High", seconds=0.5))
+    v1 = b"TAG" + b"v1 title".ljust(30, b"\x00") + bytes(30 + 30) + b"1999" + bytes(30) + bytes([17])
+    path.write_bytes(path.read_bytes() + v1)
+    assert read_tags(path) == TagState("id3", ("Rock",), None, None)  # as players show it
+
+    state = write_genre(path, ["Pop"], provenance=PROV)
+
+    assert (state.genres, state.id3_version) == (("Pop",), 4)
+    assert path.read_bytes()[-128:] == v1[:-1] + bytes([13])  # "Pop"
+    assert "TIT2" not in ID3(path, load_v1=False)  # the v1 fields stay in v1 only
+
+
+def test_id3v22_tag_upgraded_to_v24(tmp_path):
+    path = synth.write_audio(tmp_path / "old.mp3", synth.tone_mix("High", seconds=0.5))
+    frame = b"TT2" + (1 + 5).to_bytes(3, "big") + b"\x00Title"
+    header = b"ID3\x02\x00\x00" + len(frame).to_bytes(4, "big")  # < 128: syncsafe as is
+    path.write_bytes(header + frame + path.read_bytes())
+    assert read_tags(path).id3_version == 2
+
+    state = write_genre(path, ["Rock"], provenance=PROV)
+
+    assert (state.genres, state.id3_version) == (("Rock",), 4)
+    assert str(ID3(path)["TIT2"]) == "Title"
 
 
 def test_no_id3v1_created(originals, tmp_path):

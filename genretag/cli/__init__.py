@@ -37,10 +37,12 @@ def root(
 
 
 def _register() -> None:
+    from genretag.cli import eval as eval_cmd
     from genretag.cli import models, scan, train
 
     app.command("scan")(scan.scan)
     app.command("train")(train.train)
+    app.command("eval")(eval_cmd.evaluate)
     app.command("models")(models.models)
 
 

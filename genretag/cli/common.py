@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,8 +33,21 @@ def err() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+def _current_context() -> click.Context | None:
+    """The running command's context. Newer Typer runs on its own copy of Click
+    (``typer._click``), whose context stack ``click.get_current_context`` can't see."""
+    for module in ("typer._click.globals", "click.globals"):
+        try:
+            ctx = importlib.import_module(module).get_current_context(silent=True)
+        except (ImportError, AttributeError):
+            continue
+        if ctx is not None:
+            return ctx
+    return None
+
+
 def debug_enabled() -> bool:
-    ctx = click.get_current_context(silent=True)
+    ctx = _current_context()
     while ctx is not None:
         if isinstance(ctx.obj, dict) and ctx.obj.get("debug"):
             return True

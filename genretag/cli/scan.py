@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Optional
 
@@ -77,14 +78,16 @@ def scan(
     try:
         with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
             task = progress.add_task("scanning", total=len(found.files), rate="-")
-            for result in scan_files(found.files, bundle=bundle, classifier=classifier, options=options, choice=choice):
-                writer.write(result)
-                counts[result.status] += 1
-                if result.genres and result.status in ("tagged", "would-tag"):
-                    genres[result.genres[0]] += 1
-                _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
-                done = sum(counts.values())
-                progress.update(task, advance=1, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
+            results = scan_files(found.files, bundle=bundle, classifier=classifier, options=options, choice=choice)
+            with closing(results):
+                for result in results:
+                    writer.write(result)
+                    counts[result.status] += 1
+                    if result.genres and result.status in ("tagged", "would-tag"):
+                        genres[result.genres[0]] += 1
+                    _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
+                    done = sum(counts.values())
+                    progress.update(task, advance=1, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
     except KeyboardInterrupt:
         interrupted = True
     finally:

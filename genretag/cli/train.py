@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli.data import dataset_from_options, describe_dataset
-from genretag.config import TrainConfig
+from genretag.config import FeatureConfig, TrainConfig
 from genretag.training import MODEL_CHOICES, train as run_training
 
 D = TrainConfig()
@@ -36,6 +36,12 @@ def train(
     augment: str = typer.Option(",".join(D.augment), "--augment",
                                 help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance ('none' for none)."),
     crops_per_track: int = typer.Option(D.crops_per_track, "--crops-per-track", min=1, help="Training windows per track per epoch."),
+    dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.9, help="Dropout before the classifier layer."),
+    weight_decay: float = typer.Option(D.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),
+    ensemble: int = typer.Option(D.ensemble, "--ensemble", min=1,
+                                 help="Train N networks (seeds seed..seed+N-1) and average them in one bundle."),
+    fmax: Optional[float] = typer.Option(None, "--fmax", min=1000.0,
+                                         help="Highest mel frequency in Hz (default: half the sample rate)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name recorded in the bundle (default genretag-MODEL)."),
     version: str = typer.Option("1.0", "--version", help="Model version recorded in the bundle."),
@@ -45,7 +51,8 @@ def train(
 ) -> None:
     """Train a genre model and write a bundle that [bold]genretag scan --model DIR[/bold] uses."""
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                         crops_per_track=crops_per_track, min_per_class=min_per_class,
+                         crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,
+                         weight_decay=weight_decay, ensemble=ensemble,
                          augment=tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none"))
     stderr = err()
     data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset,
@@ -65,7 +72,7 @@ def train(
                     f"acc {info.get('accuracy', 0):.3f} val track acc {info['val_track_accuracy']:.3f} "
                     f"(best epoch {info['best_epoch']})")
 
-        result = run_training(data, out_dir, config=config, name=name, version=version, cache_dir=cache_dir,
+        result = run_training(data, out_dir, config=config, features=FeatureConfig(fmax=fmax), name=name, version=version, cache_dir=cache_dir,
                               jobs=jobs, resume=resume, command=command, on_event=on_event)
     for path, reason in list(result.failed.items())[:10]:
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")

@@ -18,13 +18,32 @@ from collections.abc import Callable
 KERAS_ARCHITECTURES = ("cnn1d", "cnn", "crnn", "cnn-rnn")
 
 
-def build_model(architecture: str, *, n_mels: int, n_frames: int, n_classes: int, dropout: float = 0.3):
-    """Build an uncompiled ``keras.Model`` of the named architecture."""
+def build_model(architecture: str, *, n_mels: int, n_frames: int, n_classes: int, dropout: float = 0.3,
+                name: str | None = None):
+    """Build an uncompiled ``keras.Model`` of the named architecture (``name`` defaults to it)."""
     try:
         builder = _BUILDERS[architecture]
     except KeyError:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(KERAS_ARCHITECTURES)}") from None
-    return builder(n_mels=n_mels, n_frames=n_frames, n_classes=n_classes, dropout=dropout)
+    model = builder(n_mels=n_mels, n_frames=n_frames, n_classes=n_classes, dropout=dropout)
+    if name is not None:
+        model.name = name
+    return model
+
+
+def build_ensemble(members: list, *, n_mels: int, n_frames: int, name: str = "ensemble"):
+    """One model whose output is the mean of ``members``' class probabilities.
+
+    Each member must have a distinct ``name``. Saved and loaded as one ``.keras`` file.
+    """
+    import keras
+    from keras import layers
+
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input((n_mels, n_frames), name="logmel")
+    outputs = layers.Average(name="mean_probability")([m(inputs) for m in members])
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _cnn1d(*, n_mels: int, n_frames: int, n_classes: int, dropout: float):

@@ -1,0 +1,46 @@
+"""Shared fixtures: synthetic audio, a tiny trained model bundle, the corpus path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from synth import CLASS_BANDS, tone_mix, write_audio  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """``../shared/corpus`` (real clips, read-only); skips when absent."""
+    if not (CORPUS / "labels.csv").is_file():
+        pytest.skip("../shared/corpus is not present")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory) -> Path:
+    """A folder per synthetic class (Low/Mid/High), 16 six-second WAVs each."""
+    root = tmp_path_factory.mktemp("synth_dataset")
+    for c, label in enumerate(CLASS_BANDS):
+        for i in range(16):
+            write_audio(root / label / f"{i:02d}.wav", tone_mix(label, seconds=6.0, seed=100 * c + i))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, synth_dataset) -> Path:
+    """A cnn1d bundle trained for a few epochs on ``synth_dataset`` (separable classes)."""
+    from genretag.config import TrainConfig
+    from genretag.datasets import load_folder
+    from genretag.training import train
+
+    out = tmp_path_factory.mktemp("tiny_bundle")
+    data = load_folder(synth_dataset, seed=0)
+    config = TrainConfig(model="cnn1d", epochs=4, patience=4, crops_per_track=4, batch_size=32)
+    train(data, out, config=config, name="tiny", version="0.1", cache_dir=out.parent / "tiny_cache", jobs=0)
+    return out
