@@ -110,6 +110,9 @@ class ScanOptions:
     """Tracks decoded ahead of inference; 0 means ``4 * jobs + 8``."""
 
 
+MODEL_CHOICES: tuple[str, ...] = ("cnn1d", "cnn", "crnn", "cnn-rnn", "knn", "svm")
+"""What ``genretag train --model`` accepts: the Keras architectures, then the classic baselines."""
+
 PROVENANCE_KEY = "GENRETAG_MODEL"
 """Name of the one extra tag genretag writes: which model chose the genre."""
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from genretag import __version__
 from genretag.augment import AUGMENTATIONS, WindowSampler, eval_windows
-from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
+from genretag.config import MODEL_CHOICES, FeatureConfig, TrainConfig, WindowPolicy
 from genretag.datasets import Dataset, Track
 from genretag.errors import DatasetError, ModelError
 from genretag.evaluation import evaluate
@@ -31,8 +31,7 @@ from genretag.models.architectures import KERAS_ARCHITECTURES
 from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
 from genretag.reports import EvalReport, plot_curves, write_report
 
-CLASSIC_MODELS = ("knn", "svm")
-MODEL_CHOICES = KERAS_ARCHITECTURES + CLASSIC_MODELS
+CLASSIC_MODELS = tuple(m for m in MODEL_CHOICES if m not in KERAS_ARCHITECTURES)
 CHECKPOINT_DIR = "checkpoint"
 
 Progress = Callable[[str, dict[str, Any]], None]

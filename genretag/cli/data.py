@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
-from genretag.datasets import Dataset, load_dataset, load_fma
 from genretag.errors import DatasetError
+
+if TYPE_CHECKING:
+    from genretag.datasets import Dataset
 
 
 def dataset_from_options(*, dataset: Path | None, fma_metadata: Path | None, fma_audio: Path | None, subset: str,
-                         split: str, min_per_class: int, seed: int) -> Dataset:
+                         split: str, min_per_class: int, seed: int) -> "Dataset":
     """Load FMA (both --fma-* options) or a labels CSV / folder (--dataset)."""
+    from genretag.datasets import load_dataset, load_fma
+
     if dataset is not None and (fma_metadata or fma_audio):
         raise DatasetError("give either --dataset or --fma-metadata/--fma-audio, not both")
     if fma_metadata or fma_audio:
@@ -25,7 +30,7 @@ def dataset_from_options(*, dataset: Path | None, fma_metadata: Path | None, fma
     return load_dataset(dataset, seed=seed, min_per_class=min_per_class)
 
 
-def describe_dataset(data: Dataset, console: Console) -> None:
+def describe_dataset(data: "Dataset", console: Console) -> None:
     """Counts per split, and what was left out, on stderr."""
     counts = data.counts()
     total = {s: sum(c.values()) for s, c in counts.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
@@ -13,7 +13,9 @@ from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli.data import dataset_from_options, describe_dataset
 from genretag.config import TrainConfig
 from genretag.errors import DatasetError
-from genretag.reports import EvalReport, compare_rows, load_report, write_report
+
+if TYPE_CHECKING:
+    from genretag.reports import EvalReport
 
 D = TrainConfig()
 
@@ -38,6 +40,8 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Evaluate a model on a dataset split, or compare saved reports ([bold]--compare DIR1 DIR2 ...[/bold])."""
+    from genretag.reports import load_report, write_report
+
     if compare:
         if not reports:
             raise DatasetError("--compare needs report folders: genretag eval --compare DIR1 DIR2 ...")
@@ -80,7 +84,7 @@ def evaluate(
         out().print("wrote " + ", ".join(escape(str(p)) for p in written))
 
 
-def _print_report(report: EvalReport) -> None:
+def _print_report(report: "EvalReport") -> None:
     console = out()
     console.print(f"[bold]{escape(report.model)}[/bold] on {escape(report.dataset)}: {report.track.n} tracks, "
                   f"{report.windows_per_track} windows per track")
@@ -107,7 +111,9 @@ def _print_report(report: EvalReport) -> None:
         console.print(f"source {escape(source or '(none)')}: accuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f} ({metrics.n} tracks)")
 
 
-def _print_compare(reports: list[EvalReport]) -> None:
+def _print_compare(reports: list["EvalReport"]) -> None:
+    from genretag.reports import compare_rows
+
     table = Table(title="model comparison")
     table.add_column("model", no_wrap=True)  # never cut the one column that says which row is which
     for col in ("dataset", "track acc", "track macro-F1", "window acc", "window macro-F1", "tracks"):

@@ -6,17 +6,18 @@ import time
 from collections import Counter
 from contextlib import closing
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
 
 from genretag.cli.common import EXIT_FAILURES, EXIT_INTERRUPTED, err, error_line, handles_errors, out, progress_bar
 from genretag.config import ScanOptions
-from genretag.discover import discover
 from genretag.errors import GenretagError
 from genretag.models.registry import resolve_model
-from genretag.scan import GenreChoice, ReportWriter, ScanResult, read_genre_map, scan_files
+
+if TYPE_CHECKING:
+    from genretag.scan import ScanResult
 
 D = ScanOptions()
 
@@ -51,6 +52,9 @@ def scan(
     Files that already have a genre keep it unless [bold]--overwrite[/bold].
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
     """
+    from genretag.discover import discover
+    from genretag.scan import GenreChoice, ReportWriter, read_genre_map, scan_files
+
     options = ScanOptions(model=model, windows=windows, batch_size=batch_size, jobs=jobs, top_k=top_k,
                           min_confidence=min_confidence, overwrite=overwrite, force=force, dry_run=dry_run,
                           id3v23=id3v23, keep_mtime=keep_mtime, timeout=timeout)
@@ -101,7 +105,7 @@ def scan(
         raise typer.Exit(EXIT_FAILURES)
 
 
-def _render(result: ScanResult, console, stderr, show_lines: bool) -> None:
+def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
     if result.status == "failed":
         stderr.print(error_line(result.error or "failed", result.path))
         return

@@ -12,8 +12,7 @@ from rich.markup import escape
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli.data import dataset_from_options, describe_dataset
-from genretag.config import FeatureConfig, TrainConfig
-from genretag.training import MODEL_CHOICES, train as run_training
+from genretag.config import MODEL_CHOICES, FeatureConfig, TrainConfig
 
 D = TrainConfig()
 
@@ -50,6 +49,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a genre model and write a bundle that [bold]genretag scan --model DIR[/bold] uses."""
+    from genretag.training import train as run_training
+
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,
                          weight_decay=weight_decay, ensemble=ensemble,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-KERAS_ARCHITECTURES = ("cnn1d", "cnn", "crnn", "cnn-rnn")
+from genretag.config import MODEL_CHOICES
+
+KERAS_ARCHITECTURES = tuple(m for m in MODEL_CHOICES if m not in ("knn", "svm"))
 
 
 def build_model(architecture: str, *, n_mels: int, n_frames: int, n_classes: int, dropout: float = 0.3,
