@@ -127,12 +127,26 @@ def _read_soundfile(path: Path, info: AudioInfo, offset: float, seconds: float, 
             data = f.read(frames, dtype="float32", always_2d=True)
     except (RuntimeError, ValueError, OSError) as exc:
         raise DecodeError(f"decode failed: {_short(exc, path)}", path) from exc
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    mono = downmix(data)
     if not np.all(np.isfinite(mono)):
         raise DecodeError("decode failed: audio contains NaN or infinite samples", path)
     if info.sample_rate != sample_rate and len(mono):
         mono = soxr.resample(mono, info.sample_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def downmix(data: np.ndarray) -> np.ndarray:
+    """``float32 [n, channels]`` -> ``float32 [n]``: the mean of the channels.
+
+    Summing column by column is several times faster than ``data.mean(axis=1)``
+    on interleaved frames.
+    """
+    mono = data[:, 0].copy()
+    for ch in range(1, data.shape[1]):
+        mono += data[:, ch]
+    if data.shape[1] > 1:
+        mono *= np.float32(1.0 / data.shape[1])
+    return mono
 
 
 def _ffmpeg() -> str:
@@ -150,7 +164,7 @@ def _read_ffmpeg(path: Path, offset: float, seconds: float, sample_rate: int) ->
     except FileNotFoundError as exc:
         raise DecodeError(f"cannot decode {path.suffix or 'this file'}: {FFMPEG_HINT}", path) from exc
     if proc.returncode != 0:
-        raise DecodeError(f"decode failed: {_last_line(proc.stderr)}", path)
+        raise DecodeError(f"decode failed: {_last_line(proc.stderr, path)}", path)
     samples = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
     if not np.all(np.isfinite(samples)):
         raise DecodeError("decode failed: audio contains NaN or infinite samples", path)
@@ -170,8 +184,8 @@ def _probe_ffmpeg(path: Path) -> AudioInfo:
         rate, channels = int(fields["sample_rate"]), int(fields["channels"])
         duration = float(fields["duration"])
     except (KeyError, ValueError) as exc:
-        reason = _last_line(proc.stderr) if proc.stderr.strip() else "no audio stream found"
-        raise DecodeError(f"decode failed: {reason}", path) from exc
+        reason = _last_line(proc.stderr, path) if proc.stderr.strip() else "no audio stream found"
+        raise DecodeError(f"not an audio file, or corrupt (ffprobe: {reason})", path) from exc
     if duration <= 0 or rate <= 0:
         raise DecodeError("decode failed: no audio in file", path)
     return AudioInfo(duration, rate, channels, "ffmpeg")
@@ -193,6 +207,10 @@ def _short(exc: BaseException, path: Path | None = None) -> str:
     return text[:200] or type(exc).__name__
 
 
-def _last_line(stderr: bytes) -> str:
+def _last_line(stderr: bytes, path: Path) -> str:
+    """ffmpeg's last complaint, without the path it starts with (the error line names the file once)."""
     lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
-    return (lines[-1] if lines else "ffmpeg failed")[:200]
+    line = lines[-1] if lines else "ffmpeg failed"
+    for prefix in (f"{path}: ", f"{path.resolve()}: "):
+        line = line.removeprefix(prefix)
+    return line[:200]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from functools import lru_cache
+
 from genretag.config import FeatureConfig, WindowPolicy
 
 AMIN = 1e-10
@@ -56,18 +58,20 @@ def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """
     import librosa
 
-    power = librosa.feature.melspectrogram(
-        y=np.ascontiguousarray(samples, dtype=np.float32),
-        sr=config.sample_rate,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        n_mels=config.n_mels,
-        fmin=config.fmin,
-        fmax=config.fmax,
-        power=2.0,
-        center=True,
-    )
-    return (10.0 * np.log10(np.maximum(power, AMIN))).astype(np.float32)
+    spectrum = librosa.stft(np.ascontiguousarray(samples, dtype=np.float32), n_fft=config.n_fft,
+                            hop_length=config.hop_length, center=True)
+    power = np.square(np.abs(spectrum))  # [..., 1 + n_fft/2, t]
+    mel = np.matmul(mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax), power)
+    return (10.0 * np.log10(np.maximum(mel, AMIN))).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """librosa's Slaney mel filterbank ``float32 [n_mels, 1 + n_fft // 2]``, built once per
+    parameter set (as ``librosa.feature.melspectrogram`` would build it on every call)."""
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
 
 
 def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:

@@ -59,13 +59,15 @@ def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: 
         model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
     else:
         model = build_model(config.model, **shape)
-        model.compile(optimizer=keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay),
+        steps_total = config.epochs * _steps(len(splits["train"].tracks), config)
+        schedule = keras.optimizers.schedules.CosineDecay(config.lr, steps_total, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=["accuracy"])
     train = splits["train"]
     sampler = WindowSampler(train.mels, train.y, len(labels), features, frozenset(config.augment),
                             seed=seed + (state["epoch"] if state else 0))
-    steps = max(1, math.ceil(len(train.tracks) * config.crops_per_track / config.batch_size))
+    steps = _steps(len(train.tracks), config)
     tracker = _TrackValidation(keras, splits["val"], labels, features, config, ckpt, state, on_event)
     log_name = "training.csv" if index == 0 else f"training-m{index}.csv"
     logger = keras.callbacks.CSVLogger(str(out / log_name), append=state is not None)
@@ -76,6 +78,11 @@ def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: 
     best = build_model(config.model, **shape, name=f"{config.model.replace('-', '_')}_{index}")
     best.load_weights(ckpt / "best.weights.h5")
     return best, (tracker.epochs_run, tracker.best_epoch, (tracker.epochs_run - initial) * steps * config.batch_size)
+
+
+def _steps(n_tracks: int, config: TrainConfig) -> int:
+    """Batches per epoch: ``crops_per_track`` windows of every training track."""
+    return max(1, math.ceil(n_tracks * config.crops_per_track / config.batch_size))
 
 
 def _batches(keras, sampler: WindowSampler, steps: int, batch_size: int):
@@ -119,7 +126,8 @@ class _TrackValidation:
                 logs["val_accuracy"] = float(np.mean(scores.single_window.argmax(1) == val.y))
                 logs["val_loss"] = float(-np.mean(np.sum(onehot * np.log(np.maximum(scores.single_window, 1e-7)), 1)))
                 self.epochs_run = epoch + 1
-                if logs["val_track_accuracy"] > self.best_score:
+                # Ties go to the later epoch: with a decaying learning rate it has settled more.
+                if logs["val_track_accuracy"] >= self.best_score:
                     self.best_score, self.best_epoch = logs["val_track_accuracy"], epoch + 1
                     self.model.save_weights(ckpt / "best.weights.h5")
                 stop = self.epochs_run - self.best_epoch >= config.patience

@@ -68,10 +68,9 @@ def scan(
     if not found.files:
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
 
-    from genretag.models.runtime import load_classifier
+    from genretag.models.runtime import DeferredClassifier
 
-    with stderr.status(f"loading model {escape(bundle.card.model_id)}", spinner="dots") if not quiet else _null():
-        classifier = load_classifier(bundle, batch_size=batch_size)
+    classifier = DeferredClassifier(bundle, batch_size=batch_size)  # loads while the workers start
 
     writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k)
     counts: Counter[str] = Counter()
@@ -132,11 +131,3 @@ def _summary(console, counts: Counter, genres: Counter, total: int, elapsed: flo
     console.print(f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts))
     if genres:
         console.print("genres: " + ", ".join(f"{escape(g)} {n}" for g, n in genres.most_common()))
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

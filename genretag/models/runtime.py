@@ -76,6 +76,31 @@ class KerasClassifier:
         return out
 
 
+class DeferredClassifier:
+    """A classifier that loads in a background thread.
+
+    Importing Keras and loading the model take seconds; the scan starts its
+    decode workers meanwhile and only waits here on the first batch. Labels
+    come from the card, so they are known at once.
+    """
+
+    def __init__(self, bundle: Bundle, *, batch_size: int = 64) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        verify_bundle(bundle)  # a bad bundle is refused before any file is decoded
+        self.labels = bundle.card.labels
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genretag-model")
+        self._future = self._executor.submit(load_classifier, bundle, batch_size=batch_size)
+        self._executor.shutdown(wait=False)
+
+    def result(self) -> Classifier:
+        """The loaded classifier (waits for it; re-raises a loading error)."""
+        return self._future.result()
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        return self.result().predict(windows)
+
+
 def load_classifier(bundle: Bundle, *, batch_size: int = 64) -> Classifier:
     """Verify the bundle's sha256, then load its model for inference."""
     verify_bundle(bundle)
