@@ -55,23 +55,68 @@ def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     ``samples``: ``float32 [..., n]`` mono at ``config.sample_rate``.
     Returns ``float32 [..., n_mels, 1 + n // hop_length]``; a window of
     ``config.window_samples`` gives exactly ``config.n_frames`` frames.
+    Equal (to float rounding) to ``librosa.feature.melspectrogram`` with
+    ``center=True`` and a periodic Hann window, then ``10 * log10``; done in
+    NumPy so decode workers never import librosa (numba, scipy: seconds of
+    start-up per worker).
     """
-    import librosa
-
-    spectrum = librosa.stft(np.ascontiguousarray(samples, dtype=np.float32), n_fft=config.n_fft,
-                            hop_length=config.hop_length, center=True)
-    power = np.square(np.abs(spectrum))  # [..., 1 + n_fft/2, t]
-    mel = np.matmul(mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax), power)
+    power = stft_power(samples, n_fft=config.n_fft, hop_length=config.hop_length)
+    basis = mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    mel = np.matmul(basis, power)
     return (10.0 * np.log10(np.maximum(mel, AMIN))).astype(np.float32)
+
+
+def stft_power(samples: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """``|STFT|**2`` of ``float32 [..., n]``: centred frames (zero-padded by
+    ``n_fft // 2``), periodic Hann window. Returns ``float32 [..., 1 + n_fft // 2, 1 + n // hop]``."""
+    samples = np.asarray(samples, dtype=np.float32)
+    pad = [(0, 0)] * (samples.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+    padded = np.pad(samples, pad)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]
+    spectrum = np.fft.rfft(frames * hann(n_fft), axis=-1)
+    power = spectrum.real**2 + spectrum.imag**2
+    return np.swapaxes(power, -1, -2).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def hann(n: int) -> np.ndarray:
+    """Periodic Hann window ``float32 [n]`` (scipy ``get_window("hann", n)``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
 @lru_cache(maxsize=8)
 def mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    """librosa's Slaney mel filterbank ``float32 [n_mels, 1 + n_fft // 2]``, built once per
-    parameter set (as ``librosa.feature.melspectrogram`` would build it on every call)."""
-    import librosa
+    """Slaney-style mel filterbank, area-normalised: ``float32 [n_mels, 1 + n_fft // 2]``.
 
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    The same matrix as ``librosa.filters.mel`` (htk=False, norm="slaney"),
+    built once per parameter set.
+    """
+    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
+    fft_hz = np.linspace(0.0, sample_rate / 2.0, 1 + n_fft // 2)
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2 : n_mels + 2] - mel_hz[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+_F_SP = 200.0 / 3  # Slaney mel scale: linear below 1 kHz (66.67 Hz per mel) ...
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP  # 15 mels
+_LOGSTEP = np.log(6.4) / 27.0  # ... and logarithmic above
+
+
+def _hz_to_mel(hz: float) -> float:
+    hz = float(hz)
+    return hz / _F_SP if hz < _MIN_LOG_HZ else _MIN_LOG_MEL + np.log(hz / _MIN_LOG_HZ) / _LOGSTEP
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, dtype=np.float64)
+    return np.where(mels >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels - _MIN_LOG_MEL)), _F_SP * mels)
 
 
 def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:

@@ -30,23 +30,25 @@ def fit_keras(splits, *, labels: tuple[str, ...], features: FeatureConfig, confi
     """Train ``config.ensemble`` members of ``config.model`` (seeds ``seed``, ``seed + 1``...), each
     kept at its best validation epoch; the bundle's model averages their probabilities.
     Saved as ``out/model.keras``."""
-    members, epochs_run, best_epoch, windows = [], 0, 0, 0
+    members, epochs_run, best_epoch, windows, trained = [], 0, 0, 0, 0
     for i in range(config.ensemble):
         member, run = _fit_member(i, splits, labels=labels, features=features, config=config, out=out,
                                   resume=resume, on_event=on_event)
         members.append(member)
         epochs_run, best_epoch, windows = epochs_run + run[0], max(best_epoch, run[1]), windows + run[2]
+        trained += run[3]
     model = build_ensemble(members, n_mels=features.n_mels, n_frames=features.n_frames,
                            name=f"{config.model.replace('-', '_')}_x{len(members)}")
     weights = out / "model.keras"
     model.save(weights)  # uncompiled: the bundle holds no optimizer state
     return Fitted(KerasClassifier(model, labels, config.batch_size), weights, int(model.count_params()),
-                  epochs_run=epochs_run, best_epoch=best_epoch, windows_seen=windows)
+                  epochs_run=epochs_run, best_epoch=best_epoch, windows_seen=windows, epochs_trained=trained)
 
 
 def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: TrainConfig, out: Path,
                 resume: bool, on_event: Progress | None):
-    """Train one member; returns (model with its best weights, (epochs run, best epoch, windows seen))."""
+    """Train one member; returns (model with its best weights,
+    (epochs run in all, best epoch, windows seen this run, epochs trained this run))."""
     keras = import_keras()
     seed = config.seed + index
     keras.utils.set_random_seed(seed)
@@ -77,7 +79,8 @@ def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: 
                   callbacks=[tracker, logger], verbose=0)
     best = build_model(config.model, **shape, name=f"{config.model.replace('-', '_')}_{index}")
     best.load_weights(ckpt / "best.weights.h5")
-    return best, (tracker.epochs_run, tracker.best_epoch, (tracker.epochs_run - initial) * steps * config.batch_size)
+    trained = tracker.epochs_run - initial
+    return best, (tracker.epochs_run, tracker.best_epoch, trained * steps * config.batch_size, trained)
 
 
 def _steps(n_tracks: int, config: TrainConfig) -> int:

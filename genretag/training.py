@@ -101,8 +101,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
 
         fit = fit_keras(splits, labels=dataset.labels, features=features, config=config, out=out,
                         resume=resume, on_event=on_event)
-    classifier, weights, params, epochs, best, windows_seen = (
-        fit.classifier, fit.weights, fit.params, fit.epochs_run, fit.best_epoch, fit.windows_seen)
+    classifier, weights, params, epochs, best = fit.classifier, fit.weights, fit.params, fit.epochs_run, fit.best_epoch
     seconds = time.perf_counter() - started
     card = ModelCard(
         name=name or f"genretag-{config.model}", version=version,
@@ -124,7 +123,8 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     bundle = write_card(out, replace(card, metrics=metrics))
     if (out / "training.csv").is_file():
         plot_curves(out / "training.csv", out / "curves.png")
-    return TrainResult(bundle, epochs, best, seconds, seconds / max(epochs, 1), windows_seen / max(seconds, 1e-9),
+    return TrainResult(bundle, epochs, best, seconds, seconds / max(fit.epochs_trained, 1),
+                       fit.windows_seen / max(seconds, 1e-9),
                        reports["val"], reports.get("test"), dict(clips.errors))
 
 
@@ -148,8 +148,12 @@ class Fitted:
     weights: Path
     params: int
     epochs_run: int
+    """Epochs in all, counting those before a ``--resume``."""
     best_epoch: int
     windows_seen: int
+    """Training windows this run (not before a resume)."""
+    epochs_trained: int = 1
+    """Epochs this run trained (for seconds per epoch)."""
 
 
 def _fit_classic(splits, dataset: Dataset, features: FeatureConfig, config: TrainConfig, out: Path) -> Fitted:

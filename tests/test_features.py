@@ -297,3 +297,30 @@ def test_skipped_when_already_tagged_by_the_model(tmp_path):
     assert skipped.genres == ("Low",) and skipped.provenance == "tiny 0.1"
     other = _extract(path, skip_if_tagged_by="other 2.0")
     assert other.status == "ok" and other.genres == ("Low",)
+
+
+@pytest.mark.parametrize("fmax,n_mels,fmin", [(None, 128, 0.0), (8000.0, 128, 0.0), (None, 64, 30.0)])
+def test_log_mel_equals_librosa_melspectrogram(fmax, n_mels, fmin):
+    """The NumPy STFT + mel filterbank reproduces librosa's melspectrogram (to float rounding)."""
+    import librosa
+
+    from genretag.features import log_mel, mel_basis
+
+    config = FeatureConfig(fmax=fmax, n_mels=n_mels, fmin=fmin)
+    ref_basis = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    np.testing.assert_allclose(mel_basis(config.sample_rate, config.n_fft, n_mels, fmin, fmax), ref_basis, atol=1e-7)
+    y = np.random.default_rng(3).standard_normal((2, config.window_samples)).astype(np.float32) * 0.1
+    ref = librosa.feature.melspectrogram(y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+                                         n_mels=n_mels, fmin=fmin, fmax=fmax, power=2.0, center=True)
+    np.testing.assert_allclose(log_mel(y, config), 10 * np.log10(np.maximum(ref, 1e-10)), atol=1e-3)
+
+
+def test_decode_workers_do_not_import_librosa():
+    """A worker's imports (extract, audio, features, tags) stay light: no librosa, numba or TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import genretag.extract, genretag.audio, genretag.features, genretag.tags, genretag.pool; "
+            "print(sorted(m for m in ('librosa', 'numba', 'tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

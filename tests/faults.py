@@ -1,0 +1,155 @@
+"""Broken and awkward inputs for the reliability tests, plus pool workers that misbehave.
+
+Every generator is seeded and writes one file; the audio comes from
+:mod:`synth`. The worker functions live at module level so that the spawn
+pool's fresh interpreters can import them (``tests/`` is on ``sys.path``
+under pytest, and spawn hands ``sys.path`` to its children).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from mutagen.flac import FLAC, Picture
+from mutagen.id3 import ID3, TIT2, TPE1
+
+from synth import tone_mix, write_audio
+
+SR = 22_050
+
+
+# --- broken files -------------------------------------------------------------------------------
+
+
+def zero_bytes(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def random_bytes(path: Path, *, size: int = 40_000, seed: int = 0) -> Path:
+    """Noise without 0xFF bytes, so no decoder finds an MPEG frame sync in it."""
+    rng = np.random.default_rng(seed)
+    path.write_bytes(rng.integers(0, 255, size, dtype=np.uint8).tobytes())
+    return path
+
+
+def text_file(path: Path) -> Path:
+    path.write_text("These are my liner notes, not audio.\n" * 50, encoding="utf-8")
+    return path
+
+
+def truncated(source: Path, path: Path, *, fraction: float = 0.3) -> Path:
+    """The first ``fraction`` of ``source``'s bytes (a download cut short)."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def clip(path: Path, *, seconds: float, seed: int = 0, label: str = "Mid") -> Path:
+    return write_audio(path, tone_mix(label, seconds=seconds, seed=seed))
+
+
+def silence(path: Path, *, seconds: float = 4.0) -> Path:
+    return write_audio(path, np.zeros(int(seconds * SR), np.float32))
+
+
+def wav(path: Path, *, rate: int = SR, channels: int = 1, subtype: str = "PCM_16",
+        seconds: float = 4.0, seed: int = 0) -> Path:
+    """A tone mix at ``rate`` with ``channels`` (each a slightly different mix) in ``subtype``."""
+    cols = [tone_mix("Mid", seconds=seconds, sr=rate, seed=seed + c) for c in range(channels)]
+    data = cols[0] if channels == 1 else np.stack(cols, axis=1)
+    sf.write(path, data, rate, subtype=subtype)
+    return path
+
+
+def mp3_with_broken_id3(path: Path, *, seed: int = 0) -> Path:
+    """An mp3 whose ID3v2 tag has a frame whose size field points past the tag,
+    and garbage inside the frame data (the audio after the tag is intact)."""
+    write_audio(path, tone_mix("Low", seconds=4.0, seed=seed))
+    tags = ID3()
+    tags.add(TIT2(encoding=3, text="A title that is long enough to corrupt"))
+    tags.add(TPE1(encoding=3, text="Some artist"))
+    tags.save(path, v2_version=4)
+    data = bytearray(path.read_bytes())
+    assert data[:3] == b"ID3"
+    frame = data.index(b"TIT2")
+    data[frame + 4 : frame + 8] = b"\x7f\x7f\x7f\x7f"  # syncsafe size ~256 MB: past the tag's end
+    for i in range(frame + 11, frame + 30):
+        data[i] ^= 0xA5
+    path.write_bytes(bytes(data))
+    return path
+
+
+def flac_with_huge_picture(path: Path, *, megabytes: int = 8, seed: int = 0) -> Path:
+    """A FLAC carrying a ``megabytes``-MB front-cover PICTURE block."""
+    write_audio(path, tone_mix("High", seconds=4.0, seed=seed))
+    audio = FLAC(path)
+    picture = Picture()
+    picture.type = 3
+    picture.mime = "image/jpeg"
+    picture.desc = "cover"
+    picture.width = picture.height = 3000
+    picture.depth = 24
+    picture.data = b"\xff\xd8\xff\xe0" + np.random.default_rng(seed).bytes(megabytes * 1_000_000)
+    audio.add_picture(picture)
+    audio.save()
+    return path
+
+
+def riff_header_only(path: Path) -> Path:
+    """A WAV header promising data that is not there."""
+    header = b"RIFF" + struct.pack("<I", 36 + 1_000_000) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, SR, SR * 2, 2, 16) + b"data" + struct.pack("<I", 1_000_000)
+    path.write_bytes(header)
+    return path
+
+
+# --- byte mutations (fuzzing) ----------------------------------------------------------------------
+
+
+def mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
+    """Apply ``(op, position, value)`` edits: ``flip`` xors a byte with ``value | 1``,
+    ``insert`` puts ``value`` bytes of 0xFF..., ``delete`` drops ``value`` bytes,
+    ``truncate`` cuts the data at ``position``. Positions wrap to the data length."""
+    buf = bytearray(data)
+    for op, pos, value in ops:
+        if not buf:
+            break
+        pos %= len(buf)
+        if op == "flip":
+            buf[pos] ^= (value & 0xFF) | 1
+        elif op == "insert":
+            buf[pos:pos] = bytes((value * 37 + i) & 0xFF for i in range(value % 64 + 1))
+        elif op == "delete":
+            del buf[pos : pos + value % 64 + 1]
+        elif op == "truncate":
+            del buf[max(pos, 1):]
+    return bytes(buf)
+
+
+# --- pool workers ----------------------------------------------------------------------------------
+
+
+def misbehaving_worker(item: str, *, factor: int = 2) -> str:
+    """``crash``: the process segfaults; ``hang``: it sleeps for ever; ``raise``: an
+    ordinary exception; anything else comes back repeated ``factor`` times."""
+    if item == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(60)  # the signal is delivered before this returns
+    if item == "hang":
+        while True:
+            time.sleep(3600)
+    if item == "raise":
+        raise ValueError("bad item")
+    return item * factor
+
+
+def worker_pid(item: str) -> int:
+    """Which process ran ``item``."""
+    return os.getpid()
