@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -73,35 +74,47 @@ def scan(
     classifier = DeferredClassifier(bundle, batch_size=batch_size)  # loads while the workers start
 
     writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k)
-    counts: Counter[str] = Counter()
-    genres: Counter[str] = Counter()
     started = time.perf_counter()
-    interrupted = False
-    show_lines = (dry_run or verbose) and not quiet
     try:
-        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
-            task = progress.add_task("scanning", total=len(found.files), rate="-")
-            results = scan_files(found.files, bundle=bundle, classifier=classifier, options=options, choice=choice)
-            with closing(results):
-                for result in results:
-                    writer.write(result)
-                    counts[result.status] += 1
-                    if result.genres and result.status in ("tagged", "would-tag"):
-                        genres[result.genres[0]] += 1
-                    _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
-                    done = sum(counts.values())
-                    progress.update(task, advance=1, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
-    except KeyboardInterrupt:
-        interrupted = True
+        results = scan_files(found.files, bundle=bundle, classifier=classifier, options=options, choice=choice)
+        tally = _consume(results, len(found.files), writer=writer, console=console, stderr=stderr, quiet=quiet,
+                         show_lines=(dry_run or verbose) and not quiet)
     finally:
         writer.close()
-    elapsed = time.perf_counter() - started
-    _summary(console, counts, genres, len(found.files), elapsed, dry_run=dry_run, problems=len(found.problems))
-    if interrupted:
+    _summary(console, tally, len(found.files), time.perf_counter() - started, dry_run=dry_run,
+             problems=len(found.problems))
+    if tally.interrupted:
         stderr.print("[yellow]interrupted:[/yellow] finished files keep their tags; run the same command again to do the rest")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if counts["failed"] or found.problems:
+    if tally.statuses["failed"] or found.problems:
         raise typer.Exit(EXIT_FAILURES)
+
+
+@dataclass
+class _Tally:
+    statuses: Counter = field(default_factory=Counter)
+    genres: Counter = field(default_factory=Counter)
+    interrupted: bool = False
+
+
+def _consume(results, total: int, *, writer, console, stderr, quiet: bool, show_lines: bool) -> _Tally:
+    """Drive the pipeline: report each result as it comes, with a progress bar; Ctrl-C stops it cleanly."""
+    tally = _Tally()
+    started = time.perf_counter()
+    try:
+        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress, closing(results):
+            task = progress.add_task("scanning", total=total, rate="-")
+            for result in results:
+                writer.write(result)
+                tally.statuses[result.status] += 1
+                if result.genres and result.status in ("tagged", "would-tag"):
+                    tally.genres[result.genres[0]] += 1
+                _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
+                done = sum(tally.statuses.values())
+                progress.update(task, advance=1, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
+    except KeyboardInterrupt:
+        tally.interrupted = True
+    return tally
 
 
 def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
@@ -120,7 +133,8 @@ def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
     console.print(f"{escape(str(result.path))}: {escape(old)} -> [bold]{escape(new)}[/bold]{conf}{note}")
 
 
-def _summary(console, counts: Counter, genres: Counter, total: int, elapsed: float, *, dry_run: bool, problems: int) -> None:
+def _summary(console, tally: _Tally, total: int, elapsed: float, *, dry_run: bool, problems: int) -> None:
+    counts, genres = tally.statuses, tally.genres
     done = sum(counts.values())
     parts = [f"{counts[s]} {label}" for s, label in (
         ("would-tag" if dry_run else "tagged", "would be tagged" if dry_run else "tagged"),
