@@ -58,7 +58,7 @@ def extract_track(
         state = read_tags(path)
         genres, provenance = state.genres, state.provenance
     except GenretagError as exc:
-        tag_error = f"unreadable tags: {exc.reason}"
+        tag_error = f"unreadable tags: {exc.reason.removeprefix('unsupported or unreadable tags: ')}"
     if skip_if_tagged_by is not None and provenance == skip_if_tagged_by:
         return TrackFeatures(path, "skipped", genres=genres, provenance=provenance)
     try:

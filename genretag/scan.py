@@ -105,7 +105,15 @@ def scan_files(
     options: ScanOptions,
     choice: GenreChoice = GenreChoice(),
 ) -> Iterator[ScanResult]:
-    """Predict (and unless dry-run, tag) every file; one result per file, as each finishes."""
+    """Predict (and unless dry-run, tag) every file; one result per file, as each finishes.
+
+    Unless dry-run, temporary copies that a killed earlier run left beside these
+    files are removed first (see :func:`genretag.tags.remove_stale_copies`).
+    """
+    if not options.dry_run:
+        from genretag.tags import remove_stale_copies
+
+        remove_stale_copies(files)
     features = decode_stage(files, bundle=bundle, options=options)
     for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size):
         yield settle(track, prediction, bundle=bundle, options=options, choice=choice)

@@ -25,12 +25,14 @@ failure with a file is a :class:`~genretag.errors.TagError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
 import stat
 import struct
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ from genretag.errors import TagError
 
 TMP_SUFFIX = ".genretag-tmp"
 """Temporary copies are named ``.<name>.<random>.genretag-tmp`` next to the file."""
+_TMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.DOTALL)
+"""A temporary copy's name: ``tempfile.mkstemp`` puts 8 of ``[a-z0-9_]`` between prefix and suffix."""
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
 _KINDS: tuple[tuple[type, str], ...] = (
@@ -251,6 +255,33 @@ def write_genre(
     return read_tags(shown)
 
 
+def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
+    """Delete the temporary copies that interrupted writes of ``files`` left behind.
+
+    :func:`write_genre` removes its copy on every error, but a process killed
+    outright (``kill -9``, a power cut) can leave one: ``.<name>.<random>.genretag-tmp``
+    beside the file (the original is intact). Only copies of the given files are
+    removed, whatever their age: a file is written by one genretag at a time, and
+    a copy deleted under a concurrent writer only makes its rename fail. One
+    folder listing per folder. Returns the copies removed.
+    """
+    wanted: dict[Path, set[str]] = {}
+    for f in files:
+        real = Path(os.path.realpath(f))
+        wanted.setdefault(real.parent, set()).add(_short(real.name))
+    removed = []
+    for folder, names in wanted.items():
+        stale: list[str] = []
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            stale = [e.path for e in entries if (m := _TMP_NAME.fullmatch(e.name)) and m["name"] in names
+                     and e.is_file(follow_symlinks=False)]
+        for path in stale:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(Path(path))
+    return removed
+
+
 def _load(path: Path, shown: Path) -> tuple[Any, str]:
     """mutagen's object for ``path`` and its container name; errors name ``shown``."""
     try:
@@ -290,11 +321,18 @@ def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str
 
 
 def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
-    """The TagError for a failure of mutagen or the OS; an OSError inside gives the plain reason."""
+    """The TagError for a failure of mutagen or the OS; an OSError inside gives the plain reason.
+
+    mutagen raises a bare ``IOError`` (no errno, no message) when the data ends
+    before a size field says it should: that is a damaged file, not an OS error.
+    """
     cause = exc if isinstance(exc, OSError) else (exc.__cause__ or exc.__context__)
-    if isinstance(cause, OSError):
+    if isinstance(cause, OSError) and cause.errno is not None:
         return TagError(_os_reason(cause), shown)
-    return TagError(f"{what}: {exc}", shown)
+    detail = " ".join(str(exc).split())
+    if not detail:
+        detail = "the file ends inside its tags" if isinstance(cause, OSError) else type(exc).__name__
+    return TagError(f"{what}: {detail}", shown)
 
 
 def _write_id3(
@@ -327,11 +365,72 @@ def _raw_id3(audio: Any, path: Path, *, with_v1: bool) -> Any:
     if audio.tags is None:
         audio.add_tags()
         return audio.tags
-    kind = type(audio.tags)  # ID3, or the wav/aiff chunk variant
+    kind = _checked_id3(type(audio.tags))  # ID3, or the wav/aiff chunk variant
     try:
         return kind(path, translate=False, load_v1=with_v1)
     except ID3NoHeaderError:  # only an ID3v1 tag, not wanted
         return kind()
+
+
+class _DamagedID3(mutagen.MutagenError):
+    """An ID3v2 tag whose frames mutagen would read only in part."""
+
+
+class _CheckedID3:
+    """Mixin for mutagen's ID3 classes: refuse a tag with a frame that runs past the tag's end.
+
+    mutagen reads such a tag without complaint but drops that frame and every
+    frame after it, so writing the tag back would silently lose the user's
+    other tags (title, artist...). The frames are walked as mutagen walks them.
+    """
+
+    def _read(self, header: Any, data: bytes) -> bytes:
+        problem = _frame_overrun(data, version=header.version[1], unsynch=bool(header.f_unsynch))
+        if problem is not None:
+            raise _DamagedID3(f"damaged ID3v2 tag: {problem}")
+        return super()._read(header, data)  # type: ignore[misc]
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_id3(kind: type) -> type:
+    return type(f"Checked{kind.__name__}", (_CheckedID3, kind), {})
+
+
+_FRAME_ID = re.compile(rb"[A-Z0-9]{3,4}")
+
+
+def _frame_overrun(data: bytes, *, version: int, unsynch: bool) -> str | None:
+    """Which frame of an ID3v2.``version`` tag body claims more bytes than the tag has left.
+
+    v2.4 frame sizes are syncsafe, but old iTunes wrote plain integers; the tag
+    is damaged only when neither reading fits. Bytes that don't start with a
+    valid frame ID end the walk (padding, or junk mutagen skips anyway).
+    """
+    if version < 4 and unsynch:
+        data = data.replace(b"\xff\x00", b"\xff")
+    id_len, head = (3, 6) if version == 2 else (4, 10)
+    problem = None
+    for size_of in (_int_size,) if version < 4 else (_syncsafe_size, _int_size):
+        pos = 0
+        while pos + head <= len(data) and _FRAME_ID.fullmatch(data, pos, pos + id_len):
+            size, left = size_of(data[pos : pos + head], version), len(data) - pos - head
+            if size > left:
+                name = data[pos : pos + id_len].decode()
+                problem = problem or f"frame {name} claims {size:,} bytes, {left:,} left"
+                break
+            pos += head + size
+        else:
+            return None
+    return problem
+
+
+def _int_size(header: bytes, version: int) -> int:
+    return int.from_bytes(header[3:6] if version == 2 else header[4:8], "big")
+
+
+def _syncsafe_size(header: bytes, version: int) -> int:
+    b = header[4:8]
+    return (b[0] & 0x7F) << 21 | (b[1] & 0x7F) << 14 | (b[2] & 0x7F) << 7 | (b[3] & 0x7F)
 
 
 def _id3v1_block(path: Path) -> bytes | None:

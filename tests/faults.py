@@ -133,6 +133,28 @@ def mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
     return bytes(buf)
 
 
+# --- slow writes (for kill -9) ------------------------------------------------------------------
+
+
+def slow_writes(seconds: float) -> None:
+    """Make every ``write_genre`` in this process hold its temporary copy ``seconds``
+    longer after copying and again after tagging it, so that a kill at a random
+    moment is likely to land in the middle of a write."""
+    import genretag.tags as tags
+
+    copy, write = tags._copy_file, tags._write_tags
+
+    def slow_copy(*args, **kwargs):
+        copy(*args, **kwargs)
+        time.sleep(seconds)
+
+    def slow_write(*args, **kwargs):
+        write(*args, **kwargs)
+        time.sleep(seconds)
+
+    tags._copy_file, tags._write_tags = slow_copy, slow_write
+
+
 # --- pool workers ----------------------------------------------------------------------------------
 
 

@@ -27,10 +27,13 @@ def models(
         console.print("No models are bundled. Train one with [bold]genretag train[/bold] and use --model DIR.")
         return
     table = Table(title="genretag models")
-    for col in ("name", "model id", "architecture", "labels", "test accuracy", "path"):
-        table.add_column(col)
+    for col in ("name", "model id", "architecture", "classes", "test accuracy", "test macro-F1"):
+        table.add_column(col, no_wrap=col in ("name", "model id"))
     for b in bundles:
-        acc = b.card.metrics.get("test", {}).get("track_accuracy")
-        table.add_row(b.path.name, b.card.model_id, b.card.architecture, ", ".join(b.card.labels),
-                      "" if acc is None else f"{acc:.1%}", str(b.path))
+        test = b.card.metrics.get("test", {})
+        acc, f1 = test.get("track_accuracy"), test.get("track_macro_f1")
+        table.add_row(b.path.name, b.card.model_id, b.card.architecture, str(len(b.card.labels)),
+                      "" if acc is None else f"{acc:.1%}", "" if f1 is None else f"{f1:.3f}")
     console.print(table)
+    for b in bundles:
+        console.print(f"{b.path.name}: {', '.join(b.card.labels)} ({b.path})")

@@ -18,6 +18,12 @@ from genretag.errors import ModelError
 
 PCA_COMPONENTS = 15
 KNN_NEIGHBOURS = 8
+_COMMON_ARRAYS = ("kind", "mean", "scale", "pca_mean", "components", "n_classes")
+_ARRAYS = {
+    "knn": ("points", "point_labels"),
+    "svm": ("support_vectors", "dual_coef", "intercept", "n_support", "gamma", "classes"),
+}
+"""The arrays a fitted model's ``.npz`` holds besides the common ones, by kind (see :func:`fit_classic`)."""
 
 
 def fit_classic(kind: str, windows: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -56,13 +62,24 @@ class ClassicClassifier:
 
     @classmethod
     def load(cls, path: Path, labels: tuple[str, ...]) -> "ClassicClassifier":
+        """Read the arrays (never unpickling) and check that predicting can use them."""
+        import zipfile
+
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read classic model: {exc}", path) from exc
-        if str(arrays.get("kind")) not in ("knn", "svm"):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ModelError(f"cannot read classic model: {' '.join(str(exc).split())[:200]}", path) from exc
+        kind = str(arrays.get("kind"))
+        if kind not in _ARRAYS:
             raise ModelError("not a k-NN/SVM model file", path)
+        missing = sorted({*_COMMON_ARRAYS, *_ARRAYS[kind]} - arrays.keys())
+        if missing:
+            raise ModelError(f"cannot read classic model: no {', '.join(missing)} array", path)
+        n_classes = arrays["n_classes"]
+        if n_classes.shape != () or not np.issubdtype(n_classes.dtype, np.integer) or int(n_classes) != len(labels):
+            raise ModelError(f"cannot read classic model: n_classes is {n_classes}, "
+                             f"card.json has {len(labels)} labels", path)
         return cls(arrays, labels)
 
     def save(self, path: Path) -> None:
