@@ -164,12 +164,16 @@ def read_tags(path: str | Path) -> TagState:
     Raises:
         TagError: the file is missing, unreadable, or not a supported container.
     """
-    shown = Path(path)
-    audio, container = _load(shown, shown)
+    return _read_state(Path(path), Path(path))
+
+
+def _read_state(path: Path, shown: Path) -> TagState:
+    """:func:`read_tags` of ``path``; errors name ``shown`` (the user's file when ``path`` is its copy)."""
+    audio, container = _load(path, shown)
     if audio.tags is None:
         return TagState(container, (), None, None)
     try:
-        tags = _raw_id3(audio, shown, with_v1=True) if container in _ID3_CONTAINERS else audio.tags
+        tags = _raw_id3(audio, path, with_v1=True) if container in _ID3_CONTAINERS else audio.tags
         genres, provenance = _FIELDS[container].read(tags)
     except (*_PARSER_ERRORS, OSError) as exc:
         raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
@@ -195,7 +199,8 @@ def write_genre(
     """Replace the genre of one file and record ``provenance``; return the state after.
 
     Only the genre field (see the module table) and the provenance field change.
-    The write is atomic: a copy in the same folder is tagged, synced and renamed
+    The write is atomic: a copy in the same folder is tagged, read back (a
+    damaged file whose new tag can't be found is refused), synced and renamed
     over the original; on any failure the copy is removed and the original is
     untouched. A symlink is followed (its target is replaced). The new file keeps
     the original's permission bits and, where allowed, its owner; a file with
@@ -223,7 +228,8 @@ def write_genre(
 
     Raises:
         TagError: unsupported or unreadable file, ``file is read-only``,
-            ``permission denied``, ``file changed while tagging``, or a failed write.
+            ``permission denied``, ``file changed while tagging``, a tag that does
+            not read back, or a failed write.
         ValueError, TypeError: ``genres`` or ``provenance`` is empty or malformed.
     """
     shown = Path(path)
@@ -240,6 +246,7 @@ def write_genre(
     try:
         _copy_file(real, tmp, before)
         _write_tags(tmp, shown, values, provenance, id3v23=id3v23)
+        after = _read_back(tmp, shown, provenance)
         if keep_mtime:
             os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
         _fsync_file(tmp)
@@ -252,7 +259,7 @@ def write_genre(
         _discard(tmp)
         raise
     _fsync_dir(real.parent)
-    return read_tags(shown)
+    return after
 
 
 def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
@@ -318,6 +325,22 @@ def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str
         audio.save(tmp)
     except _PARSER_ERRORS as exc:
         raise _tag_error(exc, shown, "cannot write tags") from exc
+
+
+def _read_back(tmp: Path, shown: Path, provenance: str) -> TagState:
+    """The copy's tags as any reader will now see them; TagError unless they hold the new genre.
+
+    A damaged file can take a tag where no reader finds it: in a WAV or AIFF whose
+    audio chunk claims more bytes than the file has (a truncated download), the
+    new chunk lands inside the audio, which would then play the tag's bytes.
+    """
+    try:
+        state = _read_state(tmp, shown)
+    except TagError as exc:
+        raise TagError(f"cannot write tags: they do not read back ({exc.reason})", shown) from exc
+    if state.provenance != provenance or not state.genres:
+        raise TagError("cannot write tags: they do not read back (is the file truncated or damaged?)", shown)
+    return state
 
 
 def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
