@@ -443,11 +443,14 @@ def test_version():
 def test_models_lists_bundled(runner):
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, _fail_message(result)
-    names = sorted(p.name for p in BUNDLED_DIR.glob("*/card.json")) if BUNDLED_DIR.is_dir() else []
-    if not names:
+    cards = sorted(BUNDLED_DIR.glob("*/card.json")) if BUNDLED_DIR.is_dir() else []
+    if not cards:
         assert "No models are bundled" in result.stdout
-    for name in names:
-        assert name in result.stdout
+    for card in cards:
+        data = json.loads(card.read_text())
+        assert card.parent.name in result.stdout
+        assert f"{data['name']} {data['version']}" in result.stdout
+        assert ", ".join(data["labels"]) in result.stdout
 
 
 def test_models_describes_a_bundle(runner, tiny_bundle):
