@@ -79,10 +79,10 @@ def load_segments(
         return np.zeros((0, n_out), np.float32)
     span = (min(starts), max(starts) + seconds)
     if len(starts) * seconds >= 0.5 * (span[1] - span[0]):
-        whole = _read(path, info, span[0], span[1] - span[0], sample_rate)
+        (whole,) = _read(path, info, [(span[0], span[1] - span[0])], sample_rate)
         pieces = [whole[int(round((s - span[0]) * sample_rate)):][:n_out] for s in starts]
     else:
-        pieces = [_read(path, info, s, seconds, sample_rate) for s in starts]
+        pieces = _read(path, info, [(s, seconds) for s in starts], sample_rate)
     out = np.zeros((len(pieces), n_out), np.float32)
     for row, piece in zip(out, pieces):
         row[: len(piece)] = piece[:n_out]
@@ -105,33 +105,41 @@ def load_audio(
     info = info or probe(path)
     if duration is None:
         duration = max(0.0, info.duration - offset)
-    return _read(path, info, offset, duration, sample_rate)
+    return _read(path, info, [(offset, duration)], sample_rate)[0]
 
 
-def _read(path: Path, info: AudioInfo, offset: float, seconds: float, sample_rate: int) -> np.ndarray:
+def _read(path: Path, info: AudioInfo, spans: Sequence[tuple[float, float]], sample_rate: int) -> list[np.ndarray]:
+    """Decode ``(offset, seconds)`` spans -> mono ``float32`` arrays at ``sample_rate``."""
     if info.backend == "soundfile":
-        return _read_soundfile(path, info, offset, seconds, sample_rate)
-    return _read_ffmpeg(path, offset, seconds, sample_rate)
+        return _read_soundfile(path, info, spans, sample_rate)
+    return [_read_ffmpeg(path, offset, seconds, sample_rate) for offset, seconds in spans]
 
 
-def _read_soundfile(path: Path, info: AudioInfo, offset: float, seconds: float, sample_rate: int) -> np.ndarray:
+def _read_soundfile(path: Path, info: AudioInfo, spans: Sequence[tuple[float, float]], sample_rate: int) -> list[np.ndarray]:
+    """All spans through one open file (opening an MP3 scans it: once per track, not per window)."""
     import soundfile as sf
-    import soxr
 
-    start = int(round(offset * info.sample_rate))
-    frames = int(round(seconds * info.sample_rate))
+    out = []
     try:
         with sf.SoundFile(str(path)) as f:
-            if start:
-                f.seek(min(start, max(0, f.frames - 1)) if f.frames > 0 else start)
-            data = f.read(frames, dtype="float32", always_2d=True)
+            for offset, seconds in spans:
+                start = int(round(offset * info.sample_rate))
+                if start:
+                    f.seek(min(start, max(0, f.frames - 1)) if f.frames > 0 else start)
+                data = f.read(int(round(seconds * info.sample_rate)), dtype="float32", always_2d=True)
+                out.append(_to_rate(downmix(data), info.sample_rate, sample_rate, path))
     except (RuntimeError, ValueError, OSError) as exc:
         raise DecodeError(f"decode failed: {_short(exc, path)}", path) from exc
-    mono = downmix(data)
+    return out
+
+
+def _to_rate(mono: np.ndarray, rate: int, sample_rate: int, path: Path) -> np.ndarray:
+    import soxr
+
     if not np.all(np.isfinite(mono)):
         raise DecodeError("decode failed: audio contains NaN or infinite samples", path)
-    if info.sample_rate != sample_rate and len(mono):
-        mono = soxr.resample(mono, info.sample_rate, sample_rate, quality="HQ")
+    if rate != sample_rate and len(mono):
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
