@@ -500,3 +500,20 @@ def test_real_corpus_clips_get_a_prediction(runner, corpus, tiny_bundle, tmp_pat
         assert tuple(rec["previous"]) == read_tags(path).genres  # the clips' own genres, shown as old
         assert sum(rec["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert _hashes(folder) == before
+
+
+def test_error_lines_reach_a_real_stderr_while_keras_loads(tmp_path, tiny_bundle):
+    """A real process: the model loads in a background thread (which hides fd 2 from
+    TensorFlow's start-up chatter) while files fail; their error lines must still show."""
+    import subprocess
+    import sys
+
+    for i in range(2):
+        synth.write_audio(tmp_path / f"good{i}.wav", synth.tone_mix("Mid", seconds=4.0, seed=i))
+    (tmp_path / "broken.mp3").write_bytes(b"\x00garbage" * 200)
+    proc = subprocess.run([sys.executable, "-m", "genretag", "scan", str(tmp_path), "--model", str(tiny_bundle),
+                           "--dry-run", "--jobs", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "broken.mp3" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr

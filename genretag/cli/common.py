@@ -29,8 +29,28 @@ def out() -> Console:
 
 
 def err() -> Console:
-    """Diagnostics and progress: stderr."""
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+    """Diagnostics and progress: stderr (through a private copy of fd 2, see :func:`_stderr_stream`)."""
+    stream = _stderr_stream()
+    if stream is None:
+        return Console(stderr=True, soft_wrap=True, highlight=False)
+    return Console(file=stream, soft_wrap=True, highlight=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _stderr_stream():
+    """A duplicate of fd 2, taken the first time the CLI writes to stderr.
+
+    Importing Keras points fd 2 at /dev/null for a moment to hide TensorFlow's
+    start-up chatter, and a scan imports it in a background thread while files
+    are already being decoded: the CLI's own messages must not vanish with it.
+    None when stderr is not a real file (e.g. captured by a test runner).
+    """
+    import os
+
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _current_context() -> click.Context | None:
