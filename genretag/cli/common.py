@@ -9,7 +9,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -53,7 +52,7 @@ def _stderr_stream():
         return None
 
 
-def _current_context() -> click.Context | None:
+def _current_context() -> Any:
     """The running command's context. Newer Typer runs on its own copy of Click
     (``typer._click``), whose context stack ``click.get_current_context`` can't see."""
     for module in ("typer._click.globals", "click.globals"):
