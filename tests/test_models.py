@@ -404,4 +404,4 @@ def test_architectures_use_pure_keras():
         elif isinstance(node, ast.Name):
             assert node.id not in ("tf", "tensorflow"), f"line {node.lineno} uses {node.id}"
     assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "tf", "torch", "jax")]
-    assert {m.split(".")[0] for m in imported} <= {"__future__", "collections", "keras"}
+    assert {m.split(".")[0] for m in imported} <= {"__future__", "collections", "keras", "genretag"}
