@@ -25,11 +25,8 @@ failure with a file is a :class:`~genretag.errors.TagError`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
-import shutil
-import stat
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -51,6 +48,16 @@ from mutagen.wave import WAVE
 
 from genretag.config import PROVENANCE_KEY
 from genretag.errors import TagError
+from genretag.id3check import checked_id3, id3v1_block, restore_id3v1
+from genretag.safefile import (
+    check_unchanged,
+    copy_file,
+    discard,
+    fsync_dir,
+    fsync_file,
+    os_reason,
+    stat_for_write,
+)
 
 TMP_SUFFIX = ".genretag-tmp"
 """Temporary copies are named ``.<name>.<random>.genretag-tmp`` next to the file."""
@@ -66,7 +73,6 @@ _KINDS: tuple[tuple[type, str], ...] = (
 _MP4_GENRE = "\xa9gen"
 _MP4_PROVENANCE = f"----:com.apple.iTunes:{PROVENANCE_KEY}"
 _ID3_PROVENANCE = f"TXXX:{PROVENANCE_KEY}"
-_ID3V1_SIZE = 128
 _UTF8 = 3  # ID3 text encoding number of UTF-8 (saved as UTF-16 in v2.3)
 # mutagen's parsers sometimes let these through on damaged files instead of MutagenError.
 _PARSER_ERRORS = (mutagen.MutagenError, ValueError, IndexError, KeyError, EOFError, OverflowError, struct.error)
@@ -236,29 +242,29 @@ def write_genre(
     values = _clean_genres(genres)
     provenance = _clean_text(provenance, what="provenance")
     real = Path(os.path.realpath(shown))
-    before = _stat_for_write(real, shown)
+    before = stat_for_write(real, shown)
     try:
         fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
         os.close(fd)
     except OSError as exc:
-        raise TagError(_os_reason(exc), shown) from exc
+        raise TagError(os_reason(exc), shown) from exc
     tmp = Path(name)
     try:
-        _copy_file(real, tmp, before)
+        copy_file(real, tmp, before)
         _write_tags(tmp, shown, values, provenance, id3v23=id3v23)
         after = _read_back(tmp, shown, provenance)
         if keep_mtime:
             os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
-        _fsync_file(tmp)
-        _check_unchanged(real, before, shown)
+        fsync_file(tmp)
+        check_unchanged(real, before, shown)
         os.replace(tmp, real)
     except OSError as exc:
-        _discard(tmp)
-        raise TagError(_os_reason(exc), shown) from exc
+        discard(tmp)
+        raise TagError(os_reason(exc), shown) from exc
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
-    _fsync_dir(real.parent)
+    fsync_dir(real.parent)
     return after
 
 
@@ -351,7 +357,7 @@ def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
     """
     cause = exc if isinstance(exc, OSError) else (exc.__cause__ or exc.__context__)
     if isinstance(cause, OSError) and cause.errno is not None:
-        return TagError(_os_reason(cause), shown)
+        return TagError(os_reason(cause), shown)
     detail = " ".join(str(exc).split())
     if not detail:
         detail = "the file ends inside its tags" if isinstance(cause, OSError) else type(exc).__name__
@@ -373,10 +379,10 @@ def _write_id3(
     if not with_v1:  # ID3 chunk of wav/aiff: no ID3v1 there
         tags.save(path, v2_version=target, v23_sep=None)
         return
-    old_v1 = _id3v1_block(path)
+    old_v1 = id3v1_block(path)
     tags.save(path, v1=ID3v1SaveOptions.UPDATE, v2_version=target, v23_sep=None)
     if old_v1 is not None:
-        _restore_id3v1(path, old_v1)
+        restore_id3v1(path, old_v1)
 
 
 def _raw_id3(audio: Any, path: Path, *, with_v1: bool) -> Any:
@@ -388,158 +394,11 @@ def _raw_id3(audio: Any, path: Path, *, with_v1: bool) -> Any:
     if audio.tags is None:
         audio.add_tags()
         return audio.tags
-    kind = _checked_id3(type(audio.tags))  # ID3, or the wav/aiff chunk variant
+    kind = checked_id3(type(audio.tags))  # ID3, or the wav/aiff chunk variant
     try:
         return kind(path, translate=False, load_v1=with_v1)
     except ID3NoHeaderError:  # only an ID3v1 tag, not wanted
         return kind()
-
-
-class _DamagedID3(mutagen.MutagenError):
-    """An ID3v2 tag whose frames mutagen would read only in part."""
-
-
-class _CheckedID3:
-    """Mixin for mutagen's ID3 classes: refuse a tag with a frame that runs past the tag's end.
-
-    mutagen reads such a tag without complaint but drops that frame and every
-    frame after it, so writing the tag back would silently lose the user's
-    other tags (title, artist...). The frames are walked as mutagen walks them.
-    """
-
-    def _read(self, header: Any, data: bytes) -> bytes:
-        problem = _frame_overrun(data, version=header.version[1], unsynch=bool(header.f_unsynch))
-        if problem is not None:
-            raise _DamagedID3(f"damaged ID3v2 tag: {problem}")
-        return super()._read(header, data)  # type: ignore[misc]
-
-
-@functools.lru_cache(maxsize=8)
-def _checked_id3(kind: type) -> type:
-    return type(f"Checked{kind.__name__}", (_CheckedID3, kind), {})
-
-
-_FRAME_ID = re.compile(rb"[A-Z0-9]{3,4}")
-
-
-def _frame_overrun(data: bytes, *, version: int, unsynch: bool) -> str | None:
-    """Which frame of an ID3v2.``version`` tag body claims more bytes than the tag has left.
-
-    v2.4 frame sizes are syncsafe, but old iTunes wrote plain integers; the tag
-    is damaged only when neither reading fits. Bytes that don't start with a
-    valid frame ID end the walk (padding, or junk mutagen skips anyway).
-    """
-    if version < 4 and unsynch:
-        data = data.replace(b"\xff\x00", b"\xff")
-    id_len, head = (3, 6) if version == 2 else (4, 10)
-    problem = None
-    for size_of in (_int_size,) if version < 4 else (_syncsafe_size, _int_size):
-        pos = 0
-        while pos + head <= len(data) and _FRAME_ID.fullmatch(data, pos, pos + id_len):
-            size, left = size_of(data[pos : pos + head], version), len(data) - pos - head
-            if size > left:
-                name = data[pos : pos + id_len].decode()
-                problem = problem or f"frame {name} claims {size:,} bytes, {left:,} left"
-                break
-            pos += head + size
-        else:
-            return None
-    return problem
-
-
-def _int_size(header: bytes, version: int) -> int:
-    return int.from_bytes(header[3:6] if version == 2 else header[4:8], "big")
-
-
-def _syncsafe_size(header: bytes, version: int) -> int:
-    b = header[4:8]
-    return (b[0] & 0x7F) << 21 | (b[1] & 0x7F) << 14 | (b[2] & 0x7F) << 7 | (b[3] & 0x7F)
-
-
-def _id3v1_block(path: Path) -> bytes | None:
-    """The 128-byte ID3v1 tag at the end of ``path``, or None (an APEv2 footer is not one)."""
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - _ID3V1_SIZE - 3))
-        data = f.read()
-    block = data[-_ID3V1_SIZE:]
-    is_v1 = len(block) == _ID3V1_SIZE and block.startswith(b"TAG") and not data.startswith(b"APETAGEX")
-    return block if is_v1 else None
-
-
-def _restore_id3v1(path: Path, old: bytes) -> None:
-    """mutagen rebuilds ID3v1 from the v2 frames; put the old one back with only its new genre byte."""
-    with open(path, "r+b") as f:
-        f.seek(-_ID3V1_SIZE, os.SEEK_END)
-        new = f.read(_ID3V1_SIZE)
-        if new.startswith(b"TAG"):
-            f.seek(-_ID3V1_SIZE, os.SEEK_END)
-            f.write(old[:-1] + new[-1:])
-
-
-def _stat_for_write(real: Path, shown: Path) -> os.stat_result:
-    """Stat the file to replace; refuse what must not be replaced."""
-    try:
-        before = os.stat(real)
-    except OSError as exc:
-        raise TagError(_os_reason(exc), shown) from exc
-    if not stat.S_ISREG(before.st_mode):
-        raise TagError("not a regular file", shown)
-    if not before.st_mode & stat.S_IWUSR:
-        raise TagError("file is read-only", shown)
-    if not os.access(real, os.W_OK):
-        raise TagError("permission denied", shown)
-    return before
-
-
-def _copy_file(src: Path, dst: Path, before: os.stat_result) -> None:
-    """Copy bytes, owner (where allowed) and permission bits of ``src`` onto ``dst``."""
-    shutil.copyfile(src, dst)
-    mine = os.stat(dst)
-    if (mine.st_uid, mine.st_gid) != (before.st_uid, before.st_gid):
-        with contextlib.suppress(OSError):  # not allowed: it becomes ours, as with any editor
-            os.chown(dst, before.st_uid, before.st_gid)
-    shutil.copystat(src, dst)
-
-
-def _check_unchanged(real: Path, before: os.stat_result, shown: Path) -> None:
-    """Refuse to replace a file someone else changed (or moved away) while it was being tagged."""
-    try:
-        now = os.stat(real)
-    except FileNotFoundError:
-        now = None
-    if now is None or (now.st_ino, now.st_size, now.st_mtime_ns) != (
-        before.st_ino, before.st_size, before.st_mtime_ns
-    ):
-        raise TagError("file changed while tagging", shown)
-
-
-def _discard(tmp: Path) -> None:
-    """Remove a temporary copy; a failure here must not hide the error being raised."""
-    with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; some file systems can't sync a folder, which is fine."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    return exc.strerror or str(exc)
 
 
 def _short(name: str, limit: int = 100) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from genretag import __version__
-from genretag.augment import AUGMENTATIONS, WindowSampler, eval_windows
+from genretag.augment import AUGMENTATIONS, eval_windows
 from genretag.config import MODEL_CHOICES, FeatureConfig, TrainConfig, WindowPolicy
 from genretag.datasets import Dataset, Track
 from genretag.errors import DatasetError, ModelError

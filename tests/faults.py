@@ -142,7 +142,7 @@ def slow_writes(seconds: float) -> None:
     moment is likely to land in the middle of a write."""
     import genretag.tags as tags
 
-    copy, write = tags._copy_file, tags._write_tags
+    copy, write = tags.copy_file, tags._write_tags
 
     def slow_copy(*args, **kwargs):
         copy(*args, **kwargs)
@@ -152,7 +152,7 @@ def slow_writes(seconds: float) -> None:
         write(*args, **kwargs)
         time.sleep(seconds)
 
-    tags._copy_file, tags._write_tags = slow_copy, slow_write
+    tags.copy_file, tags._write_tags = slow_copy, slow_write
 
 
 # --- pool workers ----------------------------------------------------------------------------------

@@ -538,8 +538,8 @@ def test_disk_full_is_reported_per_file_and_originals_survive(runner, knn_bundle
         Path(dst).write_bytes(data[: len(data) // 2])
         full()
 
-    target = {"copy": ("_copy_file", copy_half_then_full), "tags": ("_write_tags", full),
-              "fsync": ("_fsync_file", full)}[step]
+    target = {"copy": ("copy_file", copy_half_then_full), "tags": ("_write_tags", full),
+              "fsync": ("fsync_file", full)}[step]
     monkeypatch.setattr(genretag.tags, *target)
     before = {p: p.read_bytes() for p in three}
     result = _scan_inline(runner, knn_bundle, three[0].parent)
