@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,6 +20,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def windows_per_second(bundle, seconds: float = 3.0) -> float:
@@ -115,7 +125,7 @@ used by `genretag scan` when no `--model` is given; loaded offline and checked a
   {card.features.top_db:g} dB below the track's peak and normalised per track (mean 0, std 1 over all its windows).
 - A track is judged by 8 windows spread over it (probabilities averaged).
 - Training config: `{json.dumps(t.get('config', {}))}`
-- Trained in {t.get('seconds', 0):.0f} s ({t.get('epochs_run')} epochs in all) on {platform.processor() or platform.machine()}, 2 cores, no GPU.
+- Trained in {t.get('seconds', 0):.0f} s ({t.get('epochs_run')} epochs in all) on {cpu_name()}, {os.cpu_count()} cores, no GPU (shared with other jobs).
 - Reproduce from a clean checkout:
 
 ```bash
