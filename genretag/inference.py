@@ -67,12 +67,13 @@ def predict_stream(
 
     def run(limit: int) -> Iterator[tuple[TrackFeatures, Prediction]]:
         nonlocal queued_windows
-        parts, owners = [], []
-        while queued and sum(len(p) for p in parts) < limit:
+        parts, owners, taken = [], [], 0
+        while queued and taken < limit:
             owner, start = queued.popleft()
-            take = min(len(owner.track.windows) - start, limit - sum(len(p) for p in parts))
+            take = min(len(owner.track.windows) - start, limit - taken)
             parts.append(owner.track.windows[start : start + take])
             owners.append((owner, start, take))
+            taken += take
             if start + take < len(owner.track.windows):
                 queued.appendleft((owner, start + take))
         batch = np.concatenate(parts)

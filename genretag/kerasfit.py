@@ -70,7 +70,7 @@ def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: 
     sampler = WindowSampler(train.mels, train.y, len(labels), features, frozenset(config.augment),
                             seed=seed + (state["epoch"] if state else 0))
     steps = _steps(len(train.tracks), config)
-    tracker = _TrackValidation(keras, splits["val"], labels, features, config, ckpt, state, on_event)
+    tracker = _track_validation(keras, splits["val"], labels, features, config, ckpt, state, on_event)
     log_name = "training.csv" if index == 0 else f"training-m{index}.csv"
     logger = keras.callbacks.CSVLogger(str(out / log_name), append=state is not None)
     initial = state["epoch"] if state else 0
@@ -107,43 +107,41 @@ def _read_state(ckpt: Path) -> dict[str, Any] | None:
     return state if (ckpt / "last.keras").is_file() and (ckpt / "best.weights.h5").is_file() else None
 
 
-class _TrackValidation:
-    """Factory shim: builds the real Keras callback lazily (Keras is imported late)."""
+def _track_validation(keras, val, labels, features, config, ckpt, state, on_event):
+    """The per-epoch validation callback (defined here because Keras is imported late):
+    scores val tracks as scan would, keeps the best weights, checkpoints, stops early."""
 
-    def __new__(cls, keras, val, labels, features, config, ckpt, state, on_event):
-        base = keras.callbacks.Callback
+    class TrackValidation(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best_score = state["best_score"] if state else -1.0
+            self.best_epoch = state["best_epoch"] if state else 0
+            self.epochs_run = state["epoch"] if state else 0
 
-        class TrackValidation(base):
-            def __init__(self) -> None:
-                super().__init__()
-                self.best_score = state["best_score"] if state else -1.0
-                self.best_epoch = state["best_epoch"] if state else 0
-                self.epochs_run = state["epoch"] if state else 0
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs if logs is not None else {}
+            scores = score_tracks(KerasClassifier(self.model, labels, config.batch_size), val.mels, val.durations,
+                                  config=features)
+            onehot = np.eye(len(labels))[val.y]
+            logs["val_track_accuracy"] = float(np.mean(scores.track.argmax(1) == val.y))
+            logs["val_accuracy"] = float(np.mean(scores.single_window.argmax(1) == val.y))
+            logs["val_loss"] = float(-np.mean(np.sum(onehot * np.log(np.maximum(scores.single_window, 1e-7)), 1)))
+            self.epochs_run = epoch + 1
+            # Ties go to the later epoch: with a decaying learning rate it has settled more.
+            if logs["val_track_accuracy"] >= self.best_score:
+                self.best_score, self.best_epoch = logs["val_track_accuracy"], epoch + 1
+                self.model.save_weights(ckpt / "best.weights.h5")
+            stop = self.epochs_run - self.best_epoch >= config.patience
+            self.model.save(ckpt / "last.keras")
+            _write_state(ckpt, {"epoch": self.epochs_run, "best_score": self.best_score,
+                                "best_epoch": self.best_epoch, "stopped": stop})
+            if stop:
+                self.model.stop_training = True
+            if on_event is not None:
+                on_event("epoch", {"epoch": epoch + 1, "epochs": config.epochs, "best_epoch": self.best_epoch,
+                                   **{k: float(v) for k, v in logs.items()}})
 
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                logs = logs if logs is not None else {}
-                scores = score_tracks(KerasClassifier(self.model, labels, config.batch_size), val.mels, val.durations,
-                                      config=features)
-                onehot = np.eye(len(labels))[val.y]
-                logs["val_track_accuracy"] = float(np.mean(scores.track.argmax(1) == val.y))
-                logs["val_accuracy"] = float(np.mean(scores.single_window.argmax(1) == val.y))
-                logs["val_loss"] = float(-np.mean(np.sum(onehot * np.log(np.maximum(scores.single_window, 1e-7)), 1)))
-                self.epochs_run = epoch + 1
-                # Ties go to the later epoch: with a decaying learning rate it has settled more.
-                if logs["val_track_accuracy"] >= self.best_score:
-                    self.best_score, self.best_epoch = logs["val_track_accuracy"], epoch + 1
-                    self.model.save_weights(ckpt / "best.weights.h5")
-                stop = self.epochs_run - self.best_epoch >= config.patience
-                self.model.save(ckpt / "last.keras")
-                _write_state(ckpt, {"epoch": self.epochs_run, "best_score": self.best_score,
-                                    "best_epoch": self.best_epoch, "stopped": stop})
-                if stop:
-                    self.model.stop_training = True
-                if on_event is not None:
-                    on_event("epoch", {"epoch": epoch + 1, "epochs": config.epochs, "best_epoch": self.best_epoch,
-                                       **{k: float(v) for k, v in logs.items()}})
-
-        return TrackValidation()
+    return TrackValidation()
 
 
 def _write_state(ckpt: Path, state: dict[str, Any]) -> None:

@@ -114,7 +114,3 @@ def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progr
         disable=quiet or not console.is_terminal,
         transient=False,
     )
-
-
-def is_tty_stdout() -> bool:
-    return sys.stdout.isatty()

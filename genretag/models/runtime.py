@@ -90,7 +90,7 @@ class DeferredClassifier:
         verify_bundle(bundle)  # a bad bundle is refused before any file is decoded
         self.labels = bundle.card.labels
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genretag-model")
-        self._future = self._executor.submit(load_classifier, bundle, batch_size=batch_size)
+        self._future = self._executor.submit(_load_verified, bundle, batch_size)
         self._executor.shutdown(wait=False)
 
     def result(self) -> Classifier:
@@ -104,6 +104,10 @@ class DeferredClassifier:
 def load_classifier(bundle: Bundle, *, batch_size: int = 64) -> Classifier:
     """Verify the bundle's sha256, then load its model for inference."""
     verify_bundle(bundle)
+    return _load_verified(bundle, batch_size)
+
+
+def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
     card = bundle.card
     if card.kind == "keras":
         keras = import_keras()
