@@ -22,7 +22,7 @@ class FeatureConfig:
     """How audio becomes model input: log-mel windows.
 
     A window is ``window_seconds`` of mono audio at ``sample_rate``, turned into
-    a ``[n_mels, n_frames]`` log-power mel spectrogram (dB). The model bundle
+    a ``[n_mels, n_frames]`` log-power mel spectrogram. The model bundle
     records these values; inference reads them from the bundle.
     """
 
@@ -34,6 +34,10 @@ class FeatureConfig:
     fmin: float = 0.0
     fmax: float | None = None
     top_db: float = 80.0
+    """Floor at the track's maximum minus this many dB (0: no floor; ``scale="db"`` only)."""
+    scale: str = "db"
+    """``db``: ``10 * log10(power)``. ``logc``: ``log10(1 + 10000 * power)``, the
+    compression musicnn was trained on."""
     normalize: str = "track"
     """``track``: subtract the mean and divide by the std of the whole track's
     log-mel values (one scalar each), so loudness and mastering gain don't
@@ -110,8 +114,12 @@ class ScanOptions:
     """Tracks decoded ahead of inference; 0 means ``4 * jobs + 8``."""
 
 
-MODEL_CHOICES: tuple[str, ...] = ("cnn1d", "cnn", "crnn", "cnn-rnn", "knn", "svm")
-"""What ``genretag train --model`` accepts: the Keras architectures, then the classic baselines."""
+MODEL_CHOICES: tuple[str, ...] = ("musicnn", "cnn1d", "cnn", "crnn", "cnn-rnn", "knn", "svm")
+"""What ``genretag train --model`` accepts: a head on the pretrained musicnn, the Keras
+architectures trained from scratch, then the classic baselines."""
+
+PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
+"""Models built on a shipped pretrained network, whose feature parameters it fixes."""
 
 PROVENANCE_KEY = "GENRETAG_MODEL"
 """Name of the one extra tag genretag writes: which model chose the genre."""

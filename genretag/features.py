@@ -15,6 +15,8 @@ from genretag.config import FeatureConfig, WindowPolicy
 
 AMIN = 1e-10
 """Power floor before taking dB (-100 dB)."""
+LOGC_GAIN = 10_000.0
+"""``logc`` scale: ``log10(1 + LOGC_GAIN * power)`` (musicnn's "logC")."""
 
 
 def window_starts(duration: float, *, config: FeatureConfig, policy: WindowPolicy, windows: int | None = None) -> np.ndarray:
@@ -50,19 +52,24 @@ def fit_length(samples: np.ndarray, n: int) -> np.ndarray:
 
 
 def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Log-power mel spectrogram in dB (no clipping, no normalisation).
+    """Log-power mel spectrogram, in dB or ``logc`` (``config.scale``; no clipping, no normalisation).
 
     ``samples``: ``float32 [..., n]`` mono at ``config.sample_rate``.
     Returns ``float32 [..., n_mels, 1 + n // hop_length]``; a window of
     ``config.window_samples`` gives exactly ``config.n_frames`` frames.
     Equal (to float rounding) to ``librosa.feature.melspectrogram`` with
-    ``center=True`` and a periodic Hann window, then ``10 * log10``; done in
+    ``center=True`` and a periodic Hann window, then ``10 * log10`` (or
+    ``log10(1 + 10000 * power)``); done in
     NumPy so decode workers never import librosa (numba, scipy: seconds of
     start-up per worker).
     """
     power = stft_power(samples, n_fft=config.n_fft, hop_length=config.hop_length)
     basis = mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
     mel = np.matmul(basis, power)
+    if config.scale == "logc":
+        return np.log10(1.0 + LOGC_GAIN * mel).astype(np.float32)
+    if config.scale != "db":
+        raise ValueError(f"unknown scale {config.scale!r}")
     return (10.0 * np.log10(np.maximum(mel, AMIN))).astype(np.float32)
 
 
@@ -122,13 +129,14 @@ def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
 def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Clip and normalise all of one track's log-mel values together.
 
-    ``db``: ``float32 [..., n_mels, t]`` in dB, every window (or the whole
-    clip) of ONE track. Values below the track's maximum minus ``top_db`` are
-    raised to that floor; with ``normalize == "track"`` the result is shifted
+    ``db``: ``float32 [..., n_mels, t]`` from :func:`log_mel`, every window (or
+    the whole clip) of ONE track. In dB, values below the track's maximum minus
+    ``top_db`` are raised to that floor; with ``normalize == "track"`` the result is shifted
     and scaled to zero mean and unit variance over the whole track. Returns a
     new ``float32`` array of the same shape.
     """
-    out = np.maximum(db, db.max() - config.top_db) if config.top_db else db.copy()
+    clip = config.top_db and config.scale == "db"
+    out = np.maximum(db, db.max() - config.top_db) if clip else db.copy()
     if config.normalize == "track":
         out = (out - out.mean()) / max(float(out.std()), 1e-3)
     elif config.normalize != "none":

@@ -21,17 +21,16 @@ import numpy as np
 
 from genretag import __version__
 from genretag.augment import AUGMENTATIONS, eval_windows
-from genretag.config import MODEL_CHOICES, FeatureConfig, TrainConfig, WindowPolicy
+from genretag.config import MODEL_CHOICES, PRETRAINED_MODELS, FeatureConfig, TrainConfig, WindowPolicy
 from genretag.datasets import Dataset, Track
 from genretag.errors import DatasetError, ModelError
 from genretag.evaluation import evaluate
 from genretag.featurecache import ClipFeatures, load_features
 from genretag.features import window_starts
-from genretag.models.architectures import KERAS_ARCHITECTURES
 from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
 from genretag.reports import EvalReport, plot_curves, write_report
 
-CLASSIC_MODELS = tuple(m for m in MODEL_CHOICES if m not in KERAS_ARCHITECTURES)
+CLASSIC_MODELS = ("knn", "svm")
 CHECKPOINT_DIR = "checkpoint"
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -82,6 +81,18 @@ def prepare(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, c
     return splits, clips
 
 
+def model_features(model: str, *, fmax: float | None = None) -> FeatureConfig:
+    """The features ``model`` trains on: the pretrained network's own input for
+    ``musicnn`` (which nothing may change), genretag's log-mel windows otherwise."""
+    if model in PRETRAINED_MODELS:
+        if fmax is not None:
+            raise ModelError(f"--fmax does not apply to --model {model}: its pretrained network fixes the features")
+        from genretag.models.musicnn import FEATURES
+
+        return FEATURES
+    return FeatureConfig(fmax=fmax)
+
+
 def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: FeatureConfig = FeatureConfig(),
           name: str | None = None, version: str = "1.0", cache_dir: Path | None = None, jobs: int | None = None,
           resume: bool = False, command: str = "", on_event: Progress | None = None) -> TrainResult:
@@ -91,11 +102,20 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
         raise DatasetError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; choose from {', '.join(AUGMENTATIONS)}")
     if config.model not in MODEL_CHOICES:
         raise ModelError(f"unknown model {config.model!r}; choose from {', '.join(MODEL_CHOICES)}")
+    if config.model in PRETRAINED_MODELS:
+        if features != model_features(config.model):
+            raise ModelError(f"--model {config.model} takes its pretrained network's features; use model_features()")
+        if config.ensemble > 1:
+            raise ModelError(f"--ensemble applies to networks trained from scratch, not to --model {config.model}")
     out.mkdir(parents=True, exist_ok=True)
     splits, clips = prepare(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs, on_event=on_event)
     started = time.perf_counter()
     if config.model in CLASSIC_MODELS:
         fit = _fit_classic(splits, dataset, features, config, out)
+    elif config.model in PRETRAINED_MODELS:
+        from genretag.transferfit import fit_transfer
+
+        fit = fit_transfer(splits, labels=dataset.labels, features=features, config=config, out=out, on_event=on_event)
     else:
         from genretag.kerasfit import fit_keras
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli.data import dataset_from_options, describe_dataset
-from genretag.config import MODEL_CHOICES, FeatureConfig, TrainConfig
+from genretag.config import MODEL_CHOICES, TrainConfig
 
 D = TrainConfig()
 
@@ -49,7 +49,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a genre model and write a bundle that [bold]genretag scan --model DIR[/bold] uses."""
-    from genretag.training import train as run_training
+    from genretag.training import model_features, train as run_training
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,
@@ -73,7 +73,7 @@ def train(
                     f"acc {info.get('accuracy', 0):.3f} val track acc {info['val_track_accuracy']:.3f} "
                     f"(best epoch {info['best_epoch']})")
 
-        result = run_training(data, out_dir, config=config, features=FeatureConfig(fmax=fmax), name=name, version=version, cache_dir=cache_dir,
+        result = run_training(data, out_dir, config=config, features=model_features(model, fmax=fmax), name=name, version=version, cache_dir=cache_dir,
                               jobs=jobs, resume=resume, command=command, on_event=on_event)
     for path, reason in list(result.failed.items())[:10]:
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")
