@@ -86,6 +86,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from genretag.models.bundle import read_bundle
 
+    enrich_card(args.default)
     default = read_bundle(args.default)
     card = default.card
     rows = [run_row(r) for r in args.runs]
@@ -95,6 +96,53 @@ def main() -> None:
     text = render(card, rows, test_md, args.notes.read_text() if args.notes else "")
     (ROOT / "models" / "README.md").write_text(text)
     print(text)
+
+
+def enrich_card(folder: Path) -> None:
+    """Add what the model card asks for to the bundle's card.json: machine, sources,
+    the test confusion matrix and the per-source scores (from report-test/report.json)."""
+    import keras
+    import tensorflow as tf
+
+    path = folder / "card.json"
+    card = json.loads(path.read_text())
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    card["training"]["machine"] = (f"{cpu_name()}, {os.cpu_count()} cores, {mem:.1f} GiB, no GPU; "
+                                   f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    card["training"]["sources"] = {"emotify": "Classical, Electronic, Pop, Rock (18-s clips)",
+                                   "4q": "the other classes (30-s clips, AllMusic labels)"}
+    report_file = folder / "report-test" / "report.json"
+    if report_file.is_file():
+        report = json.loads(report_file.read_text())
+        card["metrics"]["test"]["confusion"] = {"labels": report["labels"],
+                                                "rows_true_cols_predicted": report["track"]["confusion"]}
+        card["metrics"]["test"]["by_source"] = {
+            name: {"tracks": int(sum(sum(r) for r in s["confusion"])), "accuracy": s["accuracy"], "macro_f1": s["macro_f1"]}
+            for name, s in (report.get("by_source") or {}).items()}
+    path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def describe_features(card) -> str:
+    f = card.features
+    grid = (f"{f.sample_rate} Hz mono, n_fft {f.n_fft}, hop {f.hop_length}, {f.n_mels} mel bands up to "
+            f"{f.fmax or f.sample_rate / 2:.0f} Hz, {f.window_seconds:g}-s windows of {f.n_frames} frames")
+    if f.scale == "logc":
+        return (f"{grid}, `log10(1 + 10000 * power)`: musicnn's own input, which its pretrained weights fix "
+                "(not genretag's 22,050 Hz / 128-band default; the level is left as it is, as musicnn was trained)")
+    return (f"{grid}, log power (dB) floored {f.top_db:g} dB below the track's peak and normalised per track "
+            "(mean 0, std 1 over all its windows)")
+
+
+def describe_architecture(card) -> str:
+    cfg = card.training.get("config", {})
+    if card.architecture == "musicnn":
+        return (f"`musicnn` ({card.params:,} parameters): the front and mid end of musicnn pretrained on the Million "
+                "Song Dataset (Pons & Serra 2019, ISC licence; frozen, dead filters pruned; "
+                "`genretag/models/musicnn.py`), its max and mean over time of each channel (514 features), then one "
+                "softmax layer trained on the corpus")
+    ensemble = cfg.get("ensemble", 1)
+    tail = f"; an average of {ensemble} networks trained with consecutive seeds" if ensemble > 1 else ""
+    return f"`{card.architecture}` ({card.params:,} parameters{tail})"
 
 
 def render(card, rows: list[dict], test_md: str, notes: str) -> str:
@@ -119,13 +167,11 @@ used by `genretag scan` when no `--model` is given; loaded offline and checked a
 |---|---:|---:|---:|
 {count_rows}
 ## Model
-- Architecture: `{card.architecture}` ({card.params:,} parameters{'; an average of ' + str(t.get('config', {}).get('ensemble', 1)) + ' networks trained with consecutive seeds' if t.get('config', {}).get('ensemble', 1) > 1 else ''}).
-- Features: {card.features.sample_rate} Hz mono, n_fft {card.features.n_fft}, hop {card.features.hop_length}, {card.features.n_mels} mel bands
-  up to {card.features.fmax or card.features.sample_rate / 2:.0f} Hz, {card.features.window_seconds:g}-s windows of {card.features.n_frames} frames, log power (dB) floored
-  {card.features.top_db:g} dB below the track's peak and normalised per track (mean 0, std 1 over all its windows).
+- Architecture: {describe_architecture(card)}.
+- Features: {describe_features(card)}.
 - A track is judged by 8 windows spread over it (probabilities averaged).
 - Training config: `{json.dumps(t.get('config', {}))}`
-- Trained in {t.get('seconds', 0):.0f} s ({t.get('epochs_run')} epochs in all) on {cpu_name()}, {os.cpu_count()} cores, no GPU (shared with other jobs).
+- Trained in {t.get('seconds', 0):.0f} s ({t.get('epochs_run')} epochs in all, after feature extraction) on {t.get('machine', cpu_name())}.
 - Reproduce from a clean checkout:
 
 ```bash

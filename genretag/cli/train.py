@@ -20,7 +20,9 @@ D = TrainConfig()
 @handles_errors
 def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the model bundle, training log and curves."),
-    model: str = typer.Option(D.model, "--model", help=f"Architecture: {', '.join(MODEL_CHOICES)}."),
+    model: str = typer.Option(D.model, "--model", help=f"Architecture: {', '.join(MODEL_CHOICES)}. musicnn (the default model's "
+                              "architecture) trains a genre layer on a network pretrained on the Million Song "
+                              "Dataset: best on small data, and trains in seconds once features are extracted."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv (path, genre[, artist, split]) or a folder per genre."),
     fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
     fma_audio: Optional[Path] = typer.Option(None, "--fma-audio", help="FMA audio folder (fma_small, fma_medium...)."),
@@ -33,7 +35,8 @@ def train(
     patience: int = typer.Option(D.patience, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
     seed: int = typer.Option(D.seed, "--seed", help="Seed for the split, sampling and weights."),
     augment: str = typer.Option(",".join(D.augment), "--augment",
-                                help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance ('none' for none)."),
+                                help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance ('none' for none). "
+                                     "musicnn uses only mixup and balance."),
     crops_per_track: int = typer.Option(D.crops_per_track, "--crops-per-track", min=1, help="Training windows per track per epoch."),
     dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.9, help="Dropout before the classifier layer."),
     weight_decay: float = typer.Option(D.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),
