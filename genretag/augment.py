@@ -23,7 +23,8 @@ import numpy as np
 
 from genretag.config import FeatureConfig
 
-AUGMENTATIONS = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance")
+AUGMENTATIONS = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
+"""``gain`` applies to ``--model musicnn`` only (the other models normalise each recording's level away)."""
 
 
 def mel_hz(config: FeatureConfig) -> np.ndarray:

@@ -41,7 +41,9 @@ class FeatureConfig:
     normalize: str = "track"
     """``track``: subtract the mean and divide by the std of the whole track's
     log-mel values (one scalar each), so loudness and mastering gain don't
-    decide the genre. ``none``: raw dB."""
+    decide the genre. ``level`` (``logc`` only): one gain per track, so that its mean
+    compressed value is musicnn's training mean; the spectrum's shape and the
+    compression stay as the pretrained network knows them. ``none``: as computed."""
 
     @property
     def window_samples(self) -> int:

@@ -17,6 +17,9 @@ AMIN = 1e-10
 """Power floor before taking dB (-100 dB)."""
 LOGC_GAIN = 10_000.0
 """``logc`` scale: ``log10(1 + LOGC_GAIN * power)`` (musicnn's "logC")."""
+LEVEL_TARGET = 2.1978
+"""``normalize="level"``: every recording is brought to this mean ``logc`` value, the
+mean input musicnn saw in training (its input batch norm's moving mean)."""
 
 
 def window_starts(duration: float, *, config: FeatureConfig, policy: WindowPolicy, windows: int | None = None) -> np.ndarray:
@@ -131,7 +134,8 @@ def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     ``db``: ``float32 [..., n_mels, t]`` from :func:`log_mel`, every window (or
     the whole clip) of ONE track. In dB, values below the track's maximum minus
-    ``top_db`` are raised to that floor; with ``normalize == "track"`` the result is shifted
+    ``top_db`` are raised to that floor; ``normalize == "level"`` (``logc``) applies
+    the gain that gives the track a mean of ``LEVEL_TARGET``; with ``normalize == "track"`` the result is shifted
     and scaled to zero mean and unit variance over the whole track. Returns a
     new ``float32`` array of the same shape.
     """
@@ -139,9 +143,33 @@ def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
     out = np.maximum(db, db.max() - config.top_db) if clip else db.copy()
     if config.normalize == "track":
         out = (out - out.mean()) / max(float(out.std()), 1e-3)
+    elif config.normalize == "level":
+        out = level_logc(out, LEVEL_TARGET)
     elif config.normalize != "none":
         raise ValueError(f"unknown normalisation {config.normalize!r}")
     return out.astype(np.float32)
+
+
+def level_logc(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> np.ndarray:
+    """Apply the one gain (at most +-``max_db`` dB) that brings the mean of ``logc``
+    values (``log10(1 + 10000 * power)``) to ``target``.
+
+    A gain on the audio multiplies the mel power; the mean of the compressed
+    values is an increasing convex function of the log gain ``c`` (a mean of
+    softplus curves), so Newton's method from ``c = 0`` finds it in a few steps.
+    The result is the same for a recording played at any level (within the bound).
+    """
+    power = np.power(10.0, logc.astype(np.float64)) - 1.0  # = 10000 * mel power
+    bound = max_db / 10.0  # log10 of the power gain
+    c = 0.0
+    for _ in range(30):
+        scaled = power * 10.0**c
+        miss = float(np.log10(1.0 + scaled).mean()) - target
+        if abs(miss) < 1e-6 or (c == bound and miss < 0) or (c == -bound and miss > 0):
+            break  # on target, or at the bound on the side that can't get closer
+        slope = float((scaled / (1.0 + scaled)).mean())  # d mean / d c
+        c = float(np.clip(c - miss / max(slope, 1e-6), -bound, bound))
+    return np.log10(1.0 + power * 10.0**c).astype(np.float32)
 
 
 def track_windows(segments: np.ndarray, config: FeatureConfig) -> np.ndarray:

@@ -4,7 +4,8 @@ Every training track gives ``crops_per_track`` evenly spaced windows (the way
 scan cuts them) and every validation track its scan windows; the extractor
 turns each into pooled features once. A softmax layer is then trained on the
 standardised features (dropout, AdamW, label smoothing; ``balance`` weighs the
-classes equally, ``mixup`` mixes pairs of windows), judged each epoch on
+classes equally, ``mixup`` mixes pairs of windows, ``gain`` plays each training
+window up to 12 dB louder or quieter before it is embedded), judged each epoch on
 validation tracks the way scan judges them (window probabilities averaged),
 and kept at its best epoch. The standardisation is folded into that layer, so
 the bundle's model is the extractor followed by one Dense layer: windows in,
@@ -28,6 +29,8 @@ from genretag.training import Fitted, Progress
 STD_FLOOR = 1e-3
 """Features whose spread over the training windows is below this are treated as constant."""
 MIXUP_ALPHA = 0.4
+GAIN_DB = 12.0
+"""``gain`` augmentation: training windows played up to this many dB louder or quieter."""
 
 
 def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,
@@ -40,7 +43,9 @@ def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, co
     rng = np.random.default_rng(config.seed)
     extractor = build_extractor()
     train, val = splits["train"], splits["val"]
-    x_train, track_train = embed(extractor, train, features, config.crops_per_track, config.batch_size)
+    gain = GAIN_DB if "gain" in config.augment else 0.0
+    x_train, track_train = embed(extractor, train, features, config.crops_per_track, config.batch_size,
+                                 gain_db=gain, rng=rng)
     y_train = train.y[track_train]
     x_val, track_val = embed(extractor, val, features, config.eval_windows, config.batch_size)
     mean, std = x_train.mean(0), np.maximum(x_train.std(0), STD_FLOOR)
@@ -91,18 +96,28 @@ def fold_standardisation(weight: np.ndarray, bias: np.ndarray, *, mean: np.ndarr
     return weight * scale[:, None], bias - (mean * scale) @ weight
 
 
-def embed(extractor, data, features: FeatureConfig, windows: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features of each track's scan windows: ``(float32 [n, d], track index [n])``."""
+def embed(extractor, data, features: FeatureConfig, windows: int, batch_size: int, *, gain_db: float = 0.0,
+          rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features of each track's scan windows: ``(float32 [n, d], track index [n])``.
+    With ``gain_db``, each window is first played louder or quieter by a random gain in +-``gain_db``."""
     policy = WindowPolicy(windows=windows)
     parts, owner = [], []
     for i, (mel, duration) in enumerate(zip(data.mels, data.durations)):
         w = eval_windows(mel, duration, config=features, starts_s=window_starts(duration, config=features, policy=policy))
+        if gain_db:
+            w = _gain(w, rng.uniform(-gain_db, gain_db, size=(len(w), 1, 1)))
         parts.append(w)
         owner.append(np.full(len(w), i))
     x = np.concatenate(parts)
     out = [np.asarray(extractor.predict_on_batch(_pad(x[s : s + batch_size], batch_size)))[: min(batch_size, len(x) - s)]
            for s in range(0, len(x), batch_size)]
     return np.concatenate(out).astype(np.float32), np.concatenate(owner)
+
+
+def _gain(logc: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """``logc`` windows of audio played ``db`` louder: ``log10(1 + g * (10**v - 1))``, ``g = 10**(db/10)``."""
+    power = np.power(10.0, logc.astype(np.float64)) - 1.0
+    return np.log10(1.0 + power * np.power(10.0, db / 10.0)).astype(np.float32)
 
 
 def _pad(chunk: np.ndarray, size: int) -> np.ndarray:

@@ -127,8 +127,10 @@ def describe_features(card) -> str:
     grid = (f"{f.sample_rate} Hz mono, n_fft {f.n_fft}, hop {f.hop_length}, {f.n_mels} mel bands up to "
             f"{f.fmax or f.sample_rate / 2:.0f} Hz, {f.window_seconds:g}-s windows of {f.n_frames} frames")
     if f.scale == "logc":
+        level = ("each recording first brought to one level (the gain that makes the mean compressed value of its "
+                 "windows 2.198, musicnn's training mean)" if f.normalize == "level" else "the recording's own level")
         return (f"{grid}, `log10(1 + 10000 * power)`: musicnn's own input, which its pretrained weights fix "
-                "(not genretag's 22,050 Hz / 128-band default; the level is left as it is, as musicnn was trained)")
+                f"(not genretag's 22,050 Hz / 128-band default); {level}")
     return (f"{grid}, log power (dB) floored {f.top_db:g} dB below the track's peak and normalised per track "
             "(mean 0, std 1 over all its windows)")
 
@@ -181,7 +183,7 @@ used by `genretag scan` when no `--model` is given; loaded offline and checked a
 ## Test split (held out; never used for choosing)
 {test_section}
 
-## Models compared (chosen by validation macro-F1)
+## Models compared (chosen on validation, never on test; see the notes below the table)
 {comparison_table(rows)}
 {notes}
 """

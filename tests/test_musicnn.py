@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,9 +11,9 @@ from typer.testing import CliRunner
 
 from genretag.cli import app
 from genretag.errors import ModelError
-from genretag.features import log_mel
+from genretag.features import LEVEL_TARGET, log_mel, track_windows
 from genretag.models import musicnn
-from genretag.transferfit import fold_standardisation
+from genretag.transferfit import _gain, fold_standardisation
 
 
 def test_logc_features_equal_librosa_musicnn_input():
@@ -74,3 +75,27 @@ def test_musicnn_refuses_options_that_do_not_apply(option, synth_dataset, tmp_pa
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and option[0] in lines[0], result.stderr
+
+
+def test_level_normalisation_makes_the_features_independent_of_playback_level():
+    rng = np.random.default_rng(3)
+    t = np.arange(3 * musicnn.FEATURES.window_samples) / 16_000
+    y = (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t))
+         + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+    windows = y.reshape(3, -1)
+    loud = track_windows(windows, musicnn.FEATURES)
+    assert loud.mean() == pytest.approx(LEVEL_TARGET, abs=1e-3)
+    for gain_db in (-20.0, -6.0, 3.0):
+        quieter = track_windows(windows * np.float32(10 ** (gain_db / 20)), musicnn.FEATURES)
+        np.testing.assert_allclose(quieter, loud, atol=2e-3)
+    raw = replace(musicnn.FEATURES, normalize="none")
+    assert np.abs(track_windows(windows * np.float32(0.1), raw) - track_windows(windows, raw)).max() > 0.5
+
+
+def test_gain_augmentation_is_a_level_change():
+    rng = np.random.default_rng(4)
+    logc = rng.uniform(0.0, 5.0, (2, 96, 187)).astype(np.float32)
+    louder = _gain(logc, np.full((2, 1, 1), 10.0))
+    power = 10.0 ** logc.astype(np.float64) - 1
+    np.testing.assert_allclose(louder, np.log10(1 + 10 * power), rtol=1e-5)
+    np.testing.assert_allclose(_gain(louder, np.full((2, 1, 1), -10.0)), logc, atol=1e-4)

@@ -35,8 +35,8 @@ def train(
     patience: int = typer.Option(D.patience, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
     seed: int = typer.Option(D.seed, "--seed", help="Seed for the split, sampling and weights."),
     augment: str = typer.Option(",".join(D.augment), "--augment",
-                                help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance ('none' for none). "
-                                     "musicnn uses only mixup and balance."),
+                                help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance, gain ('none' for none). "
+                                     "musicnn uses only mixup, balance and gain; gain applies to musicnn only."),
     crops_per_track: int = typer.Option(D.crops_per_track, "--crops-per-track", min=1, help="Training windows per track per epoch."),
     dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.9, help="Dropout before the classifier layer."),
     weight_decay: float = typer.Option(D.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),

@@ -34,11 +34,13 @@ WEIGHTS_SHA256 = "15881c297649378b5ccd5cc8c767fce6d0f7963093ff166c06aa5a63cda17b
 
 FEATURES = FeatureConfig(
     sample_rate=16_000, n_fft=512, n_mels=96, n_frames=187, window_seconds=2.976,
-    top_db=0.0, normalize="none", scale="logc",
+    top_db=0.0, normalize="level", scale="logc",
 )
 """musicnn's input: 16 kHz, 512-point FFT, hop 256, 96 Slaney mel bands up to
-8 kHz, ``log10(1 + 10000 * power)``, 187 frames (2.976 s). The level is left
-as it is: the network was trained on it."""
+8 kHz, ``log10(1 + 10000 * power)``, 187 frames (2.976 s). Each recording is
+first brought to one level (``normalize="level"``): the compression makes the
+features depend on loudness, and without it a -12 dB copy of the test split
+scored 0.600 instead of 0.667, +6 dB 0.533."""
 
 BN_EPSILON = 1e-3
 """tf.compat.v1.layers.batch_normalization's epsilon, which the weights were trained with."""
