@@ -16,6 +16,7 @@ once the features are extracted.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,13 @@ def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, co
     extractor = build_extractor()
     train, val = splits["train"], splits["val"]
     gain = GAIN_DB if "gain" in config.augment else 0.0
+    total = len(train.tracks) + len(val.tracks)
+    report = (lambda done: on_event("embedding", {"done": done, "total": total})) if on_event else None
     x_train, track_train = embed(extractor, train, features, config.crops_per_track, config.batch_size,
-                                 gain_db=gain, rng=rng)
+                                 gain_db=gain, rng=rng, on_track=report)
     y_train = train.y[track_train]
-    x_val, track_val = embed(extractor, val, features, config.eval_windows, config.batch_size)
+    x_val, track_val = embed(extractor, val, features, config.eval_windows, config.batch_size,
+                             on_track=(lambda done: report(len(train.tracks) + done)) if report else None)
     mean, std = x_train.mean(0), np.maximum(x_train.std(0), STD_FLOOR)
     live = x_train.std(0) >= STD_FLOOR
     z_train, z_val = ((x - mean) / std * live for x in (x_train, x_val))
@@ -97,9 +101,11 @@ def fold_standardisation(weight: np.ndarray, bias: np.ndarray, *, mean: np.ndarr
 
 
 def embed(extractor, data, features: FeatureConfig, windows: int, batch_size: int, *, gain_db: float = 0.0,
-          rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+          rng: np.random.Generator | None = None,
+          on_track: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features of each track's scan windows: ``(float32 [n, d], track index [n])``.
-    With ``gain_db``, each window is first played louder or quieter by a random gain in +-``gain_db``."""
+    With ``gain_db``, each window is first played louder or quieter by a random gain in +-``gain_db``.
+    ``on_track(done)`` is told how many tracks are embedded, after each batch."""
     policy = WindowPolicy(windows=windows)
     parts, owner = [], []
     for i, (mel, duration) in enumerate(zip(data.mels, data.durations)):
@@ -108,10 +114,13 @@ def embed(extractor, data, features: FeatureConfig, windows: int, batch_size: in
             w = _gain(w, rng.uniform(-gain_db, gain_db, size=(len(w), 1, 1)))
         parts.append(w)
         owner.append(np.full(len(w), i))
-    x = np.concatenate(parts)
-    out = [np.asarray(extractor.predict_on_batch(_pad(x[s : s + batch_size], batch_size)))[: min(batch_size, len(x) - s)]
-           for s in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float32), np.concatenate(owner)
+    x, owner = np.concatenate(parts), np.concatenate(owner)
+    out = []
+    for s in range(0, len(x), batch_size):
+        out.append(np.asarray(extractor.predict_on_batch(_pad(x[s : s + batch_size], batch_size)))[: min(batch_size, len(x) - s)])
+        if on_track is not None:
+            on_track(int(owner[min(s + batch_size, len(x)) - 1]) + (s + batch_size >= len(x)))
+    return np.concatenate(out).astype(np.float32), owner
 
 
 def _gain(logc: np.ndarray, db: np.ndarray) -> np.ndarray:

@@ -99,3 +99,19 @@ def test_gain_augmentation_is_a_level_change():
     power = 10.0 ** logc.astype(np.float64) - 1
     np.testing.assert_allclose(louder, np.log10(1 + 10 * power), rtol=1e-5)
     np.testing.assert_allclose(_gain(louder, np.full((2, 1, 1), -10.0)), logc, atol=1e-4)
+
+
+def test_training_reports_progress_while_embedding(synth_dataset, tmp_path):
+    from genretag.config import TrainConfig
+    from genretag.datasets import load_dataset
+    from genretag.training import model_features, train
+
+    events: list[tuple[str, dict]] = []
+    data = load_dataset(synth_dataset)
+    train(data, tmp_path / "run", config=TrainConfig(model="musicnn", epochs=1, augment=("balance",)),
+          features=model_features("musicnn"), cache_dir=tmp_path / "cache", jobs=0,
+          on_event=lambda kind, info: events.append((kind, info)))
+    done = [info["done"] for kind, info in events if kind == "embedding"]
+    total = len(data.split("train")) + len(data.split("val"))
+    assert done and done == sorted(done) and done[-1] == total
+    assert [kind for kind, _ in events].count("epoch") == 1

@@ -70,6 +70,8 @@ def train(
         def on_event(kind: str, info: dict) -> None:
             if kind == "features":
                 progress.update(task, completed=info["done"], rate="")
+            elif kind == "embedding":
+                progress.update(task, description="pretrained features", completed=info["done"], total=info["total"])
             elif kind == "epoch" and not quiet:
                 progress.console.print(
                     f"epoch {info['epoch']}/{info['epochs']}: loss {info.get('loss', 0):.3f} "
