@@ -131,7 +131,7 @@ PROVENANCE_KEY = "GENRETAG_MODEL"
 class TrainConfig:
     """Defaults of ``genretag train``."""
 
-    model: str = "cnn1d"
+    model: str = "musicnn"
     epochs: int = 40
     batch_size: int = 64
     lr: float = 1e-3

@@ -20,8 +20,8 @@ D = TrainConfig()
 @handles_errors
 def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the model bundle, training log and curves."),
-    model: str = typer.Option(D.model, "--model", help=f"Architecture: {', '.join(MODEL_CHOICES)}. musicnn (the default model's "
-                              "architecture) trains a genre layer on a network pretrained on the Million Song "
+    model: str = typer.Option(D.model, "--model", help=f"Architecture: {', '.join(MODEL_CHOICES)}. musicnn (also the shipped "
+                              "default model's) trains a genre layer on a network pretrained on the Million Song "
                               "Dataset: best on small data, and trains in seconds once features are extracted."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv (path, genre[, artist, split]) or a folder per genre."),
     fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
