@@ -120,6 +120,9 @@ MODEL_CHOICES: tuple[str, ...] = ("musicnn", "cnn1d", "cnn", "crnn", "cnn-rnn", 
 """What ``genretag train --model`` accepts: a head on the pretrained musicnn, the Keras
 architectures trained from scratch, then the classic baselines."""
 
+CLASSIC_MODELS: tuple[str, ...] = ("knn", "svm")
+"""The PCA + k-NN / SVM baselines (NumPy arrays, no Keras)."""
+
 PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
 """Models built on a shipped pretrained network, whose feature parameters it fixes."""
 

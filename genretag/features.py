@@ -172,6 +172,12 @@ def level_logc(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> np.n
     return np.log10(1.0 + power * 10.0**c).astype(np.float32)
 
 
+def logc_gain(logc: np.ndarray, db: np.ndarray | float) -> np.ndarray:
+    """``logc`` values of the same audio played ``db`` louder (power gain ``10**(db/10)``)."""
+    power = np.power(10.0, logc.astype(np.float64)) - 1.0
+    return np.log10(1.0 + power * np.power(10.0, np.asarray(db) / 10.0)).astype(np.float32)
+
+
 def track_windows(segments: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Model input for one track from its decoded segments.
 

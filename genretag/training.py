@@ -21,7 +21,7 @@ import numpy as np
 
 from genretag import __version__
 from genretag.augment import AUGMENTATIONS, eval_windows
-from genretag.config import MODEL_CHOICES, PRETRAINED_MODELS, FeatureConfig, TrainConfig, WindowPolicy
+from genretag.config import CLASSIC_MODELS, MODEL_CHOICES, PRETRAINED_MODELS, FeatureConfig, TrainConfig, WindowPolicy
 from genretag.datasets import Dataset, Track
 from genretag.errors import DatasetError, ModelError
 from genretag.evaluation import evaluate
@@ -30,7 +30,6 @@ from genretag.features import window_starts
 from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
 from genretag.reports import EvalReport, plot_curves, write_report
 
-CLASSIC_MODELS = ("knn", "svm")
 CHECKPOINT_DIR = "checkpoint"
 
 Progress = Callable[[str, dict[str, Any]], None]

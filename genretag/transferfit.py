@@ -23,7 +23,7 @@ import numpy as np
 
 from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
 from genretag.augment import eval_windows
-from genretag.features import window_starts
+from genretag.features import logc_gain, window_starts
 from genretag.models.runtime import KerasClassifier, import_keras
 from genretag.training import Fitted, Progress
 
@@ -111,28 +111,13 @@ def embed(extractor, data, features: FeatureConfig, windows: int, batch_size: in
     for i, (mel, duration) in enumerate(zip(data.mels, data.durations)):
         w = eval_windows(mel, duration, config=features, starts_s=window_starts(duration, config=features, policy=policy))
         if gain_db:
-            w = _gain(w, rng.uniform(-gain_db, gain_db, size=(len(w), 1, 1)))
+            w = logc_gain(w, rng.uniform(-gain_db, gain_db, size=(len(w), 1, 1)))
         parts.append(w)
         owner.append(np.full(len(w), i))
     x, owner = np.concatenate(parts), np.concatenate(owner)
-    out = []
-    for s in range(0, len(x), batch_size):
-        out.append(np.asarray(extractor.predict_on_batch(_pad(x[s : s + batch_size], batch_size)))[: min(batch_size, len(x) - s)])
-        if on_track is not None:
-            on_track(int(owner[min(s + batch_size, len(x)) - 1]) + (s + batch_size >= len(x)))
-    return np.concatenate(out).astype(np.float32), owner
-
-
-def _gain(logc: np.ndarray, db: np.ndarray) -> np.ndarray:
-    """``logc`` windows of audio played ``db`` louder: ``log10(1 + g * (10**v - 1))``, ``g = 10**(db/10)``."""
-    power = np.power(10.0, logc.astype(np.float64)) - 1.0
-    return np.log10(1.0 + power * np.power(10.0, db / 10.0)).astype(np.float32)
-
-
-def _pad(chunk: np.ndarray, size: int) -> np.ndarray:
-    if len(chunk) == size:
-        return chunk
-    return np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
+    # tracks finished after `done` windows: the last one's index, plus one when it is complete
+    progress = (lambda done: on_track(int(owner[done - 1]) + (done == len(x)))) if on_track else None
+    return KerasClassifier(extractor, (), batch_size).predict(x, on_batch=progress), owner
 
 
 def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -107,7 +107,9 @@ def enrich_card(folder: Path) -> None:
     path = folder / "card.json"
     card = json.loads(path.read_text())
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    card["training"]["machine"] = (f"{cpu_name()}, {os.cpu_count()} cores, {mem:.1f} GiB, no GPU; "
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    card["training"]["machine"] = (f"{cpu_name()}, {os.cpu_count()} cores, {mem:.1f} GiB, "
+                                   f"{f'{gpus} GPU(s) visible' if gpus else 'no GPU'}; "
                                    f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     card["training"]["sources"] = {"emotify": "Classical, Electronic, Pop, Rock (18-s clips)",
                                    "4q": "the other classes (30-s clips, AllMusic labels)"}

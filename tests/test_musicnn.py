@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from genretag.cli import app
 from genretag.errors import ModelError
-from genretag.features import LEVEL_TARGET, log_mel, track_windows
+from genretag.features import LEVEL_TARGET, log_mel, logc_gain, track_windows
 from genretag.models import musicnn
-from genretag.transferfit import _gain, fold_standardisation
+from genretag.transferfit import fold_standardisation
 
 
 def test_logc_features_equal_librosa_musicnn_input():
@@ -95,10 +95,10 @@ def test_level_normalisation_makes_the_features_independent_of_playback_level():
 def test_gain_augmentation_is_a_level_change():
     rng = np.random.default_rng(4)
     logc = rng.uniform(0.0, 5.0, (2, 96, 187)).astype(np.float32)
-    louder = _gain(logc, np.full((2, 1, 1), 10.0))
+    louder = logc_gain(logc, np.full((2, 1, 1), 10.0))
     power = 10.0 ** logc.astype(np.float64) - 1
     np.testing.assert_allclose(louder, np.log10(1 + 10 * power), rtol=1e-5)
-    np.testing.assert_allclose(_gain(louder, np.full((2, 1, 1), -10.0)), logc, atol=1e-4)
+    np.testing.assert_allclose(logc_gain(louder, np.full((2, 1, 1), -10.0)), logc, atol=1e-4)
 
 
 def test_training_reports_progress_while_embedding(synth_dataset, tmp_path):

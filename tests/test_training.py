@@ -459,24 +459,28 @@ def test_train_without_data_is_one_error_line(tmp_path):
     assert result.stdout == ""
 
 
+def only_error_line(result: Result) -> str:
+    """The single stderr line of a command that failed with exit status 1."""
+    assert result.exit_code == 1, explain(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 def test_train_unknown_model_lists_choices(fma, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", *fma.args(), "--model", "nosuch", "--out", out, "-q")
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown model 'nosuch'; choose from ")
+    line = only_error_line(cli("train", *fma.args(), "--model", "nosuch", "--out", out, "-q"))
+    assert line.startswith("error: unknown model 'nosuch'; choose from ")
     for choice in (*STUDY_MODELS, "cnn1d", "musicnn"):
-        assert choice in lines[0]
+        assert choice in line
     assert not out.exists()
 
 
 def test_train_unknown_augmentation(fma, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", *fma.args(), "--augment", "crops,bogus", "--out", out, "-q")
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown augmentation(s) bogus; choose from ")
-    assert all(a in lines[0] for a in AUGMENTATIONS)
+    line = only_error_line(cli("train", *fma.args(), "--augment", "crops,bogus", "--out", out, "-q"))
+    assert line.startswith("error: unknown augmentation(s) bogus; choose from ")
+    assert all(a in line for a in AUGMENTATIONS)
     assert not out.exists()
 
 

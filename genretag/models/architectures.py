@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from genretag.config import MODEL_CHOICES, PRETRAINED_MODELS
+from genretag.config import CLASSIC_MODELS, MODEL_CHOICES, PRETRAINED_MODELS
 
-KERAS_ARCHITECTURES = tuple(m for m in MODEL_CHOICES if m not in ("knn", "svm") + PRETRAINED_MODELS)
+KERAS_ARCHITECTURES = tuple(m for m in MODEL_CHOICES if m not in CLASSIC_MODELS + PRETRAINED_MODELS)
 
 BN_MOMENTUM = 0.9
 """Batch-norm moving-average momentum of the study's networks. Keras' 0.99 needs

@@ -4,6 +4,7 @@ Keras bundle is loaded."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,17 +64,24 @@ class KerasClassifier:
     labels: tuple[str, ...]
     batch_size: int = 64
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
+    def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Outputs for ``windows`` (class probabilities, or whatever the model returns per
+        window); ``on_batch(done)`` hears the number of windows finished after each batch."""
         n = len(windows)
-        out = np.empty((n, len(self.labels)), np.float32)
+        out = None
         for start in range(0, n, self.batch_size):
             chunk = windows[start : start + self.batch_size]
             if len(chunk) < self.batch_size:  # pad: the same input shape every call
                 pad = np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], np.float32)
                 chunk = np.concatenate([chunk, pad])
-            probs = np.asarray(self.model.predict_on_batch(chunk.astype(np.float32, copy=False)))
-            out[start : start + len(probs)] = probs[: min(self.batch_size, n - start)]
-        return out
+            result = np.asarray(self.model.predict_on_batch(chunk.astype(np.float32, copy=False)))
+            if out is None:
+                out = np.empty((n,) + result.shape[1:], np.float32)
+            done = min(start + self.batch_size, n)
+            out[start:done] = result[: done - start]
+            if on_batch is not None:
+                on_batch(done)
+        return out if out is not None else np.empty((0, len(self.labels)), np.float32)
 
 
 class DeferredClassifier:
