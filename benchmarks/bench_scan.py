@@ -40,7 +40,7 @@ if (REPO / "genretag" / "__init__.py").is_file() and str(REPO) not in sys.path:
 from genretag.config import FeatureConfig, ScanOptions, WindowPolicy, default_jobs  # noqa: E402
 from genretag.discover import discover  # noqa: E402
 from genretag.errors import GenretagError, ModelError  # noqa: E402
-from genretag.pool import run_pool  # noqa: E402
+from genretag.scan.pool import run_pool  # noqa: E402
 from genretag.scan import decode_stage, scan_files  # noqa: E402
 
 T = TypeVar("T")

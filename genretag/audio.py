@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag.errors import DecodeError
+from genretag.errors import DecodeError, describe, os_reason
 
 FFMPEG_HINT = "install ffmpeg (e.g. 'apt-get install ffmpeg' or 'brew install ffmpeg') to read this format"
 """Appended to errors about containers only ffmpeg can decode."""
@@ -43,7 +43,7 @@ def probe(path: str | Path) -> AudioInfo:
             if not fh.read(16):
                 raise DecodeError("empty file (0 bytes)", path)
     except OSError as exc:
-        raise DecodeError(_os_reason(exc), path) from exc
+        raise DecodeError(os_reason(exc), path) from exc
     try:
         import soundfile as sf
 
@@ -129,7 +129,7 @@ def _read_soundfile(path: Path, info: AudioInfo, spans: Sequence[tuple[float, fl
                 data = f.read(int(round(seconds * info.sample_rate)), dtype="float32", always_2d=True)
                 out.append(_to_rate(downmix(data), info.sample_rate, sample_rate, path))
     except (RuntimeError, ValueError, OSError) as exc:
-        raise DecodeError(f"decode failed: {_short(exc, path)}", path) from exc
+        raise DecodeError(f"decode failed: {describe(exc, path=path)}", path) from exc
     return out
 
 
@@ -197,22 +197,6 @@ def _probe_ffmpeg(path: Path) -> AudioInfo:
     if duration <= 0 or rate <= 0:
         raise DecodeError("decode failed: no audio in file", path)
     return AudioInfo(duration, rate, channels, "ffmpeg")
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    return _short(exc)
-
-
-def _short(exc: BaseException, path: Path | None = None) -> str:
-    text = str(exc)
-    if path is not None:  # libsndfile repeats the path; the error line names it once
-        text = text.replace(f"{path}: ", "").replace(str(path), "")
-    text = " ".join(text.split())
-    return text[:200] or type(exc).__name__
 
 
 def _last_line(stderr: bytes, path: Path) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genretag.config import AUDIO_EXTENSIONS
+from genretag.errors import os_reason
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def discover(inputs: Iterable[str | Path]) -> Discovery:
         try:
             st = path.stat()
         except OSError as exc:
-            problems.append((path, _reason(exc)))
+            problems.append((path, os_reason(exc)))
             return
         key = (st.st_dev, st.st_ino)
         if key not in seen_files:
@@ -71,7 +72,7 @@ def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path
     try:
         st = root.stat()
     except OSError as exc:
-        problems.append((root, _reason(exc)))
+        problems.append((root, os_reason(exc)))
         return
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:
@@ -81,7 +82,7 @@ def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path
         with os.scandir(root) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
-        problems.append((root, _reason(exc)))
+        problems.append((root, os_reason(exc)))
         return
     subdirs = []
     for entry in entries:
@@ -93,10 +94,8 @@ def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path
             elif entry.is_file(follow_symlinks=True) and is_audio(Path(entry.name)):
                 yield Path(entry.path)
         except OSError as exc:
-            problems.append((Path(entry.path), _reason(exc)))
+            problems.append((Path(entry.path), os_reason(exc)))
     for sub in subdirs:
         yield from _walk(sub, seen_dirs, problems)
 
 
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()

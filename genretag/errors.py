@@ -38,3 +38,35 @@ class ModelError(GenretagError):
 
 class DatasetError(GenretagError):
     """A dataset description (FMA metadata, labels CSV, folder) is unusable."""
+
+
+class UsageError(GenretagError):
+    """The command line or a settings file asks for something that can't be done (exit 2)."""
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error as the short lower-case reason error lines use ("permission denied")."""
+    import errno
+
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return exc.strerror or describe(exc)
+
+
+def describe(exc: BaseException, *, path: str | Path | None = None, with_type: bool = False, limit: int = 200) -> str:
+    """Any exception as one line: its message (at most ``limit`` characters), or its type's name.
+
+    ``path``: removed from the message (the error line names the file once, at the end).
+    ``with_type``: ``"ValueError: message"``, for errors nobody raised on purpose.
+    """
+    text = str(exc)
+    if path is not None:
+        text = text.replace(f"{path}: ", "").replace(str(path), "")
+    text = " ".join(text.split())[:limit]
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if with_type else text

@@ -7,9 +7,9 @@ same numbers in both.
 
 from __future__ import annotations
 
-import numpy as np
-
 from functools import lru_cache
+
+import numpy as np
 
 from genretag.config import FeatureConfig, WindowPolicy
 
@@ -192,3 +192,21 @@ def rms_dbfs(samples: np.ndarray) -> float:
     """RMS level of ``samples`` in dB relative to full scale (-inf-safe: floor -200)."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
     return 20.0 * np.log10(max(rms, 1e-10))
+
+
+def eval_windows(mel: np.ndarray, duration: float, *, config: FeatureConfig, starts_s: np.ndarray) -> np.ndarray:
+    """The windows scan would cut, taken from a whole-clip mel.
+
+    ``starts_s``: window starts in seconds relative to the clip's start.
+    Returns ``float32 [k, n_mels, n_frames]``.
+    """
+    n = config.n_frames
+    frames_per_s = config.sample_rate / config.hop_length
+    out = np.empty((len(starts_s), mel.shape[0], n), np.float32)
+    for i, s in enumerate(starts_s):
+        start = int(min(max(0, round(s * frames_per_s)), max(0, mel.shape[1] - n)))
+        w = mel[:, start : start + n]
+        if w.shape[1] < n:  # a clip shorter than a window was looped when cached; guard anyway
+            w = np.pad(w, ((0, 0), (0, n - w.shape[1])), mode="wrap")
+        out[i] = w
+    return out

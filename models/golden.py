@@ -25,7 +25,7 @@ def golden_prediction() -> dict:
     from synth import tone_mix, write_audio
 
     from genretag.config import WindowPolicy
-    from genretag.extract import extract_track
+    from genretag.scan.extract import extract_track
     from genretag.models.registry import resolve_model
     from genretag.models.runtime import load_classifier
 

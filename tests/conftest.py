@@ -37,7 +37,7 @@ def tiny_bundle(tmp_path_factory, synth_dataset) -> Path:
     """A cnn1d bundle trained for a few epochs on ``synth_dataset`` (separable classes)."""
     from genretag.config import TrainConfig
     from genretag.datasets import load_folder
-    from genretag.training import train
+    from genretag.train import train
 
     out = tmp_path_factory.mktemp("tiny_bundle")
     data = load_folder(synth_dataset, seed=0)

@@ -140,7 +140,7 @@ def slow_writes(seconds: float) -> None:
     """Make every ``write_genre`` in this process hold its temporary copy ``seconds``
     longer after copying and again after tagging it, so that a kill at a random
     moment is likely to land in the middle of a write."""
-    import genretag.tags as tags
+    import genretag.tags.write as tags
 
     copy, write = tags.copy_file, tags._write_tags
 

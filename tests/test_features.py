@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import synth
 from genretag.audio import load_segments, probe
 from genretag.config import FeatureConfig, WindowPolicy
-from genretag.extract import TrackFeatures, extract_track
+from genretag.scan.extract import TrackFeatures, extract_track
 from genretag.features import finish_track, fit_length, log_mel, rms_dbfs, track_windows, window_starts
 
 CONFIG = FeatureConfig()
@@ -320,7 +320,7 @@ def test_decode_workers_do_not_import_librosa():
     import subprocess
     import sys
 
-    code = ("import sys; import genretag.extract, genretag.audio, genretag.features, genretag.tags, genretag.pool; "
+    code = ("import sys; import genretag.scan.extract, genretag.audio, genretag.features, genretag.tags.containers, genretag.scan.pool; "
             "print(sorted(m for m in ('librosa', 'numba', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 import genretag.models.registry as registry
 from genretag.config import FeatureConfig
 from genretag.errors import ModelError
-from genretag.extract import TrackFeatures
-from genretag.inference import Prediction, predict_stream
+from genretag.scan.extract import TrackFeatures
+from genretag.scan.batching import Prediction, predict_stream
 from genretag.models.bundle import CARD_FILE, ModelCard, read_bundle, sha256_file, write_card
 from genretag.models.classic import ClassicClassifier, fit_classic
 from genretag.models.registry import list_bundled, resolve_model

@@ -13,7 +13,7 @@ from genretag.cli import app
 from genretag.errors import ModelError
 from genretag.features import LEVEL_TARGET, log_mel, logc_gain, track_windows
 from genretag.models import musicnn
-from genretag.transferfit import fold_standardisation
+from genretag.train.transferfit import fold_standardisation
 
 
 def test_logc_features_equal_librosa_musicnn_input():
@@ -104,7 +104,7 @@ def test_gain_augmentation_is_a_level_change():
 def test_training_reports_progress_while_embedding(synth_dataset, tmp_path):
     from genretag.config import TrainConfig
     from genretag.datasets import load_dataset
-    from genretag.training import model_features, train
+    from genretag.train import model_features, train
 
     events: list[tuple[str, dict]] = []
     data = load_dataset(synth_dataset)

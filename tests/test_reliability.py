@@ -39,10 +39,10 @@ import synth
 from genretag.cli import app
 from genretag.config import FeatureConfig, WindowPolicy
 from genretag.errors import ModelError, TagError
-from genretag.extract import TrackFeatures, extract_track
+from genretag.scan.extract import TrackFeatures, extract_track
 from genretag.models.bundle import read_bundle, sha256_file
 from genretag.models.runtime import load_classifier
-from genretag.pool import run_pool
+from genretag.scan.pool import run_pool
 from genretag.scan import REPORT_COLUMNS, STATUSES
 from genretag.tags import TMP_SUFFIX, read_tags, remove_stale_copies, write_genre
 
@@ -62,7 +62,7 @@ def knn_bundle(tmp_path_factory, synth_dataset) -> Path:
     """A k-NN bundle (``rel 1``) trained on the synthetic classes: no TensorFlow to load."""
     from genretag.config import TrainConfig
     from genretag.datasets import load_folder
-    from genretag.training import train
+    from genretag.train import train
 
     out = tmp_path_factory.mktemp("knn_bundle")
     train(load_folder(synth_dataset), out, config=TrainConfig(model="knn"), name="rel", version="1",
@@ -485,10 +485,10 @@ def test_read_only_file_is_refused_and_the_rest_tagged(runner, knn_bundle, three
 
 
 def test_file_deleted_between_decode_and_write(runner, knn_bundle, three, monkeypatch):
-    import genretag.scan
+    import genretag.scan.pipeline
 
     victim = three[0]
-    real_extract = genretag.scan.extract_track
+    real_extract = genretag.scan.pipeline.extract_track
 
     def extract_then_delete(path, **kwargs):
         features = real_extract(path, **kwargs)
@@ -496,7 +496,7 @@ def test_file_deleted_between_decode_and_write(runner, knn_bundle, three, monkey
             victim.unlink()
         return features
 
-    monkeypatch.setattr(genretag.scan, "extract_track", extract_then_delete)
+    monkeypatch.setattr(genretag.scan.pipeline, "extract_track", extract_then_delete)
     result = _scan_inline(runner, knn_bundle, victim.parent)
     assert result.exit_code == 1, result.output
     assert _error_lines(result.stderr) == {victim: ["file not found"]}
@@ -506,10 +506,10 @@ def test_file_deleted_between_decode_and_write(runner, knn_bundle, three, monkey
 
 
 def test_file_changed_while_tagging_is_left_to_the_other_writer(runner, knn_bundle, three, monkeypatch):
-    import genretag.tags
+    import genretag.tags.write
 
     victim = three[2]
-    real_write = genretag.tags._write_tags
+    real_write = genretag.tags.write._write_tags
 
     def write_while_someone_appends(tmp, shown, *args, **kwargs):
         if shown == victim:
@@ -517,7 +517,7 @@ def test_file_changed_while_tagging_is_left_to_the_other_writer(runner, knn_bund
                 fh.write(b"\0" * 16)
         return real_write(tmp, shown, *args, **kwargs)
 
-    monkeypatch.setattr(genretag.tags, "_write_tags", write_while_someone_appends)
+    monkeypatch.setattr(genretag.tags.write, "_write_tags", write_while_someone_appends)
     content = victim.read_bytes()
     result = _scan_inline(runner, knn_bundle, victim.parent)
     assert result.exit_code == 1, result.output
@@ -528,7 +528,7 @@ def test_file_changed_while_tagging_is_left_to_the_other_writer(runner, knn_bund
 
 @pytest.mark.parametrize("step", ["copy", "tags", "fsync"])
 def test_disk_full_is_reported_per_file_and_originals_survive(runner, knn_bundle, three, monkeypatch, step):
-    import genretag.tags
+    import genretag.tags.write
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -540,7 +540,7 @@ def test_disk_full_is_reported_per_file_and_originals_survive(runner, knn_bundle
 
     target = {"copy": ("copy_file", copy_half_then_full), "tags": ("_write_tags", full),
               "fsync": ("fsync_file", full)}[step]
-    monkeypatch.setattr(genretag.tags, *target)
+    monkeypatch.setattr(genretag.tags.write, *target)
     before = {p: p.read_bytes() for p in three}
     result = _scan_inline(runner, knn_bundle, three[0].parent)
     assert result.exit_code == 1, result.output
@@ -561,16 +561,16 @@ def bundle_copy(knn_bundle, tmp_path) -> Path:
 @pytest.fixture
 def decode_spy(monkeypatch) -> list[Path]:
     """Paths the scan decodes (the scan must run with ``--jobs 0``)."""
-    import genretag.scan
+    import genretag.scan.pipeline
 
     seen: list[Path] = []
-    real = genretag.scan.extract_track
+    real = genretag.scan.pipeline.extract_track
 
     def spy(path, **kwargs):
         seen.append(Path(path))
         return real(path, **kwargs)
 
-    monkeypatch.setattr(genretag.scan, "extract_track", spy)
+    monkeypatch.setattr(genretag.scan.pipeline, "extract_track", spy)
     return seen
 
 

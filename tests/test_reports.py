@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from genretag.errors import GenretagError
-from genretag.reports import (
+from genretag.evaluate import (
     ClassMetrics,
     EvalReport,
     build_report,

@@ -28,7 +28,7 @@ from mutagen.mp4 import MP4, MP4Cover
 from mutagen.ogg import OggPage
 
 import synth
-from genretag import tags as tags_module
+from genretag.tags import write as tags_module
 from genretag.config import PROVENANCE_KEY
 from genretag.errors import TagError
 from genretag.tags import TMP_SUFFIX, TagState, read_tags, write_genre

@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 from fmagen import make_fma
 from synth import tone_mix, write_audio
 
-from genretag.augment import AUGMENTATIONS, WindowSampler
+from genretag.train.augment import AUGMENTATIONS, WindowSampler
 from genretag.cli import app
 from genretag.config import FeatureConfig
 from genretag.datasets import load_fma
@@ -224,7 +224,7 @@ def clips(tmp_path) -> list[Path]:
 
 def counting_clip_mel(monkeypatch) -> list[Path]:
     """Let clip_mel run, but record every file it decodes."""
-    import genretag.featurecache as featurecache
+    import genretag.train.featurecache as featurecache
 
     real, calls = featurecache.clip_mel, []
 
@@ -238,7 +238,7 @@ def counting_clip_mel(monkeypatch) -> list[Path]:
 
 def forbid_decoding(monkeypatch) -> list[Path]:
     """Make any decode fail loudly (and record it: the inline pool turns exceptions into errors)."""
-    import genretag.featurecache as featurecache
+    import genretag.train.featurecache as featurecache
 
     calls: list[Path] = []
 
@@ -255,7 +255,7 @@ def forbid_decoding(monkeypatch) -> list[Path]:
 
 
 def test_feature_cache_second_call_decodes_nothing(clips, tmp_path, monkeypatch):
-    from genretag.featurecache import load_features
+    from genretag.train.featurecache import load_features
 
     cache, config = tmp_path / "cache", FeatureConfig()
     calls = counting_clip_mel(monkeypatch)
@@ -279,7 +279,7 @@ def test_feature_cache_second_call_decodes_nothing(clips, tmp_path, monkeypatch)
 
 
 def test_feature_cache_invalidated_by_mtime_and_params(clips, tmp_path, monkeypatch):
-    from genretag.featurecache import load_features
+    from genretag.train.featurecache import load_features
 
     cache, config = tmp_path / "cache", FeatureConfig()
     load_features(clips, config=config, max_seconds=30.0, cache_dir=cache, jobs=0)

@@ -15,7 +15,7 @@ from genretag.config import TrainConfig
 from genretag.errors import DatasetError
 
 if TYPE_CHECKING:
-    from genretag.reports import EvalReport
+    from genretag.evaluate import EvalReport
 
 D = TrainConfig()
 
@@ -40,7 +40,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Evaluate a model on a dataset split, or compare saved reports ([bold]--compare DIR1 DIR2 ...[/bold])."""
-    from genretag.reports import load_report, write_report
+    from genretag.evaluate import load_report, write_report
 
     if compare:
         if not reports:
@@ -51,10 +51,10 @@ def evaluate(
         raise DatasetError("report folders as arguments need --compare (to evaluate, use --model and a dataset)")
     if model is None:
         raise DatasetError("--model is required (or use --compare with report folders)")
-    from genretag.evaluation import evaluate as run_eval
-    from genretag.featurecache import load_features
+    from genretag.evaluate import evaluate as run_eval
     from genretag.models.registry import resolve_model
     from genretag.models.runtime import load_classifier
+    from genretag.train.featurecache import load_features
 
     stderr = err()
     bundle = resolve_model(model)
@@ -112,7 +112,7 @@ def _print_report(report: "EvalReport") -> None:
 
 
 def _print_compare(reports: list["EvalReport"]) -> None:
-    from genretag.reports import compare_rows
+    from genretag.evaluate import compare_rows
 
     table = Table(title="model comparison")
     table.add_column("model", no_wrap=True)  # never cut the one column that says which row is which

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.markup import escape
 
-from genretag.cli.common import EXIT_FAILURES, EXIT_INTERRUPTED, err, error_line, handles_errors, out, progress_bar
+from genretag.cli.common import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    err,
+    error_line,
+    handles_errors,
+    out,
+    progress_bar,
+)
 from genretag.config import ScanOptions
 from genretag.errors import GenretagError
 from genretag.models.registry import resolve_model
@@ -54,7 +62,12 @@ def scan(
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
     """
     from genretag.discover import discover
-    from genretag.scan import GenreChoice, ReportWriter, read_genre_map, scan_files
+    from genretag.scan import (
+        GenreChoice,
+        ReportWriter,
+        read_genre_map,
+        scan_files,
+    )
 
     options = ScanOptions(model=model, windows=windows, batch_size=batch_size, jobs=jobs, top_k=top_k,
                           min_confidence=min_confidence, overwrite=overwrite, force=force, dry_run=dry_run,

@@ -52,7 +52,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a genre model and write a bundle that [bold]genretag scan --model DIR[/bold] uses."""
-    from genretag.training import model_features, train as run_training
+    from genretag.train import model_features
+    from genretag.train import train as run_training
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genretag.config import FeatureConfig
 from genretag.errors import ModelError
+from genretag.files import replace_atomically
 
 CARD_FILE = "card.json"
 BUNDLE_FORMAT = "genretag-bundle"
@@ -130,8 +130,6 @@ def verify_bundle(bundle: Bundle) -> None:
 
 def write_card(folder: Path, card: ModelCard) -> Bundle:
     """Write ``card.json`` atomically into ``folder`` (weights already there)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{CARD_FILE}.tmp"
-    tmp.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / CARD_FILE)
+    text = json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n"
+    replace_atomically(folder / CARD_FILE, lambda fh: fh.write(text.encode("utf-8")))
     return Bundle(folder, card)

@@ -24,6 +24,14 @@ class Classifier(Protocol):
         ...
 
 
+def track_mean(window_probs: np.ndarray) -> np.ndarray:
+    """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
+    ``float32 [n_classes]``, the mean renormalised to sum to 1 (scan, evaluation,
+    training and the golden test all judge a track this one way)."""
+    mean = np.asarray(window_probs, np.float64).mean(axis=0)
+    return (mean / max(float(mean.sum()), 1e-12)).astype(np.float32)
+
+
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter before it is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

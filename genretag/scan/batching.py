@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag.extract import TrackFeatures
-from genretag.models.runtime import Classifier
+from genretag.models.runtime import Classifier, track_mean
+from genretag.scan.extract import TrackFeatures
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,4 @@ def predict_stream(
 
 
 def _average(entry: _Pending, labels: tuple[str, ...]) -> Prediction:
-    mean = entry.probs.mean(axis=0)
-    return Prediction(entry.track.path, labels, (mean / max(float(mean.sum()), 1e-12)).astype(np.float32),
-                      len(entry.probs))
+    return Prediction(entry.track.path, labels, track_mean(entry.probs), len(entry.probs))

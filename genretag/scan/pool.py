@@ -16,6 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from genretag.errors import describe
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -104,7 +106,7 @@ def _inline(fn: Callable[..., R], item: T, kwargs: dict[str, Any]) -> Outcome[T,
     try:
         return Outcome(item, fn(item, **kwargs))
     except Exception as exc:  # noqa: BLE001 - never raise through the pool
-        return Outcome(item, error=_describe(exc))
+        return Outcome(item, error=describe(exc, with_type=True))
 
 
 def _collect(future: Future, item: T, timeout: float | None) -> Outcome[T, R]:
@@ -119,9 +121,6 @@ def _collect(future: Future, item: T, timeout: float | None) -> Outcome[T, R]:
     except ProcessExpired as exc:
         return Outcome(item, error=f"decoder crashed (worker exit code {exc.exitcode})")
     except Exception as exc:  # noqa: BLE001 - never raise through the pool
-        return Outcome(item, error=_describe(exc))
+        return Outcome(item, error=describe(exc, with_type=True))
 
 
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

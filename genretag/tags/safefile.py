@@ -11,7 +11,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from genretag.errors import TagError
+from genretag.errors import TagError, os_reason
 
 
 def stat_for_write(real: Path, shown: Path) -> os.stat_result:
@@ -72,9 +72,3 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def os_reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    return exc.strerror or str(exc)

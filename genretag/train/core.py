@@ -1,6 +1,6 @@
 """Train a model on a Dataset and write a bundle that scan uses as is.
 
-Keras models train on random augmented crops (:mod:`genretag.augment`) with
+Keras models train on random augmented crops (:mod:`genretag.train.augment`) with
 Adam, are judged each epoch on the validation tracks the way scan judges a
 track (windows averaged), stop early on that track-level accuracy and keep the
 best weights. Every epoch leaves a checkpoint that ``resume`` continues from.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,30 +19,23 @@ from typing import Any
 import numpy as np
 
 from genretag import __version__
-from genretag.augment import AUGMENTATIONS, eval_windows
-from genretag.config import CLASSIC_MODELS, MODEL_CHOICES, PRETRAINED_MODELS, FeatureConfig, TrainConfig, WindowPolicy
-from genretag.datasets import Dataset, Track
+from genretag.config import (
+    CLASSIC_MODELS,
+    MODEL_CHOICES,
+    PRETRAINED_MODELS,
+    FeatureConfig,
+    TrainConfig,
+    WindowPolicy,
+)
+from genretag.datasets import Dataset
 from genretag.errors import DatasetError, ModelError
-from genretag.evaluation import evaluate
-from genretag.featurecache import ClipFeatures, load_features
-from genretag.features import window_starts
+from genretag.evaluate import EvalReport, evaluate, write_report
+from genretag.evaluate.plots import plot_curves
+from genretag.features import eval_windows, window_starts
 from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
-from genretag.reports import EvalReport, plot_curves, write_report
-
-CHECKPOINT_DIR = "checkpoint"
-
-Progress = Callable[[str, dict[str, Any]], None]
-"""``on_event(kind, info)``: ``features`` (done, total), ``epoch`` (epoch, logs), ``fitting``."""
-
-
-@dataclass(frozen=True)
-class SplitData:
-    """One split's decoded tracks."""
-
-    tracks: tuple[Track, ...]
-    mels: tuple[np.ndarray, ...]
-    durations: np.ndarray
-    y: np.ndarray
+from genretag.train.augment import AUGMENTATIONS
+from genretag.train.common import Fitted, Progress, SplitData
+from genretag.train.featurecache import ClipFeatures, load_features
 
 
 @dataclass(frozen=True)
@@ -112,11 +104,11 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     if config.model in CLASSIC_MODELS:
         fit = _fit_classic(splits, dataset, features, config, out)
     elif config.model in PRETRAINED_MODELS:
-        from genretag.transferfit import fit_transfer
+        from genretag.train.transferfit import fit_transfer
 
         fit = fit_transfer(splits, labels=dataset.labels, features=features, config=config, out=out, on_event=on_event)
     else:
-        from genretag.kerasfit import fit_keras
+        from genretag.train.kerasfit import fit_keras
 
         fit = fit_keras(splits, labels=dataset.labels, features=features, config=config, out=out,
                         resume=resume, on_event=on_event)
@@ -157,22 +149,6 @@ def _evaluate_split(classifier, card: ModelCard, data: SplitData, dataset: Datas
 def _summary(report: EvalReport) -> dict[str, Any]:
     return {"tracks": report.track.n, "track_accuracy": report.track.accuracy, "track_macro_f1": report.track.macro_f1,
             "window_accuracy": report.single_window.accuracy, "window_macro_f1": report.single_window.macro_f1}
-
-
-@dataclass(frozen=True)
-class Fitted:
-    """What a fitting routine hands back to :func:`train`."""
-
-    classifier: Any
-    weights: Path
-    params: int
-    epochs_run: int
-    """Epochs in all, counting those before a ``--resume``."""
-    best_epoch: int
-    windows_seen: int
-    """Training windows this run (not before a resume)."""
-    epochs_trained: int = 1
-    """Epochs this run trained (for seconds per epoch)."""
 
 
 def _fit_classic(splits, dataset: Dataset, features: FeatureConfig, config: TrainConfig, out: Path) -> Fitted:

@@ -128,21 +128,3 @@ def _resample_axis(x: np.ndarray, n: int, *, axis: int) -> np.ndarray:
     shape = [1] * x.ndim
     shape[axis] = n
     return a + (b - a) * frac.reshape(shape)
-
-
-def eval_windows(mel: np.ndarray, duration: float, *, config: FeatureConfig, starts_s: np.ndarray) -> np.ndarray:
-    """The windows scan would cut, taken from a whole-clip mel.
-
-    ``starts_s``: window starts in seconds relative to the clip's start.
-    Returns ``float32 [k, n_mels, n_frames]``.
-    """
-    n = config.n_frames
-    frames_per_s = config.sample_rate / config.hop_length
-    out = np.empty((len(starts_s), mel.shape[0], n), np.float32)
-    for i, s in enumerate(starts_s):
-        start = int(min(max(0, round(s * frames_per_s)), max(0, mel.shape[1] - n)))
-        w = mel[:, start : start + n]
-        if w.shape[1] < n:  # a clip shorter than a window was looped when cached; guard anyway
-            w = np.pad(w, ((0, 0), (0, n - w.shape[1])), mode="wrap")
-        out[i] = w
-    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from genretag.config import FeatureConfig, WindowPolicy
-from genretag.errors import GenretagError
+from genretag.errors import GenretagError, describe
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,6 @@ def extract_track(
         return TrackFeatures(path, "error", genres=genres, provenance=provenance, error=exc.reason)
     except Exception as exc:  # noqa: BLE001 - a worker must turn every failure into a result
         return TrackFeatures(path, "error", genres=genres, provenance=provenance,
-                             error=f"decode failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+                             error=f"decode failed: {describe(exc, with_type=True)}")
     return TrackFeatures(path, "ok", windows=windows, duration=info.duration, genres=genres,
                          provenance=provenance, error=tag_error)

@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
-from genretag.augment import eval_windows
-from genretag.features import logc_gain, window_starts
+from genretag.features import eval_windows, logc_gain, window_starts
 from genretag.models.runtime import KerasClassifier, import_keras
-from genretag.training import Fitted, Progress
+from genretag.train.common import Fitted, Progress
 
 STD_FLOOR = 1e-3
 """Features whose spread over the training windows is below this are treated as constant."""

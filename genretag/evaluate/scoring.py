@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genretag.augment import eval_windows
 from genretag.config import FeatureConfig, WindowPolicy
-from genretag.features import window_starts
+from genretag.evaluate.report import EvalReport, build_report
+from genretag.features import eval_windows, window_starts
 from genretag.models.runtime import Classifier
-from genretag.reports import EvalReport, build_report
 
 
 @dataclass(frozen=True)

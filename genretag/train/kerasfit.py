@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from genretag.augment import WindowSampler
 from genretag.config import FeatureConfig, TrainConfig
-from genretag.evaluation import score_tracks
+from genretag.evaluate import score_tracks
 from genretag.models.architectures import build_ensemble, build_model
 from genretag.models.runtime import KerasClassifier, import_keras
-from genretag.training import CHECKPOINT_DIR, Fitted, Progress
+from genretag.train.augment import WindowSampler
+from genretag.train.common import CHECKPOINT_DIR, Fitted, Progress
 
 
 def fit_keras(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,

@@ -1,4 +1,4 @@
-"""Read and write the genre of one audio file, whatever its container, atomically.
+"""Read and write the genre fields of one audio file, whatever its container.
 
 Only the genre field and one provenance field (``GENRETAG_MODEL``, which model
 chose the genre) change; every other tag and every audio byte stays as it was.
@@ -18,18 +18,15 @@ container     files            genre field / provenance field
 ``aiff-id3``  aiff             ID3 chunk, same frames as mp3
 ============  ===============  ==================================================
 
-Writes are atomic (see :func:`write_genre`). Nothing here prints; every
-failure with a file is a :class:`~genretag.errors.TagError`.
+This module knows the containers; :mod:`genretag.tags.write` makes the change
+atomic. Nothing here prints; every failure with a file is a
+:class:`~genretag.errors.TagError`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import struct
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,22 +44,8 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from genretag.config import PROVENANCE_KEY
-from genretag.errors import TagError
-from genretag.id3check import checked_id3, id3v1_block, restore_id3v1
-from genretag.safefile import (
-    check_unchanged,
-    copy_file,
-    discard,
-    fsync_dir,
-    fsync_file,
-    os_reason,
-    stat_for_write,
-)
-
-TMP_SUFFIX = ".genretag-tmp"
-"""Temporary copies are named ``.<name>.<random>.genretag-tmp`` next to the file."""
-_TMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.DOTALL)
-"""A temporary copy's name: ``tempfile.mkstemp`` puts 8 of ``[a-z0-9_]`` between prefix and suffix."""
+from genretag.errors import TagError, os_reason
+from genretag.tags.id3check import checked_id3, id3v1_block, restore_id3v1
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
 _KINDS: tuple[tuple[type, str], ...] = (
@@ -194,107 +177,6 @@ def _read_state(path: Path, shown: Path) -> TagState:
     )
 
 
-def write_genre(
-    path: str | Path,
-    genres: Sequence[str],
-    *,
-    provenance: str,
-    id3v23: bool = False,
-    keep_mtime: bool = False,
-) -> TagState:
-    """Replace the genre of one file and record ``provenance``; return the state after.
-
-    Only the genre field (see the module table) and the provenance field change.
-    The write is atomic: a copy in the same folder is tagged, read back (a
-    damaged file whose new tag can't be found is refused), synced and renamed
-    over the original; on any failure the copy is removed and the original is
-    untouched. A symlink is followed (its target is replaced). The new file keeps
-    the original's permission bits and, where allowed, its owner; a file with
-    several hard links becomes a separate file (the other links keep the old bytes).
-
-    ID3 (mp3, wav, aiff):
-        * ID3v2.4 is written by default; ``id3v23=True`` writes v2.3, converting
-          a v2.4 tag as mutagen's ``update_to_v23`` does (TDRC becomes TYER/TDAT/
-          TIME; frames v2.3 lacks, such as TDRL or TMOO, are dropped).
-        * A file whose tag already is v2.3 stays v2.3 even without ``id3v23``,
-          so the user's other frames are not silently converted. An ID3v2.2 tag
-          (which cannot be written) is upgraded to v2.4 (or v2.3).
-        * In v2.3, several genres are separated by NUL as in v2.4 (old players
-          show the first one; a name such as ``Hip-Hop/Rap`` stays intact).
-        * An existing ID3v1 tag (mp3) is kept byte for byte except its genre
-          byte, which becomes the first genre's ID3v1 number (255 if none).
-          No ID3v1 tag is created. APEv2 tags are not touched.
-
-    Args:
-        path: The audio file.
-        genres: Genre names, best first; blanks are dropped, duplicates removed.
-        provenance: Value of the ``GENRETAG_MODEL`` field, e.g. ``"cnn1d 1.2"``.
-        id3v23: Write ID3v2.3 instead of v2.4 (ID3-based containers only).
-        keep_mtime: Give the result the original's access and modification times.
-
-    Raises:
-        TagError: unsupported or unreadable file, ``file is read-only``,
-            ``permission denied``, ``file changed while tagging``, a tag that does
-            not read back, or a failed write.
-        ValueError, TypeError: ``genres`` or ``provenance`` is empty or malformed.
-    """
-    shown = Path(path)
-    values = _clean_genres(genres)
-    provenance = _clean_text(provenance, what="provenance")
-    real = Path(os.path.realpath(shown))
-    before = stat_for_write(real, shown)
-    try:
-        fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
-        os.close(fd)
-    except OSError as exc:
-        raise TagError(os_reason(exc), shown) from exc
-    tmp = Path(name)
-    try:
-        copy_file(real, tmp, before)
-        _write_tags(tmp, shown, values, provenance, id3v23=id3v23)
-        after = _read_back(tmp, shown, provenance)
-        if keep_mtime:
-            os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
-        fsync_file(tmp)
-        check_unchanged(real, before, shown)
-        os.replace(tmp, real)
-    except OSError as exc:
-        discard(tmp)
-        raise TagError(os_reason(exc), shown) from exc
-    except BaseException:
-        discard(tmp)
-        raise
-    fsync_dir(real.parent)
-    return after
-
-
-def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
-    """Delete the temporary copies that interrupted writes of ``files`` left behind.
-
-    :func:`write_genre` removes its copy on every error, but a process killed
-    outright (``kill -9``, a power cut) can leave one: ``.<name>.<random>.genretag-tmp``
-    beside the file (the original is intact). Only copies of the given files are
-    removed, whatever their age: a file is written by one genretag at a time, and
-    a copy deleted under a concurrent writer only makes its rename fail. One
-    folder listing per folder. Returns the copies removed.
-    """
-    wanted: dict[Path, set[str]] = {}
-    for f in files:
-        real = Path(os.path.realpath(f))
-        wanted.setdefault(real.parent, set()).add(_short(real.name))
-    removed = []
-    for folder, names in wanted.items():
-        stale: list[str] = []
-        with contextlib.suppress(OSError), os.scandir(folder) as entries:
-            stale = [e.path for e in entries if (m := _TMP_NAME.fullmatch(e.name)) and m["name"] in names
-                     and e.is_file(follow_symlinks=False)]
-        for path in stale:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-                removed.append(Path(path))
-    return removed
-
-
 def _load(path: Path, shown: Path) -> tuple[Any, str]:
     """mutagen's object for ``path`` and its container name; errors name ``shown``."""
     try:
@@ -331,22 +213,6 @@ def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str
         audio.save(tmp)
     except _PARSER_ERRORS as exc:
         raise _tag_error(exc, shown, "cannot write tags") from exc
-
-
-def _read_back(tmp: Path, shown: Path, provenance: str) -> TagState:
-    """The copy's tags as any reader will now see them; TagError unless they hold the new genre.
-
-    A damaged file can take a tag where no reader finds it: in a WAV or AIFF whose
-    audio chunk claims more bytes than the file has (a truncated download), the
-    new chunk lands inside the audio, which would then play the tag's bytes.
-    """
-    try:
-        state = _read_state(tmp, shown)
-    except TagError as exc:
-        raise TagError(f"cannot write tags: they do not read back ({exc.reason})", shown) from exc
-    if state.provenance != provenance or not state.genres:
-        raise TagError("cannot write tags: they do not read back (is the file truncated or damaged?)", shown)
-    return state
 
 
 def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
@@ -401,27 +267,3 @@ def _raw_id3(audio: Any, path: Path, *, with_v1: bool) -> Any:
         return kind()
 
 
-def _short(name: str, limit: int = 100) -> str:
-    """At most ``limit`` UTF-8 bytes of ``name``, so the temporary name fits in 255 bytes."""
-    return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
-
-
-def _clean_text(value: str, *, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{what} is empty")
-    if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL character: {value!r}")
-    return value
-
-
-def _clean_genres(genres: Sequence[str]) -> tuple[str, ...]:
-    """Strip, drop blanks and duplicates (first kept); at least one must remain."""
-    if isinstance(genres, str) or not all(isinstance(g, str) for g in genres):
-        raise TypeError(f"genres must be a sequence of strings, not {genres!r}")
-    values = tuple(dict.fromkeys(_clean_text(g, what="genre") for g in genres if g.strip()))
-    if not values:
-        raise ValueError("no genre to write")
-    return values

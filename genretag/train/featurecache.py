@@ -21,7 +21,8 @@ import numpy as np
 
 from genretag.config import FeatureConfig, default_jobs
 from genretag.errors import DecodeError
-from genretag.pool import run_pool
+from genretag.files import replace_atomically
+from genretag.scan.pool import run_pool
 
 CACHE_VERSION = 1
 
@@ -132,11 +133,10 @@ def _write_cache(cache_file: Path, features: ClipFeatures) -> None:
     n_mels = next((m.shape[0] for m in features.mels if m is not None), 0)
     flat = np.concatenate([m for m in features.mels if m is not None], axis=1) if any(lengths) else np.zeros((n_mels, 0), np.float16)
     errors = json.dumps({str(p): r for p, r in features.errors.items()})
-    tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
-    np.savez(tmp, mels=flat, offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-             paths=np.array([str(p) for p in features.paths]), durations=features.durations,
-             errors=np.array(errors))
-    os.replace(tmp, cache_file)
+    arrays = {"mels": flat, "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+              "paths": np.array([str(p) for p in features.paths]), "durations": features.durations,
+              "errors": np.array(errors)}
+    replace_atomically(cache_file, lambda fh: np.savez(fh, **arrays))
 
 
 def _read_cache(cache_file: Path, paths: tuple[Path, ...]) -> ClipFeatures | None:

@@ -1,0 +1,108 @@
+"""Pictures of evaluation and training: the confusion matrix and the training curves.
+
+matplotlib is imported only inside these functions and draws through the Agg
+canvas, so no display is needed and pyplot's global state is never touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from genretag.errors import GenretagError
+from genretag.files import replace_atomically
+
+if TYPE_CHECKING:
+    from genretag.evaluate.report import Metrics
+
+
+def plot_confusion(metrics: Metrics, labels: Sequence[str], path: Path, *, title: str) -> Path:
+    """Draw ``metrics.confusion`` as an annotated heatmap PNG at ``path``; returns ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(metrics.confusion, dtype=np.int64).reshape(len(labels), len(labels))
+    n = len(labels)
+    side = max(4.0, 0.55 * n + 2.5)  # inches; ~9 in for 12 genres
+    fig = Figure(figsize=(side + 1.0, side), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="tracks")
+    ax.set_xticks(range(n), labels=list(labels), rotation=45, ha="right",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(n), labels=list(labels))
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    ax.set_title(title)
+    threshold = cm.max() / 2.0
+    fontsize = 9 if n <= 12 else 7
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=fontsize,
+                    color="white" if cm[i, j] > threshold else "black")
+    fig.tight_layout()
+    return replace_atomically(path, lambda fh: fig.savefig(fh, format="png"))
+
+
+def plot_curves(history_csv: Path, path: Path) -> Path:
+    """Training curves from a Keras ``CSVLogger`` file: loss and accuracy, train vs val.
+
+    Epochs are plotted from 1. Columns other than ``epoch``, ``loss``,
+    ``accuracy`` and their ``val_`` twins are ignored. Raises
+    :class:`GenretagError` if the file is missing or has neither loss nor accuracy.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    history_csv = Path(history_csv)
+    cols = _read_history(history_csv)
+    n_rows = len(next(iter(cols.values()), []))
+    epochs = np.asarray(cols["epoch"]) + 1 if "epoch" in cols else np.arange(1, n_rows + 1)
+    fig = Figure(figsize=(10, 4), dpi=120)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for name, style in ((key, "-"), (f"val_{key}", "--")):
+            if name in cols:
+                ax.plot(epochs, cols[name], style, marker="o", markersize=3,
+                        label="val" if name.startswith("val_") else "train")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(key)
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.tight_layout()
+    return replace_atomically(path, lambda fh: fig.savefig(fh, format="png"))
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    """Numeric columns of a CSVLogger file; unparsable cells ("NA", "") become NaN."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise GenretagError(f"cannot read training history: {exc.strerror}", path) from exc
+    except csv.Error as exc:
+        raise GenretagError(f"malformed training history: {exc}", path) from exc
+    wanted = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+    cols = {k: [_num(row.get(k)) for row in rows] for k in wanted if rows and k in rows[0]}
+    if not any(k in cols for k in ("loss", "accuracy")):
+        raise GenretagError("training history has no loss or accuracy rows", path)
+    return cols
+
+
+def _num(value: str | None) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except ValueError:
+        return math.nan
+
+

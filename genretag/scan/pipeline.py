@@ -1,0 +1,62 @@
+"""The scan pipeline: files -> decode+features (pool) -> batched inference -> tags.
+
+Each stage is a plain function over paths and arrays; :func:`scan_files` wires
+them together and yields one :class:`ScanResult` per file as it finishes. It
+never prints: the caller renders results and progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from genretag.config import ScanOptions, WindowPolicy
+from genretag.models.bundle import Bundle
+from genretag.models.runtime import Classifier
+from genretag.scan.batching import predict_stream
+from genretag.scan.decide import GenreChoice, ScanResult, settle
+from genretag.scan.extract import TrackFeatures, extract_track
+from genretag.scan.pool import Outcome, run_pool
+
+
+def decode_stage(
+    files: Iterable[Path], *, bundle: Bundle, options: ScanOptions
+) -> Iterator[TrackFeatures]:
+    """Decode files in a process pool (or inline with ``jobs=0``)."""
+    policy = WindowPolicy(windows=options.windows)
+    skip = None if options.force else bundle.card.model_id
+    kwargs = {"config": bundle.card.features, "policy": policy, "skip_if_tagged_by": skip}
+    queue = options.queue_size or 4 * max(options.jobs, 1) + 8
+    for outcome in run_pool(extract_track, files, jobs=options.jobs, timeout=options.timeout,
+                            max_pending=queue, kwargs=kwargs):
+        yield _as_features(outcome)
+
+
+def _as_features(outcome: Outcome) -> TrackFeatures:
+    if outcome.ok:
+        return outcome.value
+    return TrackFeatures(Path(outcome.item), "error", error=outcome.error)
+
+
+def scan_files(
+    files: Sequence[Path],
+    *,
+    bundle: Bundle,
+    classifier: Classifier,
+    options: ScanOptions,
+    choice: GenreChoice = GenreChoice(),
+) -> Iterator[ScanResult]:
+    """Predict (and unless dry-run, tag) every file; one result per file, as each finishes.
+
+    Unless dry-run, temporary copies that a killed earlier run left beside these
+    files are removed first (see :func:`genretag.tags.containers.remove_stale_copies`).
+    """
+    if not options.dry_run:
+        from genretag.tags import remove_stale_copies
+
+        remove_stale_copies(files)
+    features = decode_stage(files, bundle=bundle, options=options)
+    for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size):
+        yield settle(track, prediction, bundle=bundle, options=options, choice=choice)
+
+

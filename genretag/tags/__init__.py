@@ -1,0 +1,12 @@
+"""The tag half: read a file's genre, and change it atomically (only the genre and provenance fields).
+
+:mod:`~genretag.tags.containers` knows each container's fields,
+:mod:`~genretag.tags.write` makes the change atomic, :mod:`~genretag.tags.id3check`
+refuses damaged ID3 tags, :mod:`~genretag.tags.safefile` holds the file-safety steps.
+Imports mutagen, never TensorFlow.
+"""
+
+from genretag.tags.containers import TagState, read_tags
+from genretag.tags.write import TMP_SUFFIX, remove_stale_copies, write_genre
+
+__all__ = ["TMP_SUFFIX", "TagState", "read_tags", "remove_stale_copies", "write_genre"]

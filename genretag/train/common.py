@@ -1,0 +1,43 @@
+"""Types the fit loops and :func:`genretag.train.train` share (kept apart so neither imports the other)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genretag.datasets import Track
+
+CHECKPOINT_DIR = "checkpoint"
+
+Progress = Callable[[str, dict[str, Any]], None]
+"""``on_event(kind, info)``: ``features`` (done, total), ``epoch`` (epoch, logs), ``fitting``."""
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split's decoded tracks."""
+
+    tracks: tuple[Track, ...]
+    mels: tuple[np.ndarray, ...]
+    durations: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a fitting routine hands back to :func:`train`."""
+
+    classifier: Any
+    weights: Path
+    params: int
+    epochs_run: int
+    """Epochs in all, counting those before a ``--resume``."""
+    best_epoch: int
+    windows_seen: int
+    """Training windows this run (not before a resume)."""
+    epochs_trained: int = 1
+    """Epochs this run trained (for seconds per epoch)."""
