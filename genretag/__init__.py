@@ -1,8 +1,45 @@
 """genretag: listen to a music library and tag every track with its genre.
 
-Importing this package is cheap: nothing here loads TensorFlow, Keras or librosa.
+The library API (see README "Use it from Python")::
+
+    import genretag
+
+    genretag.predict_file("song.mp3")                 # -> Prediction (.genre, .confidence, .ranked())
+    for result in genretag.predict(["~/Music"]):      # -> ScanResult per file, failures as values
+        ...
+    genretag.decide(result, genretag.ScanOptions(top_k=2))    # what it would get (pure)
+    genretag.write(decided, model_id="genretag-default 2.0")  # write it, atomically
+
+Importing this package is cheap: nothing here loads TensorFlow, Keras, librosa
+or mutagen; a model loads when a prediction needs it.
 """
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from genretag.api import Model, decide, load_model, predict, predict_file, scan, write  # noqa: E402
+from genretag.config import ScanOptions  # noqa: E402
+from genretag.errors import DecodeError, GenretagError, ModelError, TagError, UsageError  # noqa: E402
+
+_LAZY = {
+    "Prediction": "genretag.scan", "ScanResult": "genretag.scan", "read_genre_map": "genretag.scan",
+    "read_tags": "genretag.tags", "write_genre": "genretag.tags", "TagState": "genretag.tags",
+    "discover": "genretag.discover",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Names whose modules import numpy or mutagen load on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'genretag' has no attribute {name!r}")
+
+
+__all__ = [
+    "DecodeError", "GenretagError", "Model", "ModelError", "Prediction", "ScanOptions", "ScanResult", "TagError",
+    "TagState", "UsageError", "__version__", "decide", "discover", "load_model", "predict", "predict_file",
+    "read_genre_map", "read_tags", "scan", "write", "write_genre",
+]

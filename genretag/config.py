@@ -7,6 +7,7 @@ them as arguments. Nothing here imports anything heavy.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -95,13 +96,23 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MAX_BATCH_SIZE = 256
+"""Largest ``--batch-size``: memory grows with it (the default model: ~1.2 GB at 64), and
+batches above 64 were no faster on a 2-core CPU."""
+
+
 @dataclass(frozen=True)
 class ScanOptions:
-    """Defaults of ``genretag scan``."""
+    """Defaults of ``genretag scan`` (and of the library's :func:`genretag.predict`).
+
+    Invalid values raise :class:`~genretag.errors.UsageError` on construction.
+    """
 
     model: str = "default"
     windows: int = WindowPolicy.windows
     batch_size: int = 64
+    """Windows per model batch, 1 to :data:`MAX_BATCH_SIZE`; a last, partial batch is padded
+    only to the next power of two."""
     jobs: int = field(default_factory=default_jobs)
     top_k: int = 1
     min_confidence: float = 0.0
@@ -114,6 +125,23 @@ class ScanOptions:
     """Seconds one file may take to decode before its worker is killed."""
     queue_size: int = 0
     """Tracks decoded ahead of inference; 0 means ``4 * jobs + 8``."""
+    genre_map: Mapping[str, str] = field(default_factory=dict)
+    """Model label -> the value to write; ``""``: never write that label."""
+
+    def __post_init__(self) -> None:
+        from genretag.errors import UsageError
+
+        checks = (
+            (1 <= self.windows, "windows must be at least 1"),
+            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch size must be 1 to {MAX_BATCH_SIZE}"),
+            (0 <= self.jobs, "jobs must be 0 or more"),
+            (1 <= self.top_k, "top-k must be at least 1"),
+            (0.0 <= self.min_confidence <= 1.0, "min-confidence must be between 0 and 1"),
+            (0 < self.timeout, "timeout must be positive"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
 
 
 MODEL_CHOICES: tuple[str, ...] = ("musicnn", "cnn1d", "cnn", "crnn", "cnn-rnn", "knn", "svm")

@@ -8,6 +8,7 @@ keeps only the containers genretag reads. Order is deterministic.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ def discover(inputs: Iterable[str | Path]) -> Discovery:
             else:
                 problems.append((path, f"not an audio file (suffix must be one of {', '.join(AUDIO_EXTENSIONS)})"))
         else:
-            problems.append((path, "no such file or folder"))
+            problems.append((path, _not_a_file(path)))
     return Discovery(files=tuple(files), problems=tuple(problems))
 
 
@@ -99,3 +100,20 @@ def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path
         yield from _walk(sub, seen_dirs, problems)
 
 
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` (neither a regular file nor a folder) can't be scanned, in a user's words."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return "broken symbolic link (its target does not exist)"
+        return "no such file or folder"
+    except OSError as exc:
+        return os_reason(exc)
+    what = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    via = f"a symbolic link to {what}" if path.is_symlink() else what
+    return f"not an audio file: {via}"

@@ -292,8 +292,8 @@ def test_malformed_genre_map_is_an_error(runner, lib, tiny_bundle, tmp_path):
     mapping = tmp_path / "map.csv"
     mapping.write_text("Low,Bass,extra\n", encoding="utf-8")
     result = _scan(runner, lib, "--model", tiny_bundle, "--genre-map", mapping, "--jobs", "0")
-    assert result.exit_code == 1
-    assert "error: genre map rows need two columns" in result.stderr
+    assert result.exit_code == 2  # a usage error: nothing was scanned
+    assert "error: genre map line 1: needs two columns (label,new name), got 3" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -369,8 +369,10 @@ def test_nonexistent_path_beside_good_ones_still_fails_the_run(runner, library, 
     result = _scan(runner, missing, folder, "--model", tiny_bundle, "--dry-run", "--json", report, "--jobs", "0")
     assert result.exit_code == 1
     assert f"error: no such file or folder ({missing})" in result.stderr
-    assert [r["status"] for r in _json_rows(report).values()] == ["would-tag"]
-    assert "1 unreadable paths" in result.stdout
+    rows = _json_rows(report)  # the missing path is a row of the report too
+    assert {Path(p).name: (r["status"], r["error"]) for p, r in rows.items()} == {
+        "nowhere.mp3": ("failed", "no such file or folder"), "one.flac": ("would-tag", "")}
+    assert "1 failed" in result.stdout
 
 
 def test_folder_without_audio_is_an_error(runner, tiny_bundle, tmp_path):

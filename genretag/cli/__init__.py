@@ -50,4 +50,7 @@ _register()
 
 
 def main() -> None:
+    from genretag.cli.common import keep_stderr
+
+    keep_stderr()
     app()

@@ -21,11 +21,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from genretag.errors import GenretagError
+from genretag.errors import GenretagError, UsageError, describe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILURES = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -40,6 +41,15 @@ def err() -> Console:
     if stream is None:
         return Console(stderr=True, soft_wrap=True, highlight=False)
     return Console(file=stream, soft_wrap=True, highlight=False)
+
+
+def keep_stderr() -> None:
+    """Point Python's ``sys.stderr`` at the private copy of fd 2 for the rest of the run, so
+    that nothing Python writes there (warnings, a traceback with --debug) can vanish while
+    a Keras import has fd 2 pointed at /dev/null (see :func:`_stderr_stream`)."""
+    stream = _stderr_stream()
+    if stream is not None:
+        sys.stderr = stream
 
 
 @functools.lru_cache(maxsize=1)
@@ -81,30 +91,49 @@ def debug_enabled() -> bool:
     return False
 
 
+def shown(text: object) -> str:
+    """Text for the terminal, markup escaped: bytes of a file name that are not UTF-8
+    appear as ``\\xff`` (a terminal can't print them, and they must not stop the run)."""
+    raw = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return escape(raw)
+
+
 def error_line(reason: str, path: object | None = None) -> str:
     """``error: reason (path)`` with markup escaped, for a Rich console."""
     where = f" ({path})" if path is not None else ""
-    return f"[red]error:[/red] {escape(reason + where)}"
+    return f"[red]error:[/red] {shown(reason + where)}"
 
 
 def handles_errors(fn: F) -> F:
-    """The one top-level handler: a GenretagError becomes ``error: ...`` on
-    stderr and exit 1; Ctrl-C exits 130; tracebacks only with ``--debug``."""
+    """The one top-level handler: a GenretagError becomes ``error: ...`` on stderr
+    and exit 1 (a UsageError exit 2); Ctrl-C exits 130; anything unexpected is one
+    ``error: internal error ...`` line and exit 1; tracebacks only with ``--debug``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
         except GenretagError as exc:
-            if debug_enabled():
-                traceback.print_exc()
+            _traceback_if_debug()
             err().print(error_line(exc.reason, exc.path))
-            raise typer.Exit(EXIT_FAILURES) from None
+            raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURES) from None
         except KeyboardInterrupt:
             err().print("[yellow]interrupted[/yellow]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, non-zero exit
+            _traceback_if_debug()
+            hint = "" if debug_enabled() else "; run with --debug for the traceback"
+            err().print(error_line(f"internal error: {describe(exc, with_type=True)}{hint}"))
+            raise typer.Exit(EXIT_FAILURES) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _traceback_if_debug() -> None:
+    if debug_enabled():
+        traceback.print_exc(file=_stderr_stream() or sys.stderr)
 
 
 def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progress:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.markup import escape
 
 from genretag.cli.common import (
     EXIT_FAILURES,
@@ -20,8 +19,9 @@ from genretag.cli.common import (
     handles_errors,
     out,
     progress_bar,
+    shown,
 )
-from genretag.config import ScanOptions
+from genretag.config import MAX_BATCH_SIZE, ScanOptions
 from genretag.errors import GenretagError
 from genretag.models.registry import resolve_model
 
@@ -48,7 +48,8 @@ def scan(
     id3v23: bool = typer.Option(D.id3v23, "--id3v23", help="Write ID3v2.3 instead of v2.4 (for old players)."),
     keep_mtime: bool = typer.Option(D.keep_mtime, "--keep-mtime", help="Keep each file's modification time."),
     windows: int = typer.Option(D.windows, "--windows", "-w", min=1, help="3-s windows listened to per track."),
-    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, help="Windows per model batch."),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, max=MAX_BATCH_SIZE,
+                                   help=f"Windows per model batch (at most {MAX_BATCH_SIZE}: memory grows with it)."),
     jobs: int = typer.Option(D.jobs, "--jobs", "-j", min=0, help="Decode worker processes (0: decode inline, for debugging)."),
     timeout: float = typer.Option(D.timeout, "--timeout", min=1.0, help="Seconds one file may take to decode."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines."),
@@ -61,45 +62,44 @@ def scan(
     Files that already have a genre keep it unless [bold]--overwrite[/bold].
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
     """
+    from genretag.api import load_model
+    from genretag.api import scan as run_scan
     from genretag.discover import discover
-    from genretag.scan import (
-        GenreChoice,
-        ReportWriter,
-        read_genre_map,
-        scan_files,
-    )
+    from genretag.scan import ReportWriter, check_report_paths, read_genre_map
 
     options = ScanOptions(model=model, windows=windows, batch_size=batch_size, jobs=jobs, top_k=top_k,
                           min_confidence=min_confidence, overwrite=overwrite, force=force, dry_run=dry_run,
-                          id3v23=id3v23, keep_mtime=keep_mtime, timeout=timeout)
-    choice = GenreChoice(top_k=top_k, min_confidence=min_confidence,
-                         genre_map=read_genre_map(genre_map) if genre_map else {})
+                          id3v23=id3v23, keep_mtime=keep_mtime, timeout=timeout,
+                          genre_map=read_genre_map(genre_map) if genre_map else {})
     console, stderr = out(), err()
     bundle = resolve_model(model)
     found = discover(paths)
-    for path, reason in found.problems:
-        stderr.print(error_line(reason, path))
     if not found.files:
+        for path, reason in found.problems:
+            stderr.print(error_line(reason, path))
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
-
-    from genretag.models.runtime import DeferredClassifier
-
-    classifier = DeferredClassifier(bundle, batch_size=batch_size)  # loads while the workers start
+    check_report_paths([csv_path, json_path], found.files)
+    loaded = load_model(bundle.path, batch_size=batch_size, background=True)  # loads while the workers start
 
     writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k)
     started = time.perf_counter()
+    total = len(found.files) + len(found.problems)
     try:
-        results = scan_files(found.files, bundle=bundle, classifier=classifier, options=options, choice=choice)
-        tally = _consume(results, len(found.files), writer=writer, console=console, stderr=stderr, quiet=quiet,
+        results = run_scan(found, model=loaded, options=options)
+        tally = _consume(results, total, writer=writer, console=console, stderr=stderr, quiet=quiet,
                          show_lines=(dry_run or verbose) and not quiet)
     finally:
         writer.close()
-    _summary(console, tally, len(found.files), time.perf_counter() - started, dry_run=dry_run,
-             problems=len(found.problems))
+    _summary(console, tally, total, time.perf_counter() - started, dry_run=dry_run)
+    if tally.stopped_by is not None:
+        stderr.print(error_line(tally.stopped_by.reason, tally.stopped_by.path))
+        stderr.print("[yellow]scan stopped:[/yellow] the report could not be written; files already tagged keep "
+                     "their tags, and the same command again does the rest")
+        raise typer.Exit(EXIT_FAILURES)
     if tally.interrupted:
         stderr.print("[yellow]interrupted:[/yellow] finished files keep their tags; run the same command again to do the rest")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if tally.statuses["failed"] or found.problems:
+    if tally.statuses["failed"]:
         raise typer.Exit(EXIT_FAILURES)
 
 
@@ -108,6 +108,8 @@ class _Tally:
     statuses: Counter = field(default_factory=Counter)
     genres: Counter = field(default_factory=Counter)
     interrupted: bool = False
+    stopped_by: GenretagError | None = None
+    """The report error that stopped the scan."""
 
 
 def _consume(results, total: int, *, writer, console, stderr, quiet: bool, show_lines: bool) -> _Tally:
@@ -118,7 +120,11 @@ def _consume(results, total: int, *, writer, console, stderr, quiet: bool, show_
         with progress_bar(stderr, quiet=quiet, unit="tracks") as progress, closing(results):
             task = progress.add_task("scanning", total=total, rate="-")
             for result in results:
-                writer.write(result)
+                try:
+                    writer.write(result)
+                except GenretagError as exc:  # a full disk under the report: stop cleanly, say so
+                    tally.stopped_by = exc
+                    break
                 tally.statuses[result.status] += 1
                 if result.genres and result.status in ("tagged", "would-tag"):
                     tally.genres[result.genres[0]] += 1
@@ -142,19 +148,19 @@ def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
     note = {"kept": " [dim](kept: has a genre; --overwrite replaces it)[/dim]",
             "skipped": " [dim](already tagged by this model)[/dim]",
             "silent": " [dim](silent: no genre)[/dim]",
-            "low-confidence": " [dim](below --min-confidence)[/dim]"}.get(result.status, "")
-    console.print(f"{escape(str(result.path))}: {escape(old)} -> [bold]{escape(new)}[/bold]{conf}{note}")
+            "low-confidence": " [dim](below --min-confidence)[/dim]",
+            "excluded": " [dim](the genre map says never to write it)[/dim]"}.get(result.status, "")
+    console.print(f"{shown(result.path)}: {shown(old)} -> [bold]{shown(new)}[/bold]{conf}{note}")
 
 
-def _summary(console, tally: _Tally, total: int, elapsed: float, *, dry_run: bool, problems: int) -> None:
+def _summary(console, tally: _Tally, total: int, elapsed: float, *, dry_run: bool) -> None:
     counts, genres = tally.statuses, tally.genres
     done = sum(counts.values())
     parts = [f"{counts[s]} {label}" for s, label in (
         ("would-tag" if dry_run else "tagged", "would be tagged" if dry_run else "tagged"),
         ("kept", "kept existing genre"), ("skipped", "skipped (already tagged)"),
-        ("low-confidence", "low confidence"), ("silent", "silent"), ("failed", "failed"))]
-    if problems:
-        parts.append(f"{problems} unreadable paths")
+        ("low-confidence", "low confidence"), ("excluded", "excluded by the genre map"), ("silent", "silent"),
+        ("failed", "failed"))]
     console.print(f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts))
     if genres:
-        console.print("genres: " + ", ".join(f"{escape(g)} {n}" for g, n in genres.most_common()))
+        console.print("genres: " + ", ".join(f"{shown(g)} {n}" for g, n in genres.most_common()))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from genretag.config import FeatureConfig
-from genretag.errors import ModelError
+from genretag.errors import ModelError, describe
 from genretag.files import replace_atomically
 
 CARD_FILE = "card.json"
@@ -100,6 +100,9 @@ def sha256_file(path: Path) -> str:
 def read_bundle(path: str | Path) -> Bundle:
     """Read and validate a bundle's card (no weights are loaded, no Keras import)."""
     path = Path(path)
+    if path.is_file() and path.name != CARD_FILE:
+        raise ModelError("not a model bundle: a bundle is a folder holding card.json and the weights, "
+                         "and this is a file", path)
     card_path = path / CARD_FILE if path.is_dir() else path
     folder = card_path.parent
     try:
@@ -107,7 +110,7 @@ def read_bundle(path: str | Path) -> Bundle:
     except FileNotFoundError as exc:
         raise ModelError("not a model bundle: no card.json", path) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"unreadable card.json: {exc}", card_path) from exc
+        raise ModelError(f"not a model bundle: unreadable card.json ({describe(exc)})", card_path) from exc
     if not isinstance(data, dict):
         raise ModelError("malformed card.json: not a JSON object", card_path)
     card = ModelCard.from_dict(data, card_path)

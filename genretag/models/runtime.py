@@ -64,6 +64,14 @@ def import_keras():
     return keras
 
 
+def padded_size(n: int, batch_size: int) -> int:
+    """The batch a partial batch of ``n`` windows is padded to: the next power of two
+    (at least 8), never above ``batch_size``. Full batches and these few sizes are
+    the only shapes the model sees, so it is traced at most ~log2(batch_size) times,
+    and 3 windows are never run as a batch of thousands."""
+    return min(batch_size, max(8, 1 << max(n - 1, 0).bit_length()))
+
+
 @dataclass
 class KerasClassifier:
     """A Keras model run in fixed-size batches (one trace, no re-tracing)."""
@@ -79,8 +87,9 @@ class KerasClassifier:
         out = None
         for start in range(0, n, self.batch_size):
             chunk = windows[start : start + self.batch_size]
-            if len(chunk) < self.batch_size:  # pad: the same input shape every call
-                pad = np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], np.float32)
+            padded = padded_size(len(chunk), self.batch_size)
+            if len(chunk) < padded:  # a few input shapes only, so the model is traced a few times at most
+                pad = np.zeros((padded - len(chunk),) + chunk.shape[1:], np.float32)
                 chunk = np.concatenate([chunk, pad])
             result = np.asarray(self.model.predict_on_batch(chunk.astype(np.float32, copy=False)))
             if out is None:

@@ -1,25 +1,34 @@
-"""The scan half: files -> decode+features (a pool of workers) -> batched inference -> tags and reports.
+"""The scan half: files -> decode+features (a pool of workers) -> batched inference -> decide -> tags, reports.
 
 Stages, each a plain function: :func:`~genretag.scan.extract.extract_track` (one
 file, run by the workers), :func:`~genretag.scan.pool.run_pool` (crash-tolerant
 pool), :func:`~genretag.scan.batching.predict_stream` (windows of many tracks
-in fixed batches, averaged per track), :func:`~genretag.scan.decide.settle`
-(what a file gets, and the write), :class:`~genretag.scan.report.ReportWriter`.
+in fixed batches, averaged per track), :func:`~genretag.scan.decide.decide`
+(what a file gets) and :func:`~genretag.scan.decide.write` (the tag write),
+:class:`~genretag.scan.report.ReportWriter` (CSV / JSON Lines).
 """
 
 from genretag.scan.batching import Prediction, predict_stream
 from genretag.scan.decide import (
     STATUSES,
-    GenreChoice,
     ScanResult,
+    choose_genres,
+    decide,
     read_genre_map,
     settle,
+    write,
 )
 from genretag.scan.extract import TrackFeatures, extract_track
-from genretag.scan.pipeline import decode_stage, scan_files
-from genretag.scan.report import REPORT_COLUMNS, ReportWriter, report_row
+from genretag.scan.pipeline import as_result, decode_stage, predict_files, scan_files
+from genretag.scan.report import (
+    REPORT_COLUMNS,
+    ReportWriter,
+    check_report_paths,
+    report_row,
+)
 
 __all__ = [
-    "REPORT_COLUMNS", "STATUSES", "GenreChoice", "Prediction", "ReportWriter", "ScanResult", "TrackFeatures",
-    "decode_stage", "extract_track", "predict_stream", "read_genre_map", "report_row", "scan_files", "settle",
+    "REPORT_COLUMNS", "STATUSES", "Prediction", "ReportWriter", "ScanResult", "TrackFeatures", "as_result",
+    "check_report_paths", "choose_genres", "decide", "decode_stage", "extract_track", "predict_files",
+    "predict_stream", "read_genre_map", "report_row", "scan_files", "settle", "write",
 ]

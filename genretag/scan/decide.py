@@ -1,99 +1,152 @@
-"""What a file gets: the genres to write from a prediction, and the write itself."""
+"""What a file gets: the genres to write from a prediction (:func:`decide`), and the write (:func:`write`).
+
+The two halves are separate calls so a caller can predict in one place and
+write in another (review a dry run, then write). Neither prints.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genretag.config import ScanOptions
-from genretag.errors import DatasetError, GenretagError
-from genretag.models.bundle import Bundle
+from genretag.errors import GenretagError, UsageError
 from genretag.scan.batching import Prediction
-from genretag.scan.extract import TrackFeatures
 
-STATUSES = ("tagged", "would-tag", "kept", "skipped", "low-confidence", "silent", "failed")
-"""What happened to a file. ``kept``: it had a genre and --overwrite was not given."""
+STATUSES = (
+    "predicted", "tagged", "would-tag", "kept", "skipped", "low-confidence", "excluded", "silent", "failed",
+)
+"""What happened to a file.
+
+``predicted``: the model has a prediction, nothing is decided yet (what :func:`genretag.predict` yields);
+``would-tag``: decided, to be written (all a dry run does); ``tagged``: written;
+``kept``: it had a genre and ``overwrite`` was off; ``skipped``: already tagged by this model;
+``low-confidence``: no genre reached ``min_confidence``; ``excluded``: the genre map says never to
+write the predicted genres; ``silent``: no audible signal; ``failed``: see ``error``."""
 
 
 @dataclass(frozen=True)
 class ScanResult:
+    """One file's prediction and what became of it."""
+
     path: Path
     status: str
+    """One of :data:`STATUSES`."""
     genres: tuple[str, ...] = ()
-    """Genres written (or that would be written in a dry run)."""
+    """Genres written (or decided, or that a dry run would write)."""
     previous: tuple[str, ...] = ()
     """Genre tags the file had before."""
+    provenance: str | None = None
+    """The file's ``GENRETAG_MODEL`` tag before: which model tagged it last, if any."""
     prediction: Prediction | None = None
     error: str | None = None
+    """Why it failed; with status ``predicted``, a problem reading the file's tags (it will not be written)."""
 
     @property
     def failed(self) -> bool:
         return self.status == "failed"
 
 
-@dataclass(frozen=True)
-class GenreChoice:
-    """How predictions become tag values."""
+def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions()) -> tuple[str, ...]:
+    """Up to ``top_k`` genres at or above ``min_confidence``, renamed by ``genre_map``, no repeats.
 
-    top_k: int = ScanOptions.top_k
-    min_confidence: float = ScanOptions.min_confidence
-    genre_map: Mapping[str, str] = field(default_factory=dict)
-
-    def choose(self, prediction: Prediction) -> tuple[str, ...]:
-        """Up to ``top_k`` genres at or above ``min_confidence``, renamed, no repeats."""
-        out: list[str] = []
-        for label, p in prediction.ranked()[: self.top_k]:
-            name = self.genre_map.get(label, label)
-            if p >= self.min_confidence and name not in out:
-                out.append(name)
-        return tuple(out)
+    A label the genre map sends to ``""`` is never written (the next one may be, within ``top_k``).
+    """
+    out: list[str] = []
+    for label, p in prediction.ranked()[: options.top_k]:
+        name = options.genre_map.get(label, label)
+        if p >= options.min_confidence and name and name not in out:
+            out.append(name)
+    return tuple(out)
 
 
-def read_genre_map(path: Path) -> dict[str, str]:
-    """A CSV/TSV of ``model label,tag value`` rows (a header row is optional)."""
+def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResult:
+    """What a ``predicted`` file gets under ``options``; other results come back as they are.
+
+    Pure: reads and writes nothing. The result's status becomes ``would-tag``,
+    ``kept``, ``low-confidence``, ``excluded`` or ``failed`` (tags that could not be read).
+    """
+    if result.status != "predicted" or result.prediction is None:
+        return result
+    genres = choose_genres(result.prediction, options)
+    if not genres:
+        above = any(p >= options.min_confidence for _, p in result.prediction.ranked()[: options.top_k])
+        return replace(result, status="excluded" if above else "low-confidence")
+    if result.previous and result.provenance is None and not options.overwrite:
+        return replace(result, status="kept", genres=genres)
+    if result.error is not None:  # tags could not be read: don't try to write them
+        return replace(result, status="failed", genres=genres)
+    return replace(result, status="would-tag", genres=genres)
+
+
+def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:
+    """Write a ``would-tag`` result's genres into its file (atomically); other results come back as they are.
+
+    ``model_id`` goes into the provenance field. Returns the result as ``tagged``,
+    or ``failed`` with the reason (the file is then as it was).
+    """
+    from genretag.tags import write_genre
+
+    if result.status != "would-tag":
+        return result
+    try:
+        write_genre(result.path, result.genres, provenance=model_id, id3v23=options.id3v23,
+                    keep_mtime=options.keep_mtime)
+    except GenretagError as exc:
+        return replace(result, status="failed", error=exc.reason)
+    return replace(result, status="tagged")
+
+
+def settle(result: ScanResult, *, model_id: str, options: ScanOptions) -> ScanResult:
+    """:func:`decide`, then :func:`write` unless ``options.dry_run``."""
+    decided = decide(result, options)
+    return decided if options.dry_run else write(decided, model_id=model_id, options=options)
+
+
+_NUMERIC = re.compile(r"\(?\d+\)?|RX|CR")
+"""Values that ID3 readers take for a reference to an ID3v1 genre number ("17" is "Rock")."""
+
+
+def read_genre_map(path: str | Path) -> dict[str, str]:
+    """A CSV/TSV of ``model label,tag value`` rows (a header row ``label,genre`` is optional).
+
+    An empty (or blank) tag value means "never write this label". Raises
+    :class:`UsageError` naming the file for anything else that can't be used:
+    not UTF-8, a row without exactly two columns, a control character, a
+    value players would read as an ID3v1 genre number.
+    """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise DatasetError(f"cannot read genre map: {exc.strerror or exc}", path) from exc
-    first = text.splitlines()[0] if text.strip() else ""
-    dialect = "excel-tab" if "\t" in first else "excel"
+        raise UsageError(f"cannot read genre map: {exc.strerror or exc}", path) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"genre map is not UTF-8 text (byte {exc.start})", path) from exc
+    lines = text.splitlines()
+    dialect = "excel-tab" if lines and "\t" in lines[0] else "excel"
     mapping: dict[str, str] = {}
-    for row in csv.reader(text.splitlines(), dialect=dialect):
-        if not row or row[0].startswith("#"):
+    for number, row in enumerate(csv.reader(lines, dialect=dialect), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2:
-            raise DatasetError(f"genre map rows need two columns (label,new name), got {row!r}", path)
-        mapping[row[0].strip()] = row[1].strip()
+            raise UsageError(f"genre map line {number}: needs two columns (label,new name), got {len(row)}", path)
+        label, value = row[0].strip(), row[1].strip()
+        problem = _bad_value(label) or (_bad_value(value) if value else None)
+        if problem:
+            raise UsageError(f"genre map line {number}: {problem}", path)
+        if _NUMERIC.fullmatch(value):
+            raise UsageError(f"genre map line {number}: {value!r} would be read by players as an ID3v1 genre "
+                             "number; use a name", path)
+        mapping[label] = value
+    mapping.pop("label", None)  # header row
     return mapping
 
 
-def settle(
-    track: TrackFeatures, prediction: Prediction | None, *, bundle: Bundle, options: ScanOptions, choice: GenreChoice
-) -> ScanResult:
-    """Decide what a file gets, and write it unless this is a dry run."""
-    from genretag.tags import write_genre
+def _bad_value(value: str) -> str | None:
+    if not value:
+        return "empty label"
+    bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    return f"{value!r} contains a control character ({ord(bad):#04x})" if bad is not None else None
 
-    previous = track.genres
-    if track.status == "error":
-        return ScanResult(track.path, "failed", previous=previous, error=track.error)
-    if track.status in ("skipped", "silent") or prediction is None:
-        status = track.status if track.status in ("skipped", "silent") else "failed"
-        return ScanResult(track.path, status, previous=previous, error=track.error)
-    genres = choice.choose(prediction)
-    base = {"path": track.path, "previous": previous, "prediction": prediction}
-    if not genres:
-        return ScanResult(**base, status="low-confidence")
-    if previous and track.provenance is None and not options.overwrite:
-        return ScanResult(**base, status="kept", genres=genres)
-    if track.error is not None:  # tags could not be read: don't try to write them
-        return ScanResult(**base, status="failed", genres=genres, error=track.error)
-    if options.dry_run:
-        return ScanResult(**base, status="would-tag", genres=genres)
-    try:
-        write_genre(track.path, genres, provenance=bundle.card.model_id,
-                    id3v23=options.id3v23, keep_mtime=options.keep_mtime)
-    except GenretagError as exc:
-        return ScanResult(**base, status="failed", genres=genres, error=exc.reason)
-    return ScanResult(**base, status="tagged", genres=genres)

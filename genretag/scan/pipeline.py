@@ -1,8 +1,9 @@
-"""The scan pipeline: files -> decode+features (pool) -> batched inference -> tags.
+"""The scan pipeline: files -> decode+features (pool) -> batched inference -> decide -> tags.
 
-Each stage is a plain function over paths and arrays; :func:`scan_files` wires
-them together and yields one :class:`ScanResult` per file as it finishes. It
-never prints: the caller renders results and progress.
+Each stage is a plain function over paths and arrays; :func:`predict_files`
+wires the first three together, :func:`scan_files` adds the decision and the
+write. Both yield one :class:`ScanResult` per file as it finishes and never
+print: the caller renders results and progress.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 from genretag.config import ScanOptions, WindowPolicy
 from genretag.models.bundle import Bundle
 from genretag.models.runtime import Classifier
-from genretag.scan.batching import predict_stream
-from genretag.scan.decide import GenreChoice, ScanResult, settle
+from genretag.scan.batching import Prediction, predict_stream
+from genretag.scan.decide import ScanResult, settle
 from genretag.scan.extract import TrackFeatures, extract_track
 from genretag.scan.pool import Outcome, run_pool
 
@@ -38,25 +39,38 @@ def _as_features(outcome: Outcome) -> TrackFeatures:
     return TrackFeatures(Path(outcome.item), "error", error=outcome.error)
 
 
-def scan_files(
-    files: Sequence[Path],
-    *,
-    bundle: Bundle,
-    classifier: Classifier,
-    options: ScanOptions,
-    choice: GenreChoice = GenreChoice(),
+def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult:
+    """A decoded (or failed) track and its prediction as a ``predicted`` / ``skipped`` /
+    ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet."""
+    base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error}
+    if track.status in ("skipped", "silent"):
+        return ScanResult(**base, status=track.status)
+    if track.status == "error" or prediction is None:
+        return ScanResult(**{**base, "error": track.error or "no audio windows"}, status="failed")
+    return ScanResult(**base, status="predicted", prediction=prediction)
+
+
+def predict_files(
+    files: Iterable[Path], *, bundle: Bundle, classifier: Classifier, options: ScanOptions
 ) -> Iterator[ScanResult]:
-    """Predict (and unless dry-run, tag) every file; one result per file, as each finishes.
+    """Decode and predict every file; one ``predicted`` (or skipped/silent/failed) result per
+    file, as each finishes. Writes nothing."""
+    features = decode_stage(files, bundle=bundle, options=options)
+    for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size):
+        yield as_result(track, prediction)
+
+
+def scan_files(
+    files: Sequence[Path], *, bundle: Bundle, classifier: Classifier, options: ScanOptions
+) -> Iterator[ScanResult]:
+    """Predict, decide and (unless dry-run) tag every file; one result per file, as each finishes.
 
     Unless dry-run, temporary copies that a killed earlier run left beside these
-    files are removed first (see :func:`genretag.tags.containers.remove_stale_copies`).
+    files are removed first (see :func:`genretag.tags.remove_stale_copies`).
     """
     if not options.dry_run:
         from genretag.tags import remove_stale_copies
 
         remove_stale_copies(files)
-    features = decode_stage(files, bundle=bundle, options=options)
-    for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size):
-        yield settle(track, prediction, bundle=bundle, options=options, choice=choice)
-
-
+    for result in predict_files(files, bundle=bundle, classifier=classifier, options=options):
+        yield settle(result, model_id=bundle.card.model_id, options=options)

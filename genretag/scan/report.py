@@ -1,14 +1,26 @@
-"""Scan reports: one CSV row or JSON line per file, flushed as each file finishes."""
+"""Scan reports: one CSV row or JSON line per file, flushed as each file finishes.
+
+Paths that are not valid UTF-8 (a file named with a byte such as ``\\xff``)
+reach every report: the CSV holds the path's own bytes (Python reads them back
+with ``errors="surrogateescape"``), the JSON a ``\\udcff`` escape (``json.loads``
+then ``os.fsencode`` give the bytes back).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from genretag.errors import GenretagError
+from genretag.discover import is_audio
+from genretag.errors import GenretagError, UsageError, os_reason
 from genretag.scan.decide import ScanResult
+
+_AUDIO_MAGIC = (b"ID3", b"fLaC", b"OggS", b"RIFF", b"FORM", b"\x30\x26\xb2\x75", b"MAC ", b"wvpk", b"TTA1")
+"""How audio files start (mp3 with a tag, flac, ogg/opus, wav, aiff, asf/wma, ape, wavpack, tta)."""
 
 REPORT_COLUMNS = ("path", "status", "genre", "confidence", "genres", "previous", "top", "error")
 
@@ -30,6 +42,41 @@ def report_row(result: ScanResult, *, top_k: int = 3) -> dict[str, Any]:
     }
 
 
+def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path]) -> None:
+    """Refuse report paths that would destroy something, before anything is opened.
+
+    A report may not be one of the files being scanned, an existing audio file
+    (by name or by content), a folder, or the same file as another report.
+    Raises :class:`UsageError` naming the path.
+    """
+    wanted = [Path(r) for r in reports if r is not None]
+    if not wanted:
+        return
+    scanned = {os.path.realpath(f) for f in files}
+    seen: set[str] = set()
+    for report in wanted:
+        real = os.path.realpath(report)
+        if real in seen:
+            raise UsageError("--csv and --json name the same file", report)
+        seen.add(real)
+        if real in scanned:
+            raise UsageError("report would overwrite a file being scanned", report)
+        if os.path.isdir(real):
+            raise UsageError("report path is a folder", report)
+        if os.path.exists(real) and (is_audio(report) or _looks_like_audio(Path(real))):
+            raise UsageError("report would overwrite an audio file", report)
+
+
+def _looks_like_audio(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    mp3_frame = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    return head.startswith(_AUDIO_MAGIC) or head[4:8] == b"ftyp" or mp3_frame
+
+
 class ReportWriter:
     """Streams results to CSV and/or JSON Lines, flushed per row so an
     interrupted run leaves complete, valid files."""
@@ -37,37 +84,50 @@ class ReportWriter:
     def __init__(self, *, csv_path: Path | None, json_path: Path | None, top_k: int) -> None:
         self.top_k = top_k
         self._files: list[IO[str]] = []
+        self._paths: dict[int, Path] = {}
         self._csv = self._json = None
         if csv_path is not None:
-            fh = self._open(csv_path)
+            fh = self._open(csv_path, errors="surrogateescape")
             self._csv = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
-            self._csv.writeheader()
-            fh.flush()
+            self._guarded(fh, self._csv.writeheader)
         if json_path is not None:
-            self._json = self._open(json_path)
+            self._json = self._open(json_path, errors="backslashreplace")
 
-    def _open(self, path: Path) -> IO[str]:
+    def _open(self, path: Path, *, errors: str) -> IO[str]:
         try:
-            fh = open(path, "w", encoding="utf-8", newline="")
+            fh = open(path, "w", encoding="utf-8", errors=errors, newline="")
         except OSError as exc:
             self.close()
-            raise GenretagError(f"cannot write report: {exc.strerror or exc}", path) from exc
+            raise GenretagError(f"cannot write report: {os_reason(exc)}", path) from exc
         self._files.append(fh)
+        self._paths[id(fh)] = path
         return fh
 
     def write(self, result: ScanResult) -> None:
+        """Append one row to each report and flush it. Raises :class:`GenretagError` naming the
+        report when it can't be written (a full disk...)."""
         row = report_row(result, top_k=self.top_k)
         if self._csv is not None:
             flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
                         top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
                         confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}")
-            self._csv.writerow(flat)
-            self._files[0].flush()
+            self._guarded(self._files[0], lambda: self._csv.writerow(flat))
         if self._json is not None:
-            self._json.write(json.dumps(row, ensure_ascii=False) + "\n")
-            self._json.flush()
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            self._guarded(self._json, lambda: self._json.write(line))
+
+    def _guarded(self, fh: IO[str], step) -> None:
+        try:
+            step()
+            fh.flush()
+        except OSError as exc:
+            raise GenretagError(f"cannot write report: {os_reason(exc)}", self._paths[id(fh)]) from exc
 
     def close(self) -> None:
+        """Close every report; a failure to flush the last bytes is ignored (each row was flushed)."""
         for fh in self._files:
-            fh.close()
+            try:
+                fh.close()
+            except OSError:
+                pass
         self._files.clear()
