@@ -121,7 +121,10 @@ def write_genre(
     if problem:
         raise TagError(problem, shown)
     with locked(real, shown) as held:
-        tmp = _make_temp(real, shown)
+        try:
+            tmp = _make_temp(real)
+        except OSError as exc:
+            raise TagError(os_reason(exc), shown) from exc
         try:
             copy_file(real, tmp, before)
             copied = digest(tmp)
@@ -149,13 +152,10 @@ def write_genre(
     return after
 
 
-def _make_temp(real: Path, shown: Path) -> Path:
+def _make_temp(real: Path) -> Path:
     """An empty hidden file beside ``real``: ``.<name>.<random>.genretag-tmp``."""
-    try:
-        fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
-        os.close(fd)
-    except OSError as exc:
-        raise TagError(os_reason(exc), shown) from exc
+    fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
+    os.close(fd)
     return Path(name)
 
 
@@ -180,8 +180,9 @@ def _replace_unless_opened(tmp: Path, real: Path, shown: Path, opened: Callable[
     changed = TagError("file changed while tagging", shown)
     if opened():
         raise changed
-    aside = _make_temp(real, shown)
+    aside: Path | None = None
     try:
+        aside = _make_temp(real)
         aside.unlink()
         os.link(real, aside)
     except OSError:
@@ -205,8 +206,9 @@ def _put_back(held: BinaryIO, real: Path, shown: Path) -> None:
     written) and raise ``file changed while tagging``.
     """
     old = os.fstat(held.fileno())
-    tmp = _make_temp(real, shown)
+    tmp = real.with_name(f".{_short(real.name)}.restore{TMP_SUFFIX}")
     try:
+        tmp = _make_temp(real)
         held.seek(0)
         with open(tmp, "wb") as out:
             shutil.copyfileobj(held, out)
