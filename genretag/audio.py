@@ -1,12 +1,15 @@
 """Decode audio: only the parts the windows need, as float32 mono at a given rate.
 
 libsndfile (through soundfile) reads wav, flac, ogg/opus, mp3 and aiff and can
-seek; ffmpeg handles the rest (m4a/aac, wma) with input seeking. No TensorFlow.
+seek; ffmpeg handles the rest (m4a/aac, wma) with input seeking, and MPEG audio
+inside a WAV (libsndfile's mpg123 path reads past the ``data`` chunk into any
+chunk after it, such as the ``id3 `` chunk a tag writer adds). No TensorFlow.
 """
 
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from genretag.errors import DecodeError, describe, os_reason
 
 FFMPEG_HINT = "install ffmpeg (e.g. 'apt-get install ffmpeg' or 'brew install ffmpeg') to read this format"
 """Appended to errors about containers only ffmpeg can decode."""
+_FFMPEG_WAV_TAGS = frozenset({0x0050, 0x0055})
+"""WAV format tags sent to ffmpeg: MPEG (layer 1/2) and MPEG layer 3."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,11 @@ def probe(path: str | Path) -> AudioInfo:
         with open(path, "rb") as fh:
             if not fh.read(16):
                 raise DecodeError("empty file (0 bytes)", path)
+        wav_tag = _wav_format_tag(path)
     except OSError as exc:
         raise DecodeError(os_reason(exc), path) from exc
+    if wav_tag in _FFMPEG_WAV_TAGS:
+        return _probe_ffmpeg(path)
     try:
         import soundfile as sf
 
@@ -53,6 +61,21 @@ def probe(path: str | Path) -> AudioInfo:
     except (RuntimeError, ValueError, OSError):
         pass  # not a libsndfile format (or a broken one): ffmpeg decides
     return _probe_ffmpeg(path)
+
+
+def _wav_format_tag(path: Path, *, limit: int = 65_536) -> int | None:
+    """The format tag of a RIFF WAVE's ``fmt `` chunk within its first ``limit`` bytes; None if not a WAV."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit)
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 10 <= len(data):
+        name, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if name == b"fmt ":
+            return struct.unpack_from("<H", data, pos + 8)[0]
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def load_segments(

@@ -539,7 +539,7 @@ def test_disk_full_is_reported_per_file_and_originals_survive(runner, knn_bundle
         full()
 
     target = {"copy": ("copy_file", copy_half_then_full), "tags": ("_write_tags", full),
-              "fsync": ("fsync_file", full)}[step]
+              "fsync": ("_sync", full)}[step]
     monkeypatch.setattr(genretag.tags.write, *target)
     before = {p: p.read_bytes() for p in three}
     result = _scan_inline(runner, knn_bundle, three[0].parent)

@@ -7,6 +7,7 @@ an old genre and, for mp3/flac/m4a, a cover picture. Each test tags a copy.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -211,6 +212,17 @@ def _decoded(path: Path) -> bytes:
     ).stdout
 
 
+def _ffprobe_tags(path: Path) -> dict[str, str]:
+    """Format and stream tags as ffprobe (an independent reader) sees them, keys lower-cased."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json",
+                          str(path)], check=True, capture_output=True, text=True).stdout
+    info = json.loads(out)
+    found = dict(info.get("format", {}).get("tags", {}))
+    for stream in info.get("streams", []):  # Ogg keeps Vorbis comments per stream
+        found.update(stream.get("tags", {}))
+    return {k.lower(): v for k, v in found.items()}
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if TMP_SUFFIX in p.name)
 
@@ -235,6 +247,10 @@ def test_round_trip_changes_only_genre_and_provenance(originals, tmp_path, conta
     assert _payload(path) == payload_before
     assert _decoded(path) == decoded_before
     assert _leftovers(tmp_path) == []
+    if synth.have_ffmpeg():  # ffmpeg shows every Vorbis value joined by ";", only the first elsewhere
+        seen = _ffprobe_tags(path)
+        assert seen["genre"] == ("Rock;Pop" if state.container == "vorbis" else "Rock"), seen
+        assert seen[PROVENANCE_KEY.lower()] == PROV, seen
 
 
 def test_flac_picture_and_streaminfo_kept(originals, tmp_path):
@@ -456,7 +472,7 @@ def test_failed_rename_leaves_original_and_no_temp(originals, tmp_path, monkeypa
     def boom(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tags_module.os, "replace", boom)
+    monkeypatch.setattr(tags_module, "_replace", boom)
     with pytest.raises(TagError, match="No space left on device") as info:
         write_genre(path, ["Rock"], provenance=PROV)
     assert info.value.path == path
@@ -482,10 +498,10 @@ def test_interrupt_removes_temp_and_propagates(originals, tmp_path, monkeypatch)
     path = _copy(originals, "ogg", tmp_path)
     before = path.read_bytes()
 
-    def interrupt(fd):
+    def interrupt(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tags_module.os, "fsync", interrupt)
+    monkeypatch.setattr(tags_module, "_sync", interrupt)
     with pytest.raises(KeyboardInterrupt):
         write_genre(path, ["Rock"], provenance=PROV)
     assert path.read_bytes() == before
@@ -541,7 +557,7 @@ def test_permission_error_reads_permission_denied(originals, tmp_path, monkeypat
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tags_module.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(tags_module, "_make_temp", denied)
     with pytest.raises(TagError, match=r"^permission denied \(") as info:
         write_genre(path, ["Rock"], provenance=PROV)
     assert info.value.reason == "permission denied"

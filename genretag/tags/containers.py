@@ -200,6 +200,27 @@ def _kind_of(path: Path, name: str) -> tuple[type, str] | None:
     return None
 
 
+IFF_SIZE_LIMIT = 0xFFFF_FFFF + 8
+"""Largest WAV (RIFF) or AIFF (FORM) file in bytes: a 32-bit size field plus the 8-byte header it excludes."""
+ID3_CHUNK_ALLOWANCE = 1 << 16
+"""Bytes set aside for the ID3 chunk a write adds (64 KiB; mutagen pads a new tag to about 1 KiB)."""
+
+
+def size_limit_problem(path: Path, size: int) -> str | None:
+    """Why a file of ``size`` bytes can't take a new ID3 chunk, before anything is copied; None when it can.
+
+    A WAV or AIFF can't grow past :data:`IFF_SIZE_LIMIT` (4 GiB + 7 bytes): its
+    size field would wrap. Only the first 12 bytes of ``path`` are read.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+    kind = "WAV (RIFF)" if head[:4] == b"RIFF" else "AIFF (FORM)" if head[:4] == b"FORM" else None
+    if kind and size + ID3_CHUNK_ALLOWANCE > IFF_SIZE_LIMIT:
+        return (f"cannot write tags: a {kind} file can't grow past 4 GiB "
+                f"(this one is {size / 2**30:.2f} GiB; the tag needs up to {ID3_CHUNK_ALLOWANCE // 1024} KiB)")
+    return None
+
+
 def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool) -> None:
     """Set genre and provenance in the file ``tmp`` (a private copy of ``shown``)."""
     audio, container = _load(tmp, shown)

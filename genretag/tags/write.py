@@ -2,6 +2,10 @@
 
 Every failure is a :class:`~genretag.errors.TagError` naming the user's file,
 and leaves the original as it was.
+
+The file-system calls go through small module-level functions (:func:`_make_temp`,
+:func:`copy_file`, :func:`_write_tags`, :func:`check_audio`, :func:`_sync`,
+:func:`_replace`): the seams the fault-injection tests replace.
 """
 
 from __future__ import annotations
@@ -9,18 +13,26 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from genretag.errors import TagError, os_reason
-from genretag.tags.containers import TagState, _read_state, _write_tags
+from genretag.tags.audiocheck import check_audio
+from genretag.tags.containers import TagState, _read_state, _write_tags, size_limit_problem
 from genretag.tags.safefile import (
     check_unchanged,
     copy_file,
+    digest,
+    digest_of,
     discard,
     fsync_dir,
     fsync_file,
+    leased,
+    locked,
     stat_for_write,
 )
 
@@ -42,9 +54,12 @@ def write_genre(
 
     Only the genre field (see the module table) and the provenance field change.
     The write is atomic: a copy in the same folder is tagged, read back (a
-    damaged file whose new tag can't be found is refused), synced and renamed
-    over the original; on any failure the copy is removed and the original is
-    untouched. A symlink is followed (its target is replaced). The new file keeps
+    damaged file whose new tag can't be found is refused), its audio compared
+    with the original's (:func:`~genretag.tags.audiocheck.check_audio`: the same
+    bytes where a decoder looks, else ``cannot write tags: the audio would
+    change (...)``), synced and renamed over the original; on any failure the
+    copy is removed and the original is untouched. A WAV or AIFF too close to
+    the 4 GiB limit of its size field is refused before anything is copied. A symlink is followed (its target is replaced). The new file keeps
     the original's permission bits and, where allowed, its owner; a file with
     several hard links becomes a separate file (the other links keep the old bytes).
 
@@ -68,10 +83,30 @@ def write_genre(
         id3v23: Write ID3v2.3 instead of v2.4 (ID3-based containers only).
         keep_mtime: Give the result the original's access and modification times.
 
+    Other writers:
+        An exclusive ``flock`` is held on the original for the whole write
+        (another genretag, or any program that locks, waits; after
+        :data:`~genretag.tags.safefile.LOCK_WAIT_S` s: ``file is locked by
+        another program``). Right before the rename, the original's device,
+        inode, size, mtime and ctime must be as at the start AND its bytes must
+        hash to what was copied (coarse file-system timestamps can hide a
+        same-size edit); else ``file changed while tagging`` and the other
+        program's version stays. After the rename, the old inode (still open) is
+        hashed once more: an edit that landed between the check and the rename
+        is put back under the name, and the error is the same.
+
+        What remains (the residual race): a program that does not lock, opened
+        the file before the rename and writes to it after that last hash, writes
+        into the unlinked old inode; its edit is lost, as with any editor that
+        saves by renaming. The window is from the last hash to that program's
+        write, typically well under a millisecond.
+
     Raises:
         TagError: unsupported or unreadable file, ``file is read-only``,
-            ``permission denied``, ``file changed while tagging``, a tag that does
-            not read back, or a failed write.
+            ``permission denied``, ``read-only file system``, ``file changed
+            while tagging``, ``file is locked by another program``, a tag that
+            does not read back, audio that would change, a WAV/AIFF at its size
+            limit, or a failed write.
         ValueError, TypeError: ``genres`` or ``provenance`` is empty or malformed.
     """
     shown = Path(path)
@@ -80,28 +115,112 @@ def write_genre(
     real = Path(os.path.realpath(shown))
     before = stat_for_write(real, shown)
     try:
-        fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
-        os.close(fd)
+        problem = size_limit_problem(real, before.st_size)
     except OSError as exc:
         raise TagError(os_reason(exc), shown) from exc
-    tmp = Path(name)
-    try:
-        copy_file(real, tmp, before)
-        _write_tags(tmp, shown, values, provenance, id3v23=id3v23)
-        after = _read_back(tmp, shown, provenance)
-        if keep_mtime:
-            os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
-        fsync_file(tmp)
-        check_unchanged(real, before, shown)
-        os.replace(tmp, real)
-    except OSError as exc:
-        discard(tmp)
-        raise TagError(os_reason(exc), shown) from exc
-    except BaseException:
-        discard(tmp)
-        raise
-    fsync_dir(real.parent)
+    if problem:
+        raise TagError(problem, shown)
+    with locked(real, shown) as held:
+        try:
+            tmp = _make_temp(real)
+        except OSError as exc:
+            raise TagError(os_reason(exc), shown) from exc
+        try:
+            copy_file(real, tmp, before)
+            copied = digest(tmp)
+            _write_tags(tmp, shown, values, provenance, id3v23=id3v23)
+            after = _read_back(tmp, shown, provenance)
+            check_audio(real, tmp, shown)
+            if keep_mtime:
+                os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
+            _sync(tmp)
+            with leased(held, shown) as opened_for_writing:
+                check_unchanged(real, before, shown, copied)
+                if opened_for_writing is None:
+                    _replace(tmp, real)
+                else:
+                    _replace_unless_opened(tmp, real, shown, opened_for_writing)
+        except OSError as exc:
+            discard(tmp)
+            raise TagError(os_reason(exc), shown) from exc
+        except BaseException:
+            discard(tmp)
+            raise
+        fsync_dir(real.parent)
+        if opened_for_writing is None and held is not None and digest_of(held) != copied:
+            _put_back(held, real, shown)
     return after
+
+
+def _make_temp(real: Path) -> Path:
+    """An empty hidden file beside ``real``: ``.<name>.<random>.genretag-tmp``."""
+    fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    return Path(name)
+
+
+def _sync(path: Path) -> None:
+    """Flush the tagged copy to disk before it replaces the original."""
+    fsync_file(path)
+
+
+def _replace(tmp: Path, real: Path) -> None:
+    """The atomic step: ``tmp`` takes ``real``'s name."""
+    os.replace(tmp, real)
+
+
+def _replace_unless_opened(tmp: Path, real: Path, shown: Path, opened: Callable[[], bool]) -> None:
+    """Rename ``tmp`` over ``real`` under a lease; undo it if a writer opened the original meanwhile.
+
+    A program that opened the original for writing during the check or the
+    rename holds the old inode: a hard link kept aside puts that inode back
+    under the name, so its edit is not lost (where hard links fail, the
+    rename goes ahead as without a lease).
+    """
+    changed = TagError("file changed while tagging", shown)
+    if opened():
+        raise changed
+    aside: Path | None = None
+    try:
+        aside = _make_temp(real)
+        aside.unlink()
+        os.link(real, aside)
+    except OSError:
+        aside = None
+    try:
+        _replace(tmp, real)
+        if opened() and aside is not None:
+            os.replace(aside, real)
+            aside = None
+            raise changed
+    finally:
+        if aside is not None:
+            discard(aside)
+
+
+def _put_back(held: BinaryIO, real: Path, shown: Path) -> None:
+    """Another program wrote to the original after the last check and before the rename.
+
+    Its edit went to the old inode (still open as ``held``), which the rename
+    unlinked: put those bytes back under the name (the genre is then not
+    written) and raise ``file changed while tagging``.
+    """
+    old = os.fstat(held.fileno())
+    tmp = real.with_name(f".{_short(real.name)}.restore{TMP_SUFFIX}")
+    try:
+        tmp = _make_temp(real)
+        held.seek(0)
+        with open(tmp, "wb") as out:
+            shutil.copyfileobj(held, out)
+        os.chmod(tmp, stat.S_IMODE(old.st_mode))
+        os.utime(tmp, ns=(old.st_atime_ns, old.st_mtime_ns))
+        _sync(tmp)
+        _replace(tmp, real)
+    except OSError as exc:
+        discard(tmp)
+        raise TagError(f"file changed while tagging, and restoring it failed: {os_reason(exc)}", shown) from exc
+    fsync_dir(real.parent)
+    raise TagError("file changed while tagging", shown)
 
 
 def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
