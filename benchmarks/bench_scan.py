@@ -41,7 +41,8 @@ from genretag.config import FeatureConfig, ScanOptions, WindowPolicy, default_jo
 from genretag.discover import discover  # noqa: E402
 from genretag.errors import GenretagError, ModelError  # noqa: E402
 from genretag.scan.pool import run_pool  # noqa: E402
-from genretag.scan import decode_stage, scan_files  # noqa: E402
+import genretag  # noqa: E402
+from genretag.scan import decode_stage  # noqa: E402
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -346,9 +347,10 @@ def model_alone(classifier: Any, *, windows: int, shape: tuple[int, int], batch_
                   "batch_size": batch_size}
 
 
-def full_scan(files: Sequence[Path], *, bundle: Any, classifier: Any, options: ScanOptions) -> tuple[None, dict]:
-    """scan_files end to end in dry-run mode: pool start-up, decode, features, inference, settle."""
-    results = scan_files(files, bundle=bundle, classifier=classifier, options=options)
+def full_scan(files: Sequence[Path], *, model: Any, options: ScanOptions) -> tuple[None, dict]:
+    """The library's ``genretag.tag`` (what ``genretag scan`` runs) in dry-run mode: pool start-up, decode,
+    features, inference, decisions."""
+    results = genretag.tag(files, model=model, options=options)
     rows, first = drain(results, lambda r: (r.status, r.prediction.windows if r.prediction else 0))
     return None, {"tracks": len(rows), "windows": sum(n for _, n in rows), "first_result_s": first,
                   "failed": sum(s == "failed" for s, _ in rows), "statuses": dict(Counter(s for s, _ in rows))}
@@ -395,7 +397,7 @@ def scan_ratios(stages: dict[str, dict]) -> dict[str, float | None]:
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from genretag.models.registry import resolve_model
-    from genretag.models.runtime import import_keras, load_classifier
+    from genretag.models.runtime import import_keras
 
     started, load_start = time.time(), os.getloadavg()[0]
     bundle = resolve_model(args.model)
@@ -404,13 +406,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     stages: dict[str, dict] = {}
     files = run_stage(stages, "listing", list_files, args.folder, limit=args.limit)
     keras = run_stage(stages, "keras_import", lambda: (import_keras(), {}))
-    classifier = run_stage(stages, "model_load", lambda: (load_classifier(bundle, batch_size=args.batch_size), {}))
+    model = run_stage(stages, "model_load", lambda: (genretag.load_model(bundle.path, batch_size=args.batch_size), {}))
+    classifier = model.classifier
     config = bundle.card.features
     run_stage(stages, "decode_floor", decode_floor, files, config=config, options=options)
     run_stage(stages, "features_floor", features_floor, files, bundle=bundle, options=options)
     run_stage(stages, "model_alone", model_alone, classifier, windows=stages["features_floor"]["windows"],
               shape=(config.n_mels, config.n_frames), batch_size=args.batch_size)
-    run_stage(stages, "scan", full_scan, files, bundle=bundle, classifier=classifier, options=options)
+    run_stage(stages, "scan", full_scan, files, model=model, options=options)
     stages["scan"].update(scan_ratios(stages))
     memory = memory_summary(stages["scan"])
     enabled, why = tag_stage_choice(args.copy_tags, files)
@@ -450,7 +453,7 @@ def describe_model(bundle: Any, batch_size: int) -> dict[str, Any]:
 STAGE_LABELS = {
     "listing": "listing (discover)",
     "keras_import": "Keras import",
-    "model_load": "model load (load_classifier)",
+    "model_load": "model load (genretag.load_model)",
     "decode_floor": "floor a: decode+resample, pool",
     "features_floor": "floor b: decode+features, pool",
     "model_alone": "floor c: model alone, random input",

@@ -9,6 +9,7 @@ The library API (see README "Use it from Python")::
         ...
     genretag.decide(result, genretag.ScanOptions(top_k=2))    # what it would get (pure)
     genretag.write(decided, model_id="genretag-default 2.0")  # write it, atomically
+    genretag.tag(["~/Music"], options=genretag.ScanOptions(dry_run=True))  # all three: genretag scan
 
 Importing this package is cheap: nothing here loads TensorFlow, Keras, librosa
 or mutagen; a model loads when a prediction needs it.
@@ -18,7 +19,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from genretag.api import Model, decide, load_model, predict, predict_file, scan, write  # noqa: E402
+from genretag.api import Model, decide, load_model, predict, predict_file, tag, write  # noqa: E402
 from genretag.config import ScanOptions  # noqa: E402
 from genretag.errors import DecodeError, GenretagError, ModelError, TagError, UsageError  # noqa: E402
 
@@ -41,5 +42,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DecodeError", "GenretagError", "Model", "ModelError", "Prediction", "ScanOptions", "ScanResult", "TagError",
     "TagState", "UsageError", "__version__", "decide", "discover", "load_model", "predict", "predict_file",
-    "read_genre_map", "read_tags", "scan", "write", "write_genre",
+    "read_genre_map", "read_tags", "tag", "write", "write_genre",
 ]

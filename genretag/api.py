@@ -108,10 +108,10 @@ def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Mode
     yield from _run(predict_files, paths, model=model, options=options, on_progress=on_progress)
 
 
-def scan(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
-         options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
+def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
+        options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
     """:func:`predict`, :func:`decide` and (unless ``options.dry_run``) :func:`write` for every file:
-    what ``genretag scan`` does. Temporary copies a killed earlier run left beside
+    what ``genretag scan`` does (named ``tag`` here: ``genretag.scan`` is the pipeline's package). Temporary copies a killed earlier run left beside
     these files are removed first (not in a dry run)."""
     from genretag.scan import scan_files
 

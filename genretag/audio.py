@@ -8,6 +8,7 @@ chunk after it, such as the ``id3 `` chunk a tag writer adds). No TensorFlow.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -55,7 +56,7 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         import soundfile as sf
 
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: any file name, UTF-8 or not
         if info.frames > 0 and info.samplerate > 0:
             return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels), "soundfile")
     except (RuntimeError, ValueError, OSError):
@@ -144,7 +145,7 @@ def _read_soundfile(path: Path, info: AudioInfo, spans: Sequence[tuple[float, fl
 
     out = []
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             for offset, seconds in spans:
                 start = int(round(offset * info.sample_rate))
                 if start:

@@ -21,22 +21,17 @@ GOLDEN = ROOT / "tests" / "golden_default.json"
 
 
 def golden_prediction() -> dict:
-    """Predict the golden clip with the bundled default model, through the scan stages."""
+    """Predict the golden clip with the bundled default model, through the library API."""
     from synth import tone_mix, write_audio
 
-    from genretag.config import WindowPolicy
-    from genretag.scan.extract import extract_track
-    from genretag.models.registry import resolve_model
-    from genretag.models.runtime import load_classifier
+    import genretag
 
-    bundle = resolve_model("default")
-    classifier = load_classifier(bundle)
+    model = genretag.load_model("default")
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_audio(Path(tmp) / "golden.wav", tone_mix("Mid", seconds=8.0, seed=1234), sr=22_050)
-        track = extract_track(clip, config=bundle.card.features, policy=WindowPolicy())
-    probs = classifier.predict(track.windows).mean(axis=0)
-    return {"model": bundle.card.model_id, "sha256": bundle.card.sha256, "windows": len(track.windows),
-            "probabilities": {label: round(float(p), 6) for label, p in zip(bundle.card.labels, probs)}}
+        prediction = genretag.predict_file(clip, model=model)
+    return {"model": model.model_id, "sha256": model.bundle.card.sha256, "windows": prediction.windows,
+            "probabilities": {label: round(float(p), 6) for label, p in zip(prediction.labels, prediction.probabilities)}}
 
 
 if __name__ == "__main__":

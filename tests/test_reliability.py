@@ -602,7 +602,7 @@ def test_tampered_weights_refused_before_decoding(runner, bundle_copy, three, de
 
 @pytest.mark.parametrize("card, message", [
     (None, "not a model bundle: no card.json"),
-    ("{ not json", "unreadable card.json"),
+    ("{ not json", "not a model bundle: unreadable card.json"),
     ('{"name": "x"}', "not a genretag model bundle"),
     ('["a list"]', "malformed card.json: not a JSON object"),
 ])

@@ -62,8 +62,7 @@ def scan(
     Files that already have a genre keep it unless [bold]--overwrite[/bold].
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
     """
-    from genretag.api import load_model
-    from genretag.api import scan as run_scan
+    from genretag.api import load_model, tag
     from genretag.discover import discover
     from genretag.scan import ReportWriter, check_report_paths, read_genre_map
 
@@ -85,7 +84,7 @@ def scan(
     started = time.perf_counter()
     total = len(found.files) + len(found.problems)
     try:
-        results = run_scan(found, model=loaded, options=options)
+        results = tag(found, model=loaded, options=options)
         tally = _consume(results, total, writer=writer, console=console, stderr=stderr, quiet=quiet,
                          show_lines=(dry_run or verbose) and not quiet)
     finally:

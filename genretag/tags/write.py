@@ -22,7 +22,12 @@ from typing import BinaryIO
 
 from genretag.errors import TagError, os_reason
 from genretag.tags.audiocheck import check_audio
-from genretag.tags.containers import TagState, _read_state, _write_tags, size_limit_problem
+from genretag.tags.containers import (
+    TagState,
+    _read_state,
+    _write_tags,
+    size_limit_problem,
+)
 from genretag.tags.safefile import (
     check_unchanged,
     copy_file,
