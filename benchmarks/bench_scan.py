@@ -565,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = benchmark(args)
     except GenretagError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
-        if isinstance(exc, ModelError) and args.model == ScanOptions.model:
+        if isinstance(exc, ModelError):
             print("hint: pass --model DIR (a bundle folder that 'genretag train' wrote)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from genretag.models.registry import DEFAULT_MODEL, list_bundled
 from synth import tone_mix, write_audio
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scan.py"
@@ -64,9 +63,7 @@ def test_benchmark_reports_every_stage(tiny_library, tiny_bundle, tmp_path):
     assert {p.name: p.read_bytes() for p in tiny_library.iterdir()} == before  # dry run; tags only on copies
 
 
-def test_benchmark_without_a_default_model_says_pass_model(tiny_library, tmp_path):
-    if any(b.path.name == DEFAULT_MODEL for b in list_bundled()):
-        pytest.skip("a default model is bundled")
-    proc = _bench(str(tiny_library), cwd=tmp_path)
+def test_benchmark_with_a_model_it_cannot_find_says_pass_model(tiny_library, tmp_path):
+    proc = _bench(str(tiny_library), "--model", "no-such-model", cwd=tmp_path)
     assert proc.returncode == 1
-    assert "no default model is installed" in proc.stderr and "--model DIR" in proc.stderr
+    assert "error: no model named 'no-such-model'" in proc.stderr and "hint: pass --model DIR" in proc.stderr

@@ -324,13 +324,15 @@ def test_corrupt_file_reported_and_the_rest_tagged(runner, lib, tiny_bundle, tmp
     assert "8 tagged" in result.stdout and "1 failed" in result.stdout
 
 
-def test_no_model_is_a_one_line_error(runner, lib):
-    if (BUNDLED_DIR / "default" / "card.json").is_file():
-        result = _scan(runner, lib, "--model", "/nonexistent", "--jobs", "0")
-        expected = "error: no model named '/nonexistent'"
-    else:
+@pytest.mark.parametrize("bundled", ["shipped", "none"])
+def test_no_model_is_a_one_line_error(runner, lib, tmp_path, monkeypatch, bundled):
+    if bundled == "none":  # a package without its default model
+        monkeypatch.setattr("genretag.models.registry.BUNDLED_DIR", tmp_path / "empty")
         result = _scan(runner, lib, "--jobs", "0")
         expected = "error: no default model is installed; train one with 'genretag train"
+    else:
+        result = _scan(runner, lib, "--model", "/nonexistent", "--jobs", "0")
+        expected = "error: no model named '/nonexistent'"
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
@@ -445,14 +447,19 @@ def test_version():
 def test_models_lists_bundled(runner):
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, _fail_message(result)
-    cards = sorted(BUNDLED_DIR.glob("*/card.json")) if BUNDLED_DIR.is_dir() else []
-    if not cards:
-        assert "No models are bundled" in result.stdout
+    cards = sorted(BUNDLED_DIR.glob("*/card.json"))
+    assert [c.parent.name for c in cards] == ["default"]  # the package ships its default model
     for card in cards:
         data = json.loads(card.read_text())
         assert card.parent.name in result.stdout
         assert f"{data['name']} {data['version']}" in result.stdout
         assert ", ".join(data["labels"]) in result.stdout
+
+
+def test_models_without_bundled_models_says_so(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr("genretag.models.registry.BUNDLED_DIR", tmp_path / "empty")
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "No models are bundled" in result.stdout
 
 
 def test_models_describes_a_bundle(runner, tiny_bundle):
