@@ -44,14 +44,7 @@ def discover(inputs: Iterable[str | Path]) -> Discovery:
     seen_dirs: set[tuple[int, int]] = set()
 
     def keep(path: Path) -> None:
-        try:
-            st = path.stat()
-        except OSError as exc:
-            problems.append((path, os_reason(exc)))
-            return
-        key = (st.st_dev, st.st_ino)
-        if key not in seen_files:
-            seen_files.add(key)
+        if _first_visit(path, seen_files, problems):
             files.append(path)
 
     for raw in inputs:
@@ -69,16 +62,23 @@ def discover(inputs: Iterable[str | Path]) -> Discovery:
     return Discovery(files=tuple(files), problems=tuple(problems))
 
 
-def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path, str]]) -> Iterator[Path]:
+def _first_visit(path: Path, seen: set[tuple[int, int]], problems: list[tuple[Path, str]]) -> bool:
+    """True the first time the real file or folder behind ``path`` is met; a stat failure is a problem."""
     try:
-        st = root.stat()
+        st = path.stat()
     except OSError as exc:
-        problems.append((root, os_reason(exc)))
-        return
+        problems.append((path, os_reason(exc)))
+        return False
     key = (st.st_dev, st.st_ino)
-    if key in seen_dirs:
-        return  # a symlink loop or a second link to a folder already walked
-    seen_dirs.add(key)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+def _walk(root: Path, seen_dirs: set[tuple[int, int]], problems: list[tuple[Path, str]]) -> Iterator[Path]:
+    if not _first_visit(root, seen_dirs, problems):
+        return  # unreadable, or a symlink loop / a second link to a folder already walked
     try:
         with os.scandir(root) as it:
             entries = sorted(it, key=lambda e: e.name)
