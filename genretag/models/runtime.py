@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from genretag.errors import ModelError
+from genretag.errors import ModelError, describe
 from genretag.models.bundle import Bundle, verify_bundle
 
 
@@ -139,7 +139,7 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
         try:
             model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
-            raise ModelError(f"cannot load Keras model: {' '.join(str(exc).split())[:200]}", bundle.weights_path) from exc
+            raise ModelError(f"cannot load Keras model: {describe(exc)}", bundle.weights_path) from exc
         expected = (None, card.features.n_mels, card.features.n_frames)
         if tuple(model.input_shape) != expected or model.output_shape[-1] != len(card.labels):
             raise ModelError(f"model shape {model.input_shape}->{model.output_shape} does not match card.json", bundle.path)

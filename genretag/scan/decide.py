@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genretag.config import ScanOptions
-from genretag.errors import GenretagError, UsageError
+from genretag.errors import GenretagError, UsageError, os_reason
 from genretag.scan.batching import Prediction
 
 STATUSES = (
@@ -121,7 +121,7 @@ def read_genre_map(path: str | Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise UsageError(f"cannot read genre map: {exc.strerror or exc}", path) from exc
+        raise UsageError(f"cannot read genre map: {os_reason(exc)}", path) from exc
     except UnicodeDecodeError as exc:
         raise UsageError(f"genre map is not UTF-8 text (byte {exc.start})", path) from exc
     lines = text.splitlines()

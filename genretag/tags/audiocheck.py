@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag.errors import DecodeError, TagError
+from genretag.errors import DecodeError, TagError, os_reason
 
 _ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _MP4_PATH = (b"trak", b"mdia", b"minf", b"stbl")
@@ -91,7 +91,7 @@ def check_audio(original: Path, copy: Path, shown: Path) -> None:
                 if problem:
                     raise _changed(problem, shown)
     except OSError as exc:  # pragma: no cover - the copy was just written
-        raise TagError(f"cannot verify the audio: {exc.strerror or exc}", shown) from exc
+        raise TagError(f"cannot verify the audio: {os_reason(exc)}", shown) from exc
     if before is None:
         _compare_decoded(original, copy, shown, ffmpeg_only=True)
     elif before.compressed_wav:

@@ -44,7 +44,7 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from genretag.config import PROVENANCE_KEY
-from genretag.errors import TagError, os_reason
+from genretag.errors import TagError, describe, os_reason
 from genretag.tags.id3check import checked_id3, id3v1_block, restore_id3v1
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
@@ -245,7 +245,7 @@ def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
     cause = exc if isinstance(exc, OSError) else (exc.__cause__ or exc.__context__)
     if isinstance(cause, OSError) and cause.errno is not None:
         return TagError(os_reason(cause), shown)
-    detail = " ".join(str(exc).split())
+    detail = describe(exc) if str(exc).strip() else ""
     if not detail:
         detail = "the file ends inside its tags" if isinstance(cause, OSError) else type(exc).__name__
     return TagError(f"{what}: {detail}", shown)
