@@ -154,5 +154,9 @@ class TrainConfig:
     """Training/eval features cover at most this much of each track (its middle)."""
     augment: tuple[str, ...] = ("crops", "specaugment", "tilt", "mixup", "balance")
     """Augmentations: crops, pitch, stretch, specaugment, tilt, gain, mixup, balance."""
+    mixup_alpha: float = 0.4
+    """``mixup``: pairs mixed with a weight from Beta(alpha, alpha) (the shipped default's recipe)."""
+    gain_db: float = 12.0
+    """``gain`` (musicnn): training windows played up to this many dB louder or quieter."""
     val_fraction: float = 0.1
     test_fraction: float = 0.1

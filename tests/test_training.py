@@ -391,8 +391,8 @@ def test_train_on_folder_per_genre(synth_dataset, tmp_path):
 
 
 def checkpoint_state(out: Path) -> dict:
-    """The one ``state.json`` under ``out/checkpoint`` (wherever the layout puts it)."""
-    states = sorted((out / "checkpoint").rglob("state.json"))
+    """The one backup Keras' BackupAndRestore left under ``out/checkpoint`` (wherever the layout puts it)."""
+    states = sorted((out / "checkpoint").rglob("training_metadata.json"))
     assert len(states) == 1, states
     return read_json(states[0])
 
