@@ -126,6 +126,20 @@ CLASSIC_MODELS: tuple[str, ...] = ("knn", "svm")
 PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
 """Models built on a shipped pretrained network, whose feature parameters it fixes."""
 
+AUGMENTATIONS: tuple[str, ...] = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
+"""What ``genretag train --augment`` accepts (:mod:`genretag.train.augment`); ``gain`` applies to
+``--model musicnn`` only (the other models normalise each recording's level away)."""
+
+FMA_SUBSETS: tuple[str, ...] = ("small", "medium", "large")
+"""FMA's nested subsets, smallest first (``medium`` includes ``small``); the first is the default."""
+
+SPLIT_MODES: tuple[str, ...] = ("official", "random")
+"""``--split-mode`` for FMA: its own artist-filtered split, or stratified by label ignoring
+artists (``val_fraction``/``test_fraction``); the first is the default."""
+
+EVAL_PARTS: tuple[str, ...] = ("test", "val", "train", "all")
+"""What ``genretag eval --part`` scores: one part of the dataset's split, or all of it; the first is the default."""
+
 PROVENANCE_KEY = "GENRETAG_MODEL"
 """Name of the one extra tag genretag writes: which model chose the genre."""
 

@@ -467,21 +467,51 @@ def only_error_line(result: Result) -> str:
     return lines[0]
 
 
-def test_train_unknown_model_lists_choices(fma, tmp_path):
+def usage_error(result: Result) -> str:
+    """The message of a command refused as a usage error (exit 2, no traceback), on one line."""
+    assert result.exit_code == 2, explain(result)
+    assert "Traceback" not in result.output and result.stdout == ""
+    return " ".join(line.strip(" │╭╮╰╯─") for line in result.stderr.splitlines())
+
+
+@pytest.mark.parametrize("command, option, value, choices", [
+    ("train", "--model", "nosuch", (*STUDY_MODELS, "cnn1d", "musicnn")),
+    ("train", "--subset", "tiny", ("small", "medium", "large")),
+    ("train", "--split-mode", "artist", ("official", "random")),
+    ("eval", "--subset", "tiny", ("small", "medium", "large")),
+    ("eval", "--split-mode", "artist", ("official", "random")),
+    ("eval", "--part", "foo", ("test", "val", "train", "all")),
+])
+def test_choice_options_are_usage_errors_listing_the_choices(fma, tmp_path, command, option, value, choices):
     out = tmp_path / "run"
-    line = only_error_line(cli("train", *fma.args(), "--model", "nosuch", "--out", out, "-q"))
-    assert line.startswith("error: unknown model 'nosuch'; choose from ")
-    for choice in (*STUDY_MODELS, "cnn1d", "musicnn"):
-        assert choice in line
+    target = ["--out", out] if command == "train" else ["--model", "default"]
+    message = usage_error(cli(command, *fma.args(), *target, option, value, "-q"))
+    assert f"Invalid value for '{option}'" in message and repr(value) in message
+    assert all(repr(c) in message for c in choices), message
     assert not out.exists()
 
 
 def test_train_unknown_augmentation(fma, tmp_path):
     out = tmp_path / "run"
-    line = only_error_line(cli("train", *fma.args(), "--augment", "crops,bogus", "--out", out, "-q"))
-    assert line.startswith("error: unknown augmentation(s) bogus; choose from ")
-    assert all(a in line for a in AUGMENTATIONS)
+    message = usage_error(cli("train", *fma.args(), "--augment", "crops,bogus", "--out", out, "-q"))
+    assert "Invalid value for '--augment': unknown augmentation(s) bogus; choose from " in message
+    assert all(a in message for a in AUGMENTATIONS)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("old", ["--split"])
+def test_split_options_are_named_for_what_they_choose(fma, tmp_path, old):
+    """``--split-mode`` says how FMA is split, ``eval --part`` which part is scored; a bare ``--split`` is gone."""
+    for command, target in (("train", ["--out", tmp_path / "run"]), ("eval", ["--model", "default"])):
+        assert "No such option: --split" in usage_error(cli(command, *fma.args(), *target, old, "official"))
+
+
+def test_eval_scores_the_part_asked_for(runs):
+    assert runs.train("knn").exit_code == 0
+    result = cli("eval", "--model", runs.out("knn"), *runs.fma.args(), "--part", "val", "--cache-dir", runs.cache,
+                 "--jobs", 0, "-q")
+    assert result.exit_code == 0, explain(result)
+    assert "official split), val part: 6 tracks" in result.stdout
 
 
 def test_train_fma_needs_both_folders(fma, tmp_path):

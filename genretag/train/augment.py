@@ -24,11 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genretag.config import FeatureConfig, TrainConfig
+from genretag.config import AUGMENTATIONS, FeatureConfig, TrainConfig
 from genretag.features import logc_gain
 
-AUGMENTATIONS = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
-"""``gain`` applies to ``--model musicnn`` only (the other models normalise each recording's level away)."""
+__all__ = ["AUGMENTATIONS", "WindowSampler", "mel_hz", "mixup", "random_gain"]
 
 
 def mel_hz(config: FeatureConfig) -> np.ndarray:
