@@ -17,6 +17,10 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 """File name suffixes scan and the dataset loaders accept (lower case)."""
 
 
+SCALES: tuple[str, ...] = ("db", "logc")
+NORMALIZATIONS: tuple[str, ...] = ("track", "level", "none")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """How audio becomes model input: log-mel windows.
@@ -44,6 +48,16 @@ class FeatureConfig:
     decide the genre. ``level`` (``logc`` only): one gain per track, so that its mean
     compressed value is musicnn's training mean; the spectrum's shape and the
     compression stay as the pretrained network knows them. ``none``: as computed."""
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown scale {self.scale!r} (expected {', '.join(SCALES)})")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalisation {self.normalize!r} (expected {', '.join(NORMALIZATIONS)})")
+        if self.normalize == "level" and self.scale != "logc":
+            raise ValueError('normalize="level" needs scale="logc"')
+        if min(self.sample_rate, self.n_fft, self.n_mels) < 1 or self.n_frames < 2 or self.window_seconds <= 0:
+            raise ValueError("sample_rate, n_fft, n_mels and window_seconds must be positive, n_frames at least 2")
 
     @property
     def window_samples(self) -> int:
