@@ -163,17 +163,23 @@ class TrainConfig:
     """Defaults of ``genretag train``."""
 
     model: str = "musicnn"
+    """One of :data:`MODEL_CHOICES`."""
     epochs: int = 40
+    """At most this many epochs; early stopping usually ends sooner."""
     batch_size: int = 64
     lr: float = 1e-3
+    """AdamW's peak learning rate, decayed along a cosine to 5 % over ``epochs``."""
     weight_decay: float = 1e-3
     """AdamW decoupled weight decay."""
     label_smoothing: float = 0.05
     dropout: float = 0.3
+    """Dropout before the classifier layer."""
     ensemble: int = 1
     """Members trained with seeds seed, seed+1, ...; the bundle averages their probabilities."""
     patience: int = 8
+    """Stop after this many epochs without a better track-level validation accuracy."""
     seed: int = 0
+    """Seeds the split, the sampling and the initial weights."""
     crops_per_track: int = 8
     """Random 3-s training windows drawn from each training track per epoch."""
     eval_windows: int = WindowPolicy.windows

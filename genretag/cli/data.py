@@ -31,6 +31,16 @@ SplitMode = _choices("SplitMode", SPLIT_MODES)
 Part = _choices("Part", EVAL_PARTS)
 
 
+# Dataset options, the same in ``train`` and ``eval``.
+DATASET = typer.Option(None, "--dataset", "-d",
+                       help="labels.csv (path, genre[, artist, split, source]) or a folder per genre.")
+FMA_METADATA = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv).")
+FMA_AUDIO = typer.Option(None, "--fma-audio", help="FMA audio folder (fma_small, fma_medium...).")
+SUBSET = typer.Option(FMA_SUBSETS[0], "--subset", help="FMA subset (medium includes small).")
+SPLIT_MODE = typer.Option(SPLIT_MODES[0], "--split-mode",
+                          help="FMA split: official (artist-filtered) or random (80/10/10).")
+
+
 def parse_augment(value: str) -> tuple[str, ...]:
     """``--augment``: a comma list of :data:`~genretag.config.AUGMENTATIONS` (``none`` for none);
     anything else is a usage error."""

@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
+from genretag.cli import data as data_options
 from genretag.cli.data import Part, SplitMode, Subset, dataset_from_options, describe_dataset
-from genretag.config import EVAL_PARTS, FMA_SUBSETS, SPLIT_MODES, TrainConfig
+from genretag.config import EVAL_PARTS, TrainConfig
 from genretag.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -23,12 +24,11 @@ D = TrainConfig()
 @handles_errors
 def evaluate(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or bundle folder."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv or a folder per genre."),
-    fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
-    fma_audio: Optional[Path] = typer.Option(None, "--fma-audio", help="FMA audio folder."),
-    subset: Subset = typer.Option(FMA_SUBSETS[0], "--subset", help="FMA subset (medium includes small)."),
-    split_mode: SplitMode = typer.Option(SPLIT_MODES[0], "--split-mode",
-                                         help="FMA split: official (artist-filtered) or random (80/10/10)."),
+    dataset: Optional[Path] = data_options.DATASET,
+    fma_metadata: Optional[Path] = data_options.FMA_METADATA,
+    fma_audio: Optional[Path] = data_options.FMA_AUDIO,
+    subset: Subset = data_options.SUBSET,
+    split_mode: SplitMode = data_options.SPLIT_MODE,
     part: Part = typer.Option(EVAL_PARTS[0], "--part", help="Which part of the split to score (all: every track)."),
     min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1),
     seed: int = typer.Option(D.seed, "--seed", help="Seed of the split (use the one training used)."),

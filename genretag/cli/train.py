@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
+from genretag.cli import data as data_options
 from genretag.cli.data import Architecture, SplitMode, Subset, dataset_from_options, describe_dataset, parse_augment
-from genretag.config import AUGMENTATIONS, FMA_SUBSETS, SPLIT_MODES, TrainConfig
+from genretag.config import AUGMENTATIONS, TrainConfig
 
 D = TrainConfig()
 
@@ -24,12 +25,11 @@ def train(
                                        "layer on a network pretrained on the Million Song Dataset: best on small data, "
                                        "and trains in seconds once features are extracted; cnn1d, cnn, crnn and "
                                        "cnn-rnn train from scratch; knn and svm are baselines."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv (path, genre[, artist, split]) or a folder per genre."),
-    fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
-    fma_audio: Optional[Path] = typer.Option(None, "--fma-audio", help="FMA audio folder (fma_small, fma_medium...)."),
-    subset: Subset = typer.Option(FMA_SUBSETS[0], "--subset", help="FMA subset (medium includes small)."),
-    split_mode: SplitMode = typer.Option(SPLIT_MODES[0], "--split-mode",
-                                         help="FMA split: official (artist-filtered) or random (80/10/10)."),
+    dataset: Optional[Path] = data_options.DATASET,
+    fma_metadata: Optional[Path] = data_options.FMA_METADATA,
+    fma_audio: Optional[Path] = data_options.FMA_AUDIO,
+    subset: Subset = data_options.SUBSET,
+    split_mode: SplitMode = data_options.SPLIT_MODE,
     min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1, help="Drop classes with fewer tracks."),
     epochs: int = typer.Option(D.epochs, "--epochs", min=1),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1),
