@@ -18,6 +18,10 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 """File name suffixes scan and the dataset loaders accept (lower case)."""
 
 
+SCALES: tuple[str, ...] = ("db", "logc")
+NORMALIZATIONS: tuple[str, ...] = ("track", "level", "none")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """How audio becomes model input: log-mel windows.
@@ -45,6 +49,16 @@ class FeatureConfig:
     decide the genre. ``level`` (``logc`` only): one gain per track, so that its mean
     compressed value is musicnn's training mean; the spectrum's shape and the
     compression stay as the pretrained network knows them. ``none``: as computed."""
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown scale {self.scale!r} (expected {', '.join(SCALES)})")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalisation {self.normalize!r} (expected {', '.join(NORMALIZATIONS)})")
+        if self.normalize == "level" and self.scale != "logc":
+            raise ValueError('normalize="level" needs scale="logc"')
+        if min(self.sample_rate, self.n_fft, self.n_mels) < 1 or self.n_frames < 2 or self.window_seconds <= 0:
+            raise ValueError("sample_rate, n_fft, n_mels and window_seconds must be positive, n_frames at least 2")
 
     @property
     def window_samples(self) -> int:
@@ -154,6 +168,20 @@ CLASSIC_MODELS: tuple[str, ...] = ("knn", "svm")
 PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
 """Models built on a shipped pretrained network, whose feature parameters it fixes."""
 
+AUGMENTATIONS: tuple[str, ...] = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
+"""What ``genretag train --augment`` accepts (:mod:`genretag.train.augment`); ``gain`` applies to
+``--model musicnn`` only (the other models normalise each recording's level away)."""
+
+FMA_SUBSETS: tuple[str, ...] = ("small", "medium", "large")
+"""FMA's nested subsets, smallest first (``medium`` includes ``small``); the first is the default."""
+
+SPLIT_MODES: tuple[str, ...] = ("official", "random")
+"""``--split-mode`` for FMA: its own artist-filtered split, or stratified by label ignoring
+artists (``val_fraction``/``test_fraction``); the first is the default."""
+
+EVAL_PARTS: tuple[str, ...] = ("test", "val", "train", "all")
+"""What ``genretag eval --part`` scores: one part of the dataset's split, or all of it; the first is the default."""
+
 PROVENANCE_KEY = "GENRETAG_MODEL"
 """Name of the one extra tag genretag writes: which model chose the genre."""
 
@@ -163,17 +191,23 @@ class TrainConfig:
     """Defaults of ``genretag train``."""
 
     model: str = "musicnn"
+    """One of :data:`MODEL_CHOICES`."""
     epochs: int = 40
+    """At most this many epochs; early stopping usually ends sooner."""
     batch_size: int = 64
     lr: float = 1e-3
+    """AdamW's peak learning rate, decayed along a cosine to 5 % over ``epochs``."""
     weight_decay: float = 1e-3
     """AdamW decoupled weight decay."""
     label_smoothing: float = 0.05
     dropout: float = 0.3
+    """Dropout before the classifier layer."""
     ensemble: int = 1
     """Members trained with seeds seed, seed+1, ...; the bundle averages their probabilities."""
     patience: int = 8
+    """Stop after this many epochs without a better track-level validation accuracy."""
     seed: int = 0
+    """Seeds the split, the sampling and the initial weights."""
     crops_per_track: int = 8
     """Random 3-s training windows drawn from each training track per epoch."""
     eval_windows: int = WindowPolicy.windows
@@ -182,5 +216,9 @@ class TrainConfig:
     """Training/eval features cover at most this much of each track (its middle)."""
     augment: tuple[str, ...] = ("crops", "specaugment", "tilt", "mixup", "balance")
     """Augmentations: crops, pitch, stretch, specaugment, tilt, gain, mixup, balance."""
+    mixup_alpha: float = 0.4
+    """``mixup``: pairs mixed with a weight from Beta(alpha, alpha) (the shipped default's recipe)."""
+    gain_db: float = 12.0
+    """``gain`` (musicnn): training windows played up to this many dB louder or quieter."""
     val_fraction: float = 0.1
     test_fraction: float = 0.1

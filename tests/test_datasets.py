@@ -144,7 +144,7 @@ def test_fma_subset_filtering(fma):
 
 
 def test_fma_random_split_is_stratified_and_seeded(fma):
-    data = load_fma(*fma, split="random", seed=0)
+    data = load_fma(*fma, split_mode="random", seed=0)
     assert data.description == "fma small (stratified random 80/10/10, seed 0)"
     # 12 tracks a class: 9.6 / 1.2 / 1.2 rounds to 10 / 1 / 1, ignoring artists.
     assert data.counts() == {
@@ -152,10 +152,10 @@ def test_fma_random_split_is_stratified_and_seeded(fma):
         "val": {c: 1 for c in data.labels},
         "test": {c: 1 for c in data.labels},
     }
-    again = load_fma(*fma, split="random", seed=0)
+    again = load_fma(*fma, split_mode="random", seed=0)
     assert [t.split for t in again.tracks] == [t.split for t in data.tracks]
     held_out = {
-        seed: {t.path for t in load_fma(*fma, split="random", seed=seed).tracks if t.split != "train"}
+        seed: {t.path for t in load_fma(*fma, split_mode="random", seed=seed).tracks if t.split != "train"}
         for seed in (0, 1, 2)
     }
     assert len({frozenset(v) for v in held_out.values()}) > 1

@@ -133,6 +133,22 @@ def test_unparsable_card_refused(tmp_path, text):
         read_bundle(tmp_path)
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("scale", "mel", "unknown scale 'mel'"),
+    ("normalize", "global", "unknown normalisation 'global'"),
+    ("n_frames", 0, "n_frames at least 2"),
+])
+def test_card_with_invalid_features_is_one_model_error_at_load(tiny_bundle, tmp_path, field, value, message):
+    """A bad feature config is refused when the card is read, not once per decoded file."""
+    folder = _copy_bundle(tiny_bundle, tmp_path / "bad-features")
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["features"][field] = value
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=f"malformed card.json: .*{message}") as info:
+        read_bundle(folder)
+    assert info.value.path == folder / CARD_FILE and "\n" not in str(info.value)
+
+
 def test_card_from_a_future_feature_config_ignores_unknown_keys(tiny_bundle, tmp_path):
     folder = _copy_bundle(tiny_bundle, tmp_path / "future")
     card = json.loads((folder / CARD_FILE).read_text())
@@ -149,9 +165,8 @@ def test_resolve_model_by_path(tiny_bundle):
     assert resolve_model(str(tiny_bundle)) == read_bundle(tiny_bundle)
 
 
-def test_no_default_model_gives_a_hint():
-    if (registry.BUNDLED_DIR / "default" / CARD_FILE).is_file():
-        pytest.skip("a default model is bundled")
+def test_no_default_model_gives_a_hint(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "BUNDLED_DIR", tmp_path / "bundled-none")
     with pytest.raises(ModelError, match="no default model is installed") as info:
         resolve_model("default")
     assert "genretag train" in info.value.reason and "--model DIR" in info.value.reason

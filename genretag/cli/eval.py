@@ -1,4 +1,4 @@
-"""``genretag eval``: accuracy, per-class P/R/F1 and a confusion matrix on a held-out split."""
+"""``genretag eval``: accuracy, per-class P/R/F1 and a confusion matrix on a held-out part of a split."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
-from genretag.cli.data import dataset_from_options, describe_dataset
-from genretag.config import TrainConfig
+from genretag.cli import data as data_options
+from genretag.cli.data import Part, SplitMode, Subset, dataset_from_options, describe_dataset
+from genretag.config import EVAL_PARTS, TrainConfig
 from genretag.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -23,12 +24,12 @@ D = TrainConfig()
 @handles_errors
 def evaluate(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or bundle folder."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv or a folder per genre."),
-    fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
-    fma_audio: Optional[Path] = typer.Option(None, "--fma-audio", help="FMA audio folder."),
-    subset: str = typer.Option("small", "--subset", help="FMA subset: small, medium or large."),
-    split_mode: str = typer.Option("official", "--split-mode", help="FMA split: official or random."),
-    split: str = typer.Option("test", "--split", help="Which part to score: test, val, train or all."),
+    dataset: Optional[Path] = data_options.DATASET,
+    fma_metadata: Optional[Path] = data_options.FMA_METADATA,
+    fma_audio: Optional[Path] = data_options.FMA_AUDIO,
+    subset: Subset = data_options.SUBSET,
+    split_mode: SplitMode = data_options.SPLIT_MODE,
+    part: Part = typer.Option(EVAL_PARTS[0], "--part", help="Which part of the split to score (all: every track)."),
     min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1),
     seed: int = typer.Option(D.seed, "--seed", help="Seed of the split (use the one training used)."),
     report: Optional[Path] = typer.Option(None, "--report", "-r", help="Write report.json, report.md, confusion.png here."),
@@ -58,13 +59,14 @@ def evaluate(
 
     stderr = err()
     bundle = resolve_model(model)
-    data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset,
-                                split=split_mode, min_per_class=min_per_class, seed=seed)
+    data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset.value,
+                                split_mode=split_mode.value, min_per_class=min_per_class, seed=seed)
+    part_name = part.value
     if not quiet:
         describe_dataset(data, stderr)
-    tracks = data.tracks if split == "all" else data.split(split)
+    tracks = data.tracks if part_name == "all" else data.split(part_name)
     if not tracks:
-        raise DatasetError(f"the {split} split is empty")
+        raise DatasetError(f"the {part_name} part of the split is empty")
     classifier = load_classifier(bundle)
     features = bundle.card.features
     max_seconds = float(bundle.card.training.get("config", {}).get("max_seconds", D.max_seconds))
@@ -75,7 +77,7 @@ def evaluate(
     kept = [(t, m, d) for t, m, d in zip(tracks, clips.mels, clips.durations) if m is not None]
     for path, reason in clips.errors.items():
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")
-    result = run_eval(classifier, model_id=bundle.card.model_id, dataset=f"{data.description}, {split} split",
+    result = run_eval(classifier, model_id=bundle.card.model_id, dataset=f"{data.description}, {part_name} part",
                       mels=[k[1] for k in kept], durations=[k[2] for k in kept], labels=[k[0].label for k in kept],
                       sources=[k[0].source for k in kept] if any(k[0].source for k in kept) else None, config=features)
     _print_report(result)

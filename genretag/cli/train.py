@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 
 from genretag.cli.common import err, handles_errors, out, progress_bar
-from genretag.cli.data import dataset_from_options, describe_dataset
-from genretag.config import MODEL_CHOICES, TrainConfig
+from genretag.cli import data as data_options
+from genretag.cli.data import Architecture, SplitMode, Subset, dataset_from_options, describe_dataset, parse_augment
+from genretag.config import AUGMENTATIONS, TrainConfig
 
 D = TrainConfig()
 
@@ -20,23 +21,26 @@ D = TrainConfig()
 @handles_errors
 def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the model bundle, training log and curves."),
-    model: str = typer.Option(D.model, "--model", help=f"Architecture: {', '.join(MODEL_CHOICES)}. musicnn (also the shipped "
-                              "default model's) trains a genre layer on a network pretrained on the Million Song "
-                              "Dataset: best on small data, and trains in seconds once features are extracted."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="labels.csv (path, genre[, artist, split]) or a folder per genre."),
-    fma_metadata: Optional[Path] = typer.Option(None, "--fma-metadata", help="FMA fma_metadata folder (tracks.csv)."),
-    fma_audio: Optional[Path] = typer.Option(None, "--fma-audio", help="FMA audio folder (fma_small, fma_medium...)."),
-    subset: str = typer.Option("small", "--subset", help="FMA subset: small, medium or large."),
-    split: str = typer.Option("official", "--split", help="FMA split: official (artist-filtered) or random (80/10/10)."),
+    model: Architecture = typer.Option(D.model, "--model", help="musicnn (the shipped default model's) trains a genre "
+                                       "layer on a network pretrained on the Million Song Dataset: best on small data, "
+                                       "and trains in seconds once features are extracted; cnn1d, cnn, crnn and "
+                                       "cnn-rnn train from scratch; knn and svm are baselines."),
+    dataset: Optional[Path] = data_options.DATASET,
+    fma_metadata: Optional[Path] = data_options.FMA_METADATA,
+    fma_audio: Optional[Path] = data_options.FMA_AUDIO,
+    subset: Subset = data_options.SUBSET,
+    split_mode: SplitMode = data_options.SPLIT_MODE,
     min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1, help="Drop classes with fewer tracks."),
     epochs: int = typer.Option(D.epochs, "--epochs", min=1),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1),
-    lr: float = typer.Option(D.lr, "--lr", min=0.0, help="Adam learning rate."),
+    lr: float = typer.Option(D.lr, "--lr", min=0.0, help="AdamW peak learning rate (cosine decay)."),
     patience: int = typer.Option(D.patience, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
     seed: int = typer.Option(D.seed, "--seed", help="Seed for the split, sampling and weights."),
-    augment: str = typer.Option(",".join(D.augment), "--augment",
-                                help="Comma list of crops, stretch, pitch, specaugment, tilt, mixup, balance, gain ('none' for none). "
+    augment: str = typer.Option(",".join(D.augment), "--augment", callback=parse_augment,
+                                help=f"Comma list of {', '.join(AUGMENTATIONS)} ('none' for none). "
                                      "musicnn uses only mixup, balance and gain; gain applies to musicnn only."),
+    mixup_alpha: float = typer.Option(D.mixup_alpha, "--mixup-alpha", min=0.01,
+                                      help="mixup: pairs mixed with a weight drawn from Beta(alpha, alpha)."),
     crops_per_track: int = typer.Option(D.crops_per_track, "--crops-per-track", min=1, help="Training windows per track per epoch."),
     dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.9, help="Dropout before the classifier layer."),
     weight_decay: float = typer.Option(D.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),
@@ -55,13 +59,12 @@ def train(
     from genretag.train import model_features
     from genretag.train import train as run_training
 
-    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+    config = TrainConfig(model=model.value, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,
-                         weight_decay=weight_decay, ensemble=ensemble,
-                         augment=tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none"))
+                         weight_decay=weight_decay, ensemble=ensemble, augment=augment, mixup_alpha=mixup_alpha)
     stderr = err()
-    data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset,
-                                split=split, min_per_class=min_per_class, seed=seed)
+    data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset.value,
+                                split_mode=split_mode.value, min_per_class=min_per_class, seed=seed)
     if not quiet:
         describe_dataset(data, stderr)
     command = "genretag train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
@@ -79,7 +82,7 @@ def train(
                     f"acc {info.get('accuracy', 0):.3f} val track acc {info['val_track_accuracy']:.3f} "
                     f"(best epoch {info['best_epoch']})")
 
-        result = run_training(data, out_dir, config=config, features=model_features(model, fmax=fmax), name=name, version=version, cache_dir=cache_dir,
+        result = run_training(data, out_dir, config=config, features=model_features(config.model, fmax=fmax), name=name, version=version, cache_dir=cache_dir,
                               jobs=jobs, resume=resume, command=command, on_event=on_event)
     for path, reason in list(result.failed.items())[:10]:
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")

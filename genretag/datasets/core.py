@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from genretag.datasets.probe import check_files
+from genretag.audio import probe
+from genretag.config import TrainConfig
 from genretag.datasets.split import artist_split
-from genretag.errors import DatasetError
+from genretag.errors import DatasetError, DecodeError
+
+MIN_SECONDS = 5.0
+"""Tracks shorter than this are skipped when a loader checks audio (FMA has a few ~1-s clips)."""
+
+PROBE_THREADS = 16
+"""Header reads run in this many threads (they wait on the disk, not the CPU)."""
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Split names, in the order reports list them."""
@@ -94,21 +102,66 @@ def absolute(path: str | Path, base: Path | None = None) -> Path:
     return Path(os.path.abspath(path))
 
 
-def check_fractions(val_fraction: float, test_fraction: float, where: Path | None) -> None:
-    """Raise :class:`DatasetError` unless both fractions are in [0, 1) and leave room for training."""
-    if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0
-            and val_fraction + test_fraction < 1.0):
-        raise DatasetError(
-            f"val and test fractions must be >= 0 and sum to less than 1 "
-            f"(got {val_fraction} and {test_fraction})",
-            where,
-        )
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a loader checks files and splits what it keeps; every loader takes these fields
+    as keyword arguments."""
+
+    seed: int = TrainConfig.seed
+    val_fraction: float = TrainConfig.val_fraction
+    test_fraction: float = TrainConfig.test_fraction
+    min_per_class: int = TrainConfig.min_per_class
+    """Classes with fewer usable tracks are dropped."""
+    check_audio: bool = False
+    """Also read each file's header: unreadable files and those under ``min_seconds`` are skipped."""
+    min_seconds: float = MIN_SECONDS
+
+    def check(self, where: Path | None) -> None:
+        """Raise :class:`DatasetError` unless both fractions are in [0, 1) and leave room for training."""
+        val, test = self.val_fraction, self.test_fraction
+        if not (0.0 <= val < 1.0 and 0.0 <= test < 1.0 and val + test < 1.0):
+            raise DatasetError(
+                f"val and test fractions must be >= 0 and sum to less than 1 (got {val} and {test})", where)
+
+    def split_note(self) -> str:
+        """``80/10/10, seed 0`` for fractions 0.1 and 0.1."""
+        parts = (1.0 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
+        return "/".join(f"{100 * p:g}" for p in (round(p, 4) for p in parts)) + f", seed {self.seed}"
 
 
-def split_note(val_fraction: float, test_fraction: float) -> str:
-    """``80/10/10`` for fractions 0.1 and 0.1."""
-    parts = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
-    return "/".join(f"{100 * p:g}" for p in (round(p, 4) for p in parts))
+def check_files(paths: list[Path], *, read_header: bool, min_seconds: float = MIN_SECONDS) -> list[str | None]:
+    """Why each file is unusable, or ``None`` where it is fine, in input order.
+
+    Always checks that the file exists and is not empty; with ``read_header`` also
+    that :func:`genretag.audio.probe` reads its header (never the audio) and finds at
+    least ``min_seconds``, in threads: FMA small's 8,000 files take seconds.
+    """
+    if not read_header or len(paths) < 2:
+        return [_file_reason(p, read_header, min_seconds) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(PROBE_THREADS, len(paths))) as pool:
+        return list(pool.map(lambda p: _file_reason(p, True, min_seconds), paths))
+
+
+def _file_reason(path: Path, read_header: bool, min_seconds: float) -> str | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing file"
+    except OSError as exc:
+        return f"unreadable file: {exc.strerror or exc}"
+    if not path.is_file():
+        return "not a file"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    if not read_header:
+        return None
+    try:
+        seconds = probe(path).duration
+    except DecodeError as exc:
+        return f"unreadable audio: {exc.reason}"
+    if seconds < min_seconds:
+        return f"too short ({seconds:.1f} s < {min_seconds:g} s)"
+    return None
 
 
 def build_dataset(
@@ -116,14 +169,9 @@ def build_dataset(
     *,
     where: Path,
     description: str,
+    options: LoadOptions,
     skipped: list[tuple[Path, str]] | None = None,
-    check_audio: bool = False,
     group_by_artist: bool = True,
-    min_seconds: float,
-    min_per_class: int,
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
 ) -> Dataset:
     """Check files, drop small classes, assign missing splits and freeze the result.
 
@@ -134,7 +182,7 @@ def build_dataset(
     """
     skipped = list(skipped or [])
     reasons = check_files(
-        [e.path for e in entries], read_header=check_audio, min_seconds=min_seconds
+        [e.path for e in entries], read_header=options.check_audio, min_seconds=options.min_seconds
     )
     usable = []
     for entry, reason in zip(entries, reasons):
@@ -144,19 +192,19 @@ def build_dataset(
             skipped.append((entry.path, reason))
 
     sizes = Counter(e.label for e in usable)
-    too_small = {label: n for label, n in sizes.items() if n < min_per_class}
+    too_small = {label: n for label, n in sizes.items() if n < options.min_per_class}
     usable = [e for e in usable if e.label not in too_small]
     if not usable:
         raise DatasetError(
             f"no usable tracks ({len(skipped)} skipped, {len(too_small)} classes below "
-            f"{min_per_class} tracks)",
+            f"{options.min_per_class} tracks)",
             where,
         )
 
     unsplit = [e for e in usable if e.split is None]
     assigned = iter(artist_split(
         [(e.label, e.artist if group_by_artist else str(e.path)) for e in unsplit],
-        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+        seed=options.seed, val_fraction=options.val_fraction, test_fraction=options.test_fraction,
     ))
     splits = [e.split if e.split is not None else next(assigned) for e in usable]
 

@@ -13,24 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from genretag.config import TrainConfig
-from genretag.datasets.core import (
-    SPLIT_ALIASES,
-    Dataset,
-    Entry,
-    absolute,
-    build_dataset,
-    check_fractions,
-    split_note,
-)
-from genretag.datasets.probe import MIN_SECONDS
+from genretag.config import FMA_SUBSETS, SPLIT_MODES
+from genretag.datasets.core import SPLIT_ALIASES, Dataset, Entry, LoadOptions, absolute, build_dataset
 from genretag.errors import DatasetError
-
-SUBSETS: tuple[str, ...] = ("small", "medium", "large")
-"""FMA's nested subsets, smallest first: ``medium`` includes ``small``."""
-
-FMA_SPLITS: tuple[str, ...] = ("official", "random")
-"""``official``: FMA's artist-filtered split. ``random``: stratified by label, ignoring artists."""
 
 _COLUMNS = {
     "subset": ("set", "subset"),
@@ -50,14 +35,10 @@ def load_fma(
     metadata_dir: str | Path,
     audio_dir: str | Path,
     *,
-    subset: str = "small",
-    split: str = "official",
-    seed: int = TrainConfig.seed,
-    min_per_class: int = TrainConfig.min_per_class,
+    subset: str = FMA_SUBSETS[0],
+    split_mode: str = SPLIT_MODES[0],
     check_audio: bool = True,
-    min_seconds: float = MIN_SECONDS,
-    val_fraction: float = TrainConfig.val_fraction,
-    test_fraction: float = TrainConfig.test_fraction,
+    **options,
 ) -> Dataset:
     """Tracks of an FMA subset labelled with their top-level genre.
 
@@ -65,23 +46,20 @@ def load_fma(
     ``subset="medium"`` includes small. Rows without a top genre are left out
     silently (most of FMA large has none). Missing or empty files are always
     skipped with a reason; with ``check_audio`` so are files whose header does
-    not read or says they are shorter than ``min_seconds``. ``split="random"``
+    not read or says they are shorter than ``min_seconds``. ``split_mode="random"``
     ignores FMA's split and draws a stratified one (fractions, ``seed``)
-    where artists may straddle parts.
+    where artists may straddle parts. Other keyword arguments: :class:`LoadOptions`.
     """
+    opts = LoadOptions(check_audio=check_audio, **options)
     tracks_csv = _tracks_csv(metadata_dir)
     audio_dir = absolute(audio_dir)
-    if subset not in SUBSETS:
-        raise DatasetError(
-            f"unknown FMA subset {subset!r} (expected {', '.join(SUBSETS)})", tracks_csv
-        )
-    if split not in FMA_SPLITS:
-        raise DatasetError(
-            f"unknown FMA split {split!r} (expected {', '.join(FMA_SPLITS)})", tracks_csv
-        )
+    if subset not in FMA_SUBSETS:
+        raise DatasetError(f"unknown FMA subset {subset!r} (expected {', '.join(FMA_SUBSETS)})", tracks_csv)
+    if split_mode not in SPLIT_MODES:
+        raise DatasetError(f"unknown FMA split mode {split_mode!r} (expected {', '.join(SPLIT_MODES)})", tracks_csv)
     if not audio_dir.is_dir():
         raise DatasetError("FMA audio folder not found", audio_dir)
-    check_fractions(val_fraction, test_fraction, tracks_csv)
+    opts.check(tracks_csv)
 
     table = _read_tracks(tracks_csv, subset)
     entries: list[Entry] = []
@@ -89,7 +67,7 @@ def load_fma(
     for track_id, genre, fma_split, artist in table.itertuples(index=True, name=None):
         path = fma_audio_path(audio_dir, track_id)
         own_split = None
-        if split == "official":
+        if split_mode == "official":
             own_split = SPLIT_ALIASES.get(fma_split)
             if own_split is None:
                 skipped.append((path, f"no official split ({fma_split or 'empty'})"))
@@ -98,22 +76,9 @@ def load_fma(
             Entry(path=path, label=genre, artist=artist or str(path), source="fma", split=own_split)
         )
 
-    how = "official split" if split == "official" else (
-        f"stratified random {split_note(val_fraction, test_fraction)}, seed {seed}"
-    )
-    return build_dataset(
-        entries,
-        where=tracks_csv,
-        description=f"fma {subset} ({how})",
-        skipped=skipped,
-        check_audio=check_audio,
-        group_by_artist=False,
-        min_seconds=min_seconds,
-        min_per_class=min_per_class,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-    )
+    how = "official split" if split_mode == "official" else f"stratified random {opts.split_note()}"
+    return build_dataset(entries, where=tracks_csv, description=f"fma {subset} ({how})", options=opts,
+                         skipped=skipped, group_by_artist=False)
 
 
 def _tracks_csv(metadata_dir: str | Path) -> Path:
@@ -146,7 +111,7 @@ def _read_tracks(tracks_csv: Path, subset: str) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise DatasetError("not an FMA tracks.csv: track ids are not integers", tracks_csv) from exc
 
-    levels = pd.CategoricalDtype(categories=list(SUBSETS), ordered=True)
+    levels = pd.CategoricalDtype(categories=list(FMA_SUBSETS), ordered=True)
     sub = raw[_COLUMNS["subset"]].astype("string").str.strip().astype(levels)
     genre = raw[_COLUMNS["genre"]].astype("string").str.strip()
     keep = ((sub <= subset) & genre.notna() & (genre != "")).fillna(False).to_numpy(dtype=bool)

@@ -12,48 +12,30 @@ folders are ignored and the artist is unknown (each file its own artist).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from genretag.config import AUDIO_EXTENSIONS, TrainConfig
-from genretag.datasets.core import (
-    SPLIT_ALIASES,
-    Dataset,
-    Entry,
-    absolute,
-    build_dataset,
-    check_fractions,
-    split_note,
-)
-from genretag.datasets.probe import MIN_SECONDS
+from genretag.datasets.core import SPLIT_ALIASES, Dataset, Entry, LoadOptions, absolute, build_dataset
+from genretag.discover import discover, is_audio
 from genretag.errors import DatasetError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "genre")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("artist", "split", "source")
 
 
-def load_labels_csv(
-    path: str | Path,
-    *,
-    seed: int = TrainConfig.seed,
-    val_fraction: float = TrainConfig.val_fraction,
-    test_fraction: float = TrainConfig.test_fraction,
-    min_per_class: int = TrainConfig.min_per_class,
-    root: str | Path | None = None,
-    check_audio: bool = False,
-    min_seconds: float = MIN_SECONDS,
-) -> Dataset:
+def load_labels_csv(path: str | Path, *, root: str | Path | None = None, **options) -> Dataset:
     """Tracks listed in a labels CSV (see the module docstring for its columns).
 
     Rows whose file is missing or empty, whose path or genre is blank, or that
     repeat an earlier path are skipped with a reason; with ``check_audio``
     also files whose header does not read or is shorter than ``min_seconds``.
-    A ``split`` column, where present and filled, is used as is.
+    A ``split`` column, where present and filled, is used as is. Keyword
+    arguments: :class:`~genretag.datasets.core.LoadOptions`.
     """
+    opts = LoadOptions(**options)
     csv_path = absolute(path)
-    check_fractions(val_fraction, test_fraction, csv_path)
+    opts.check(csv_path)
     table = _read_labels(csv_path)
     base = absolute(root) if root is not None else csv_path.parent
     has_artist = "artist" in table.columns
@@ -93,42 +75,24 @@ def load_labels_csv(
     if has_split:
         how = "split column"
     else:
-        grouping = "artist-stratified" if has_artist else "stratified by file"
-        how = f"{grouping} {split_note(val_fraction, test_fraction)}, seed {seed}"
-    return build_dataset(
-        entries,
-        where=csv_path,
-        description=f"{csv_path.name} ({how})",
-        skipped=skipped,
-        check_audio=check_audio,
-        min_seconds=min_seconds,
-        min_per_class=min_per_class,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-    )
+        how = f"{'artist-stratified' if has_artist else 'stratified by file'} {opts.split_note()}"
+    return build_dataset(entries, where=csv_path, description=f"{csv_path.name} ({how})", options=opts,
+                         skipped=skipped)
 
 
-def load_folder(
-    path: str | Path,
-    *,
-    seed: int = TrainConfig.seed,
-    val_fraction: float = TrainConfig.val_fraction,
-    test_fraction: float = TrainConfig.test_fraction,
-    min_per_class: int = TrainConfig.min_per_class,
-    check_audio: bool = False,
-    min_seconds: float = MIN_SECONDS,
-) -> Dataset:
-    """Audio files under ``path/<genre>/`` (any depth), labelled with the genre folder's name.
+def load_folder(path: str | Path, **options) -> Dataset:
+    """Audio files under ``path/<genre>/`` (any depth, found by :func:`genretag.discover.discover`),
+    labelled with the genre folder's name.
 
     Audio files directly in ``path`` (outside any genre folder) are skipped
     with a reason; other files are ignored. Splits are stratified by genre,
-    each file its own artist.
+    each file its own artist. Keyword arguments: :class:`~genretag.datasets.core.LoadOptions`.
     """
+    opts = LoadOptions(**options)
     root = absolute(path)
     if not root.is_dir():
         raise DatasetError("dataset folder not found", root)
-    check_fractions(val_fraction, test_fraction, root)
+    opts.check(root)
 
     entries: list[Entry] = []
     skipped: list[tuple[Path, str]] = []
@@ -136,29 +100,15 @@ def load_folder(
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            entries.extend(
-                Entry(path=f, label=child.name, artist=str(f)) for f in _audio_files(child)
-            )
-        elif _is_audio(child):
+            found = discover([child])
+            entries.extend(Entry(path=f, label=child.name, artist=str(f)) for f in found.files)
+            skipped.extend(found.problems)
+        elif child.is_file() and is_audio(child):
             skipped.append((child, "not inside a genre folder"))
     if not entries and not skipped:
         raise DatasetError("no audio files in genre folders (expected DIR/<genre>/<files>)", root)
-
-    return build_dataset(
-        entries,
-        where=root,
-        description=(
-            f"folder {root.name} (stratified by file "
-            f"{split_note(val_fraction, test_fraction)}, seed {seed})"
-        ),
-        skipped=skipped,
-        check_audio=check_audio,
-        min_seconds=min_seconds,
-        min_per_class=min_per_class,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-    )
+    description = f"folder {root.name} (stratified by file {opts.split_note()})"
+    return build_dataset(entries, where=root, description=description, options=opts, skipped=skipped)
 
 
 def load_dataset(spec: str | Path, **kw) -> Dataset:
@@ -202,16 +152,3 @@ def _read_labels(csv_path: Path) -> pd.DataFrame:
         )
     known = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in table.columns]
     return table[known].apply(lambda col: col.str.strip())
-
-
-def _is_audio(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in AUDIO_EXTENSIONS
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    """Audio files under ``folder`` at any depth, sorted, hidden files and folders left out."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(Path(dirpath) / f for f in filenames if _is_audio(Path(dirpath) / f))
-    return sorted(found)

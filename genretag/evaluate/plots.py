@@ -1,7 +1,8 @@
 """Pictures of evaluation and training: the confusion matrix and the training curves.
 
-matplotlib is imported only inside these functions and draws through the Agg
-canvas, so no display is needed and pyplot's global state is never touched.
+matplotlib is imported only inside these functions and draws on a ``Figure`` through
+the Agg canvas, so no display is needed and no pyplot figure is ever made
+(scikit-learn's ``ConfusionMatrixDisplay`` imports pyplot, but draws on the axes it is given).
 """
 
 from __future__ import annotations
@@ -21,30 +22,25 @@ if TYPE_CHECKING:
 
 
 def plot_confusion(metrics: Metrics, labels: Sequence[str], path: Path, *, title: str) -> Path:
-    """Draw ``metrics.confusion`` as an annotated heatmap PNG at ``path``; returns ``path``."""
+    """Draw ``metrics.confusion`` (counts, rows true) as scikit-learn's annotated
+    ``ConfusionMatrixDisplay`` into a PNG at ``path``; returns ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
 
-    cm = np.asarray(metrics.confusion, dtype=np.int64).reshape(len(labels), len(labels))
     n = len(labels)
+    cm = np.asarray(metrics.confusion, dtype=np.int64).reshape(n, n)
     side = max(4.0, 0.55 * n + 2.5)  # inches; ~9 in for 12 genres
     fig = Figure(figsize=(side + 1.0, side), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="tracks")
-    ax.set_xticks(range(n), labels=list(labels), rotation=45, ha="right",
-                  rotation_mode="anchor")
-    ax.set_yticks(range(n), labels=list(labels))
+    display = ConfusionMatrixDisplay(cm, display_labels=list(labels))
+    display.plot(ax=ax, cmap="Blues", xticks_rotation=45, colorbar=True,
+                 text_kw={"fontsize": 9 if n <= 12 else 7})
+    display.im_.colorbar.set_label("tracks")
     ax.set_xlabel("predicted genre")
     ax.set_ylabel("true genre")
     ax.set_title(title)
-    threshold = cm.max() / 2.0
-    fontsize = 9 if n <= 12 else 7
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=fontsize,
-                    color="white" if cm[i, j] > threshold else "black")
     fig.tight_layout()
     return replace_atomically(path, lambda fh: fig.savefig(fh, format="png"))
 

@@ -14,7 +14,7 @@ import numpy as np
 from genretag.config import FeatureConfig, WindowPolicy
 from genretag.evaluate.report import EvalReport, build_report
 from genretag.features import eval_windows, window_starts
-from genretag.models.runtime import Classifier
+from genretag.models.runtime import Classifier, track_mean
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,12 @@ def score_tracks(
     config: FeatureConfig,
     policy: WindowPolicy = WindowPolicy(),
 ) -> TrackScores:
-    """Run the classifier over every track's scan windows and its middle window."""
-    parts, owners, middles = [], [], []
-    for i, (mel, duration) in enumerate(zip(mels, durations)):
+    """Run the classifier over every track's scan windows (averaged by
+    :func:`~genretag.models.runtime.track_mean`) and its middle window."""
+    parts, middles = [], []
+    for mel, duration in zip(mels, durations):
         starts = window_starts(float(duration), config=config, policy=policy)
         parts.append(eval_windows(mel, float(duration), config=config, starts_s=starts))
-        owners.append(np.full(len(starts), i))
         middle = np.array([max(0.0, (float(duration) - config.window_seconds) / 2)])
         middles.append(eval_windows(mel, float(duration), config=config, starts_s=middle))
     n_classes = len(classifier.labels)
@@ -47,10 +47,8 @@ def score_tracks(
         empty = np.zeros((0, n_classes), np.float32)
         return TrackScores(empty, empty, policy.windows)
     probs = classifier.predict(np.concatenate(parts))
-    owner = np.concatenate(owners)
-    track = np.zeros((len(mels), n_classes), np.float32)
-    np.add.at(track, owner, probs)
-    track /= np.bincount(owner, minlength=len(mels))[:, None]
+    bounds = np.cumsum([len(w) for w in parts])[:-1]
+    track = np.stack([track_mean(p) for p in np.split(probs, bounds)])
     single = classifier.predict(np.concatenate(middles))
     return TrackScores(track, single, policy.windows)
 

@@ -10,8 +10,11 @@ is equivalent for these features and costs nothing per epoch:
 - ``specaugment``: two frequency masks (<= 12 bands) and two time masks (<= 12 frames).
 - ``tilt``: a random spectral tilt (+-0.5 std from lowest to highest band), as a
   different microphone, mix or mastering EQ would give.
-- ``mixup``: convex mixes of pairs of windows and their labels (alpha 0.2).
+- ``mixup``: convex mixes of pairs of windows and their labels (:func:`mixup`,
+  ``TrainConfig.mixup_alpha``).
 - ``balance``: draw tracks class-balanced rather than in proportion.
+- ``gain`` (``--model musicnn`` only): each window played up to ``TrainConfig.gain_db``
+  louder or quieter (:func:`random_gain`), before the pretrained network sees it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genretag.config import FeatureConfig
+from genretag.config import AUGMENTATIONS, FeatureConfig, TrainConfig
+from genretag.features import logc_gain
 
-AUGMENTATIONS = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
-"""``gain`` applies to ``--model musicnn`` only (the other models normalise each recording's level away)."""
+__all__ = ["AUGMENTATIONS", "WindowSampler", "mel_hz", "mixup", "random_gain"]
 
 
 def mel_hz(config: FeatureConfig) -> np.ndarray:
@@ -47,6 +50,7 @@ class WindowSampler:
     config: FeatureConfig
     augment: frozenset[str]
     seed: int = 0
+    mixup_alpha: float = TrainConfig.mixup_alpha
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -67,11 +71,7 @@ class WindowSampler:
         x = np.stack([self.window(self.mels[t]) for t in tracks])
         y = np.eye(self.n_classes, dtype=np.float32)[self.labels[tracks]]
         if "mixup" in self.augment:
-            lam = self.rng.beta(0.2, 0.2, size=(size, 1)).astype(np.float32)
-            lam = np.maximum(lam, 1 - lam)  # the first window dominates
-            perm = self.rng.permutation(size)
-            x = lam[:, :, None] * x + (1 - lam[:, :, None]) * x[perm]
-            y = lam * y + (1 - lam) * y[perm]
+            x, y = mixup(self.rng, x, y, alpha=self.mixup_alpha)
         return x.astype(np.float32), y
 
     def window(self, mel: np.ndarray) -> np.ndarray:
@@ -115,6 +115,29 @@ class WindowSampler:
                 else:
                     w[:, start : start + width] = fill
         return w
+
+
+def mixup(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, *,
+          alpha: float = TrainConfig.mixup_alpha) -> tuple[np.ndarray, np.ndarray]:
+    """Each example mixed with a random partner from the batch (Zhang et al. 2018).
+
+    ``x``: ``[n, ...]``, ``y``: ``float [n, n_classes]``. Example ``i`` becomes
+    ``lam_i * x_i + (1 - lam_i) * x_p(i)`` (and its label likewise), ``lam`` from
+    Beta(``alpha``, ``alpha``) folded into [0.5, 1] so the first of each pair dominates
+    (a per-example weight or class stays the first one's). Same dtypes out.
+    """
+    lam = rng.beta(alpha, alpha, size=len(x))
+    lam = np.maximum(lam, 1 - lam)
+    partner = rng.permutation(len(x))
+    lx = lam.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+    ly = lam[:, None].astype(y.dtype)
+    return lx * x + (1 - lx) * x[partner], ly * y + (1 - ly) * y[partner]
+
+
+def random_gain(rng: np.random.Generator, windows: np.ndarray, *, max_db: float) -> np.ndarray:
+    """``logc`` windows ``float32 [n, n_mels, n_frames]``, each played at its own random
+    gain in +-``max_db`` dB (uniform): an exact level change of the audio (:func:`logc_gain`)."""
+    return logc_gain(windows, rng.uniform(-max_db, max_db, size=(len(windows), 1, 1)))
 
 
 def _resample_axis(x: np.ndarray, n: int, *, axis: int) -> np.ndarray:

@@ -14,7 +14,8 @@ from genretag.datasets import Track
 CHECKPOINT_DIR = "checkpoint"
 
 Progress = Callable[[str, dict[str, Any]], None]
-"""``on_event(kind, info)``: ``features`` (done, total), ``epoch`` (epoch, logs), ``fitting``."""
+"""``on_event(kind, info)``: ``features`` (done, total), ``embedding`` (done, total: musicnn),
+``epoch`` (epoch, epochs, best_epoch, and the epoch's logs)."""
 
 
 @dataclass(frozen=True)

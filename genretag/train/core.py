@@ -1,10 +1,12 @@
 """Train a model on a Dataset and write a bundle that scan uses as is.
 
-Keras models train on random augmented crops (:mod:`genretag.train.augment`) with
-Adam, are judged each epoch on the validation tracks the way scan judges a
-track (windows averaged), stop early on that track-level accuracy and keep the
-best weights. Every epoch leaves a checkpoint that ``resume`` continues from.
-k-NN and SVM fit on evenly spaced windows of the training tracks.
+Keras models (a genre layer on the pretrained musicnn, the default, or networks
+trained from scratch on random augmented crops) train with AdamW in one loop
+(:func:`genretag.train.fitloop.fit_best`): judged each epoch on the validation
+tracks the way scan judges a track (windows averaged), stopped early on that
+track-level accuracy, kept at their best epoch. Every epoch leaves a checkpoint
+that ``resume`` continues from. k-NN and SVM fit on evenly spaced windows of
+the training tracks.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     elif config.model in PRETRAINED_MODELS:
         from genretag.train.transferfit import fit_transfer
 
-        fit = fit_transfer(splits, labels=dataset.labels, features=features, config=config, out=out, on_event=on_event)
+        fit = fit_transfer(splits, labels=dataset.labels, features=features, config=config, out=out,
+                           resume=resume, on_event=on_event)
     else:
         from genretag.train.kerasfit import fit_keras
 

@@ -1,28 +1,23 @@
-"""The Keras training loop: augmented crops in, best-on-validation bundle out.
+"""Networks trained from scratch: augmented crops in, best-on-validation bundle out.
 
-Pure Keras 3 (runs on the TensorFlow or JAX backend). Validation judges each
-track the way scan does (windows averaged); early stopping watches that
-track-level accuracy and the best weights are kept. Each epoch writes
-``checkpoint/last.keras`` and ``checkpoint/state.json`` so ``--resume`` can
-continue an interrupted run.
+Pure Keras 3 (runs on the TensorFlow or JAX backend). Each epoch draws
+``crops_per_track`` augmented windows per training track
+(:class:`~genretag.train.augment.WindowSampler`); the loop, early stopping,
+best weights, log and ``--resume`` are :func:`~genretag.train.fitloop.fit_best`'s,
+with ``checkpoint/m<i>/`` per ensemble member.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from genretag.config import FeatureConfig, TrainConfig
+from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
 from genretag.evaluate import score_tracks
 from genretag.models.architectures import build_ensemble, build_model
 from genretag.models.runtime import KerasClassifier, import_keras
 from genretag.train.augment import WindowSampler
 from genretag.train.common import CHECKPOINT_DIR, Fitted, Progress
+from genretag.train.fitloop import batches, epochs_to_steps, fit_best, resume_point, validation_logs
 
 
 def fit_keras(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,
@@ -53,98 +48,27 @@ def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: 
     seed = config.seed + index
     keras.utils.set_random_seed(seed)
     ckpt = out / CHECKPOINT_DIR / f"m{index}"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    state = _read_state(ckpt) if resume else None
+    log = out / ("training.csv" if index == 0 else f"training-m{index}.csv")
+    point = resume_point(ckpt, log) if resume else None
+    train, val = splits["train"], splits["val"]
+    steps = epochs_to_steps(len(train.tracks) * config.crops_per_track, config.batch_size)
     shape = {"n_mels": features.n_mels, "n_frames": features.n_frames, "n_classes": len(labels),
-             "dropout": config.dropout}
-    if state is not None:
-        model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
-    else:
-        model = build_model(config.model, **shape)
-        steps_total = config.epochs * _steps(len(splits["train"].tracks), config)
-        schedule = keras.optimizers.schedules.CosineDecay(config.lr, steps_total, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                      metrics=["accuracy"])
-    train = splits["train"]
+             "dropout": config.dropout, "name": f"{config.model.replace('-', '_')}_{index}"}
+    model = build_model(config.model, **shape)
+    schedule = keras.optimizers.schedules.CosineDecay(config.lr, config.epochs * steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"])
     sampler = WindowSampler(train.mels, train.y, len(labels), features, frozenset(config.augment),
-                            seed=seed + (state["epoch"] if state else 0))
-    steps = _steps(len(train.tracks), config)
-    tracker = _track_validation(keras, splits["val"], labels, features, config, ckpt, state, on_event)
-    log_name = "training.csv" if index == 0 else f"training-m{index}.csv"
-    logger = keras.callbacks.CSVLogger(str(out / log_name), append=state is not None)
-    initial = state["epoch"] if state else 0
-    if initial < config.epochs and not (state and state.get("stopped")):
-        model.fit(_batches(keras, sampler, steps, config.batch_size), epochs=config.epochs, initial_epoch=initial,
-                  callbacks=[tracker, logger], verbose=0)
-    best = build_model(config.model, **shape, name=f"{config.model.replace('-', '_')}_{index}")
-    best.load_weights(ckpt / "best.weights.h5")
-    trained = tracker.epochs_run - initial
-    return best, (tracker.epochs_run, tracker.best_epoch, trained * steps * config.batch_size, trained)
+                            seed=seed + (point.epochs if point else 0), mixup_alpha=config.mixup_alpha)
 
+    def score(model) -> dict[str, float]:
+        scores = score_tracks(KerasClassifier(model, labels, config.batch_size), val.mels, val.durations,
+                              config=features, policy=WindowPolicy(windows=config.eval_windows))
+        return validation_logs(scores.track, val.y, scores.single_window, val.y)
 
-def _steps(n_tracks: int, config: TrainConfig) -> int:
-    """Batches per epoch: ``crops_per_track`` windows of every training track."""
-    return max(1, math.ceil(n_tracks * config.crops_per_track / config.batch_size))
-
-
-def _batches(keras, sampler: WindowSampler, steps: int, batch_size: int):
-    class Batches(keras.utils.PyDataset):
-        def __len__(self) -> int:
-            return steps
-
-        def __getitem__(self, index: int):
-            return sampler.batch(batch_size)
-
-    return Batches()
-
-
-def _read_state(ckpt: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads((ckpt / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return state if (ckpt / "last.keras").is_file() and (ckpt / "best.weights.h5").is_file() else None
-
-
-def _track_validation(keras, val, labels, features, config, ckpt, state, on_event):
-    """The per-epoch validation callback (defined here because Keras is imported late):
-    scores val tracks as scan would, keeps the best weights, checkpoints, stops early."""
-
-    class TrackValidation(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.best_score = state["best_score"] if state else -1.0
-            self.best_epoch = state["best_epoch"] if state else 0
-            self.epochs_run = state["epoch"] if state else 0
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs if logs is not None else {}
-            scores = score_tracks(KerasClassifier(self.model, labels, config.batch_size), val.mels, val.durations,
-                                  config=features)
-            onehot = np.eye(len(labels))[val.y]
-            logs["val_track_accuracy"] = float(np.mean(scores.track.argmax(1) == val.y))
-            logs["val_accuracy"] = float(np.mean(scores.single_window.argmax(1) == val.y))
-            logs["val_loss"] = float(-np.mean(np.sum(onehot * np.log(np.maximum(scores.single_window, 1e-7)), 1)))
-            self.epochs_run = epoch + 1
-            # Ties go to the later epoch: with a decaying learning rate it has settled more.
-            if logs["val_track_accuracy"] >= self.best_score:
-                self.best_score, self.best_epoch = logs["val_track_accuracy"], epoch + 1
-                self.model.save_weights(ckpt / "best.weights.h5")
-            stop = self.epochs_run - self.best_epoch >= config.patience
-            self.model.save(ckpt / "last.keras")
-            _write_state(ckpt, {"epoch": self.epochs_run, "best_score": self.best_score,
-                                "best_epoch": self.best_epoch, "stopped": stop})
-            if stop:
-                self.model.stop_training = True
-            if on_event is not None:
-                on_event("epoch", {"epoch": epoch + 1, "epochs": config.epochs, "best_epoch": self.best_epoch,
-                                   **{k: float(v) for k, v in logs.items()}})
-
-    return TrackValidation()
-
-
-def _write_state(ckpt: Path, state: dict[str, Any]) -> None:
-    tmp = ckpt / "state.json.tmp"
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, ckpt / "state.json")
+    run = fit_best(keras, model, batches(keras, lambda i: sampler.batch(config.batch_size), steps), score=score,
+                   config=config, ckpt=ckpt, log=log, resume=point, on_event=on_event)
+    best = build_model(config.model, **shape)  # uncompiled: the bundle holds no optimizer state
+    best.set_weights(model.get_weights())
+    return best, (run.epochs_run, run.best_epoch, run.epochs_trained * steps * config.batch_size, run.epochs_trained)
