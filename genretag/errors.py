@@ -40,6 +40,10 @@ class DatasetError(GenretagError):
     """A dataset description (FMA metadata, labels CSV, folder) is unusable."""
 
 
+class StoreError(GenretagError):
+    """The prediction store can't be opened, read or written (a damaged or foreign file)."""
+
+
 class UsageError(GenretagError):
     """The command line or a settings file asks for something that can't be done (exit 2)."""
 

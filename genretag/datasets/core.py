@@ -17,7 +17,7 @@ from pathlib import Path
 from genretag.audio import probe
 from genretag.config import TrainConfig
 from genretag.datasets.split import artist_split
-from genretag.errors import DatasetError, DecodeError
+from genretag.errors import DatasetError, DecodeError, os_reason
 
 MIN_SECONDS = 5.0
 """Tracks shorter than this are skipped when a loader checks audio (FMA has a few ~1-s clips)."""
@@ -148,7 +148,7 @@ def _file_reason(path: Path, read_header: bool, min_seconds: float) -> str | Non
     except FileNotFoundError:
         return "missing file"
     except OSError as exc:
-        return f"unreadable file: {exc.strerror or exc}"
+        return f"unreadable file: {os_reason(exc)}"
     if not path.is_file():
         return "not a file"
     if st.st_size == 0:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from genretag.datasets.core import SPLIT_ALIASES, Dataset, Entry, LoadOptions, absolute, build_dataset
 from genretag.discover import discover, is_audio
-from genretag.errors import DatasetError
+from genretag.errors import DatasetError, describe
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "genre")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("artist", "split", "source")
@@ -141,7 +141,7 @@ def _read_labels(csv_path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise DatasetError("labels CSV is empty", csv_path) from exc
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DatasetError(f"unreadable labels CSV: {' '.join(str(exc).split())}", csv_path) from exc
+        raise DatasetError(f"unreadable labels CSV: {describe(exc)}", csv_path) from exc
     table.columns = [str(c).strip().lower() for c in table.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:

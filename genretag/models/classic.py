@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag.errors import ModelError
+from genretag.errors import ModelError, describe
 
 PCA_COMPONENTS = 15
 KNN_NEIGHBOURS = 8
@@ -69,7 +69,7 @@ class ClassicClassifier:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ModelError(f"cannot read classic model: {' '.join(str(exc).split())[:200]}", path) from exc
+            raise ModelError(f"cannot read classic model: {describe(exc)}", path) from exc
         kind = str(arrays.get("kind"))
         if kind not in _ARRAYS:
             raise ModelError("not a k-NN/SVM model file", path)

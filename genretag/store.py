@@ -1,0 +1,239 @@
+"""The prediction store: what each file was predicted to be, so a rerun decodes nothing twice.
+
+One SQLite database (``~/.cache/genretag/predictions.sqlite`` by default) with one
+row per (file, model): the file's identity when it was predicted (size and
+modification time in ns), the predict-phase status (``predicted``, ``silent`` or
+``failed`` with its reason), every class probability, the genre tags the file had,
+and what the last scan or apply made of it (``tagged``, ``kept``...). A row is used
+only while the file's size and mtime are still the ones recorded, so a file that
+changed is predicted again and never tagged from an old prediction.
+
+Two scans may share a store: it runs in WAL mode, every result is its own short
+transaction (a killed scan loses at most the files in flight), and a busy
+database is waited for. A file that is not a genretag store, or a damaged one,
+is a :class:`~genretag.errors.StoreError` when opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from genretag.errors import StoreError, describe
+
+if TYPE_CHECKING:
+    from genretag.scan import ScanResult
+
+SCHEMA_VERSION = 1
+STORE_FILE = "predictions.sqlite"
+_APP = "genretag prediction store"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    path BLOB NOT NULL,             -- the file's absolute path as bytes (any file name)
+    model TEXT NOT NULL,            -- model id, "name version"
+    size INTEGER NOT NULL,          -- identity when predicted: bytes ...
+    mtime_ns INTEGER NOT NULL,      -- ... and modification time
+    status TEXT NOT NULL,           -- predicted | silent | failed
+    labels TEXT,                    -- JSON list, in probabilities' order
+    probabilities BLOB,             -- float32 little-endian
+    windows INTEGER,
+    previous TEXT NOT NULL,         -- JSON list: genre tags the file had
+    provenance TEXT,                -- its GENRETAG_MODEL tag
+    error TEXT,
+    outcome TEXT,                   -- what the last scan/apply did: tagged, kept, would-tag, ...
+    updated REAL NOT NULL,          -- seconds since the epoch
+    PRIMARY KEY (path, model)
+) WITHOUT ROWID;
+"""
+
+
+def default_store_path() -> Path:
+    """``$XDG_CACHE_HOME/genretag/predictions.sqlite`` (``~/.cache/...``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "genretag" / STORE_FILE
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What says a file is still the one that was predicted."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> Identity | None:
+        """The file's identity now; None if it can't be stat'ed."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return cls(st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored row."""
+
+    path: Path
+    model: str
+    identity: Identity
+    status: str
+    """``predicted``, ``silent`` or ``failed``."""
+    labels: tuple[str, ...]
+    probabilities: np.ndarray | None
+    """``float32 [n_classes]``; None unless ``predicted``."""
+    windows: int
+    previous: tuple[str, ...]
+    provenance: str | None
+    error: str | None
+    outcome: str | None
+    updated: float
+
+
+class Store:
+    """An open prediction store. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._init_schema()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot use the prediction store: {_reason(exc)}", self.path) from exc
+
+    def _init_schema(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StoreError("not a genretag prediction store (other tables in it)", self.path)
+        if "meta" in tables:
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            if meta.get("app") != _APP:
+                raise StoreError("not a genretag prediction store", self.path)
+            if int(meta.get("schema", 0)) > SCHEMA_VERSION:
+                raise StoreError(f"prediction store has schema {meta['schema']}, newer than this genretag's "
+                                 f"{SCHEMA_VERSION}: upgrade genretag, or use another --store", self.path)
+            return
+        with self._transaction():  # (executescript would commit on its own)
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                 [("app", _APP), ("schema", str(SCHEMA_VERSION))])
+
+    def _transaction(self):
+        db = self._db
+
+        class _Tx:
+            def __enter__(self_inner):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, kind, value, tb):
+                db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+        return _Tx()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def get(self, path: str | Path, model: str) -> Entry | None:
+        """The row for ``path`` and ``model``, whatever the file is now (see :meth:`current`)."""
+        row = self._query("SELECT * FROM predictions WHERE path = ? AND model = ?", (_key(path), model)).fetchone()
+        return None if row is None else _entry(row)
+
+    def current(self, path: str | Path, model: str) -> Entry | None:
+        """The row for ``path`` and ``model`` if the file is still the one predicted (same size and mtime)."""
+        entry = self.get(path, model)
+        return entry if entry is not None and Identity.of(path) == entry.identity else None
+
+    def entries(self, path: str | Path) -> list[Entry]:
+        """Every model's row for ``path``, newest first."""
+        rows = self._query("SELECT * FROM predictions WHERE path = ? ORDER BY updated DESC", (_key(path),))
+        return [_entry(r) for r in rows]
+
+    def _query(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the prediction store: {_reason(exc)}", self.path) from exc
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def put(self, result: ScanResult, *, model: str, identity: Identity | None) -> None:
+        """Record a scan result (a :class:`~genretag.scan.ScanResult`) for ``model``.
+
+        Results without an identity (the file vanished) and ``skipped`` results (the
+        file was not looked at) leave the store as it was. A result with a
+        prediction records it; a decided result also records its outcome.
+        """
+        if identity is None or result.status == "skipped":
+            return
+        pred = result.prediction
+        status = "predicted" if pred is not None else ("silent" if result.status == "silent" else "failed")
+        row = (_key(result.path), model, identity.size, identity.mtime_ns, status,
+               json.dumps(list(pred.labels)) if pred is not None else None,
+               np.asarray(pred.probabilities, "<f4").tobytes() if pred is not None else None,
+               pred.windows if pred is not None else 0, json.dumps(list(result.previous)), result.provenance,
+               result.error, result.status, time.time())
+        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def after_write(self, path: str | Path, model: str, *, genres: Iterable[str], outcome: str) -> None:
+        """The file was tagged: record its new identity and tags, so the next run knows it."""
+        identity = Identity.of(path)
+        if identity is None:
+            return
+        self._write("UPDATE predictions SET size = ?, mtime_ns = ?, previous = ?, provenance = ?, outcome = ?, "
+                    "updated = ? WHERE path = ? AND model = ?",
+                    (identity.size, identity.mtime_ns, json.dumps(list(genres)), model, outcome, time.time(),
+                     _key(path), model))
+
+    def _write(self, sql: str, args: tuple) -> None:
+        try:
+            with self._transaction():
+                self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the prediction store: {_reason(exc)}", self.path) from exc
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (_entry(r) for r in self._query("SELECT * FROM predictions ORDER BY path", ()))
+
+
+def _key(path: str | Path) -> bytes:
+    return os.fsencode(os.path.abspath(path))
+
+
+def _entry(row: tuple) -> Entry:
+    (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, outcome,
+     updated) = row
+    return Entry(
+        path=Path(os.fsdecode(path)), model=model, identity=Identity(size, mtime_ns), status=status,
+        labels=tuple(json.loads(labels)) if labels else (),
+        probabilities=np.frombuffer(probs, "<f4").astype(np.float32) if probs is not None else None,
+        windows=int(windows or 0), previous=tuple(json.loads(previous)), provenance=provenance, error=error,
+        outcome=outcome, updated=float(updated),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = describe(exc)
+    if "file is not a database" in text or "malformed" in text:
+        return f"damaged or not an SQLite database ({text})"
+    return text
