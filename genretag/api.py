@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from genretag.models.bundle import Bundle
     from genretag.models.runtime import Classifier
     from genretag.scan import Prediction, ScanResult
+    from genretag.store import Store
 
 Progress = Callable[[int, int], None]
 """``on_progress(done, total)``: files finished so far, out of all files found."""
@@ -92,8 +93,9 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
 
 
 def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
-            options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
-    """Predict every audio file under ``paths`` (files and folders); writes nothing.
+            options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
+            store: Store | None = None) -> Iterator[ScanResult]:
+    """Predict every audio file under ``paths`` (files and folders); writes no tags.
 
     The batch pipeline: a pool of ``options.jobs`` decode workers, windows of many
     tracks through the model in batches of ``options.batch_size``, probabilities
@@ -102,44 +104,135 @@ def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Mode
     (already tagged by this model, unless ``options.force``), ``silent`` or
     ``failed`` (see ``.error``): a bad file is a value, never an exception.
     Pass the result to :func:`decide` and :func:`write` to tag it.
-    """
-    from genretag.scan import predict_files
 
-    yield from _run(predict_files, paths, model=model, options=options, on_progress=on_progress)
+    ``store``: a :class:`~genretag.store.Store`. Files it already holds a
+    prediction for (same model, file unchanged) come from it without decoding,
+    and the model is not even loaded when nothing is left to decode; new
+    predictions are recorded in it. If the store fails mid-run, the run goes on
+    without it and ``store.failed`` says why.
+    """
+    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=False)
 
 
 def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
-        options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
+        options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
+        store: Store | None = None) -> Iterator[ScanResult]:
     """:func:`predict`, :func:`decide` and (unless ``options.dry_run``) :func:`write` for every file:
-    what ``genretag scan`` does (named ``tag`` here: ``genretag.scan`` is the pipeline's package). Temporary copies a killed earlier run left beside
-    these files are removed first (not in a dry run)."""
-    from genretag.scan import scan_files
+    what ``genretag scan`` does (named ``tag`` here: ``genretag.scan`` is the pipeline's package).
+    Temporary copies a killed earlier run left beside these files are removed first
+    (not in a dry run). With a ``store``, what each file got is recorded too."""
+    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True)
 
-    yield from _run(scan_files, paths, model=model, options=options, on_progress=on_progress)
 
-
-def _run(stage, paths, *, model, options: ScanOptions, on_progress: Progress | None) -> Iterator[ScanResult]:
+def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress: Progress | None,
+         store: Store | None, settle: bool) -> Iterator[ScanResult]:
     from genretag.discover import Discovery, discover
-    from genretag.scan import ScanResult
+    from genretag.scan import ScanResult, predict_files
+    from genretag.scan import settle as settle_result
+    from genretag.tags import remove_stale_copies
 
     found = paths if isinstance(paths, Discovery) else discover(paths)
     total, done = len(found.files) + len(found.problems), 0
+    recorder = _Recorder(store)
 
-    def tick() -> None:
+    def finish(result: ScanResult) -> ScanResult:
         nonlocal done
+        if settle:
+            result = settle_result(result, model_id=bundle.card.model_id, options=options)
+        recorder.record(result, store_key(bundle), provenance=bundle.card.model_id)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
+        return result
 
     for path, reason in found.problems:
-        tick()
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
         yield ScanResult(path, "failed", error=reason)
     if not found.files:
         return
+    bundle = model.bundle if isinstance(model, Model) else _resolve(model)
+    if settle and not options.dry_run:
+        remove_stale_copies(found.files)
+    todo = list(found.files)
+    if recorder.store is not None and not options.force:
+        todo = []
+        for path in found.files:
+            known = recorder.known(path, store_key(bundle), provenance=bundle.card.model_id)
+            if known is None:
+                todo.append(path)
+            else:
+                yield finish(known)
+    if not todo:
+        return  # everything came from the store: no model loaded, nothing decoded
     loaded = _as_model(model, options)
-    for result in stage(found.files, bundle=loaded.bundle, classifier=loaded.classifier, options=options):
-        tick()
-        yield result
+    for result in predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options):
+        yield finish(result)
+
+
+def store_key(bundle: Bundle) -> str:
+    """What the prediction store files a model's predictions under: its id and the start of its
+    weights' sha256 (a retrained bundle with the same name and version is another model)."""
+    return f"{bundle.card.model_id} {bundle.card.sha256[:12]}"
+
+
+def _resolve(model: str | Path) -> Bundle:
+    from genretag.models.registry import resolve_model
+
+    return resolve_model(str(model))
+
+
+class _Recorder:
+    """The store as a run uses it: entries still valid for a file, results recorded; a store that
+    fails is set aside (``store.failed`` keeps the error) and the run goes on without it."""
+
+    def __init__(self, store: Store | None) -> None:
+        self.store = store
+        self._outcomes: dict[Path, str | None] = {}
+        """What the store said the last run made of each file taken from it (to skip rewriting it)."""
+
+    def known(self, path: Path, key: str, *, provenance: str) -> ScanResult | None:
+        from genretag.errors import StoreError
+
+        try:
+            entry = self.store.current(path, key) if self.store is not None else None
+        except StoreError:
+            self.store = None
+            return None
+        if entry is None or entry.status == "failed":
+            return None
+        self._outcomes[path] = entry.outcome
+        return _from_entry(entry, provenance, path=path)
+
+    def record(self, result: ScanResult, key: str, *, provenance: str) -> None:
+        from genretag.errors import StoreError
+
+        if self.store is None:
+            return
+        if result.path in self._outcomes and self._outcomes.pop(result.path) == result.status != "tagged":
+            return  # taken from the store and nothing new happened to it
+        try:
+            self.store.put(result, model=key, identity=result.identity)
+            if result.status == "tagged":
+                self.store.after_write(result.path, key, genres=result.genres, outcome="tagged",
+                                       provenance=provenance)
+        except StoreError:
+            self.store = None
+
+
+def _from_entry(entry, provenance: str, *, path: Path) -> ScanResult:
+    """A stored prediction of the file at ``path`` as the pipeline would have produced it
+    (``skipped`` if this model tagged the file)."""
+    from genretag.scan import Prediction, ScanResult
+
+    base = {"path": path, "previous": entry.previous, "provenance": entry.provenance,
+            "identity": entry.identity, "error": entry.error}
+    if entry.status == "silent":
+        return ScanResult(**base, status="silent")
+    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows)
+    status = "skipped" if entry.provenance == provenance else "predicted"
+    return ScanResult(**base, status=status, prediction=prediction)
 
 
 def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResult:

@@ -104,6 +104,8 @@ class Store:
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.failed: StoreError | None = None
+        """The error that made a reading or writing call fail, if one did."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
@@ -173,7 +175,8 @@ class Store:
         try:
             return self._db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the prediction store: {_reason(exc)}", self.path) from exc
+            self.failed = StoreError(f"cannot read the prediction store: {_reason(exc)}", self.path)
+            raise self.failed from exc
 
     # --- writing ------------------------------------------------------------------------------------
 
@@ -195,14 +198,15 @@ class Store:
                result.error, result.status, time.time())
         self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
-    def after_write(self, path: str | Path, model: str, *, genres: Iterable[str], outcome: str) -> None:
+    def after_write(self, path: str | Path, model: str, *, genres: Iterable[str], outcome: str,
+                    provenance: str) -> None:
         """The file was tagged: record its new identity and tags, so the next run knows it."""
         identity = Identity.of(path)
         if identity is None:
             return
         self._write("UPDATE predictions SET size = ?, mtime_ns = ?, previous = ?, provenance = ?, outcome = ?, "
                     "updated = ? WHERE path = ? AND model = ?",
-                    (identity.size, identity.mtime_ns, json.dumps(list(genres)), model, outcome, time.time(),
+                    (identity.size, identity.mtime_ns, json.dumps(list(genres)), provenance, outcome, time.time(),
                      _key(path), model))
 
     def _write(self, sql: str, args: tuple) -> None:
@@ -210,7 +214,8 @@ class Store:
             with self._transaction():
                 self._db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the prediction store: {_reason(exc)}", self.path) from exc
+            self.failed = StoreError(f"cannot write the prediction store: {_reason(exc)}", self.path)
+            raise self.failed from exc
 
     def __iter__(self) -> Iterator[Entry]:
         return (_entry(r) for r in self._query("SELECT * FROM predictions ORDER BY path", ()))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The tests' own cache (prediction store, features) and config folders: never the user's.
+_HOME = Path(tempfile.mkdtemp(prefix="genretag-tests-"))
+os.environ["XDG_CACHE_HOME"] = str(_HOME / "cache")
+os.environ["XDG_CONFIG_HOME"] = str(_HOME / "config")
 
 from synth import CLASS_BANDS, tone_mix, write_audio  # noqa: E402
 

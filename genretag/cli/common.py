@@ -7,6 +7,8 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import typer
@@ -150,3 +152,55 @@ def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progr
         disable=quiet or not console.is_terminal,
         transient=False,
     )
+
+
+# --- options shared by the commands that tag (scan, apply) -------------------------------------------------
+
+STORE_OPTION = typer.Option(None, "--store", dir_okay=False,
+                            help="Prediction store (SQLite) to use; default ~/.cache/genretag/predictions.sqlite.")
+NO_STORE_OPTION = typer.Option(False, "--no-store", help="Neither read nor write the prediction store.")
+CONFIG_OPTION = typer.Option(None, "--config", dir_okay=False,
+                             help="Settings file (TOML); default ~/.config/genretag/config.toml. Flags win.")
+
+
+def settings_for(ctx: typer.Context, config: Any) -> SimpleNamespace:
+    """The command's options after the config file filled in what the command line left at its default."""
+    from genretag.cli.settings import resolve
+
+    params = dict(ctx.params)
+    resolve(ctx, params, config=config)
+    return SimpleNamespace(**params)
+
+
+def scan_options(o: SimpleNamespace) -> Any:
+    """The library's :class:`~genretag.config.ScanOptions` from resolved command options (reads the genre map)."""
+    from dataclasses import fields
+
+    from genretag.config import ScanOptions
+    from genretag.scan import read_genre_map
+
+    known = {f.name for f in fields(ScanOptions)} - {"genre_map"}
+    values = {name: getattr(o, name) for name in known if hasattr(o, name)}
+    return ScanOptions(**values, genre_map=read_genre_map(o.genre_map) if o.genre_map else {})
+
+
+def open_store(o: SimpleNamespace) -> tuple[Any, GenretagError | None]:
+    """The prediction store the options ask for: ``(store, None)``, ``(None, None)`` with
+    ``--no-store``, or ``(None, error)`` when it can't be opened (the run goes on without it)."""
+    from genretag.errors import StoreError
+    from genretag.store import Store, default_store_path
+
+    if o.no_store:
+        return None, None
+    try:
+        return Store(Path(o.store).expanduser() if o.store else default_store_path()), None
+    except StoreError as exc:
+        return None, exc
+
+
+def close_store(store: Any, problem: GenretagError | None) -> GenretagError | None:
+    """Close the store; the error that kept it from being used, if any."""
+    if store is None:
+        return problem
+    store.close()
+    return store.failed

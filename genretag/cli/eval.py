@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli import data as data_options
+from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli.data import Part, SplitMode, Subset, dataset_from_options, describe_dataset
 from genretag.config import EVAL_PARTS, TrainConfig
 from genretag.errors import DatasetError

@@ -12,13 +12,20 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from genretag.cli.common import (
+    CONFIG_OPTION,
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
+    NO_STORE_OPTION,
+    STORE_OPTION,
+    close_store,
     err,
     error_line,
     handles_errors,
+    open_store,
     out,
     progress_bar,
+    scan_options,
+    settings_for,
     shown,
 )
 from genretag.config import MAX_BATCH_SIZE, ScanOptions
@@ -33,6 +40,7 @@ D = ScanOptions()
 
 @handles_errors
 def scan(
+    ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
     model: str = typer.Option(D.model, "--model", "-m", help="Bundled model name or bundle folder."),
     dry_run: bool = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing to audio files; show old -> new genre per file."),
@@ -54,6 +62,9 @@ def scan(
     timeout: float = typer.Option(D.timeout, "--timeout", min=1.0, help="Seconds one file may take to decode."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags."),
+    store: Optional[Path] = STORE_OPTION,
+    no_store: bool = NO_STORE_OPTION,
+    config: Optional[Path] = CONFIG_OPTION,
 ) -> None:
     """Predict each track's genre and write it into the file's own genre tag.
 
@@ -62,34 +73,37 @@ def scan(
     Files that already have a genre keep it unless [bold]--overwrite[/bold].
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
     """
-    from genretag.api import load_model, tag
+    from genretag.api import tag
     from genretag.discover import discover
-    from genretag.scan import ReportWriter, check_report_paths, read_genre_map
+    from genretag.scan import ReportWriter, check_report_paths
 
-    options = ScanOptions(model=model, windows=windows, batch_size=batch_size, jobs=jobs, top_k=top_k,
-                          min_confidence=min_confidence, overwrite=overwrite, force=force, dry_run=dry_run,
-                          id3v23=id3v23, keep_mtime=keep_mtime, timeout=timeout,
-                          genre_map=read_genre_map(genre_map) if genre_map else {})
+    o = settings_for(ctx, config)
+    options = scan_options(o)
     console, stderr = out(), err()
-    bundle = resolve_model(model)
+    bundle = resolve_model(o.model)
     found = discover(paths)
     if not found.files:
         for path, reason in found.problems:
             stderr.print(error_line(reason, path))
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
-    check_report_paths([csv_path, json_path], found.files)
-    loaded = load_model(bundle.path, batch_size=batch_size, background=True)  # loads while the workers start
-
-    writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k)
+    check_report_paths([o.csv_path, o.json_path], found.files)
+    store, store_problem = open_store(o)
+    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k)
     started = time.perf_counter()
     total = len(found.files) + len(found.problems)
     try:
-        results = tag(found, model=loaded, options=options)
-        tally = _consume(results, total, writer=writer, console=console, stderr=stderr, quiet=quiet,
-                         show_lines=(dry_run or verbose) and not quiet)
+        results = tag(found, model=bundle.path, options=options, store=store)  # the model loads only if needed
+        tally = _consume(results, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
+                         show_lines=(o.dry_run or o.verbose) and not o.quiet)
     finally:
         writer.close()
-    _summary(console, tally, total, time.perf_counter() - started, dry_run=dry_run)
+        store_problem = close_store(store, store_problem)
+    _summary(console, tally, total, time.perf_counter() - started, dry_run=o.dry_run)
+    finish(tally, stderr, store_problem)
+
+
+def finish(tally: "_Tally", stderr, store_problem) -> None:
+    """The end of a run that tags: say what stopped it, and exit with the status the README promises."""
     if tally.stopped_by is not None:
         stderr.print(error_line(tally.stopped_by.reason, tally.stopped_by.path))
         stderr.print("[yellow]scan stopped:[/yellow] the report could not be written; files already tagged keep "
@@ -98,7 +112,10 @@ def scan(
     if tally.interrupted:
         stderr.print("[yellow]interrupted:[/yellow] finished files keep their tags; run the same command again to do the rest")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if tally.statuses["failed"]:
+    if store_problem is not None:
+        stderr.print(error_line(store_problem.reason, store_problem.path))
+        stderr.print("[yellow]note:[/yellow] the run went on without the prediction store")
+    if tally.statuses["failed"] or store_problem is not None:
         raise typer.Exit(EXIT_FAILURES)
 
 

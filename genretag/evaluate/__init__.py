@@ -5,7 +5,16 @@ report.md, confusion.png) -> :func:`load_report` / :func:`compare_rows`.
 """
 
 from genretag.evaluate.plots import plot_confusion, plot_curves
-from genretag.evaluate.report import ClassMetrics, EvalReport, Metrics, build_report, compare_rows, compute_metrics, load_report, write_report
+from genretag.evaluate.report import (
+    ClassMetrics,
+    EvalReport,
+    Metrics,
+    build_report,
+    compare_rows,
+    compute_metrics,
+    load_report,
+    write_report,
+)
 from genretag.evaluate.scoring import evaluate, score_tracks
 
 __all__ = [

@@ -14,6 +14,7 @@ from pathlib import Path
 from genretag.config import ScanOptions
 from genretag.errors import GenretagError, UsageError, os_reason
 from genretag.scan.batching import Prediction
+from genretag.store import Identity
 
 STATUSES = (
     "predicted", "tagged", "would-tag", "kept", "skipped", "low-confidence", "excluded", "silent", "failed",
@@ -43,6 +44,8 @@ class ScanResult:
     prediction: Prediction | None = None
     error: str | None = None
     """Why it failed; with status ``predicted``, a problem reading the file's tags (it will not be written)."""
+    identity: Identity | None = None
+    """The file's size and modification time when it was predicted."""
 
     @property
     def failed(self) -> bool:

@@ -7,6 +7,7 @@ TensorFlow (workers stay light).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from genretag.config import FeatureConfig, WindowPolicy
 from genretag.errors import GenretagError, describe
+from genretag.store import Identity
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class TrackFeatures:
     provenance: str | None = None
     error: str | None = None
     """One-line reason when status is ``error`` (or a tag-read problem)."""
+    identity: Identity | None = None
+    """Size and modification time of the file when it was opened (for the prediction store)."""
 
 
 def extract_track(
@@ -52,6 +56,8 @@ def extract_track(
     from genretag.tags import read_tags
 
     path = Path(path)
+    found = Identity.of(path)
+    result = functools.partial(TrackFeatures, path, identity=found)
     genres: tuple[str, ...] = ()
     provenance = tag_error = None
     try:
@@ -60,26 +66,25 @@ def extract_track(
     except GenretagError as exc:
         tag_error = f"unreadable tags: {exc.reason.removeprefix('unsupported or unreadable tags: ')}"
     if skip_if_tagged_by is not None and provenance == skip_if_tagged_by:
-        return TrackFeatures(path, "skipped", genres=genres, provenance=provenance)
+        return result("skipped", genres=genres, provenance=provenance)
     try:
         info = probe(path)
         if info.duration < policy.min_seconds:
-            return TrackFeatures(path, "error", duration=info.duration, genres=genres, provenance=provenance,
-                                 error=f"too short ({info.duration:.2f} s; needs at least {policy.min_seconds:g} s)")
+            return result("error", duration=info.duration, genres=genres, provenance=provenance,
+                          error=f"too short ({info.duration:.2f} s; needs at least {policy.min_seconds:g} s)")
         starts = window_starts(info.duration, config=config, policy=policy)
         segments = load_segments(path, starts, seconds=config.window_seconds,
                                  sample_rate=config.sample_rate, info=info)
         usable = segments[:, : int(round(min(info.duration, config.window_seconds) * config.sample_rate))]
         if usable.size == 0 or rms_dbfs(usable) < policy.silence_dbfs:
-            return TrackFeatures(path, "silent", duration=info.duration, genres=genres, provenance=provenance,
-                                 error=tag_error)
+            return result("silent", duration=info.duration, genres=genres, provenance=provenance, error=tag_error)
         if info.duration < config.window_seconds:
             segments = usable  # looped to a full window, not zero-padded
         windows = track_windows(segments, config)
     except GenretagError as exc:
-        return TrackFeatures(path, "error", genres=genres, provenance=provenance, error=exc.reason)
+        return result("error", genres=genres, provenance=provenance, error=exc.reason)
     except Exception as exc:  # noqa: BLE001 - a worker must turn every failure into a result
-        return TrackFeatures(path, "error", genres=genres, provenance=provenance,
-                             error=f"decode failed: {describe(exc, with_type=True)}")
-    return TrackFeatures(path, "ok", windows=windows, duration=info.duration, genres=genres,
-                         provenance=provenance, error=tag_error)
+        return result("error", genres=genres, provenance=provenance,
+                      error=f"decode failed: {describe(exc, with_type=True)}")
+    return result("ok", windows=windows, duration=info.duration, genres=genres, provenance=provenance,
+                  error=tag_error)

@@ -1,21 +1,22 @@
 """The scan pipeline: files -> decode+features (pool) -> batched inference -> decide -> tags.
 
 Each stage is a plain function over paths and arrays; :func:`predict_files`
-wires the first three together, :func:`scan_files` adds the decision and the
-write. Both yield one :class:`ScanResult` per file as it finishes and never
-print: the caller renders results and progress.
+wires the first three together and yields one :class:`ScanResult` per file as
+it finishes; the decision and the write (:mod:`genretag.scan.decide`) and the
+prediction store are added by the library API (:func:`genretag.tag`). Nothing
+here prints: the caller renders results and progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from genretag.config import ScanOptions, WindowPolicy
 from genretag.models.bundle import Bundle
 from genretag.models.runtime import Classifier
 from genretag.scan.batching import Prediction, predict_stream
-from genretag.scan.decide import ScanResult, settle
+from genretag.scan.decide import ScanResult
 from genretag.scan.extract import TrackFeatures, extract_track
 from genretag.scan.pool import Outcome, run_pool
 
@@ -42,7 +43,8 @@ def _as_features(outcome: Outcome) -> TrackFeatures:
 def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult:
     """A decoded (or failed) track and its prediction as a ``predicted`` / ``skipped`` /
     ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet."""
-    base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error}
+    base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error,
+            "identity": track.identity}
     if track.status in ("skipped", "silent"):
         return ScanResult(**base, status=track.status)
     if track.status == "error" or prediction is None:
@@ -58,19 +60,3 @@ def predict_files(
     features = decode_stage(files, bundle=bundle, options=options)
     for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size):
         yield as_result(track, prediction)
-
-
-def scan_files(
-    files: Sequence[Path], *, bundle: Bundle, classifier: Classifier, options: ScanOptions
-) -> Iterator[ScanResult]:
-    """Predict, decide and (unless dry-run) tag every file; one result per file, as each finishes.
-
-    Unless dry-run, temporary copies that a killed earlier run left beside these
-    files are removed first (see :func:`genretag.tags.remove_stale_copies`).
-    """
-    if not options.dry_run:
-        from genretag.tags import remove_stale_copies
-
-        remove_stale_copies(files)
-    for result in predict_files(files, bundle=bundle, classifier=classifier, options=options):
-        yield settle(result, model_id=bundle.card.model_id, options=options)

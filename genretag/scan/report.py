@@ -39,6 +39,8 @@ def report_row(result: ScanResult, *, top_k: int = 3) -> dict[str, Any]:
         "top": [{"genre": g, "p": round(p, 4)} for g, p in ranked[: max(top_k, 3)]],
         "error": result.error or "",
         "probabilities": {g: round(p, 4) for g, p in ranked},
+        "size": result.identity.size if result.identity else None,
+        "mtime_ns": result.identity.mtime_ns if result.identity else None,
     }
 
 

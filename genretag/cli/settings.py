@@ -1,0 +1,138 @@
+"""The config file: TOML settings for the commands' options; flags on the command line win.
+
+``$XDG_CONFIG_HOME/genretag/config.toml`` (``~/.config/genretag/config.toml``), or the
+file ``--config FILE`` names. One table per command, keys spelled as the long option
+without dashes (``--top-k`` is ``top_k``)::
+
+    [scan]
+    top_k = 2
+    min_confidence = 0.3
+    genre_map = "~/music/genres.csv"
+    store = "~/music/.genretag.sqlite"   # or store = false for no store
+
+``[scan]`` also serves ``genretag apply`` (the options the two share). An unknown
+table or key, or a value an option would refuse, is a :class:`UsageError` naming it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genretag.errors import UsageError
+
+CONFIG_FILE = "config.toml"
+SECTIONS = {"scan": ("scan", "apply")}
+"""Config tables, and the commands that read each."""
+NOT_SETTABLE = {"paths", "sources", "config", "quiet", "verbose"}
+"""Parameters that only make sense on the command line."""
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "genretag" / CONFIG_FILE
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option's effective value and where it came from."""
+
+    name: str
+    value: Any
+    source: str
+    """``default``, ``command line`` or the config file's path."""
+
+
+def read_config(path: Path | None) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """The config file's tables (``{}`` when the default file does not exist).
+
+    An explicitly named file must exist. Raises :class:`UsageError` for a file that
+    isn't TOML, an unknown table, or a table that is not a table.
+    """
+    explicit = path is not None
+    path = Path(path).expanduser() if explicit else default_config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        if explicit:
+            raise UsageError("config file not found", path) from exc
+        return path, {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read config file: {exc}", path) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file is not valid TOML: {exc}", path) from exc
+    for table, values in data.items():
+        if table not in SECTIONS:
+            raise UsageError(f"unknown table [{table}] in config file (known: {', '.join(f'[{s}]' for s in SECTIONS)})",
+                             path)
+        if not isinstance(values, dict):
+            raise UsageError(f"'{table}' in config file must be a table ([{table}])", path)
+    return path, data
+
+
+def resolve(ctx: Any, params: dict[str, Any], *, config: Path | None) -> list[Setting]:
+    """Fill ``params`` (the command's arguments, changed in place) from the config file
+    wherever the command line left an option at its default; return every option's setting.
+
+    ``ctx`` is the running Click/Typer context: it knows which parameters the user typed
+    and how to convert a value the way the option would.
+    """
+    path, data = read_config(config)
+    command = ctx.command.name
+    table = next((t for t, commands in SECTIONS.items() if command in commands), None)
+    values = dict(data.get(table, {})) if table else {}
+    settable = {key_of(p): p for p in ctx.command.params if p.name not in NOT_SETTABLE and p.name in params}
+    shared = _options_of(table) if table else set()
+    for key in values:
+        if key not in settable and key not in shared:
+            raise UsageError(f"unknown setting '{key}' in [{table}] of config file", path)
+    if values.get("store") is False and "no_store" in settable:  # store = false: no store
+        values.pop("store")
+        values["no_store"] = True
+    settings = []
+    for key, param in settable.items():
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            settings.append(Setting(key, params[param.name], "command line"))
+        elif key in values:
+            where = f"'{key}' in [{table}] of config file"
+            params[param.name] = _convert(param, values[key], ctx, where=where, path=path)
+            settings.append(Setting(key, params[param.name], str(path)))
+        else:
+            settings.append(Setting(key, params[param.name], "default"))
+    return settings
+
+
+def _options_of(table: str) -> set[str]:
+    """Keys valid in ``table``: every settable option of every command that reads it."""
+    from genretag.cli import app
+
+    names: set[str] = set()
+    for info in app.registered_commands:
+        if info.name in SECTIONS[table]:
+            params = inspect.signature(info.callback).parameters.values()
+            names |= {key_of(p.default) for p in params if p.name not in NOT_SETTABLE and hasattr(p.default, "param_decls")}
+    return names
+
+
+def key_of(param: Any) -> str:
+    """The config key of an option: its long flag without dashes (``--top-k`` -> ``top_k``)."""
+    decls = getattr(param, "opts", None) or getattr(param, "param_decls", None) or [param.name]
+    long = [d for d in decls if d.startswith("--")]
+    return (long[0][2:] if long else param.name).replace("-", "_")
+
+
+def _convert(param: Any, value: Any, ctx: Any, *, where: str, path: Path) -> Any:
+    if isinstance(value, str) and getattr(param.type, "name", "") == "path":
+        value = os.path.expanduser(value)
+    if isinstance(value, (dict, list)):
+        raise UsageError(f"bad value for {where}: expected a single value, got {type(value).__name__}", path)
+    try:
+        return param.type_cast_value(ctx, value)
+    except Exception as exc:  # noqa: BLE001 - Click raises BadParameter and friends
+        message = getattr(exc, "message", None) or str(exc)
+        raise UsageError(f"bad value for {where}: {' '.join(message.split())}", path) from exc
