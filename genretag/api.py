@@ -124,8 +124,46 @@ def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = 
     yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True)
 
 
+def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str | Path | Model = "default",
+          options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
+    """Tag files from their stored predictions, decoding nothing: :func:`decide` and (unless
+    ``options.dry_run``) :func:`write` with ``options``, as :func:`tag` would.
+
+    A file with no stored prediction by ``model``, or one that changed since it was
+    predicted, is a ``failed`` result saying so (scan it again); it is never tagged
+    from an old prediction.
+    """
+    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True,
+                    decode=False)
+
+
+def apply_report(report: str | Path | list[dict], *, model_id: str | None = None,
+                 options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
+    """Tag files from a JSON Lines report of ``scan --json`` after a review, decoding nothing.
+
+    Each row's ``genres`` are what is written (edit them; empty the list or delete the
+    row to leave a file alone), renamed by ``options.genre_map``; a file that already
+    has a genre keeps it unless ``options.overwrite``. A file whose size or modification
+    time is not the row's (``size``, ``mtime_ns``) changed since it was predicted and is
+    a ``failed`` result. ``model_id`` (default: each row's ``model``) goes into the
+    provenance field. ``report``: the file, or its rows as :func:`genretag.scan.read_report` read
+    them. Raises :class:`~genretag.errors.UsageError` for a report that can't be read.
+    """
+    from genretag.scan import decide_row, read_report, write
+
+    rows = report if isinstance(report, list) else read_report(report)
+    for done, row in enumerate(rows, start=1):
+        decided = decide_row(row, options=options)
+        provenance = model_id or row.get("model") or ""
+        if decided.status == "would-tag" and not options.dry_run:
+            decided = write(decided, model_id=provenance, options=options) if provenance else decided
+        if on_progress is not None:
+            on_progress(done, len(rows))
+        yield decided
+
+
 def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress: Progress | None,
-         store: Store | None, settle: bool) -> Iterator[ScanResult]:
+         store: Store | None, settle: bool, decode: bool = True) -> Iterator[ScanResult]:
     from genretag.discover import Discovery, discover
     from genretag.scan import ScanResult, predict_files
     from genretag.scan import settle as settle_result
@@ -135,21 +173,21 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     total, done = len(found.files) + len(found.problems), 0
     recorder = _Recorder(store)
 
-    def finish(result: ScanResult) -> ScanResult:
+    def tick(result: ScanResult) -> ScanResult:
         nonlocal done
-        if settle:
-            result = settle_result(result, model_id=bundle.card.model_id, options=options)
-        recorder.record(result, store_key(bundle), provenance=bundle.card.model_id)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
         return result
 
+    def finish(result: ScanResult) -> ScanResult:
+        if settle:
+            result = settle_result(result, model_id=bundle.card.model_id, options=options)
+        recorder.record(result, store_key(bundle), provenance=bundle.card.model_id)
+        return tick(result)
+
     for path, reason in found.problems:
-        done += 1
-        if on_progress is not None:
-            on_progress(done, total)
-        yield ScanResult(path, "failed", error=reason)
+        yield tick(ScanResult(path, "failed", error=reason))
     if not found.files:
         return
     bundle = model.bundle if isinstance(model, Model) else _resolve(model)
@@ -164,6 +202,10 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
                 todo.append(path)
             else:
                 yield finish(known)
+    if not decode:
+        for path in todo:
+            yield tick(ScanResult(path, "failed", error=recorder.why_unknown(path, store_key(bundle))))
+        return
     if not todo:
         return  # everything came from the store: no model loaded, nothing decoded
     loaded = _as_model(model, options)
@@ -204,6 +246,20 @@ class _Recorder:
             return None
         self._outcomes[path] = entry.outcome
         return _from_entry(entry, provenance, path=path)
+
+    def why_unknown(self, path: Path, key: str) -> str:
+        """Why the store has no usable prediction of ``path``."""
+        entry = None
+        if self.store is not None:
+            try:
+                entry = self.store.get(path, key)
+            except Exception:  # noqa: BLE001 - only the message depends on it
+                entry = None
+        if entry is None:
+            return "no stored prediction by this model (scan it first)"
+        if entry.status == "failed":
+            return f"its last scan failed ({entry.error}); scan it again"
+        return "changed since it was predicted (scan it again)"
 
     def record(self, result: ScanResult, key: str, *, provenance: str) -> None:
         from genretag.errors import StoreError

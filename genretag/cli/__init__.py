@@ -38,9 +38,13 @@ def root(
 
 def _register() -> None:
     from genretag.cli import eval as eval_cmd
-    from genretag.cli import models, scan, train
+    from genretag.cli import apply, models, scan, show, train
+    from genretag.cli import config as config_cmd
 
     app.command("scan")(scan.scan)
+    app.command("apply")(apply.apply)
+    app.command("show")(show.show)
+    app.command("config")(config_cmd.config)
     app.command("train")(train.train)
     app.command("eval")(eval_cmd.evaluate)
     app.command("models")(models.models)

@@ -88,7 +88,7 @@ def scan(
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
     check_report_paths([o.csv_path, o.json_path], found.files)
     store, store_problem = open_store(o)
-    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k)
+    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=bundle.card.model_id)
     started = time.perf_counter()
     total = len(found.files) + len(found.problems)
     try:
@@ -165,7 +165,7 @@ def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
             "skipped": " [dim](already tagged by this model)[/dim]",
             "silent": " [dim](silent: no genre)[/dim]",
             "low-confidence": " [dim](below --min-confidence)[/dim]",
-            "excluded": " [dim](the genre map says never to write it)[/dim]"}.get(result.status, "")
+            "excluded": " [dim](excluded: the genre map or a review left no genre to write)[/dim]"}.get(result.status, "")
     console.print(f"{shown(result.path)}: {shown(old)} -> [bold]{shown(new)}[/bold]{conf}{note}")
 
 

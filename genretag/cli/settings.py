@@ -127,12 +127,12 @@ def key_of(param: Any) -> str:
 
 
 def _convert(param: Any, value: Any, ctx: Any, *, where: str, path: Path) -> Any:
-    if isinstance(value, str) and getattr(param.type, "name", "") == "path":
+    if isinstance(value, str) and value.startswith("~"):
         value = os.path.expanduser(value)
     if isinstance(value, (dict, list)):
         raise UsageError(f"bad value for {where}: expected a single value, got {type(value).__name__}", path)
     try:
-        return param.type_cast_value(ctx, value)
+        return param.process_value(ctx, value)
     except Exception as exc:  # noqa: BLE001 - Click raises BadParameter and friends
         message = getattr(exc, "message", None) or str(exc)
         raise UsageError(f"bad value for {where}: {' '.join(message.split())}", path) from exc

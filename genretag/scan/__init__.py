@@ -13,9 +13,10 @@ from genretag.scan.decide import STATUSES, ScanResult, choose_genres, decide, re
 from genretag.scan.extract import TrackFeatures, extract_track
 from genretag.scan.pipeline import as_result, decode_stage, predict_files
 from genretag.scan.report import REPORT_COLUMNS, ReportWriter, check_report_paths, report_row
+from genretag.scan.review import decide_row, read_report
 
 __all__ = [
     "REPORT_COLUMNS", "STATUSES", "Prediction", "ReportWriter", "ScanResult", "TrackFeatures", "as_result",
-    "check_report_paths", "choose_genres", "decide", "decode_stage", "extract_track", "predict_files",
+    "check_report_paths", "choose_genres", "decide", "decide_row", "read_report", "decode_stage", "extract_track", "predict_files",
     "predict_stream", "read_genre_map", "report_row", "settle", "write",
 ]

@@ -25,8 +25,9 @@ _AUDIO_MAGIC = (b"ID3", b"fLaC", b"OggS", b"RIFF", b"FORM", b"\x30\x26\xb2\x75",
 REPORT_COLUMNS = ("path", "status", "genre", "confidence", "genres", "previous", "top", "error")
 
 
-def report_row(result: ScanResult, *, top_k: int = 3) -> dict[str, Any]:
-    """One flat row for CSV/JSON reports (the JSON adds the full distribution)."""
+def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "") -> dict[str, Any]:
+    """One flat row for CSV/JSON reports (the JSON adds the full distribution, the file's size and
+    modification time when it was predicted, and the model: what ``genretag apply`` needs)."""
     pred = result.prediction
     ranked = pred.ranked() if pred is not None else []
     return {
@@ -41,6 +42,7 @@ def report_row(result: ScanResult, *, top_k: int = 3) -> dict[str, Any]:
         "probabilities": {g: round(p, 4) for g, p in ranked},
         "size": result.identity.size if result.identity else None,
         "mtime_ns": result.identity.mtime_ns if result.identity else None,
+        "model": model_id,
     }
 
 
@@ -83,8 +85,9 @@ class ReportWriter:
     """Streams results to CSV and/or JSON Lines, flushed per row so an
     interrupted run leaves complete, valid files."""
 
-    def __init__(self, *, csv_path: Path | None, json_path: Path | None, top_k: int) -> None:
+    def __init__(self, *, csv_path: Path | None, json_path: Path | None, top_k: int, model_id: str = "") -> None:
         self.top_k = top_k
+        self.model_id = model_id
         self._files: list[IO[str]] = []
         self._paths: dict[int, Path] = {}
         self._csv = self._json = None
@@ -108,7 +111,7 @@ class ReportWriter:
     def write(self, result: ScanResult) -> None:
         """Append one row to each report and flush it. Raises :class:`GenretagError` naming the
         report when it can't be written (a full disk...)."""
-        row = report_row(result, top_k=self.top_k)
+        row = report_row(result, top_k=self.top_k, model_id=self.model_id)
         if self._csv is not None:
             flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
                         top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),

@@ -1,0 +1,74 @@
+"""Reviewed reports: the JSON Lines a dry run wrote, edited by a person, turned back into decisions.
+
+A row is what :func:`genretag.scan.report_row` wrote for one file; ``genretag apply``
+writes each row's ``genres`` (see :func:`decide_row`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from genretag.config import ScanOptions
+from genretag.errors import UsageError
+from genretag.scan.decide import ScanResult
+from genretag.store import Identity
+
+
+def read_report(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON Lines report (blank lines skipped). Raises :class:`UsageError` naming the
+    report and the line for anything that is not a row of ``scan --json``."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read report: {exc.strerror or exc}", path) from exc
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"report line {number} is not JSON ({exc.msg})", path) from exc
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+            raise UsageError(f"report line {number} has no 'path' (is this a report of 'genretag scan --json'?)", path)
+        genres = row.get("genres", [])
+        if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
+            raise UsageError(f"report line {number}: 'genres' must be a list of strings", path)
+        rows.append(row)
+    return rows
+
+
+def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> ScanResult:
+    """What a reviewed row's file gets now: its ``genres`` (renamed by the genre map), unless the file
+    changed since the report (``failed``; ``skipped`` when the change was this row being applied), already has a genre and ``options.overwrite`` is off
+    (``kept``), or the row's genres are empty (its status as reported; ``excluded`` if it was to be tagged)."""
+    from genretag.tags import read_tags
+
+    path = Path(os.fsdecode(os.fsencode(row["path"])))
+    base = ScanResult(path, "failed", error=None)
+    recorded = Identity(row["size"], row["mtime_ns"]) if isinstance(row.get("size"), int) and isinstance(
+        row.get("mtime_ns"), int) else None
+    now = Identity.of(path)
+    if now is None:
+        return replace(base, error="file not found")
+    try:
+        state = read_tags(path)
+    except Exception as exc:  # noqa: BLE001 - a TagError; any failure is this file's
+        return replace(base, error=getattr(exc, "reason", str(exc)), identity=now)
+    genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
+    result = replace(base, previous=state.genres, provenance=state.provenance, identity=now, genres=genres)
+    if recorded is None or now != recorded:
+        if genres and state.genres == genres and state.provenance and state.provenance == row.get("model"):
+            return replace(result, status="skipped")  # this report was applied already
+        return replace(base, error="changed since it was predicted (scan it again)", identity=now)
+    if not genres:
+        status = row.get("status")
+        return replace(result, status=status if status in ("low-confidence", "excluded", "silent") else "excluded")
+    if state.genres and state.provenance is None and not options.overwrite:
+        return replace(result, status="kept")
+    return replace(result, status="would-tag")
