@@ -109,11 +109,20 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._init_schema()  # first: a file that is not a store is refused before anything is changed
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._init_schema()
         except (sqlite3.Error, OSError) as exc:
+            self._close_quietly()
             raise StoreError(f"cannot use the prediction store: {_reason(exc)}", self.path) from exc
+        except StoreError:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     def _init_schema(self) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -43,7 +43,7 @@ def show(
                        "windows": e.windows, "updated": datetime.datetime.fromtimestamp(e.updated).isoformat(
                            timespec="seconds")} for e in db.entries(path)]
             if as_json:
-                console.print_json(json.dumps({"path": str(path), "tags": tags, "stored": stored}))
+                typer.echo(json.dumps({"path": str(path), "tags": tags, "stored": stored}, ensure_ascii=False))
             else:
                 _render(console, path, tags, stored)
     if failed:
