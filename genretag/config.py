@@ -182,6 +182,12 @@ artists (``val_fraction``/``test_fraction``); the first is the default."""
 EVAL_PARTS: tuple[str, ...] = ("test", "val", "train", "all")
 """What ``genretag eval --part`` scores: one part of the dataset's split, or all of it; the first is the default."""
 
+HIDE_TF_STARTUP = "GENRETAG_HIDE_TF_STARTUP"
+"""Environment variable: ``1`` hides TensorFlow's start-up lines by pointing fd 2 at /dev/null
+while Keras imports. Only a program that owns the whole process's stderr should set it (the
+``genretag`` command does, and writes its own messages through a copy of fd 2): while the
+import runs, in a background thread too, anything else written to fd 2 is lost."""
+
 PROVENANCE_KEY = "GENRETAG_MODEL"
 """Name of the one extra tag genretag writes: which model chose the genre."""
 

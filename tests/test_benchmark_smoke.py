@@ -67,3 +67,14 @@ def test_benchmark_with_a_model_it_cannot_find_says_pass_model(tiny_library, tmp
     proc = _bench(str(tiny_library), "--model", "no-such-model", cwd=tmp_path)
     assert proc.returncode == 1
     assert "error: no model named 'no-such-model'" in proc.stderr and "hint: pass --model DIR" in proc.stderr
+
+
+def test_rerun_benchmark_times_both_scans(tiny_library, tiny_bundle, tmp_path):
+    out = tmp_path / "rerun.json"
+    proc = subprocess.run([sys.executable, str(BENCH.parent / "bench_rerun.py"), str(tiny_library), "--files", "6",
+                           "--model", str(tiny_bundle), "--json", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["files"] == 6 and "6 would be tagged" in report["rerun"]["summary"]
+    assert 0 < report["rerun"]["wall_s"] < report["first"]["wall_s"]

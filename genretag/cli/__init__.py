@@ -37,9 +37,9 @@ def root(
 
 
 def _register() -> None:
-    from genretag.cli import eval as eval_cmd
     from genretag.cli import apply, models, scan, show, train
     from genretag.cli import config as config_cmd
+    from genretag.cli import eval as eval_cmd
 
     app.command("scan")(scan.scan)
     app.command("apply")(apply.apply)
@@ -54,7 +54,11 @@ _register()
 
 
 def main() -> None:
-    from genretag.cli.common import keep_stderr
+    import os
 
-    keep_stderr()
+    from genretag.cli.common import keep_stderr
+    from genretag.config import HIDE_TF_STARTUP
+
+    keep_stderr()  # the command's own messages go through a copy of fd 2 ...
+    os.environ.setdefault(HIDE_TF_STARTUP, "1")  # ... so TensorFlow's start-up lines may be hidden
     app()

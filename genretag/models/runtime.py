@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
+from genretag.config import HIDE_TF_STARTUP
 from genretag.errors import ModelError, describe
 from genretag.models.bundle import Bundle, verify_bundle
 
@@ -39,28 +40,33 @@ def quiet_tensorflow() -> None:
 
 
 def import_keras():
-    """Import Keras with TensorFlow's start-up chatter hidden; ModelError if unavailable.
+    """Import Keras; ModelError if unavailable.
 
     TensorFlow's C++ logger prints a few lines to fd 2 while importing, whatever
-    TF_CPP_MIN_LOG_LEVEL says; fd 2 points at /dev/null for the import only.
+    TF_CPP_MIN_LOG_LEVEL says ("oneDNN custom operations are on ..."). They are
+    hidden only when :data:`HIDE_TF_STARTUP` is set: a library must not silence
+    a process's stderr, in which its host may be writing at the same moment.
     """
     quiet_tensorflow()
     import sys
 
     if "keras" in sys.modules:
         return sys.modules["keras"]
-    saved = os.dup(2)
+    hide = os.environ.get(HIDE_TF_STARTUP) == "1"
+    saved = os.dup(2) if hide else None
     try:
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
+        if saved is not None:
+            sys.stderr.flush()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
         import keras
     except ImportError as exc:  # pragma: no cover - keras is a dependency
         raise ModelError(f"cannot import Keras: {exc}") from exc
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
     return keras
 
 
