@@ -191,7 +191,7 @@ class GenretagPlugin(BeetsPlugin):
         """
         tally = _Tally()
         model = self.model()
-        todo = [g for g in groups if force or any(i.get("genretag_model") != model.model_id for i in g.items)]
+        todo = [g for g in groups if force or any(_own(i, "genretag_model") != model.model_id for i in g.items)]
         tally.skipped = sum(len(g.items) for g in groups if g not in todo)
         if not todo:
             return tally
@@ -282,7 +282,7 @@ class GenretagPlugin(BeetsPlugin):
         if write_to == "none":
             return None
         existing = _genres_of(obj)
-        ours = obj.get("genretag_model") is not None and existing[:1] == [obj.get("genretag_genre")]
+        ours = _own(obj, "genretag_model") is not None and existing[:1] == [_own(obj, "genretag_genre")]
         if existing and not ours and self.config["keep_existing"].get(bool):
             return None
         decided = genretag.decide(genretag.ScanResult(prediction.path, "predicted", prediction=prediction), options)
@@ -291,7 +291,7 @@ class GenretagPlugin(BeetsPlugin):
     @staticmethod
     def _assign(obj: Item | Album, prediction: Any, genres: list[str] | None, model_id: str, top: int) -> list[str]:
         """Set the flexible attributes (and the genre field, unless ``genres`` is None); the names of changed fields."""
-        before = {k: obj.get(k) for k in (*FLEX_FIELDS, *GENRE_FIELDS)}
+        before = {k: _own(obj, k) for k in (*FLEX_FIELDS, *GENRE_FIELDS)}
         ranked = prediction.ranked()
         obj["genretag_genre"] = ranked[0][0]
         obj["genretag_confidence"] = round(float(ranked[0][1]), 4)
@@ -304,7 +304,7 @@ class GenretagPlugin(BeetsPlugin):
                     obj["genre"] = genres[0] if genres else ""
             else:
                 obj["genre"] = "; ".join(genres)
-        return [k for k, v in before.items() if obj.get(k) != v]
+        return [k for k, v in before.items() if _own(obj, k) != v]
 
 
 def consensus(predictions: Iterable[Any]) -> Any:
@@ -318,10 +318,15 @@ def consensus(predictions: Iterable[Any]) -> Any:
     return genretag.Prediction(first.path, first.labels, mean, sum(p.windows for p in predictions))
 
 
+def _own(obj: Item | Album, key: str) -> Any:
+    """``obj``'s own value of ``key``: an item's ``get`` falls back to its album's fields."""
+    return obj.get(key, with_album=False) if isinstance(obj, Item) else obj.get(key)
+
+
 def _genres_of(obj: Item | Album) -> list[str]:
     if "genres" in GENRE_FIELDS:
-        return [g for g in (obj.get("genres") or []) if g]
-    value = obj.get("genre") or ""
+        return [g for g in (_own(obj, "genres") or []) if g]
+    value = _own(obj, "genre") or ""
     return [value] if value else []
 
 
