@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from beets import ui
 from beets.dbcore import types
@@ -63,8 +63,8 @@ class _Group:
 
 
 class GenretagPlugin(BeetsPlugin):
-    item_types = {"genretag_confidence": types.Float(3)}
-    album_types = {"genretag_confidence": types.Float(3)}
+    item_types: ClassVar[dict[str, types.Type]] = {"genretag_confidence": types.Float(3)}  # numeric queries: 0.5..
+    album_types: ClassVar[dict[str, types.Type]] = {"genretag_confidence": types.Float(3)}
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,6 +129,7 @@ class GenretagPlugin(BeetsPlugin):
         cmd.parser.add_option("-f", "--force", action="store_true", default=None,
                               help="predict again tracks this model already predicted")
         cmd.parser.add_album_option()
+        cmd.parser.usage += " [QUERY]"
         cmd.func = self._command
         return [cmd]
 
