@@ -53,7 +53,7 @@ class Beets:
         env = {**os.environ, "BEETSDIR": str(self.root), "TF_CPP_MIN_LOG_LEVEL": "3",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         return subprocess.run([sys.executable, "-m", "beets", "-c", str(config or self.config), *args],
-                              env=env, capture_output=True, text=True, timeout=300)
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
 
     def items(self) -> dict[str, dict]:
         """title -> the item's own fields (not its album's), read through beets' Library."""
