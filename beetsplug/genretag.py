@@ -106,16 +106,21 @@ class GenretagPlugin(BeetsPlugin):
     def _write_to(self) -> str:
         return self.config["write_to"].as_choice(WRITE_TO)
 
-    def model(self) -> genretag.Model:
-        """The configured model, loaded once per beets process (first use).
+    def model_id(self) -> str:
+        """The configured model's id, from its card alone (nothing loaded)."""
+        try:
+            return genretag.find_model(self.config["model"].as_str()).card.model_id
+        except genretag.GenretagError as exc:
+            raise ui.UserError(f"genretag: {exc}") from exc
 
-        Not ``background=True``: loading Keras points fd 2 at /dev/null for a few seconds, and an
-        error line printed meanwhile (a file that fails fast) would be lost."""
+    def model(self) -> genretag.Model:
+        """The configured model, loaded once per beets process (first use), in the background while
+        the first files decode."""
         with self._model_lock:
             if self._model is None:
                 try:
                     self._model = genretag.load_model(self.config["model"].as_str(),
-                                                      batch_size=self.config["batch_size"].get(int))
+                                                      batch_size=self.config["batch_size"].get(int), background=True)
                 except genretag.GenretagError as exc:
                     raise ui.UserError(f"genretag: {exc}") from exc
             return self._model
@@ -191,11 +196,12 @@ class GenretagPlugin(BeetsPlugin):
         Ctrl-C stops the prediction; groups already stored stay stored, the others are untouched.
         """
         tally = _Tally()
-        model = self.model()
-        todo = [g for g in groups if force or any(_own(i, "genretag_model") != model.model_id for i in g.items)]
+        model_id = self.model_id()
+        todo = [g for g in groups if force or any(_own(i, "genretag_model") != model_id for i in g.items)]
         tally.skipped = sum(len(g.items) for g in groups if g not in todo)
         if not todo:
-            return tally
+            return tally  # nothing to predict: no model loaded
+        model = self.model()
         by_path: dict[str, list[_Group]] = {}
         for group in todo:
             for item in group.items:

@@ -19,7 +19,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from genretag.api import Model, decide, load_model, predict, predict_file, tag, write  # noqa: E402
+from genretag.api import (
+    Model, apply, apply_report, decide, find_model, load_model, predict, predict_file, tag, write,
+)  # noqa: E402
 from genretag.config import ScanOptions  # noqa: E402
 from genretag.errors import DecodeError, GenretagError, ModelError, TagError, UsageError  # noqa: E402
 
@@ -41,6 +43,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DecodeError", "GenretagError", "Model", "ModelError", "Prediction", "ScanOptions", "ScanResult", "TagError",
-    "TagState", "UsageError", "__version__", "decide", "discover", "load_model", "predict", "predict_file",
+    "TagState", "UsageError", "__version__", "apply", "apply_report", "decide", "discover", "find_model", "load_model", "predict", "predict_file",
     "read_genre_map", "read_tags", "tag", "write", "write_genre",
 ]

@@ -190,7 +190,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
         yield tick(ScanResult(path, "failed", error=reason))
     if not found.files:
         return
-    bundle = model.bundle if isinstance(model, Model) else _resolve(model)
+    bundle = model.bundle if isinstance(model, Model) else find_model(model)
     if settle and not options.dry_run:
         remove_stale_copies(found.files)
     todo = list(found.files)
@@ -219,7 +219,9 @@ def store_key(bundle: Bundle) -> str:
     return f"{bundle.card.model_id} {bundle.card.sha256[:12]}"
 
 
-def _resolve(model: str | Path) -> Bundle:
+def find_model(model: str | Path = "default") -> Bundle:
+    """A model's bundle (its card: ``.card.model_id``, ``.card.labels``, features...) without loading
+    it: no Keras import, no weights read. Raises :class:`~genretag.errors.ModelError`."""
     from genretag.models.registry import resolve_model
 
     return resolve_model(str(model))

@@ -23,14 +23,11 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from genretag.errors import StoreError, describe
-
-if TYPE_CHECKING:
-    from genretag.scan import ScanResult
 
 SCHEMA_VERSION = 1
 STORE_FILE = "predictions.sqlite"
@@ -54,6 +51,18 @@ CREATE TABLE IF NOT EXISTS predictions (
     PRIMARY KEY (path, model)
 ) WITHOUT ROWID;
 """
+
+
+class Result(Protocol):
+    """What the store records of a scan result (a :class:`genretag.scan.ScanResult` is one)."""
+
+    path: Path
+    status: str
+    prediction: object | None
+    """A :class:`genretag.scan.Prediction` (``labels``, ``probabilities``, ``windows``), or None."""
+    previous: tuple[str, ...]
+    provenance: str | None
+    error: str | None
 
 
 def default_store_path() -> Path:
@@ -189,8 +198,8 @@ class Store:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def put(self, result: ScanResult, *, model: str, identity: Identity | None) -> None:
-        """Record a scan result (a :class:`~genretag.scan.ScanResult`) for ``model``.
+    def put(self, result: Result, *, model: str, identity: Identity | None) -> None:
+        """Record a scan result for ``model``.
 
         Results without an identity (the file vanished) and ``skipped`` results (the
         file was not looked at) leave the store as it was. A result with a

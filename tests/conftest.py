@@ -49,3 +49,17 @@ def tiny_bundle(tmp_path_factory, synth_dataset) -> Path:
     config = TrainConfig(model="cnn1d", epochs=4, patience=4, crops_per_track=4, batch_size=32)
     train(data, out, config=config, name="tiny", version="0.1", cache_dir=out.parent / "tiny_cache", jobs=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def knn_bundle(tmp_path_factory, synth_dataset) -> Path:
+    """A k-NN bundle (``rel 1``) trained on the synthetic classes: loads without TensorFlow, so
+    subprocess scans start fast."""
+    from genretag.config import TrainConfig
+    from genretag.datasets import load_folder
+    from genretag.train import train
+
+    out = tmp_path_factory.mktemp("knn_bundle")
+    train(load_folder(synth_dataset), out, config=TrainConfig(model="knn"), name="rel", version="1",
+          cache_dir=tmp_path_factory.mktemp("knn_cache"), jobs=0)
+    return out

@@ -57,19 +57,6 @@ pytestmark = pytest.mark.slow
 # --- fixtures and helpers ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def knn_bundle(tmp_path_factory, synth_dataset) -> Path:
-    """A k-NN bundle (``rel 1``) trained on the synthetic classes: no TensorFlow to load."""
-    from genretag.config import TrainConfig
-    from genretag.datasets import load_folder
-    from genretag.train import train
-
-    out = tmp_path_factory.mktemp("knn_bundle")
-    train(load_folder(synth_dataset), out, config=TrainConfig(model="knn"), name="rel", version="1",
-          cache_dir=tmp_path_factory.mktemp("knn_cache"), jobs=0)
-    return out
-
-
 @pytest.fixture(scope="module")
 def runner() -> CliRunner:
     return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})

@@ -22,17 +22,9 @@ from genretag.tags import read_tags
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def knn(tmp_path_factory, synth_dataset) -> Path:
-    """A k-NN bundle (``st 1``): loads without TensorFlow, so subprocess scans start fast."""
-    from genretag.config import TrainConfig
-    from genretag.datasets import load_folder
-    from genretag.train import train
-
-    out = tmp_path_factory.mktemp("knn_store")
-    train(load_folder(synth_dataset), out, config=TrainConfig(model="knn"), name="st", version="1",
-          cache_dir=tmp_path_factory.mktemp("knn_store_cache"), jobs=0)
-    return out
+@pytest.fixture(scope="session")
+def knn(knn_bundle) -> Path:
+    return knn_bundle
 
 
 @pytest.fixture
@@ -97,7 +89,7 @@ def test_a_rerun_decodes_nothing_and_loads_no_model(runner, lib, knn, tmp_path, 
                         "3-Mid.flac": "skipped", "silence.wav": "silent"}
     with Store(store) as db:
         entry = db.current(lib / "1-Mid.flac", next(iter(db)).model)
-        assert entry is not None and entry.outcome == "tagged" and entry.provenance == "st 1"
+        assert entry is not None and entry.outcome == "tagged" and entry.provenance == "rel 1"
 
 
 def test_a_changed_file_is_predicted_again_and_never_tagged_from_the_old_prediction(runner, lib, knn, tmp_path,
@@ -130,7 +122,7 @@ def test_apply_from_the_store_decides_again_with_its_own_options(runner, lib, kn
     assert decoded == []
     for path in lib.glob("*.flac"):
         state = read_tags(path)
-        assert len(state.genres) == 2 and state.provenance == "st 1"
+        assert len(state.genres) == 2 and state.provenance == "rel 1"
     assert (lib / "silence.wav").read_bytes() == before[lib / "silence.wav"]
 
 
@@ -151,7 +143,7 @@ def test_apply_from_a_reviewed_report(runner, lib, knn, tmp_path, decoded):
     assert result.exit_code == 0, result.output
     assert decoded == []
     assert read_tags(lib / "0-Low.flac").genres == ("Deep Bass",)
-    assert read_tags(lib / "0-Low.flac").provenance == "st 1"
+    assert read_tags(lib / "0-Low.flac").provenance == "rel 1"
     assert (lib / "1-Mid.flac").read_bytes() == untouched
     by_name = {Path(r["path"]).name: r for r in rows}
     assert read_tags(lib / "2-High.flac").genres == tuple(by_name["2-High.flac"]["genres"])
@@ -208,8 +200,9 @@ def test_a_killed_scan_keeps_what_it_finished_and_the_store_stays_usable(knn, tm
         synth.write_audio(folder / f"{i:02d}.wav", clip[i * 100:])  # 40 different files, slow enough to kill mid-run
     proc = _scan_process(folder, "--model", knn, "--store", store, "--jobs", "1", "--dry-run", log=tmp_path / "k.log")
     deadline = time.time() + 120
-    while time.time() < deadline and (not store.exists() or len(_check_store(store)) < 3):
+    while time.time() < deadline and proc.poll() is None and (not store.exists() or len(_check_store(store)) < 3):
         time.sleep(0.02)
+    assert proc.poll() is None, (tmp_path / "k.log").read_text()  # still running: kill it mid-scan
     os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-run, not finished
     done = _check_store(store)
@@ -248,7 +241,7 @@ def test_a_damaged_or_foreign_store_is_one_line_and_the_scan_goes_on(runner, lib
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {reason}") and errors[0].endswith(f"({store})")
     assert "Traceback" not in result.output
-    assert read_tags(lib / "1-Mid.flac").provenance == "st 1"  # the files were tagged all the same
+    assert read_tags(lib / "1-Mid.flac").provenance == "rel 1"  # the files were tagged all the same
     assert store.read_bytes() == before
 
 
@@ -258,7 +251,7 @@ def test_show_says_what_is_known(runner, lib, knn, tmp_path):
     result = _run(runner, "show", lib / "1-Mid.flac", lib / "2-High.flac", "--store", store, "--json")
     assert result.exit_code == 0, result.output
     one, two = (json.loads(line) for line in result.stdout.splitlines())
-    assert one["tags"]["model"] == "st 1" and one["stored"][0]["outcome"] == "tagged" and one["stored"][0]["current"]
+    assert one["tags"]["model"] == "rel 1" and one["stored"][0]["outcome"] == "tagged" and one["stored"][0]["current"]
     assert one["stored"][0]["top"][0][0] == "Mid"
     assert two["stored"] == []
 

@@ -8,10 +8,8 @@ from typing import Optional
 
 import typer
 
+from genretag.cli import options as O
 from genretag.cli.common import (
-    CONFIG_OPTION,
-    NO_STORE_OPTION,
-    STORE_OPTION,
     close_store,
     err,
     error_line,
@@ -35,23 +33,20 @@ def apply(
                                          help="A JSON Lines report of 'scan --json' (reviewed), or audio files and "
                                               "folders whose stored predictions to apply."),
     model: str = typer.Option(D.model, "--model", "-m", help="Model whose stored predictions to apply."),
-    dry_run: bool = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing; show old -> new genre per file."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per file to this CSV.", dir_okay=False),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write one JSON object per file (JSON Lines).",
-                                             dir_okay=False),
-    top_k: int = typer.Option(D.top_k, "--top-k", min=1, help="Write up to this many genres per file (stored predictions)."),
-    min_confidence: float = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0,
-                                         help="Write only genres at least this probable (stored predictions)."),
-    genre_map: Optional[Path] = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
-                                             help="CSV of 'label,new name' rows to rename genres."),
-    overwrite: bool = typer.Option(D.overwrite, "--overwrite", help="Replace genre tags the files already have."),
-    id3v23: bool = typer.Option(D.id3v23, "--id3v23", help="Write ID3v2.3 instead of v2.4 (for old players)."),
-    keep_mtime: bool = typer.Option(D.keep_mtime, "--keep-mtime", help="Keep each file's modification time."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags."),
-    store: Optional[Path] = STORE_OPTION,
-    no_store: bool = NO_STORE_OPTION,
-    config: Optional[Path] = CONFIG_OPTION,
+    dry_run: bool = O.DRY_RUN,
+    csv_path: Optional[Path] = O.CSV,
+    json_path: Optional[Path] = O.JSON,
+    top_k: int = O.TOP_K,
+    min_confidence: float = O.MIN_CONFIDENCE,
+    genre_map: Optional[Path] = O.GENRE_MAP,
+    overwrite: bool = O.OVERWRITE,
+    id3v23: bool = O.ID3V23,
+    keep_mtime: bool = O.KEEP_MTIME,
+    quiet: bool = O.QUIET,
+    verbose: bool = O.VERBOSE,
+    store: Optional[Path] = O.STORE,
+    no_store: bool = O.NO_STORE,
+    config: Optional[Path] = O.CONFIG,
 ) -> None:
     """Write genres from predictions already made, without decoding again.
 

@@ -156,13 +156,6 @@ def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progr
 
 # --- options shared by the commands that tag (scan, apply) -------------------------------------------------
 
-STORE_OPTION = typer.Option(None, "--store", dir_okay=False,
-                            help="Prediction store (SQLite) to use; default ~/.cache/genretag/predictions.sqlite.")
-NO_STORE_OPTION = typer.Option(False, "--no-store", help="Neither read nor write the prediction store.")
-CONFIG_OPTION = typer.Option(None, "--config", dir_okay=False,
-                             help="Settings file (TOML); default ~/.config/genretag/config.toml. Flags win.")
-
-
 def settings_for(ctx: typer.Context, config: Any) -> SimpleNamespace:
     """The command's options after the config file filled in what the command line left at its default."""
     from genretag.cli.settings import resolve

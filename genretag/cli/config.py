@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
-from genretag.cli.common import CONFIG_OPTION, handles_errors, out, shown
+from genretag.cli import options as O
+from genretag.cli.common import handles_errors, out, shown
 
 
 @handles_errors
 def config(
     ctx: typer.Context,
-    config: Optional[Path] = CONFIG_OPTION,
+    config: Optional[Path] = O.CONFIG,
 ) -> None:
     """Print the effective value of every setting the config file can hold, and where it comes from
     (default or the file). The file is TOML: a [scan] table (read by scan and apply), keys spelled as

@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from genretag.cli import options as O
 from genretag.cli.common import (
-    CONFIG_OPTION,
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
-    NO_STORE_OPTION,
-    STORE_OPTION,
     close_store,
     err,
     error_line,
@@ -42,29 +40,27 @@ D = ScanOptions()
 def scan(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
-    model: str = typer.Option(D.model, "--model", "-m", help="Bundled model name or bundle folder."),
-    dry_run: bool = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing to audio files; show old -> new genre per file."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per file to this CSV.", dir_okay=False),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write one JSON object per file (JSON Lines).", dir_okay=False),
-    top_k: int = typer.Option(D.top_k, "--top-k", min=1, help="Write up to this many genres per file."),
-    min_confidence: float = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0,
-                                         help="Write only genres at least this probable (a file whose best genre is below gets none)."),
-    genre_map: Optional[Path] = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
-                                             help="CSV of 'label,new name' rows to rename genres (e.g. Hip-Hop,Hip Hop)."),
-    overwrite: bool = typer.Option(D.overwrite, "--overwrite", help="Replace genre tags the files already have."),
+    model: str = O.MODEL,
+    dry_run: bool = O.DRY_RUN,
+    csv_path: Optional[Path] = O.CSV,
+    json_path: Optional[Path] = O.JSON,
+    top_k: int = O.TOP_K,
+    min_confidence: float = O.MIN_CONFIDENCE,
+    genre_map: Optional[Path] = O.GENRE_MAP,
+    overwrite: bool = O.OVERWRITE,
     force: bool = typer.Option(D.force, "--force", help="Re-tag files this model already tagged."),
-    id3v23: bool = typer.Option(D.id3v23, "--id3v23", help="Write ID3v2.3 instead of v2.4 (for old players)."),
-    keep_mtime: bool = typer.Option(D.keep_mtime, "--keep-mtime", help="Keep each file's modification time."),
+    id3v23: bool = O.ID3V23,
+    keep_mtime: bool = O.KEEP_MTIME,
     windows: int = typer.Option(D.windows, "--windows", "-w", min=1, help="3-s windows listened to per track."),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, max=MAX_BATCH_SIZE,
                                    help=f"Windows per model batch (at most {MAX_BATCH_SIZE}: memory grows with it)."),
     jobs: int = typer.Option(D.jobs, "--jobs", "-j", min=0, help="Decode worker processes (0: decode inline, for debugging)."),
     timeout: float = typer.Option(D.timeout, "--timeout", min=1.0, help="Seconds one file may take to decode."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags."),
-    store: Optional[Path] = STORE_OPTION,
-    no_store: bool = NO_STORE_OPTION,
-    config: Optional[Path] = CONFIG_OPTION,
+    quiet: bool = O.QUIET,
+    verbose: bool = O.VERBOSE,
+    store: Optional[Path] = O.STORE,
+    no_store: bool = O.NO_STORE,
+    config: Optional[Path] = O.CONFIG,
 ) -> None:
     """Predict each track's genre and write it into the file's own genre tag.
 

@@ -9,13 +9,14 @@ from typing import Optional
 
 import typer
 
-from genretag.cli.common import STORE_OPTION, err, error_line, handles_errors, out, shown
+from genretag.cli import options as O
+from genretag.cli.common import err, error_line, handles_errors, out, shown
 
 
 @handles_errors
 def show(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
-    store: Optional[Path] = STORE_OPTION,
+    store: Optional[Path] = O.STORE,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
 ) -> None:
     """Show each file's genre tags and every stored prediction of it (by any model), and whether the

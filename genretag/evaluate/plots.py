@@ -10,18 +10,22 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from genretag.errors import GenretagError
 from genretag.files import replace_atomically
 
-if TYPE_CHECKING:
-    from genretag.evaluate.report import Metrics
+
+class Confusions(Protocol):
+    """Anything with a confusion matrix (a :class:`genretag.evaluate.Metrics` is one)."""
+
+    confusion: Sequence[Sequence[int]]
+    """Counts ``[n_labels][n_labels]``: rows are the true labels, columns the predicted ones."""
 
 
-def plot_confusion(metrics: Metrics, labels: Sequence[str], path: Path, *, title: str) -> Path:
+def plot_confusion(metrics: Confusions, labels: Sequence[str], path: Path, *, title: str) -> Path:
     """Draw ``metrics.confusion`` (counts, rows true) as scikit-learn's annotated
     ``ConfusionMatrixDisplay`` into a PNG at ``path``; returns ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -338,11 +338,11 @@ def _compare_decoded(original: Path, copy: Path, shown: Path, *, ffmpeg_only: bo
         if new != old:
             raise _changed("decoded samples differ", shown)
         return
-    from genretag import audio
+    from genretag.audio import load_audio, probe
 
     def decode(path: Path) -> np.ndarray:
-        info = audio.probe(path)
-        return audio.load_audio(path, sample_rate=info.sample_rate, info=info)
+        info = probe(path)
+        return load_audio(path, sample_rate=info.sample_rate, info=info)
 
     try:
         old_samples = decode(original)

@@ -1,0 +1,31 @@
+"""Options that several commands share (scan and apply), defined once; defaults from :class:`ScanOptions`."""
+
+from __future__ import annotations
+
+import typer
+
+from genretag.config import ScanOptions
+
+D = ScanOptions()
+
+MODEL = typer.Option(D.model, "--model", "-m", help="Bundled model name or bundle folder.")
+DRY_RUN = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing to audio files; show old -> new genre per file.")
+CSV = typer.Option(None, "--csv", dir_okay=False, help="Write one row per file to this CSV.")
+JSON = typer.Option(None, "--json", dir_okay=False,
+                    help="Write one JSON object per file (JSON Lines; 'genretag apply' reads it back).")
+TOP_K = typer.Option(D.top_k, "--top-k", min=1, help="Write up to this many genres per file.")
+MIN_CONFIDENCE = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0,
+                              help="Write only genres at least this probable (a file whose best genre is below gets none).")
+GENRE_MAP = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
+                         help="CSV of 'label,new name' rows to rename genres (e.g. Hip-Hop,Hip Hop; 'Spoken,' never "
+                              "writes Spoken).")
+OVERWRITE = typer.Option(D.overwrite, "--overwrite", help="Replace genre tags the files already have.")
+ID3V23 = typer.Option(D.id3v23, "--id3v23", help="Write ID3v2.3 instead of v2.4 (for old players).")
+KEEP_MTIME = typer.Option(D.keep_mtime, "--keep-mtime", help="Keep each file's modification time.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines.")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags.")
+STORE = typer.Option(None, "--store", dir_okay=False,
+                     help="Prediction store (SQLite) to use; default ~/.cache/genretag/predictions.sqlite.")
+NO_STORE = typer.Option(False, "--no-store", help="Neither read nor write the prediction store.")
+CONFIG = typer.Option(None, "--config", dir_okay=False,
+                      help="Settings file (TOML); default ~/.config/genretag/config.toml. Flags win.")
