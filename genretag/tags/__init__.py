@@ -6,7 +6,8 @@ refuses damaged ID3 tags, :mod:`~genretag.tags.safefile` holds the file-safety s
 Imports mutagen, never TensorFlow.
 """
 
-from genretag.tags.containers import TagState, read_tags
+from genretag.tags.containers import GENRE_FIELDS, ID3V23_SEPARATOR, OWN_KEY, TagState, read_tags, split_genres
 from genretag.tags.write import TMP_SUFFIX, remove_stale_copies, write_genre
 
-__all__ = ["TMP_SUFFIX", "TagState", "read_tags", "remove_stale_copies", "write_genre"]
+__all__ = ["GENRE_FIELDS", "ID3V23_SEPARATOR", "OWN_KEY", "TMP_SUFFIX", "TagState", "read_tags", "remove_stale_copies",
+           "split_genres", "write_genre"]

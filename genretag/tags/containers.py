@@ -63,92 +63,141 @@ _PARSER_ERRORS = (mutagen.MutagenError, ValueError, IndexError, KeyError, EOFErr
 
 @dataclass(frozen=True)
 class TagState:
-    """The genre-related tags of one file."""
+    """The tags of one file that genretag reads: its genres, its own fields, and what groups it."""
 
     container: str
     """``id3``, ``vorbis``, ``mp4``, ``asf``, ``riff-id3`` or ``aiff-id3``."""
     genres: tuple[str, ...]
-    """Existing genre values in stored order; ``()`` if none."""
+    """Existing genre values in stored order, split the way other taggers join them
+    (``Rock; Pop``, and ``Rock/Pop`` in ID3v2.3), numeric ID3v1 references named; ``()`` if none."""
     provenance: str | None
     """Value of the ``GENRETAG_MODEL`` field; ``None`` if absent."""
     id3_version: int | None
     """ID3v2 minor version (2, 3 or 4) for ID3-based containers with an ID3v2 tag, else ``None``."""
+    own_genres: tuple[str, ...] = ()
+    """genretag's own genre field (``GENRETAG_GENRE``), for users who keep the genre field to themselves."""
+    album: str | None = None
+    artist: str | None = None
+    album_artist: str | None = None
+    compilation: bool = False
+    """The file says it is part of a compilation (ID3 ``TCMP``, ``COMPILATION``, MP4 ``cpil``)."""
+    ape_genres: tuple[str, ...] = ()
+    """An APEv2 tag's ``Genre`` on an mp3 (foobar2000, MusicBee and Mp3tag write them; some players prefer them)."""
+
+    def field(self, name: str) -> tuple[str, ...]:
+        """The values of genre field ``name``: ``genre`` or ``genretag`` (see :data:`GENRE_FIELDS`)."""
+        return self.genres if name == "genre" else self.own_genres
+
+
+GENRE_FIELDS = ("genre", "genretag")
+"""Where genres are written: the container's genre field, or genretag's own ``GENRETAG_GENRE``."""
+OWN_KEY = "GENRETAG_GENRE"
+ID3V23_SEPARATOR = "/"
+"""How several genres are joined in ID3v2.3, whose text frames hold one string: ``/``, as
+the ID3v2.3 specification, mutagen and MusicBrainz Picard do."""
 
 
 @dataclass(frozen=True)
-class _Fields:
-    """How one tag family stores the genre and the provenance (tags are mutagen's object)."""
+class _Family:
+    """How one tag family stores genretag's fields: a key per role, and how to read and set a key."""
 
-    read: Callable[[Any], tuple[list[str], list[str]]]
-    """tags -> (genre values, provenance values)."""
-    write: Callable[[Any, tuple[str, ...], str], None]
-    """Replace the genre and provenance fields of tags in place."""
-
-
-def _id3_read(tags: Any) -> tuple[list[str], list[str]]:
-    genres = tags["TCON"].genres if "TCON" in tags else []
-    provenance = tags[_ID3_PROVENANCE].text if _ID3_PROVENANCE in tags else []
-    return genres, provenance
+    keys: dict[str, str]
+    """Role (``genre``, ``genretag``, ``provenance``, ``album``, ``artist``, ``album_artist``,
+    ``compilation``) -> the family's key."""
+    get: Callable[[Any, str], list[str]]
+    set: Callable[[Any, str, list[str]], None]
 
 
-def _id3_write(tags: Any, genres: tuple[str, ...], provenance: str) -> None:
-    # A name starting with "(" is escaped as "((" so it is not read as a numeric
-    # ID3v1 reference. (A name that is all digits, "CR" or "RX" still reads as one.)
-    text = [f"({g}" if g.startswith("(") else g for g in genres]
-    tags.setall("TCON", [TCON(encoding=_UTF8, text=text)])
-    tags.setall(_ID3_PROVENANCE, [TXXX(encoding=_UTF8, desc=PROVENANCE_KEY, text=[provenance])])
+def _id3_get(tags: Any, key: str) -> list[str]:
+    if key not in tags:
+        return []
+    return list(tags[key].genres) if key == "TCON" else [str(t) for t in tags[key].text]
 
 
-def _vorbis_read(tags: Any) -> tuple[list[str], list[str]]:
-    return tags.get("GENRE", []), tags.get(PROVENANCE_KEY, [])
+def _id3_set(tags: Any, key: str, values: list[str]) -> None:
+    if key == "TCON":
+        # A name starting with "(" is escaped as "((" so it is not read as a numeric
+        # ID3v1 reference. (A name that is all digits, "CR" or "RX" still reads as one.)
+        tags.setall("TCON", [TCON(encoding=_UTF8, text=[f"({g}" if g.startswith("(") else g for g in values])])
+    else:
+        tags.setall(key, [TXXX(encoding=_UTF8, desc=key.removeprefix("TXXX:"), text=values)])
 
 
-def _vorbis_write(tags: Any, genres: tuple[str, ...], provenance: str) -> None:
-    tags["GENRE"] = list(genres)  # replaces every case variant, appends at the end
-    tags[PROVENANCE_KEY] = [provenance]
+def _vorbis_get(tags: Any, key: str) -> list[str]:
+    return list(tags.get(key, []))
 
 
-def _mp4_read(tags: Any) -> tuple[list[str], list[str]]:
-    raw = tags.get(_MP4_PROVENANCE, [])
-    return tags.get(_MP4_GENRE, []), [bytes(v).decode("utf-8", "replace") for v in raw]
+def _vorbis_set(tags: Any, key: str, values: list[str]) -> None:
+    tags[key] = values  # replaces every case variant, appends at the end
 
 
-def _mp4_write(tags: Any, genres: tuple[str, ...], provenance: str) -> None:
-    tags[_MP4_GENRE] = list(genres)
-    tags[_MP4_PROVENANCE] = [MP4FreeForm(provenance.encode("utf-8"), dataformat=AtomDataType.UTF8)]
-    # mutagen reads a valid numeric ``gnre`` atom as ©gen, so it is not written back;
-    # one with an unknown number sits in a private table and would be copied back
-    # verbatim. It is the genre field too: drop it so players don't show two genres.
-    getattr(tags, "_failed_atoms", {}).pop("gnre", None)
+def _mp4_get(tags: Any, key: str) -> list[str]:
+    values = tags.get(key, [])
+    if key == "cpil":
+        return ["1"] if values else []
+    if key.startswith("----:"):
+        return [bytes(v).decode("utf-8", "replace") for v in values]
+    return [str(v) for v in values]
 
 
-def _asf_read(tags: Any) -> tuple[list[str], list[str]]:
-    return [str(v) for v in tags.get("WM/Genre", [])], [str(v) for v in tags.get(PROVENANCE_KEY, [])]
+def _mp4_set(tags: Any, key: str, values: list[str]) -> None:
+    if key.startswith("----:"):
+        tags[key] = [MP4FreeForm(v.encode("utf-8"), dataformat=AtomDataType.UTF8) for v in values]
+        return
+    tags[key] = values
+    if key == _MP4_GENRE:
+        # mutagen reads a valid numeric ``gnre`` atom as ©gen, so it is not written back;
+        # one with an unknown number sits in a private table and would be copied back
+        # verbatim. It is the genre field too: drop it so players don't show two genres.
+        getattr(tags, "_failed_atoms", {}).pop("gnre", None)
 
 
-def _asf_write(tags: Any, genres: tuple[str, ...], provenance: str) -> None:
-    tags["WM/Genre"] = list(genres)
-    tags[PROVENANCE_KEY] = [provenance]
-    if "WM/GenreID" in tags:  # legacy second genre field
+def _asf_get(tags: Any, key: str) -> list[str]:
+    return [str(v) for v in tags.get(key, [])]
+
+
+def _asf_set(tags: Any, key: str, values: list[str]) -> None:
+    tags[key] = values
+    if key == "WM/Genre" and "WM/GenreID" in tags:  # legacy second genre field
         del tags["WM/GenreID"]
 
 
-_ID3_FIELDS = _Fields(_id3_read, _id3_write)
-_FIELDS: dict[str, _Fields] = {
-    "id3": _ID3_FIELDS,
-    "riff-id3": _ID3_FIELDS,
-    "aiff-id3": _ID3_FIELDS,
-    "vorbis": _Fields(_vorbis_read, _vorbis_write),
-    "mp4": _Fields(_mp4_read, _mp4_write),
-    "asf": _Fields(_asf_read, _asf_write),
+_ID3 = _Family({"genre": "TCON", "genretag": f"TXXX:{OWN_KEY}", "provenance": _ID3_PROVENANCE, "album": "TALB",
+                "artist": "TPE1", "album_artist": "TPE2", "compilation": "TCMP"}, _id3_get, _id3_set)
+_FIELDS: dict[str, _Family] = {
+    "id3": _ID3,
+    "riff-id3": _ID3,
+    "aiff-id3": _ID3,
+    "vorbis": _Family({"genre": "GENRE", "genretag": OWN_KEY, "provenance": PROVENANCE_KEY, "album": "ALBUM",
+                       "artist": "ARTIST", "album_artist": "ALBUMARTIST", "compilation": "COMPILATION"},
+                      _vorbis_get, _vorbis_set),
+    "mp4": _Family({"genre": _MP4_GENRE, "genretag": f"----:com.apple.iTunes:{OWN_KEY}", "provenance": _MP4_PROVENANCE,
+                    "album": "\xa9alb", "artist": "\xa9ART", "album_artist": "aART", "compilation": "cpil"},
+                   _mp4_get, _mp4_set),
+    "asf": _Family({"genre": "WM/Genre", "genretag": OWN_KEY, "provenance": PROVENANCE_KEY, "album": "WM/AlbumTitle",
+                    "artist": "Author", "album_artist": "WM/AlbumArtist", "compilation": "WM/IsCompilation"},
+                   _asf_get, _asf_set),
 }
 
 
+def split_genres(values: list[str], *, slash: bool = False) -> tuple[str, ...]:
+    """Genre values as separate names: ``Rock; Pop`` (and ``Rock/Pop`` when ``slash``, as ID3v2.3
+    joins them) give two; blanks and repeats are dropped."""
+    names: list[str] = []
+    for value in values:
+        for part in value.split(";"):
+            for name in part.split("/") if slash else (part,):
+                if name.strip() and name.strip() not in names:
+                    names.append(name.strip())
+    return tuple(names)
+
+
 def read_tags(path: str | Path) -> TagState:
-    """Read the genre, provenance and ID3 version of one file.
+    """Read the genre fields, provenance, grouping tags and ID3 version of one file.
 
     A file without tags gives ``genres=()`` and ``provenance=None``. For mp3,
-    a genre only present in an ID3v1 tag is reported (as players show it).
+    a genre only present in an ID3v1 tag is reported (as players show it), and an
+    APEv2 tag's genre too (``ape_genres``).
 
     Raises:
         TagError: the file is missing, unreadable, or not a supported container.
@@ -159,22 +208,45 @@ def read_tags(path: str | Path) -> TagState:
 def _read_state(path: Path, shown: Path) -> TagState:
     """:func:`read_tags` of ``path``; errors name ``shown`` (the user's file when ``path`` is its copy)."""
     audio, container = _load(path, shown)
+    ape = _ape_genres(path) if container == "id3" else ()
     if audio.tags is None:
-        return TagState(container, (), None, None)
+        return TagState(container, (), None, None, ape_genres=ape)
+    family = _FIELDS[container]
     try:
         tags = _raw_id3(audio, path, with_v1=True) if container in _ID3_CONTAINERS else audio.tags
-        genres, provenance = _FIELDS[container].read(tags)
+        values = {role: family.get(tags, key) for role, key in family.keys.items()}
     except (*_PARSER_ERRORS, OSError) as exc:
         raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
     version = None
     if container in _ID3_CONTAINERS and tags.size:  # size 0: no ID3v2 header (v1 only)
         version = tags.version[1]
+    slash = version == 3
+
+    def first(role: str) -> str | None:
+        return next((v.strip() for v in values[role] if v.strip()), None)
+
     return TagState(
         container=container,
-        genres=tuple(g for g in genres if g.strip()),
-        provenance=next((p for p in provenance if p), None),
+        genres=split_genres(values["genre"], slash=slash),
+        provenance=first("provenance"),
         id3_version=version,
+        own_genres=split_genres(values["genretag"], slash=slash),
+        album=first("album"), artist=first("artist"), album_artist=first("album_artist"),
+        compilation=(first("compilation") or "0").lower() in ("1", "true", "yes"),
+        ape_genres=ape,
     )
+
+
+def _ape_genres(path: Path) -> tuple[str, ...]:
+    """The ``Genre`` of an APEv2 tag on an mp3 (empty when there is none, or it can't be read)."""
+    from mutagen.apev2 import APEv2
+
+    try:
+        ape = APEv2(path)
+    except (*_PARSER_ERRORS, OSError):
+        return ()
+    item = next((ape[k] for k in ape.keys() if k.lower() == "genre"), None)
+    return split_genres(str(item).split("\0")) if item is not None else ()
 
 
 def _load(path: Path, shown: Path) -> tuple[Any, str]:
@@ -221,16 +293,20 @@ def size_limit_problem(path: Path, size: int) -> str | None:
     return None
 
 
-def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool) -> None:
-    """Set genre and provenance in the file ``tmp`` (a private copy of ``shown``)."""
+def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool,
+                field: str = "genre", id3v23_sep: str = ID3V23_SEPARATOR) -> None:
+    """Set genre field ``field`` and the provenance in the file ``tmp`` (a private copy of ``shown``)."""
     audio, container = _load(tmp, shown)
     try:
         if container in _ID3_CONTAINERS:
-            _write_id3(audio, tmp, genres, provenance, id3v23=id3v23, with_v1=container == "id3")
+            _write_id3(audio, tmp, genres, provenance, id3v23=id3v23, with_v1=container == "id3", field=field,
+                       sep=id3v23_sep)
             return
         if audio.tags is None:
             audio.add_tags()
-        _FIELDS[container].write(audio.tags, genres, provenance)
+        family = _FIELDS[container]
+        family.set(audio.tags, family.keys[field], list(genres))
+        family.set(audio.tags, family.keys["provenance"], [provenance])
         audio.save(tmp)
     except _PARSER_ERRORS as exc:
         raise _tag_error(exc, shown, "cannot write tags") from exc
@@ -252,7 +328,8 @@ def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
 
 
 def _write_id3(
-    audio: Any, path: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool, with_v1: bool
+    audio: Any, path: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool, with_v1: bool,
+    field: str = "genre", sep: str = ID3V23_SEPARATOR,
 ) -> None:
     """Write the ID3v2 tag of ``path`` keeping its version (see :func:`write_genre`)."""
     tags = _raw_id3(audio, path, with_v1=False)
@@ -262,7 +339,11 @@ def _write_id3(
         tags.update_to_v23()  # v2.4 -> v2.3 on request
     elif existing not in (None, target):
         tags.update_to_v24()  # v2.2, which mutagen cannot write
-    _id3_write(tags, genres, provenance)
+    # ID3v2.3 text frames hold one string: several genres are joined with ``sep`` there (and
+    # v23_sep=None below keeps every other frame's values exactly as they were stored).
+    values = [sep.join(genres)] if target == 3 else list(genres)
+    _id3_set(tags, _ID3.keys[field], values)
+    _id3_set(tags, _ID3.keys["provenance"], [provenance])
     if not with_v1:  # ID3 chunk of wav/aiff: no ID3v1 there
         tags.save(path, v2_version=target, v23_sep=None)
         return

@@ -23,6 +23,8 @@ from typing import BinaryIO
 from genretag.errors import TagError, os_reason
 from genretag.tags.audiocheck import check_audio
 from genretag.tags.containers import (
+    GENRE_FIELDS,
+    ID3V23_SEPARATOR,
     TagState,
     _read_state,
     _write_tags,
@@ -52,12 +54,17 @@ def write_genre(
     genres: Sequence[str],
     *,
     provenance: str,
+    field: str = "genre",
     id3v23: bool = False,
+    id3v23_sep: str = ID3V23_SEPARATOR,
     keep_mtime: bool = False,
 ) -> TagState:
     """Replace the genre of one file and record ``provenance``; return the state after.
 
-    Only the genre field (see the module table) and the provenance field change.
+    Only the genre field (see the module table; ``field="genretag"``: genretag's own
+    ``GENRETAG_GENRE`` field instead, leaving the genre field to the user) and the
+    provenance field change. In ID3v2.3, whose text frames hold one string, several
+    genres are joined with ``id3v23_sep`` (``/`` by default, as the specification says).
     The write is atomic: a copy in the same folder is tagged, read back (a
     damaged file whose new tag can't be found is refused), its audio compared
     with the original's (:func:`~genretag.tags.audiocheck.check_audio`: the same
@@ -115,6 +122,8 @@ def write_genre(
         ValueError, TypeError: ``genres`` or ``provenance`` is empty or malformed.
     """
     shown = Path(path)
+    if field not in GENRE_FIELDS:
+        raise ValueError(f"field must be one of {', '.join(GENRE_FIELDS)}, not {field!r}")
     values = _clean_genres(genres)
     provenance = _clean_text(provenance, what="provenance")
     real = Path(os.path.realpath(shown))
@@ -133,8 +142,8 @@ def write_genre(
         try:
             copy_file(real, tmp, before)
             copied = digest(tmp)
-            _write_tags(tmp, shown, values, provenance, id3v23=id3v23)
-            after = _read_back(tmp, shown, provenance)
+            _write_tags(tmp, shown, values, provenance, id3v23=id3v23, field=field, id3v23_sep=id3v23_sep)
+            after = _read_back(tmp, shown, provenance, field=field)
             check_audio(real, tmp, shown)
             if keep_mtime:
                 os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -255,7 +264,7 @@ def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
     return removed
 
 
-def _read_back(tmp: Path, shown: Path, provenance: str) -> TagState:
+def _read_back(tmp: Path, shown: Path, provenance: str, *, field: str = "genre") -> TagState:
     """The copy's tags as any reader will now see them; TagError unless they hold the new genre.
 
     A damaged file can take a tag where no reader finds it: in a WAV or AIFF whose
@@ -266,7 +275,7 @@ def _read_back(tmp: Path, shown: Path, provenance: str) -> TagState:
         state = _read_state(tmp, shown)
     except TagError as exc:
         raise TagError(f"cannot write tags: they do not read back ({exc.reason})", shown) from exc
-    if state.provenance != provenance or not state.genres:
+    if state.provenance != provenance or not state.field(field):
         raise TagError("cannot write tags: they do not read back (is the file truncated or damaged?)", shown)
     return state
 
