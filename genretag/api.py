@@ -165,7 +165,7 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
 def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress: Progress | None,
          store: Store | None, settle: bool, decode: bool = True) -> Iterator[ScanResult]:
     from genretag.discover import Discovery, discover
-    from genretag.scan import ScanResult, predict_files
+    from genretag.scan import ScanResult, predict_files, with_groups
     from genretag.scan import settle as settle_result
     from genretag.tags import remove_stale_copies
 
@@ -180,11 +180,31 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
             on_progress(done, total)
         return result
 
-    def finish(result: ScanResult) -> ScanResult:
+    def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
         if settle:
             result = settle_result(result, model_id=bundle.card.model_id, options=options)
-        recorder.record(result, store_key(bundle), provenance=bundle.card.model_id)
-        return tick(result)
+        recorder.record(result, store_key(bundle))
+        return result if counted else tick(result)
+
+    def produce() -> Iterator[ScanResult]:
+        """Every file's undecided result: from the store where it knows the file, else decoded."""
+        todo = list(found.files)
+        if recorder.store is not None and not options.force:
+            todo = []
+            for path in found.files:
+                known = recorder.known(path, store_key(bundle), provenance=bundle.card.model_id)
+                if known is None:
+                    todo.append(path)
+                else:
+                    yield known
+        if not decode:
+            for path in todo:
+                yield ScanResult(path, "failed", error=recorder.why_unknown(path, store_key(bundle)))
+            return
+        if not todo:
+            return  # everything came from the store: no model loaded, nothing decoded
+        loaded = _as_model(model, options)
+        yield from predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options)
 
     for path, reason in found.problems:
         yield tick(ScanResult(path, "failed", error=reason))
@@ -193,24 +213,17 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     bundle = model.bundle if isinstance(model, Model) else find_model(model)
     if settle and not options.dry_run:
         remove_stale_copies(found.files)
-    todo = list(found.files)
-    if recorder.store is not None and not options.force:
-        todo = []
-        for path in found.files:
-            known = recorder.known(path, store_key(bundle), provenance=bundle.card.model_id)
-            if known is None:
-                todo.append(path)
-            else:
-                yield finish(known)
-    if not decode:
-        for path in todo:
-            yield tick(ScanResult(path, "failed", error=recorder.why_unknown(path, store_key(bundle))))
+    if options.group == "track":
+        for result in produce():
+            yield finish(result)
         return
-    if not todo:
-        return  # everything came from the store: no model loaded, nothing decoded
-    loaded = _as_model(model, options)
-    for result in predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options):
-        yield finish(result)
+    # Grouped: every prediction first (each safe in the store as it comes), then each group's decision.
+    collected = []
+    for result in produce():
+        recorder.record(result, store_key(bundle))
+        collected.append(tick(result))
+    for result in with_groups(collected, options.group):
+        yield finish(result, counted=True)
 
 
 def store_key(bundle: Bundle) -> str:
@@ -263,7 +276,7 @@ class _Recorder:
             return f"its last scan failed ({entry.error}); scan it again"
         return "changed since it was predicted (scan it again)"
 
-    def record(self, result: ScanResult, key: str, *, provenance: str) -> None:
+    def record(self, result: ScanResult, key: str) -> None:
         from genretag.errors import StoreError
 
         if self.store is None:
@@ -272,9 +285,8 @@ class _Recorder:
             return  # taken from the store and nothing new happened to it
         try:
             self.store.put(result, model=key, identity=result.identity)
-            if result.status == "tagged":
-                self.store.after_write(result.path, key, genres=result.genres, outcome="tagged",
-                                       provenance=provenance)
+            if result.status == "tagged" and result.tags is not None:
+                self.store.after_write(result.path, key, tags=result.tags, outcome="tagged")
         except StoreError:
             self.store = None
 
@@ -285,7 +297,7 @@ def _from_entry(entry, provenance: str, *, path: Path) -> ScanResult:
     from genretag.scan import Prediction, ScanResult
 
     base = {"path": path, "previous": entry.previous, "provenance": entry.provenance,
-            "identity": entry.identity, "error": entry.error}
+            "identity": entry.identity, "error": entry.error, "tags": entry.tags}
     if entry.status == "silent":
         return ScanResult(**base, status="silent")
     prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows)

@@ -110,6 +110,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+GROUPS = ("track", "album", "artist")
+"""What ``--group`` decides a genre for."""
+WRITE_TO = ("genre", "genretag")
+"""Where ``--write-to`` writes: the genre field, or genretag's own ``GENRETAG_GENRE``."""
+
 MAX_BATCH_SIZE = 256
 """Largest ``--batch-size``: memory grows with it (the default model: ~1.2 GB at 64), and
 batches above 64 were no faster on a 2-core CPU."""
@@ -141,6 +146,17 @@ class ScanOptions:
     """Tracks decoded ahead of inference; 0 means ``4 * jobs + 8``."""
     genre_map: Mapping[str, str] = field(default_factory=dict)
     """Model label -> the value to write; ``""``: never write that label."""
+    group: str = "track"
+    """``track``: each file decided on its own; ``album``: a file's genre is its album's, decided
+    from the windows of all its tracks (album artist + album tags, else its folder; compilations
+    per track); ``artist``: the same per (album) artist."""
+    write_to: str = "genre"
+    """``genre``: the container's genre field; ``genretag``: genretag's own ``GENRETAG_GENRE``
+    field, so a curated genre field is never touched."""
+    merge: bool = False
+    """Add the predicted genres to the ones the field has, instead of keeping or replacing them."""
+    id3v23_sep: str = "/"
+    """Joins several genres in ID3v2.3, which has one string per frame (the specification's ``/``)."""
 
     def __post_init__(self) -> None:
         from genretag.errors import UsageError
@@ -152,6 +168,9 @@ class ScanOptions:
             (1 <= self.top_k, "top-k must be at least 1"),
             (0.0 <= self.min_confidence <= 1.0, "min-confidence must be between 0 and 1"),
             (0 < self.timeout, "timeout must be positive"),
+            (self.group in GROUPS, f"group must be one of {', '.join(GROUPS)}"),
+            (self.write_to in WRITE_TO, f"write-to must be one of {', '.join(WRITE_TO)}"),
+            (bool(self.id3v23_sep) and "\x00" not in self.id3v23_sep, "the ID3v2.3 separator must be a visible text"),
         )
         for ok, message in checks:
             if not ok:

@@ -16,11 +16,12 @@ is a :class:`~genretag.errors.StoreError` when opened.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from genretag.errors import StoreError, describe
+from genretag.tags import TagState
 
 SCHEMA_VERSION = 1
 STORE_FILE = "predictions.sqlite"
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     previous TEXT NOT NULL,         -- JSON list: genre tags the file had
     provenance TEXT,                -- its GENRETAG_MODEL tag
     error TEXT,
+    tags TEXT,                      -- JSON: the tags read from the file (genre fields, album, artist...)
     outcome TEXT,                   -- what the last scan/apply did: tagged, kept, would-tag, ...
     updated REAL NOT NULL,          -- seconds since the epoch
     PRIMARY KEY (path, model)
@@ -63,6 +66,7 @@ class Result(Protocol):
     previous: tuple[str, ...]
     provenance: str | None
     error: str | None
+    tags: TagState | None
 
 
 def default_store_path() -> Path:
@@ -104,6 +108,7 @@ class Entry:
     previous: tuple[str, ...]
     provenance: str | None
     error: str | None
+    tags: TagState | None
     outcome: str | None
     updated: float
 
@@ -213,19 +218,19 @@ class Store:
                json.dumps(list(pred.labels)) if pred is not None else None,
                np.asarray(pred.probabilities, "<f4").tobytes() if pred is not None else None,
                pred.windows if pred is not None else 0, json.dumps(list(result.previous)), result.provenance,
-               result.error, result.status, time.time())
-        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+               result.error, _tags_json(result.tags), result.status, time.time())
+        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
-    def after_write(self, path: str | Path, model: str, *, genres: Iterable[str], outcome: str,
-                    provenance: str) -> None:
-        """The file was tagged: record its new identity and tags, so the next run knows it."""
+    def after_write(self, path: str | Path, model: str, *, tags: TagState, outcome: str) -> None:
+        """The file was tagged: record its new identity and tags (as read back after the write), so the
+        next run knows it."""
         identity = Identity.of(path)
         if identity is None:
             return
-        self._write("UPDATE predictions SET size = ?, mtime_ns = ?, previous = ?, provenance = ?, outcome = ?, "
-                    "updated = ? WHERE path = ? AND model = ?",
-                    (identity.size, identity.mtime_ns, json.dumps(list(genres)), provenance, outcome, time.time(),
-                     _key(path), model))
+        self._write("UPDATE predictions SET size = ?, mtime_ns = ?, previous = ?, provenance = ?, tags = ?, "
+                    "outcome = ?, updated = ? WHERE path = ? AND model = ?",
+                    (identity.size, identity.mtime_ns, json.dumps(list(tags.genres)), tags.provenance,
+                     _tags_json(tags), outcome, time.time(), _key(path), model))
 
     def _write(self, sql: str, args: tuple) -> None:
         try:
@@ -243,15 +248,26 @@ def _key(path: str | Path) -> bytes:
     return os.fsencode(os.path.abspath(path))
 
 
+def _tags_json(tags: TagState | None) -> str | None:
+    return None if tags is None else json.dumps(dataclasses.asdict(tags))
+
+
+def _tags_of(text: str | None) -> TagState | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return TagState(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 def _entry(row: tuple) -> Entry:
-    (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, outcome,
+    (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, tags, outcome,
      updated) = row
     return Entry(
         path=Path(os.fsdecode(path)), model=model, identity=Identity(size, mtime_ns), status=status,
         labels=tuple(json.loads(labels)) if labels else (),
         probabilities=np.frombuffer(probs, "<f4").astype(np.float32) if probs is not None else None,
         windows=int(windows or 0), previous=tuple(json.loads(previous)), provenance=provenance, error=error,
-        outcome=outcome, updated=float(updated),
+        tags=_tags_of(tags), outcome=outcome, updated=float(updated),
     )
 
 

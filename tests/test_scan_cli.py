@@ -49,7 +49,7 @@ NAMES = {
 OWN_KEYS = {"TCON", f"TXXX:{PROVENANCE_KEY}", "GENRE", PROVENANCE_KEY, "\xa9gen",
             f"----:com.apple.iTunes:{PROVENANCE_KEY}", "WM/Genre"}
 """Tag keys a scan may change (genre and provenance of every container)."""
-JSON_KEYS = {*REPORT_COLUMNS, "probabilities", "size", "mtime_ns", "model"}
+JSON_KEYS = {*REPORT_COLUMNS, "probabilities", "size", "mtime_ns", "model", "group_confidence"}
 
 
 # --- fixtures and helpers -------------------------------------------------------------------

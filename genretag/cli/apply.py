@@ -41,6 +41,10 @@ def apply(
     genre_map: Optional[Path] = O.GENRE_MAP,
     overwrite: bool = O.OVERWRITE,
     id3v23: bool = O.ID3V23,
+    id3v23_sep: str = O.ID3V23_SEP,
+    group: O.Group = O.GROUP,
+    write_to: O.WriteTo = O.WRITE_TO_FIELD,
+    merge: bool = O.MERGE,
     keep_mtime: bool = O.KEEP_MTIME,
     quiet: bool = O.QUIET,
     verbose: bool = O.VERBOSE,
@@ -72,7 +76,8 @@ def apply(
     if reports:
         rows = read_report(reports[0])
         files, total, model_id = [Path(r["path"]) for r in rows] + [reports[0]], len(rows), ""
-        results = apply_report(rows, options=options)
+        def run(on_progress):
+            return apply_report(rows, options=options, on_progress=on_progress)
     else:
         bundle = resolve_model(o.model)
         found = discover(sources)
@@ -84,12 +89,13 @@ def apply(
         if store is None:
             raise store_problem or UsageError("apply needs the prediction store (drop --no-store), or a report")
         files, total, model_id = found.files, len(found.files) + len(found.problems), bundle.card.model_id
-        results = apply_stored(found, store=store, model=bundle.path, options=options)
+        def run(on_progress):
+            return apply_stored(found, store=store, model=bundle.path, options=options, on_progress=on_progress)
     check_report_paths([o.csv_path, o.json_path], files)
     writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=model_id)
     started = time.perf_counter()
     try:
-        tally = _consume(results, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
+        tally = _consume(run, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
                          show_lines=(o.dry_run or o.verbose) and not o.quiet)
     finally:
         writer.close()

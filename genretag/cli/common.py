@@ -151,6 +151,7 @@ def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progr
         console=console,
         disable=quiet or not console.is_terminal,
         transient=False,
+        redirect_stdout=False,  # results stay on stdout, even when only stderr is a terminal
     )
 
 
@@ -173,7 +174,7 @@ def scan_options(o: SimpleNamespace) -> Any:
     from genretag.scan import read_genre_map
 
     known = {f.name for f in fields(ScanOptions)} - {"genre_map"}
-    values = {name: getattr(o, name) for name in known if hasattr(o, name)}
+    values = {name: getattr(getattr(o, name), "value", getattr(o, name)) for name in known if hasattr(o, name)}
     return ScanOptions(**values, genre_map=read_genre_map(o.genre_map) if o.genre_map else {})
 
 

@@ -36,6 +36,6 @@ def config(
         for setting in resolve(sub, params, config=config):
             if setting.name not in seen:
                 seen.add(setting.name)
-                value = "" if setting.value is None else str(setting.value)
+                value = "" if setting.value is None else str(getattr(setting.value, "value", setting.value))
                 table.add_row(shown(f"[scan] {setting.name}"), shown(value), shown(setting.source))
     out().print(table)

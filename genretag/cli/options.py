@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from genretag.config import ScanOptions
+from genretag.cli.data import _choices
+from genretag.config import GROUPS, WRITE_TO, ScanOptions
 
 D = ScanOptions()
+Group = _choices("Group", GROUPS)
+WriteTo = _choices("WriteTo", WRITE_TO)
 
 MODEL = typer.Option(D.model, "--model", "-m", help="Bundled model name or bundle folder.")
 DRY_RUN = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing to audio files; show old -> new genre per file.")
@@ -22,6 +25,14 @@ GENRE_MAP = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
 OVERWRITE = typer.Option(D.overwrite, "--overwrite", help="Replace genre tags the files already have.")
 ID3V23 = typer.Option(D.id3v23, "--id3v23", help="Write ID3v2.3 instead of v2.4 (for old players).")
 KEEP_MTIME = typer.Option(D.keep_mtime, "--keep-mtime", help="Keep each file's modification time.")
+GROUP = typer.Option(D.group, "--group",
+                     help="Decide a genre per track, or per album / artist from the windows of all their tracks "
+                          "(album artist + album tags, else the folder; compilations per track).")
+WRITE_TO_FIELD = typer.Option(D.write_to, "--write-to",
+                              help="genre: the file's genre field; genretag: genretag's own GENRETAG_GENRE field "
+                                   "(your curated genres are never touched).")
+MERGE = typer.Option(D.merge, "--merge", help="Add the predicted genres to the field's existing ones.")
+ID3V23_SEP = typer.Option(D.id3v23_sep, "--id3v23-sep", help="Joins several genres in ID3v2.3 (one text per frame).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags.")
 STORE = typer.Option(None, "--store", dir_okay=False,

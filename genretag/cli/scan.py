@@ -50,6 +50,10 @@ def scan(
     overwrite: bool = O.OVERWRITE,
     force: bool = typer.Option(D.force, "--force", help="Re-tag files this model already tagged."),
     id3v23: bool = O.ID3V23,
+    id3v23_sep: str = O.ID3V23_SEP,
+    group: O.Group = O.GROUP,
+    write_to: O.WriteTo = O.WRITE_TO_FIELD,
+    merge: bool = O.MERGE,
     keep_mtime: bool = O.KEEP_MTIME,
     windows: int = typer.Option(D.windows, "--windows", "-w", min=1, help="3-s windows listened to per track."),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, max=MAX_BATCH_SIZE,
@@ -88,8 +92,9 @@ def scan(
     started = time.perf_counter()
     total = len(found.files) + len(found.problems)
     try:
-        results = tag(found, model=bundle.path, options=options, store=store)  # the model loads only if needed
-        tally = _consume(results, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
+        tally = _consume(lambda on_progress: tag(found, model=bundle.path, options=options, store=store,
+                                                 on_progress=on_progress),  # the model loads only if needed
+                         total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
                          show_lines=(o.dry_run or o.verbose) and not o.quiet)
     finally:
         writer.close()
@@ -124,34 +129,53 @@ class _Tally:
     """The report error that stopped the scan."""
 
 
-def _consume(results, total: int, *, writer, console, stderr, quiet: bool, show_lines: bool) -> _Tally:
-    """Drive the pipeline: report each result as it comes, with a progress bar; Ctrl-C stops it cleanly."""
+def _consume(run, total: int, *, writer, console, stderr, quiet: bool, show_lines: bool) -> _Tally:
+    """Drive the pipeline: report each result as it comes, with a progress bar; Ctrl-C stops it cleanly.
+
+    ``run(on_progress)`` starts the library call; the bar follows its ``on_progress(done, total)``
+    (with ``--group`` every file is predicted before the first decision comes back).
+    """
     tally = _Tally()
     started = time.perf_counter()
     try:
-        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress, closing(results):
+        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
             task = progress.add_task("scanning", total=total, rate="-")
-            for result in results:
-                try:
-                    writer.write(result)
-                except GenretagError as exc:  # a full disk under the report: stop cleanly, say so
-                    tally.stopped_by = exc
-                    break
-                tally.statuses[result.status] += 1
-                if result.genres and result.status in ("tagged", "would-tag"):
-                    tally.genres[result.genres[0]] += 1
-                _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
-                done = sum(tally.statuses.values())
-                progress.update(task, advance=1, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
+
+            def advance(done: int, _total: int) -> None:
+                progress.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
+
+            # A terminal shows the per-file lines above the bar; a redirected stdout gets them as they are.
+            lines = progress.console if progress.live.is_started and console.is_terminal else console
+            errors = progress.console if progress.live.is_started else stderr
+            with closing(run(advance)) as results:
+                for result in results:
+                    if not _take(result, tally, writer=writer):
+                        break
+                    _render(result, lines, errors, show_lines)
     except KeyboardInterrupt:
         tally.interrupted = True
     return tally
+
+
+def _take(result: "ScanResult", tally: _Tally, *, writer) -> bool:
+    """Count a result and write its report row; False when the report can't be written (stop)."""
+    try:
+        writer.write(result)
+    except GenretagError as exc:  # a full disk under the report: stop cleanly, say so
+        tally.stopped_by = exc
+        return False
+    tally.statuses[result.status] += 1
+    if result.genres and result.status in ("tagged", "would-tag"):
+        tally.genres[result.genres[0]] += 1
+    return True
 
 
 def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
     if result.status == "failed":
         stderr.print(error_line(result.error or "failed", result.path))
         return
+    for note in result.notes:
+        stderr.print(f"[yellow]note:[/yellow] {shown(note)} ({shown(result.path)})")
     if not show_lines:
         return
     old = "; ".join(result.previous) or "-"
@@ -162,7 +186,8 @@ def _render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
             "silent": " [dim](silent: no genre)[/dim]",
             "low-confidence": " [dim](below --min-confidence)[/dim]",
             "excluded": " [dim](excluded: the genre map or a review left no genre to write)[/dim]"}.get(result.status, "")
-    console.print(f"{shown(result.path)}: {shown(old)} -> [bold]{shown(new)}[/bold]{conf}{note}")
+    group = f" [dim]({shown(result.group)})[/dim]" if result.group else ""
+    console.print(f"{shown(result.path)}: {shown(old)} -> [bold]{shown(new)}[/bold]{conf}{note}{group}")
 
 
 def _summary(console, tally: _Tally, total: int, elapsed: float, *, dry_run: bool) -> None:

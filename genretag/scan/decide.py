@@ -15,6 +15,7 @@ from genretag.config import ScanOptions
 from genretag.errors import GenretagError, UsageError, os_reason
 from genretag.scan.batching import Prediction
 from genretag.store import Identity
+from genretag.tags import TagState
 
 STATUSES = (
     "predicted", "tagged", "would-tag", "kept", "skipped", "low-confidence", "excluded", "silent", "failed",
@@ -46,6 +47,15 @@ class ScanResult:
     """Why it failed; with status ``predicted``, a problem reading the file's tags (it will not be written)."""
     identity: Identity | None = None
     """The file's size and modification time when it was predicted."""
+    tags: TagState | None = None
+    """What was read from the file's tags (its own genre field, album, artist, an APEv2 genre...)."""
+    group: str | None = None
+    """The album or artist the file was decided with (``--group``); None: decided on its own."""
+    group_prediction: Prediction | None = None
+    """The group's distribution, from the windows of all its tracks; it decides the genres.
+    ``prediction`` stays the track's own."""
+    notes: tuple[str, ...] = ()
+    """Things the user should know that are not failures (an APEv2 genre left as it was...)."""
 
     @property
     def failed(self) -> bool:
@@ -68,20 +78,46 @@ def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions()) 
 def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResult:
     """What a ``predicted`` file gets under ``options``; other results come back as they are.
 
-    Pure: reads and writes nothing. The result's status becomes ``would-tag``,
-    ``kept``, ``low-confidence``, ``excluded`` or ``failed`` (tags that could not be read).
+    Pure: reads and writes nothing. The genres come from the group's prediction when
+    there is one (``--group``), else the file's own. The result's status becomes
+    ``would-tag``, ``kept`` (the genre field has a genre genretag did not write, and
+    neither ``overwrite`` nor ``merge``; or ``merge`` has nothing to add),
+    ``low-confidence``, ``excluded`` or ``failed`` (tags that could not be read).
     """
     if result.status != "predicted" or result.prediction is None:
         return result
-    genres = choose_genres(result.prediction, options)
+    prediction = result.group_prediction or result.prediction
+    genres = choose_genres(prediction, options)
     if not genres:
-        above = any(p >= options.min_confidence for _, p in result.prediction.ranked()[: options.top_k])
+        above = any(p >= options.min_confidence for _, p in prediction.ranked()[: options.top_k])
         return replace(result, status="excluded" if above else "low-confidence")
-    if result.previous and result.provenance is None and not options.overwrite:
+    existing = _existing(result, options.write_to)
+    if options.merge:
+        known = {g.casefold() for g in existing}
+        added = tuple(g for g in genres if g.casefold() not in known)
+        genres = existing + added
+        if not added:
+            return replace(result, status="kept", genres=genres)
+    elif existing and options.write_to == "genre" and result.provenance is None and not options.overwrite:
         return replace(result, status="kept", genres=genres)
     if result.error is not None:  # tags could not be read: don't try to write them
         return replace(result, status="failed", genres=genres)
-    return replace(result, status="would-tag", genres=genres)
+    return replace(result, status="would-tag", genres=genres, notes=result.notes + _ape_note(result, genres, options))
+
+
+def _existing(result: ScanResult, field: str) -> tuple[str, ...]:
+    """The values the genre field being written has now."""
+    if result.tags is not None:
+        return result.tags.field(field)
+    return result.previous if field == "genre" else ()
+
+
+def _ape_note(result: ScanResult, genres: tuple[str, ...], options: ScanOptions) -> tuple[str, ...]:
+    """Say so when an mp3's APEv2 genre (which some players show instead of ID3's) will contradict the new genre."""
+    ape = result.tags.ape_genres if result.tags is not None else ()
+    if not ape or options.write_to != "genre" or {g.casefold() for g in ape} == {g.casefold() for g in genres}:
+        return ()
+    return (f"its APEv2 tag says genre {'; '.join(ape)!r}, left as it was (foobar2000 and MusicBee may show that)",)
 
 
 def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:
@@ -95,11 +131,11 @@ def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptio
     if result.status != "would-tag":
         return result
     try:
-        write_genre(result.path, result.genres, provenance=model_id, id3v23=options.id3v23,
-                    keep_mtime=options.keep_mtime)
+        after = write_genre(result.path, result.genres, provenance=model_id, field=options.write_to,
+                            id3v23=options.id3v23, id3v23_sep=options.id3v23_sep, keep_mtime=options.keep_mtime)
     except GenretagError as exc:
         return replace(result, status="failed", error=exc.reason)
-    return replace(result, status="tagged")
+    return replace(result, status="tagged", tags=after)
 
 
 def settle(result: ScanResult, *, model_id: str, options: ScanOptions) -> ScanResult:

@@ -16,6 +16,7 @@ import numpy as np
 from genretag.config import FeatureConfig, WindowPolicy
 from genretag.errors import GenretagError, describe
 from genretag.store import Identity
+from genretag.tags import TagState
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TrackFeatures:
     """One-line reason when status is ``error`` (or a tag-read problem)."""
     identity: Identity | None = None
     """Size and modification time of the file when it was opened (for the prediction store)."""
+    tags: TagState | None = None
+    """Everything read from the file's tags (genre fields, album, artist...); None if unreadable."""
 
 
 def extract_track(
@@ -63,6 +66,7 @@ def extract_track(
     try:
         state = read_tags(path)
         genres, provenance = state.genres, state.provenance
+        result = functools.partial(result, tags=state)
     except GenretagError as exc:
         tag_error = f"unreadable tags: {exc.reason.removeprefix('unsupported or unreadable tags: ')}"
     if skip_if_tagged_by is not None and provenance == skip_if_tagged_by:

@@ -44,7 +44,7 @@ def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult
     """A decoded (or failed) track and its prediction as a ``predicted`` / ``skipped`` /
     ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet."""
     base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error,
-            "identity": track.identity}
+            "identity": track.identity, "tags": track.tags}
     if track.status in ("skipped", "silent"):
         return ScanResult(**base, status=track.status)
     if track.status == "error" or prediction is None:

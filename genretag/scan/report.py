@@ -22,7 +22,10 @@ from genretag.scan.decide import ScanResult
 _AUDIO_MAGIC = (b"ID3", b"fLaC", b"OggS", b"RIFF", b"FORM", b"\x30\x26\xb2\x75", b"MAC ", b"wvpk", b"TTA1")
 """How audio files start (mp3 with a tag, flac, ogg/opus, wav, aiff, asf/wma, ape, wavpack, tta)."""
 
-REPORT_COLUMNS = ("path", "status", "genre", "confidence", "genres", "previous", "top", "error")
+REPORT_COLUMNS = ("path", "status", "genre", "confidence", "genres", "previous", "top", "error", "group",
+                  "group_genre", "notes")
+"""CSV columns. ``genre``/``confidence``/``top``: the track's own prediction; ``group_genre``: its
+group's (``--group``), which decided ``genres``."""
 
 
 def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "") -> dict[str, Any]:
@@ -43,6 +46,10 @@ def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "") -> dic
         "size": result.identity.size if result.identity else None,
         "mtime_ns": result.identity.mtime_ns if result.identity else None,
         "model": model_id,
+        "group": result.group or "",
+        "group_genre": result.group_prediction.genre if result.group_prediction is not None else "",
+        "group_confidence": round(result.group_prediction.confidence, 4) if result.group_prediction else None,
+        "notes": list(result.notes),
     }
 
 
@@ -114,6 +121,7 @@ class ReportWriter:
         row = report_row(result, top_k=self.top_k, model_id=self.model_id)
         if self._csv is not None:
             flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
+                        notes=" | ".join(row["notes"]),
                         top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
                         confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}")
             self._guarded(self._files[0], lambda: self._csv.writerow(flat))

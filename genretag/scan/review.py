@@ -61,14 +61,20 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     except Exception as exc:  # noqa: BLE001 - a TagError; any failure is this file's
         return replace(base, error=getattr(exc, "reason", str(exc)), identity=now)
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
-    result = replace(base, previous=state.genres, provenance=state.provenance, identity=now, genres=genres)
+    existing = state.field(options.write_to)
+    if options.merge:
+        genres = existing + tuple(g for g in genres if g.casefold() not in {e.casefold() for e in existing})
+    result = replace(base, previous=state.genres, provenance=state.provenance, identity=now, genres=genres, tags=state)
     if recorded is None or now != recorded:
-        if genres and state.genres == genres and state.provenance and state.provenance == row.get("model"):
+        if genres and existing == genres and state.provenance and state.provenance == row.get("model"):
             return replace(result, status="skipped")  # this report was applied already
         return replace(base, error="changed since it was predicted (scan it again)", identity=now)
     if not genres:
         status = row.get("status")
         return replace(result, status=status if status in ("low-confidence", "excluded", "silent") else "excluded")
-    if state.genres and state.provenance is None and not options.overwrite:
+    if options.merge and genres == existing:
+        return replace(result, status="kept")  # nothing to add
+    if existing and options.write_to == "genre" and not options.merge and state.provenance is None \
+            and not options.overwrite:
         return replace(result, status="kept")
     return replace(result, status="would-tag")

@@ -1,0 +1,70 @@
+"""Deciding per album or artist (``--group``): one distribution for a group of tracks, from all their windows.
+
+A group's distribution is the mean of its tracks' window probabilities, that is the
+tracks' own distributions weighted by their window counts, so a long track counts
+for more than a short one as it would if the album were one long track.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from genretag.scan.batching import Prediction
+from genretag.scan.decide import ScanResult
+
+VARIOUS_ARTISTS = frozenset({"various artists", "various", "va", "v.a.", "verschiedene interpreten", "artistes divers"})
+"""Album artists that mark a compilation (decided per track, like a compilation flag)."""
+
+
+def group_key(result: ScanResult, mode: str) -> str | None:
+    """The group a predicted file belongs to under ``mode`` (``track``, ``album``, ``artist``); None: on its own.
+
+    ``album``: the album artist (else the artist) and the album tag; a file without an
+    album tag is grouped with the others in its folder. ``artist``: the album artist (else
+    the artist); a file without either is on its own. Compilations (a compilation flag,
+    or an album artist such as "Various Artists") are decided per track in either mode.
+    """
+    tags = result.tags
+    if mode == "track" or result.prediction is None:
+        return None
+    album_artist = tags.album_artist if tags is not None else None
+    if tags is not None and (tags.compilation or (album_artist or "").casefold() in VARIOUS_ARTISTS):
+        return None
+    artist = album_artist or (tags.artist if tags is not None else None)
+    if mode == "artist":
+        return f"artist: {artist}" if artist else None
+    if tags is not None and tags.album:
+        return f"album: {artist or '(no artist)'} - {tags.album}"
+    return f"folder: {result.path.parent}"
+
+
+def with_groups(results: Sequence[ScanResult], mode: str) -> list[ScanResult]:
+    """``results`` with ``group`` and ``group_prediction`` set for every predicted file that has a group.
+
+    Groups match case-insensitively; each result keeps its own ``prediction``.
+    """
+    keys = [group_key(r, mode) for r in results]
+    sums: dict[str, np.ndarray] = {}
+    windows: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for result, key in zip(results, keys):
+        if key is None:
+            continue
+        match = key.casefold()
+        names.setdefault(match, key)
+        weight = max(result.prediction.windows, 1)
+        sums[match] = sums.get(match, 0) + result.prediction.probabilities.astype(np.float64) * weight
+        windows[match] = windows.get(match, 0) + weight
+    out = []
+    for result, key in zip(results, keys):
+        if key is None:
+            out.append(result)
+            continue
+        match = key.casefold()
+        total = sums[match] / max(float(sums[match].sum()), 1e-12)
+        group = Prediction(result.path, result.prediction.labels, total.astype(np.float32), windows[match])
+        out.append(replace(result, group=names[match], group_prediction=group))
+    return out
