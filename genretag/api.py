@@ -89,7 +89,8 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     if track.status == "silent":
         raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
     probs = loaded.classifier.predict(track.windows)
-    return Prediction(Path(path), loaded.labels, track_mean(probs), len(track.windows))
+    return Prediction(Path(path), loaded.labels, track_mean(probs, temperature=loaded.bundle.card.temperature),
+                      len(track.windows))
 
 
 def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
@@ -211,6 +212,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     if not found.files:
         return
     bundle = model.bundle if isinstance(model, Model) else find_model(model)
+    options = options.for_model(bundle.card.calibration)  # floors left open: the model's own
     if settle and not options.dry_run:
         remove_stale_copies(found.files)
     if options.group == "track":

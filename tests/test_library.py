@@ -118,12 +118,12 @@ def test_merge_adds_to_the_genres_a_file_has(runner, albums, tmp_path):
     path = albums / "Loud Guitars" / "02.mp3"
     _retag(path, album="Loud Guitars", album_artist="X", genre="Shoegaze")
     report = tmp_path / "r.jsonl"
-    result = _scan(runner, path, "--merge", "--json", report)
+    result = _scan(runner, path, "--merge", "--json", report, "--min-confidence", "0")
     assert result.exit_code == 0, result.output
     (row,) = _rows(report)
     assert row["status"] == "tagged" and row["genres"] == ["Shoegaze", row["genre"]]
     assert read_tags(path).genres == ("Shoegaze", row["genre"])
-    again = _scan(runner, path, "--merge", "--force")
+    again = _scan(runner, path, "--merge", "--force", "--min-confidence", "0")
     assert again.exit_code == 0 and "1 kept existing genre" in again.stdout  # nothing new to add
 
 
@@ -186,3 +186,26 @@ def test_what_an_independent_reader_shows_after_a_multi_genre_write(tmp_path, co
     shown = _ffprobe_tags(path)
     assert shown.get("genre") == SHOWN[container], shown
     assert mutagen.File(path) is not None and read_tags(path).genres[:1] == ("Rock",)
+
+
+def test_the_default_models_calibrated_floors_decide_what_is_written(runner, albums, tmp_path):
+    """The default model's card recommends 0.5 for the top genre and 0.2 for each further one."""
+    import genretag
+
+    calibration = genretag.find_model("default").card.calibration
+    assert (calibration["min_confidence"], calibration["next_min_confidence"]) == (0.5, 0.2)
+    report = tmp_path / "r.jsonl"
+    assert _scan(runner, albums, "--dry-run", "--json", report, "--top-k", "3").exit_code == 0
+    rows = _rows(report)
+    for row in rows:
+        probs = sorted(row["probabilities"].values(), reverse=True)
+        if row["confidence"] < 0.5:
+            assert row["status"] == "low-confidence" and row["genres"] == []
+        else:
+            assert row["status"] == "would-tag"
+            assert len(row["genres"]) == 1 + sum(p >= 0.2 for p in probs[1:3]), (row["genres"], probs[:3])
+    assert {r["status"] for r in rows} == {"low-confidence", "would-tag"}  # both occur on these 12 clips
+    assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-3
+    opened = tmp_path / "o.jsonl"
+    assert _scan(runner, albums, "--dry-run", "--json", opened, "--min-confidence", "0").exit_code == 0
+    assert {r["status"] for r in _rows(opened)} == {"would-tag"}

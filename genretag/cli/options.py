@@ -17,8 +17,14 @@ CSV = typer.Option(None, "--csv", dir_okay=False, help="Write one row per file t
 JSON = typer.Option(None, "--json", dir_okay=False,
                     help="Write one JSON object per file (JSON Lines; 'genretag apply' reads it back).")
 TOP_K = typer.Option(D.top_k, "--top-k", min=1, help="Write up to this many genres per file.")
-MIN_CONFIDENCE = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0,
-                              help="Write only genres at least this probable (a file whose best genre is below gets none).")
+MIN_CONFIDENCE = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0, show_default=False,
+                              help="Write the top genre only at this calibrated probability or more (a file below "
+                                   "gets none). Default: the model's own floor (the default model's 0.5: on its "
+                                   "validation split 84% right, 77% tagged); 0 for models without one.")
+NEXT_MIN_CONFIDENCE = typer.Option(D.next_min_confidence, "--next-min-confidence", min=0.0, max=1.0,
+                                   show_default=False,
+                                   help="With --top-k above 1: each further genre needs this probability. Default: "
+                                        "the model's own (the default model's 0.2); 0 for models without one.")
 GENRE_MAP = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
                          help="CSV of 'label,new name' rows to rename genres (e.g. Hip-Hop,Hip Hop; 'Spoken,' never "
                               "writes Spoken).")

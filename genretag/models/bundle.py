@@ -42,6 +42,14 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    """How the track probabilities are calibrated (``temperature``: see :func:`~genretag.models.runtime.track_mean`),
+    and the precision / coverage it was judged by (``models/calibrate.py`` writes it)."""
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature of track probabilities; 1.0 when the bundle has none."""
+        return float(self.calibration.get("temperature", 1.0))
 
     @property
     def model_id(self) -> str:
@@ -56,6 +64,7 @@ class ModelCard:
             "features": self.features.to_dict(), "weights": self.weights, "sha256": self.sha256,
             "params": self.params, "description": self.description,
             "training": self.training, "metrics": self.metrics,
+            **({"calibration": self.calibration} if self.calibration else {}),
         }
 
     @classmethod
@@ -65,16 +74,20 @@ class ModelCard:
         if data.get("format_version", 0) > FORMAT_VERSION:
             raise ModelError("bundle was written by a newer genretag; upgrade genretag", path)
         try:
-            return cls(
+            card = cls(
                 name=str(data["name"]), version=str(data["version"]), kind=str(data["kind"]),
                 architecture=str(data["architecture"]), labels=tuple(str(x) for x in data["labels"]),
                 features=FeatureConfig.from_dict(data["features"]), weights=str(data["weights"]),
                 sha256=str(data["sha256"]), params=int(data.get("params", 0)),
                 training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
                 description=str(data.get("description", "")),
+                calibration=dict(data.get("calibration", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed card.json: {exc}", path) from exc
+        if not 0.05 <= card.temperature <= 20:
+            raise ModelError(f"malformed card.json: calibration temperature {card.temperature} out of range", path)
+        return card
 
 
 @dataclass(frozen=True)

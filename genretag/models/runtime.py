@@ -25,12 +25,21 @@ class Classifier(Protocol):
         ...
 
 
-def track_mean(window_probs: np.ndarray) -> np.ndarray:
+def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
     """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
     ``float32 [n_classes]``, the mean renormalised to sum to 1 (scan, evaluation,
-    training and the golden test all judge a track this one way)."""
+    training and the golden test all judge a track this one way).
+
+    ``temperature`` (the bundle's calibration, :attr:`ModelCard.temperature`): the mean
+    becomes ``mean ** (1 / T)`` renormalised, which is temperature scaling of the track's
+    log-probabilities; it never changes which genre ranks first.
+    """
     mean = np.asarray(window_probs, np.float64).mean(axis=0)
-    return (mean / max(float(mean.sum()), 1e-12)).astype(np.float32)
+    mean = mean / max(float(mean.sum()), 1e-12)
+    if temperature != 1.0:
+        mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
+        mean /= mean.sum()
+    return mean.astype(np.float32)
 
 
 def quiet_tensorflow() -> None:

@@ -63,14 +63,18 @@ class ScanResult:
 
 
 def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions()) -> tuple[str, ...]:
-    """Up to ``top_k`` genres at or above ``min_confidence``, renamed by ``genre_map``, no repeats.
+    """Up to ``top_k`` genres, renamed by ``genre_map``, no repeats: nothing unless the top genre reaches
+    ``min_confidence``; each further one needs ``next_min_confidence`` (its own floor).
 
     A label the genre map sends to ``""`` is never written (the next one may be, within ``top_k``).
     """
+    ranked = prediction.ranked()[: options.top_k]
+    if not ranked or ranked[0][1] < (options.min_confidence or 0.0):
+        return ()
     out: list[str] = []
-    for label, p in prediction.ranked()[: options.top_k]:
+    for rank, (label, p) in enumerate(ranked):
         name = options.genre_map.get(label, label)
-        if p >= options.min_confidence and name and name not in out:
+        if (rank == 0 or p >= (options.next_min_confidence or 0.0)) and name and name not in out:
             out.append(name)
     return tuple(out)
 
@@ -89,7 +93,7 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResu
     prediction = result.group_prediction or result.prediction
     genres = choose_genres(prediction, options)
     if not genres:
-        above = any(p >= options.min_confidence for _, p in prediction.ranked()[: options.top_k])
+        above = any(p >= (options.min_confidence or 0.0) for _, p in prediction.ranked()[: options.top_k])
         return replace(result, status="excluded" if above else "low-confidence")
     existing = _existing(result, options.write_to)
     if options.merge:

@@ -58,5 +58,6 @@ def predict_files(
     """Decode and predict every file; one ``predicted`` (or skipped/silent/failed) result per
     file, as each finishes. Writes nothing."""
     features = decode_stage(files, bundle=bundle, options=options)
-    for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size):
+    for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size,
+                                            temperature=bundle.card.temperature):
         yield as_result(track, prediction)
