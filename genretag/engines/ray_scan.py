@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -159,18 +160,23 @@ def _run_pipeline(todo: list[str], *, bundle, model, options: ScanOptions, actor
     n_actors = actors or (int(gpus) if gpus >= 1 else max(1, int(cpus) // 4))
     actor_resources = {"num_gpus": 1} if gpus >= 1 else {"num_cpus": 1}
     context = DataContext.get_current()
-    saved = (context.max_errored_blocks, context.enable_progress_bars)
+    logger = logging.getLogger("ray.data")
+    saved = (context.max_errored_blocks, context.enable_progress_bars, logger.level)
     context.max_errored_blocks = -1  # a block that crashes its worker on every retry is given up, not the job
     context.enable_progress_bars = False  # a library draws no bars: progress goes to on_progress
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logger.setLevel(logging.ERROR)  # Ray Data's start/finish lines (and "progress bars disabled")
     seen: set[str] = set()
     try:
         blocks = max(1, -(-len(todo) // TRACKS_PER_TASK))
         ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
-        ds = ds.map_batches(
-            decode_batch, batch_size=None, batch_format="numpy", num_cpus=1, max_retries=3,
-            fn_kwargs={"features": bundle.card.features.to_dict(), "windows": options.windows,
-                       "skip_if_tagged_by": None if options.force else bundle.card.model_id})
+        with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated in 2.60's eyes
+            warnings.simplefilter("ignore")
+            # max_retries: a killed decode worker's task runs again; and since the two stages' remote
+            # arguments differ, Ray does not fuse decoding into the inference actors.
+            ds = ds.map_batches(
+                decode_batch, batch_size=None, batch_format="numpy", num_cpus=1, max_retries=3,
+                fn_kwargs={"features": bundle.card.features.to_dict(), "windows": options.windows,
+                           "skip_if_tagged_by": None if options.force else bundle.card.model_id})
         ds = ds.map_batches(
             Infer, batch_size=TRACKS_PER_CALL, batch_format="pyarrow", zero_copy_batch=True,
             compute=ActorPoolStrategy(min_size=1, max_size=n_actors),
@@ -183,7 +189,8 @@ def _run_pipeline(todo: list[str], *, bundle, model, options: ScanOptions, actor
                 seen.add(row["path"])
                 emit(_decided(row, bundle=bundle, options=options), row["path"])
     finally:
-        context.max_errored_blocks, context.enable_progress_bars = saved
+        context.max_errored_blocks, context.enable_progress_bars, level = saved
+        logger.setLevel(level)
     for path in todo:
         if path not in seen:
             emit(_failed(path, LOST), path)
@@ -255,7 +262,7 @@ class _Cluster:
         if self.owned:
             try:
                 ray.init(address=self.requested, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING, configure_logging=False)
+                         logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise GenretagError(f"cannot connect to Ray at {self.requested or 'a new local instance'}: "
                                     f"{exc}") from exc
