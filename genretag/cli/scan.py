@@ -66,7 +66,7 @@ def scan(
                                "'genretag apply' writes them from --json; --json OUT.parquet writes a Parquet "
                                "dataset; resumes from the outputs a previous run left."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: the cluster "
-                                              "('auto', 'ray://head:10001'); default: a local Ray."),
+                                              "('auto', 'HEAD_IP:6379'); default: a local Ray."),
 ) -> None:
     """Predict each track's genre and write it into the file's own genre tag.
 

@@ -85,7 +85,7 @@ def scan_on_ray(
     """Predict every audio file under ``paths`` (folders, files, or ``s3://``/``gs://``/``file://``
     URIs) on a Ray cluster and write the rows to ``outputs``; writes no tags.
 
-    ``address``: an existing cluster (``"auto"``, ``"ray://head:10001"``, ``"10.0.0.1:6379"``);
+    ``address``: an existing cluster (``"auto"``, ``"10.0.0.1:6379"``);
     None starts a local Ray with every core, unless this process is connected to one already.
     ``options``: as the local scan (model, windows, batch size, top-k, min-confidence, genre map,
     overwrite, force); ``dry_run`` is implied. ``resume``: skip the paths already in every
