@@ -183,6 +183,19 @@ def test_object_store_uri(library, knn_bundle, tmp_path):
     assert rows[(library / "corrupt.mp3").as_uri()]["status"] == "failed"
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "spark"], "unknown engine 'spark' (expected local, ray)"),
+    (["--ray-address", "auto"], "--ray-address needs --engine ray"),
+])
+def test_engine_usage_errors(library, args, message):
+    from typer.testing import CliRunner
+
+    from genretag.cli import app
+
+    result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, ["scan", str(library), *args])
+    assert result.exit_code == 2 and message in result.output
+
+
 def test_import_genretag_does_not_import_ray():
     import subprocess
     import sys

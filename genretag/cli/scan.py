@@ -80,7 +80,7 @@ def scan(
     from genretag.scan import ReportWriter, check_report_paths
 
     o = settings_for(ctx, config)
-    if engine != "local":  # genretag/cli/scan_ray.py: the Ray engine's own front end
+    if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's own front end
         from genretag.cli.scan_ray import scan_ray
 
         return scan_ray(o, paths, engine=engine, address=ray_address)
