@@ -146,7 +146,8 @@ class Sinks:
             writer, fh, where = self._csv
             flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
                         top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
-                        confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}")
+                        confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}",
+                        **({"notes": " | ".join(row["notes"])} if isinstance(row.get("notes"), list) else {}))
             self._guarded(fh, where, lambda: writer.writerow(flat))
         if self._parquet is not None and key not in self._done.get("parquet", ()):
             probs = result.prediction.probabilities if result.prediction is not None else None

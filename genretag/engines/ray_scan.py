@@ -105,6 +105,9 @@ def scan_on_ray(
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise UsageError("the Ray engine needs Ray Data: pip install 'genretag[ray]'") from exc
+    if getattr(options, "group", "track") != "track":  # album/artist groups need every track of a group together
+        raise UsageError(f"--group {options.group} is not supported with --engine ray (each track is decided on "
+                         "its own there); scan with the local engine, or use --group track")
     started = time.perf_counter()
     options = replace(options, dry_run=True)
     bundle = model.bundle if isinstance(model, Model) else genretag.find_model(model)
