@@ -112,6 +112,9 @@ def scan_on_ray(
     options = replace(options, dry_run=True)
     bundle = model.bundle if isinstance(model, Model) else genretag.find_model(model)
     verify_bundle(bundle)  # a bad bundle is refused here, not in every actor
+    for_model = getattr(options, "for_model", None)  # confidence floors left open: the model's own, as locally
+    if for_model is not None:
+        options = for_model(bundle.card.calibration)
     files, problems = _listing(paths, is_uri=is_uri, list_uri=list_uri)
     if not resume:
         _remove(outputs)
