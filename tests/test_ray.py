@@ -50,8 +50,8 @@ def _rows(path: Path) -> list[dict]:
 def test_same_predictions_as_local_engine(corpus, tmp_path):
     clips = sorted(corpus.glob("emotify/*/*.mp3"))[::40][:6]
     assert len(clips) == 6
-    options = genretag.ScanOptions(jobs=1, top_k=2)
-    local = {str(r.path): r for r in genretag.predict(clips, options=options)}
+    options = genretag.ScanOptions(jobs=1, top_k=2, dry_run=True)
+    local = {str(r.path): r for r in genretag.tag(clips, options=options)}  # decided as 'scan --dry-run' does
     outputs = Outputs(json=tmp_path / "scan.jsonl", parquet=tmp_path / "scan.parquet")
     summary = scan_on_ray(clips, options=options, outputs=outputs)
     assert summary.total == 6 and summary.actors == 1 and summary.gpus == 0
@@ -68,7 +68,7 @@ def test_same_predictions_as_local_engine(corpus, tmp_path):
     # The JSON Lines are the rows 'scan --json' writes (genretag apply reads them).
     model_id = genretag.find_model().card.model_id
     for row in read_report(outputs.json):
-        expected = report_row(genretag.decide(local[row["path"]], options), top_k=2, model_id=model_id)
+        expected = report_row(local[row["path"]], top_k=2, model_id=model_id)
         assert row.keys() == expected.keys()
         assert {k: v for k, v in row.items() if k not in ("probabilities", "top", "confidence")} == \
             {k: v for k, v in expected.items() if k not in ("probabilities", "top", "confidence")}
