@@ -66,6 +66,12 @@ def scan(
     store: Optional[Path] = O.STORE,
     no_store: bool = O.NO_STORE,
     config: Optional[Path] = O.CONFIG,
+    engine: str = typer.Option("local", "--engine", help="local: this machine's pool. ray: the same stages on Ray "
+                               "Data (pip install 'genretag[ray]'); writes no tags (implies --dry-run): "
+                               "'genretag apply' writes them from --json; --json OUT.parquet writes a Parquet "
+                               "dataset; resumes from the outputs a previous run left."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: the cluster "
+                                              "('auto', 'HEAD_IP:6379'); default: a local Ray."),
 ) -> None:
     """Predict each track's genre and write it into the file's own genre tag.
 
@@ -79,6 +85,10 @@ def scan(
     from genretag.scan import ReportWriter, check_report_paths
 
     o = settings_for(ctx, config)
+    if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's own front end
+        from genretag.cli.scan_ray import scan_ray
+
+        return scan_ray(o, paths, engine=engine, address=ray_address)
     options = scan_options(o)
     console, stderr = out(), err()
     bundle = resolve_model(o.model)

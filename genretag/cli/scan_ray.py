@@ -1,0 +1,69 @@
+"""``genretag scan --engine ray``: parse -> :func:`genretag.engines.ray_scan.scan_on_ray` -> render.
+
+Kept apart from :mod:`genretag.cli.scan` (which only hands over to :func:`scan_ray`); the
+rendering (per-file lines, summary, exit status) is the local scan's own.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import typer
+
+from genretag.cli.common import EXIT_INTERRUPTED, close_store, err, open_store, out, progress_bar, scan_options
+from genretag.errors import UsageError
+
+ENGINES = ("local", "ray")
+
+
+def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str | None) -> None:
+    """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does."""
+    from genretag.cli.scan import _render, _summary, _Tally, finish
+    from genretag.engines.outputs import Outputs
+    from genretag.engines.ray_scan import scan_on_ray
+    from genretag.scan import check_report_paths
+
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine '{engine}' (expected {', '.join(ENGINES)})")
+    if address is not None and engine != "ray":
+        raise UsageError("--ray-address needs --engine ray")
+    options = scan_options(o)
+    console, stderr = out(), err()
+    stderr.print("[yellow]note:[/yellow] --engine ray writes no tags (as --dry-run); "
+                 "'genretag apply REPORT.jsonl' writes them from --json")
+    parquet = o.json_path is not None and Path(o.json_path).suffix.lower() == ".parquet"
+    outputs = Outputs(json=None if parquet else o.json_path, csv=o.csv_path, parquet=o.json_path if parquet else None)
+    check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)])
+    store, store_problem = open_store(o)
+    tally = _Tally()
+    show_lines = not o.quiet
+    started = time.perf_counter()
+    try:
+        with progress_bar(stderr, quiet=o.quiet, unit="tracks") as progress:
+            task = progress.add_task("scanning on Ray", total=None, rate="-")
+
+            def on_result(result) -> None:
+                tally.statuses[result.status] += 1
+                if result.genres and result.status == "would-tag":
+                    tally.genres[result.genres[0]] += 1
+                _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
+
+            def on_progress(done: int, total: int) -> None:
+                rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
+                progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+
+            summary = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
+                                  store=store, on_progress=on_progress, on_result=on_result)
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
+                     "again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        store_problem = close_store(store, store_problem)
+    if summary.resumed:
+        stderr.print(f"resumed: {summary.resumed} files already in the output were not scanned again")
+    done = sum(tally.statuses.values())
+    _summary(console, tally, done, time.perf_counter() - started, dry_run=True)
+    finish(tally, stderr, store_problem)

@@ -1,0 +1,261 @@
+"""Where a distributed scan's rows go: JSON Lines and CSV as ``genretag scan --json/--csv`` write
+them, and a Parquet dataset (a folder of part files) for large catalogues.
+
+Every output can be resumed: the paths it already holds are read back
+(:func:`done_paths`), a JSON Lines file cut short by a kill is trimmed back to its
+last complete line, rows are appended, and an output skips a path it already has,
+so each file appears once in each output however many runs it took.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from genretag.errors import GenretagError, os_reason
+from genretag.scan.decide import ScanResult
+from genretag.scan.report import REPORT_COLUMNS, report_row
+
+PARQUET_ROWS = 10_000
+"""Rows per Parquet part file (a killed run loses at most the rows not yet in a part)."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The files a distributed scan writes; any of them may be None."""
+
+    json: Path | None = None
+    """JSON Lines, one :func:`~genretag.scan.report_row` per file: what ``genretag apply`` reads."""
+    csv: Path | None = None
+    """CSV with :data:`~genretag.scan.REPORT_COLUMNS`, as ``scan --csv`` writes it."""
+    parquet: Path | None = None
+    """A folder of ``part-NNNNNN.parquet`` files: the JSON row's columns, with ``probabilities`` as
+    ``float32`` in the model's label order (also in the schema metadata, key ``labels``)."""
+
+    def any(self) -> bool:
+        return any(p is not None for p in (self.json, self.csv, self.parquet))
+
+
+def done_paths(outputs: Outputs) -> dict[str, set[str]]:
+    """The paths each existing output already holds, by output name (``json``, ``csv``, ``parquet``).
+
+    An output that does not exist yet holds none. Raises :class:`GenretagError` naming an output
+    that exists but can't be read back.
+    """
+    done: dict[str, set[str]] = {}
+    for name, path in _named(outputs):
+        try:
+            done[name] = _read_paths(name, path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise GenretagError(f"cannot resume from this output: {describe_exc(exc)}", path) from exc
+    return done
+
+
+def describe_exc(exc: BaseException) -> str:
+    return os_reason(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def _named(outputs: Outputs) -> list[tuple[str, Path]]:
+    return [(n, Path(p)) for n, p in (("json", outputs.json), ("csv", outputs.csv), ("parquet", outputs.parquet))
+            if p is not None]
+
+
+def _read_paths(name: str, path: Path) -> set[str]:
+    if name == "parquet":
+        if not path.is_dir():
+            return set()
+        import pyarrow.parquet as pq
+
+        found: set[str] = set()
+        for part in sorted(path.glob("part-*.parquet")):
+            found.update(pq.read_table(part, columns=["path"]).column("path").to_pylist())
+        return found
+    if not path.is_file():
+        return set()
+    if name == "json":
+        found = set()
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                if line.endswith("\n") and line.strip():
+                    found.add(json.loads(line)["path"])
+        return found
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        return {row["path"] for row in csv.DictReader(fh)}
+
+
+class Sinks:
+    """The open outputs of one run. ``done``: what :func:`done_paths` found (rows for those paths are
+    not written again). Use as a context manager."""
+
+    def __init__(self, outputs: Outputs, *, done: dict[str, set[str]], top_k: int, model_id: str,
+                 labels: tuple[str, ...]) -> None:
+        self.top_k, self.model_id, self.labels = top_k, model_id, labels
+        self._done = done
+        self._files: list[tuple[IO[str], Path]] = []
+        self._json = self._csv = None
+        self._parquet: _ParquetParts | None = None
+        try:
+            if outputs.json is not None:
+                self._json = (self._append(outputs.json, errors="backslashreplace", trim=True), outputs.json)
+            if outputs.csv is not None:
+                fresh = not Path(outputs.csv).is_file() or Path(outputs.csv).stat().st_size == 0
+                fh = self._append(outputs.csv, errors="surrogateescape", trim=False)
+                writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+                if fresh:
+                    self._guarded(fh, outputs.csv, writer.writeheader)
+                self._csv = (writer, fh, outputs.csv)
+            if outputs.parquet is not None:
+                self._parquet = _ParquetParts(Path(outputs.parquet), labels=labels)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Sinks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _append(self, path: Path, *, errors: str, trim: bool) -> IO[str]:
+        try:
+            if trim:
+                _trim_partial_line(Path(path))
+            fh = open(path, "a", encoding="utf-8", errors=errors, newline="")
+        except OSError as exc:
+            raise GenretagError(f"cannot write report: {os_reason(exc)}", path) from exc
+        self._files.append((fh, Path(path)))
+        return fh
+
+    def write(self, result: ScanResult, *, path: str | None = None) -> None:
+        """Append ``result``'s row to every output that lacks it; flushed per row (Parquet: per part).
+        ``path``: the row's path when it is not ``result.path`` (an object-store URI)."""
+        row = report_row(result, top_k=self.top_k, model_id=self.model_id)
+        if path is not None:
+            row["path"] = path
+        key = row["path"]
+        if self._json is not None and key not in self._done.get("json", ()):
+            fh, where = self._json
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            self._guarded(fh, where, lambda: fh.write(line))
+        if self._csv is not None and key not in self._done.get("csv", ()):
+            writer, fh, where = self._csv
+            flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
+                        top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
+                        confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}",
+                        **({"notes": " | ".join(row["notes"])} if isinstance(row.get("notes"), list) else {}))
+            self._guarded(fh, where, lambda: writer.writerow(flat))
+        if self._parquet is not None and key not in self._done.get("parquet", ()):
+            probs = result.prediction.probabilities if result.prediction is not None else None
+            windows = result.prediction.windows if result.prediction is not None else 0
+            self._parquet.add(row, probs, windows)
+
+    @staticmethod
+    def _guarded(fh: IO[str], path: Path, step) -> None:
+        try:
+            step()
+            fh.flush()
+        except OSError as exc:
+            raise GenretagError(f"cannot write report: {os_reason(exc)}", path) from exc
+
+    def close(self) -> None:
+        """Write the last Parquet part and close every file."""
+        try:
+            if self._parquet is not None:
+                self._parquet.flush()
+        finally:
+            for fh, _ in self._files:
+                try:
+                    fh.close()
+                except OSError:
+                    pass
+            self._files.clear()
+
+
+def _trim_partial_line(path: Path) -> None:
+    """Cut a JSON Lines file back to its last complete line (a run killed mid-write leaves half a row)."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        data_end = size
+        step = 1 << 16
+        while data_end > 0:
+            start = max(0, data_end - step)
+            fh.seek(start)
+            chunk = fh.read(data_end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(start + cut + 1)
+                return
+            data_end = start
+        fh.truncate(0)
+
+
+class _ParquetParts:
+    """Rows gathered into ``part-NNNNNN.parquet`` files of :data:`PARQUET_ROWS` rows, each written to a
+    temporary name and renamed, so the folder only ever holds complete parts."""
+
+    def __init__(self, folder: Path, *, labels: tuple[str, ...]) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GenretagError(f"cannot write the Parquet output: {os_reason(exc)}", folder) from exc
+        self.folder, self.labels = folder, labels
+        numbers = [int(p.stem.split("-")[1]) for p in folder.glob("part-*.parquet") if p.stem.split("-")[1].isdigit()]
+        self._next = max(numbers, default=-1) + 1
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any], probabilities, windows: int) -> None:
+        self._rows.append({
+            "path": _utf8(row["path"]), "status": row["status"], "genre": row["genre"], "confidence": row["confidence"],
+            "genres": row["genres"], "previous": row["previous"], "error": row["error"],
+            "probabilities": None if probabilities is None else [float(p) for p in probabilities],
+            "windows": windows, "size": row["size"], "mtime_ns": row["mtime_ns"], "model": row["model"]})
+        if len(self._rows) >= PARQUET_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(self._rows, schema=parquet_schema(self.labels))
+        final = self.folder / f"part-{self._next:06d}.parquet"
+        partial = final.with_suffix(".parquet.partial")
+        try:
+            pq.write_table(table, partial)
+            os.replace(partial, final)
+        except OSError as exc:
+            raise GenretagError(f"cannot write the Parquet output: {os_reason(exc)}", final) from exc
+        self._next += 1
+        self._rows.clear()
+
+
+def _utf8(text: str) -> str:
+    """A path that is not valid UTF-8 (``\\udcff`` escapes from the file system) with those bytes
+    written as ``\\xff`` (Parquet strings must be UTF-8)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def parquet_schema(labels: Iterable[str]):
+    """The Parquet output's columns (``labels`` go into the schema metadata as JSON)."""
+    import pyarrow as pa
+
+    strings = pa.list_(pa.string())
+    return pa.schema([
+        ("path", pa.string()), ("status", pa.string()), ("genre", pa.string()), ("confidence", pa.float64()),
+        ("genres", strings), ("previous", strings), ("error", pa.string()),
+        ("probabilities", pa.list_(pa.float32())), ("windows", pa.int32()), ("size", pa.int64()),
+        ("mtime_ns", pa.int64()), ("model", pa.string()),
+    ], metadata={"labels": json.dumps(list(labels))})

@@ -1,0 +1,206 @@
+"""The scan on Ray Data (``genretag scan --engine ray``): one local Ray on 2 CPUs for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from synth import CLASS_BANDS, tone_mix, write_audio
+
+import genretag
+from genretag.engines.outputs import Outputs
+from genretag.engines.ray_scan import LOST, scan_on_ray
+from genretag.scan import read_report, report_row
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    here = str(Path(__file__).resolve().parents[1])  # workers import this checkout's genretag
+    os.environ["PYTHONPATH"] = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    """20 synthetic 4-s clips and one corrupt mp3."""
+    root = tmp_path_factory.mktemp("ray_lib")
+    for i in range(20):
+        label = list(CLASS_BANDS)[i % len(CLASS_BANDS)]
+        write_audio(root / f"{i:02d}-{label}.wav", tone_mix(label, seconds=4.0, seed=i))
+    (root / "corrupt.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + os.urandom(4000))
+    return root
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_same_predictions_as_local_engine(corpus, tmp_path):
+    clips = sorted(corpus.glob("emotify/*/*.mp3"))[::40][:6]
+    assert len(clips) == 6
+    options = genretag.ScanOptions(jobs=1, top_k=2, dry_run=True)
+    local = {str(r.path): r for r in genretag.tag(clips, options=options)}  # decided as 'scan --dry-run' does
+    outputs = Outputs(json=tmp_path / "scan.jsonl", parquet=tmp_path / "scan.parquet")
+    summary = scan_on_ray(clips, options=options, outputs=outputs)
+    assert summary.total == 6 and summary.actors == 1 and summary.gpus == 0
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(outputs.parquet)
+    assert json.loads(table.schema.metadata[b"labels"]) == list(genretag.find_model().card.labels)
+    assert sorted(table.column("path").to_pylist()) == sorted(local)
+    for row in table.to_pylist():
+        want = local[row["path"]].prediction
+        np.testing.assert_allclose(row["probabilities"], want.probabilities, atol=1e-4)
+        assert row["windows"] == want.windows
+    # The JSON Lines are the rows 'scan --json' writes (genretag apply reads them).
+    model_id = genretag.find_model().card.model_id
+    for row in read_report(outputs.json):
+        expected = report_row(local[row["path"]], top_k=2, model_id=model_id)
+        assert row.keys() == expected.keys()
+        assert {k: v for k, v in row.items() if k not in ("probabilities", "top", "confidence")} == \
+            {k: v for k, v in expected.items() if k not in ("probabilities", "top", "confidence")}
+        assert row["probabilities"] == pytest.approx(expected["probabilities"], abs=2e-4)
+
+
+def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from genretag.cli import app
+
+    report = tmp_path / "out.jsonl"
+    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+    result = runner.invoke(app, ["scan", str(library), "--engine", "ray", "--model", str(knn_bundle),
+                                 "--json", str(report), "--no-store", "-q"])
+    assert result.exit_code == 1, result.output  # a file failed
+    assert "writes no tags" in result.output
+    rows = _rows(report)
+    assert sorted(r["path"] for r in rows) == sorted(str(p) for p in library.iterdir())
+    bad = next(r for r in rows if r["path"].endswith("corrupt.mp3"))
+    assert bad["status"] == "failed" and bad["error"]
+    assert {r["status"] for r in rows if r is not bad} <= {"would-tag", "kept", "low-confidence"}
+    assert all(r["model"] == "rel 1" for r in rows)
+    applied = runner.invoke(app, ["apply", str(report), "--dry-run"])
+    assert applied.exit_code == 1, applied.output  # the corrupt file's tags can't be read
+    assert "21/21 files" in applied.output and "20 would be tagged" in applied.output
+
+
+def test_resume_after_an_interrupted_run(library, knn_bundle, tmp_path):
+    outputs = Outputs(json=tmp_path / "out.jsonl", csv=tmp_path / "out.csv", parquet=tmp_path / "out.parquet")
+    first = scan_on_ray([library], model=knn_bundle, options=genretag.ScanOptions(), outputs=outputs)
+    assert first.resumed == 0 and sum(first.statuses.values()) == 21
+    lines = outputs.json.read_text().splitlines(keepends=True)
+    # An interrupted run: 5 rows in the JSON Lines and half of the sixth, 3 in the CSV.
+    outputs.json.write_text("".join(lines[:5]) + lines[5][:40])
+    csv_lines = outputs.csv.read_text().splitlines(keepends=True)
+    outputs.csv.write_text("".join(csv_lines[:4]))
+    again = scan_on_ray([library], model=knn_bundle, options=genretag.ScanOptions(), outputs=outputs)
+    assert again.resumed == 3 and sum(again.statuses.values()) == 18
+    _assert_once_in_each(outputs, 21)
+    shutil.rmtree(outputs.parquet)  # one output lost: every file is scanned again, written only where missing
+    third = scan_on_ray([library], model=knn_bundle, outputs=outputs)
+    assert third.resumed == 0
+    _assert_once_in_each(outputs, 21)
+    done = scan_on_ray([library], model=knn_bundle, outputs=outputs)
+    assert done.resumed == 21 and done.address is None  # nothing left: no cluster needed
+
+
+def _assert_once_in_each(outputs: Outputs, n: int) -> None:
+    import csv
+
+    import pyarrow.parquet as pq
+
+    paths = [r["path"] for r in _rows(outputs.json)]
+    assert len(paths) == len(set(paths)) == n
+    with open(outputs.csv, newline="") as fh:
+        assert sorted(r["path"] for r in csv.DictReader(fh)) == sorted(paths)
+    assert sorted(pq.read_table(outputs.parquet).column("path").to_pylist()) == sorted(paths)
+
+
+def _ray_workers(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("ray::") and name in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_killed_workers_lose_and_duplicate_nothing(library, knn_bundle, tmp_path):
+    killed: list[str] = []
+    stop = threading.Event()
+
+    def killer() -> None:  # SIGKILL the first decode task seen running, then the inference actor
+        for name in ("decode_batch", "Infer"):
+            while not stop.is_set():
+                pids = _ray_workers(name)
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(name)
+                    break
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    outputs = Outputs(json=tmp_path / "out.jsonl")
+    try:
+        summary = scan_on_ray([library], model=knn_bundle, outputs=outputs)
+    finally:
+        stop.set()
+        thread.join()
+    assert "decode_batch" in killed
+    rows = _rows(outputs.json)
+    paths = [r["path"] for r in rows]
+    assert len(paths) == len(set(paths)) == 21 and summary.total == 21
+    assert [r["path"] for r in rows if r["status"] == "failed"] == [str(library / "corrupt.mp3")]
+    assert all(r["error"] != LOST for r in rows)
+
+
+def test_object_store_uri(library, knn_bundle, tmp_path):
+    outputs = Outputs(json=tmp_path / "out.jsonl")
+    summary = scan_on_ray([library.as_uri()], model=knn_bundle, outputs=outputs)
+    rows = {r["path"]: r for r in _rows(outputs.json)}
+    assert summary.total == 21 and all(p.startswith("file:///") for p in rows)
+    wav = rows[(library / "00-Low.wav").as_uri()] if (library / "00-Low.wav").exists() else next(iter(rows.values()))
+    assert wav["status"] != "failed" and wav["size"] > 0
+    assert rows[(library / "corrupt.mp3").as_uri()]["status"] == "failed"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "spark"], "unknown engine 'spark' (expected local, ray)"),
+    (["--ray-address", "auto"], "--ray-address needs --engine ray"),
+])
+def test_engine_usage_errors(library, args, message):
+    from typer.testing import CliRunner
+
+    from genretag.cli import app
+
+    result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, ["scan", str(library), *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_import_genretag_does_not_import_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, genretag, genretag.cli.scan, genretag.engines; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
