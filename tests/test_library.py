@@ -175,6 +175,7 @@ SHOWN = {
     "m4a": "Rock",            # MP4 ©gen holds one value for ffprobe (mutagen writes both)
     "wav": "Rock",            # the same ID3v2.4 frames in a chunk
     "aiff": "Rock",
+    "wma": "Rock",            # WM/Genre holds both; FFmpeg shows the first
 }
 
 

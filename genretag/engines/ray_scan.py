@@ -105,16 +105,14 @@ def scan_on_ray(
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise UsageError("the Ray engine needs Ray Data: pip install 'genretag[ray]'") from exc
-    if getattr(options, "group", "track") != "track":  # album/artist groups need every track of a group together
+    if options.group != "track":  # album/artist groups need every track of a group together
         raise UsageError(f"--group {options.group} is not supported with --engine ray (each track is decided on "
                          "its own there); scan with the local engine, or use --group track")
     started = time.perf_counter()
     options = replace(options, dry_run=True)
     bundle = model.bundle if isinstance(model, Model) else genretag.find_model(model)
     verify_bundle(bundle)  # a bad bundle is refused here, not in every actor
-    for_model = getattr(options, "for_model", None)  # confidence floors left open: the model's own, as locally
-    if for_model is not None:
-        options = for_model(bundle.card.calibration)
+    options = options.for_model(bundle.card.calibration)  # floors left open: the model's own, as locally
     files, problems = _listing(paths, is_uri=is_uri, list_uri=list_uri)
     if not resume:
         _remove(outputs)

@@ -119,7 +119,7 @@ class Infer:
     """The inference stage, one per actor: the model is loaded once, in ``__init__``; each call
     runs every window of a batch of tracks through it (in model batches of ``batch_size``, the last
     padded as the local pool pads it) and averages each track's windows with
-    :func:`~genretag.models.runtime.track_mean` (with the bundle's temperature, where it has one). Rows that are not ``ok`` pass through."""
+    :func:`~genretag.models.runtime.track_mean` (with the bundle's calibration temperature). Rows that are not ``ok`` pass through."""
 
     def __init__(self, model: str, *, batch_size: int) -> None:
         import genretag
@@ -128,8 +128,7 @@ class Infer:
         self.classifier = loaded.classifier
         card = loaded.bundle.card
         self.shape = (card.features.n_mels, card.features.n_frames)
-        temperature = getattr(card, "temperature", 1.0)  # the bundle's calibration, as the local scan applies it
-        self.mean_kwargs = {"temperature": temperature} if temperature != 1.0 else {}
+        self.temperature = card.temperature  # the bundle's calibration, as the local scan applies it
 
     def __call__(self, batch) -> Any:
         from genretag.models.runtime import track_mean
@@ -144,7 +143,7 @@ class Infer:
         rows["probabilities"], offset = [], 0
         for n, status in zip(counts, statuses):
             if status == "ok" and n:
-                rows["probabilities"].append(track_mean(probs[offset : offset + n], **self.mean_kwargs).tolist())
+                rows["probabilities"].append(track_mean(probs[offset : offset + n], temperature=self.temperature).tolist())
                 offset += n
             else:
                 rows["probabilities"].append(None)
