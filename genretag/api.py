@@ -15,7 +15,7 @@ imported when a function needs them, and Keras only when a model is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,9 +144,11 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
 
     Each row's ``genres`` are what is written (edit them; empty the list or delete the
     row to leave a file alone), renamed by ``options.genre_map``; a file that already
-    has a genre keeps it unless ``options.overwrite``. A file whose size or modification
+    has a genre keeps it unless ``options.overwrite`` (``merge``, ``write_to``, ``id3v23``,
+    ``keep_mtime`` apply too; ``top_k``, the confidence floors and ``group`` do not: the
+    row's genres are the decision). A file whose size or modification
     time is not the row's (``size``, ``mtime_ns``) changed since it was predicted and is
-    a ``failed`` result. ``model_id`` (default: each row's ``model``) goes into the
+    a ``failed`` result. Each row's ``model`` (else ``model_id``) goes into the
     provenance field. ``report``: the file, or its rows as :func:`genretag.scan.read_report` read
     them. Raises :class:`~genretag.errors.UsageError` for a report that can't be read.
     """
@@ -155,9 +157,12 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     rows = report if isinstance(report, list) else read_report(report)
     for done, row in enumerate(rows, start=1):
         decided = decide_row(row, options=options)
-        provenance = model_id or row.get("model") or ""
-        if decided.status == "would-tag" and not options.dry_run:
-            decided = write(decided, model_id=provenance, options=options) if provenance else decided
+        provenance = row.get("model") or model_id
+        if decided.status == "would-tag" and not provenance:
+            decided = replace(decided, status="failed",
+                              error="the report does not say which model predicted it (give the model)")
+        elif decided.status == "would-tag" and not options.dry_run:
+            decided = write(decided, model_id=provenance, options=options)
         if on_progress is not None:
             on_progress(done, len(rows))
         yield decided
@@ -184,23 +189,25 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
         if settle:
             result = settle_result(result, model_id=bundle.card.model_id, options=options)
-        recorder.record(result, store_key(bundle))
+        recorder.record(result, store_key(bundle, options))
         return result if counted else tick(result)
 
     def produce() -> Iterator[ScanResult]:
         """Every file's undecided result: from the store where it knows the file, else decoded."""
         todo = list(found.files)
-        if recorder.store is not None and not options.force:
+        if recorder.store is not None and (not options.force or not decode):  # apply always reads the store
             todo = []
             for path in found.files:
-                known = recorder.known(path, store_key(bundle), provenance=bundle.card.model_id)
+                # apply decides again even for files this model tagged; a scan skips them
+                known = recorder.known(path, store_key(bundle, options), provenance=bundle.card.model_id,
+                                       skip_own=decode)
                 if known is None:
                     todo.append(path)
                 else:
                     yield known
         if not decode:
             for path in todo:
-                yield ScanResult(path, "failed", error=recorder.why_unknown(path, store_key(bundle)))
+                yield ScanResult(path, "failed", error=recorder.why_unknown(path, store_key(bundle, options)))
             return
         if not todo:
             return  # everything came from the store: no model loaded, nothing decoded
@@ -222,16 +229,17 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     # Grouped: every prediction first (each safe in the store as it comes), then each group's decision.
     collected = []
     for result in produce():
-        recorder.record(result, store_key(bundle))
+        recorder.record(result, store_key(bundle, options))
         collected.append(tick(result))
     for result in with_groups(collected, options.group):
         yield finish(result, counted=True)
 
 
-def store_key(bundle: Bundle) -> str:
-    """What the prediction store files a model's predictions under: its id and the start of its
-    weights' sha256 (a retrained bundle with the same name and version is another model)."""
-    return f"{bundle.card.model_id} {bundle.card.sha256[:12]}"
+def store_key(bundle: Bundle, options: ScanOptions = ScanOptions()) -> str:
+    """What the prediction store files a model's predictions under: its id, the start of its weights'
+    sha256 (a retrained bundle with the same name and version is another model) and the windows a track
+    is listened to (``--windows 32`` is another prediction than 8), e.g. ``genretag-default 2.0 977094d2bb9e w8``."""
+    return f"{bundle.card.model_id} {bundle.card.sha256[:12]} w{options.windows}"
 
 
 def find_model(model: str | Path = "default") -> Bundle:
@@ -251,7 +259,7 @@ class _Recorder:
         self._outcomes: dict[Path, str | None] = {}
         """What the store said the last run made of each file taken from it (to skip rewriting it)."""
 
-    def known(self, path: Path, key: str, *, provenance: str) -> ScanResult | None:
+    def known(self, path: Path, key: str, *, provenance: str, skip_own: bool = True) -> ScanResult | None:
         from genretag.errors import StoreError
 
         try:
@@ -262,7 +270,7 @@ class _Recorder:
         if entry is None or entry.status == "failed":
             return None
         self._outcomes[path] = entry.outcome
-        return _from_entry(entry, provenance, path=path)
+        return _from_entry(entry, provenance if skip_own else None, path=path)
 
     def why_unknown(self, path: Path, key: str) -> str:
         """Why the store has no usable prediction of ``path``."""
@@ -293,9 +301,9 @@ class _Recorder:
             self.store = None
 
 
-def _from_entry(entry, provenance: str, *, path: Path) -> ScanResult:
+def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
     """A stored prediction of the file at ``path`` as the pipeline would have produced it
-    (``skipped`` if this model tagged the file)."""
+    (``skipped`` if the model ``provenance`` names tagged the file)."""
     from genretag.scan import Prediction, ScanResult
 
     base = {"path": path, "previous": entry.previous, "provenance": entry.provenance,
@@ -303,16 +311,17 @@ def _from_entry(entry, provenance: str, *, path: Path) -> ScanResult:
     if entry.status == "silent":
         return ScanResult(**base, status="silent")
     prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows)
-    status = "skipped" if entry.provenance == provenance else "predicted"
+    status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
     return ScanResult(**base, status=status, prediction=prediction)
 
 
-def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResult:
-    """What a ``predicted`` file gets under ``options`` (top-k, floor, genre map, overwrite); pure.
-    See :func:`genretag.scan.decide`."""
+def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: Model | None = None) -> ScanResult:
+    """What a ``predicted`` file gets under ``options`` (top-k, floors, genre map, overwrite...); pure.
+    With ``model``, confidence floors left at None are the model's own (as :func:`tag` uses them);
+    without, they are 0. See :func:`genretag.scan.decide`."""
     from genretag.scan import decide as decide_
 
-    return decide_(result, options)
+    return decide_(result, options.for_model(model.bundle.card.calibration) if model is not None else options)
 
 
 def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:

@@ -21,7 +21,6 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,7 +37,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS predictions (
     path BLOB NOT NULL,             -- the file's absolute path as bytes (any file name)
-    model TEXT NOT NULL,            -- model id, "name version"
+    model TEXT NOT NULL,            -- "name version sha256-prefix wWINDOWS" (genretag.api.store_key)
     size INTEGER NOT NULL,          -- identity when predicted: bytes ...
     mtime_ns INTEGER NOT NULL,      -- ... and modification time
     status TEXT NOT NULL,           -- predicted | silent | failed
@@ -116,11 +115,20 @@ class Entry:
 class Store:
     """An open prediction store. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, readonly: bool = False) -> None:
+        """Open (and unless ``readonly``, create) the store at ``path``. ``readonly``: a missing store is a
+        :class:`StoreError` (``no prediction store``), and nothing is ever written."""
         self.path = Path(path)
         self.failed: StoreError | None = None
         """The error that made a reading or writing call fail, if one did."""
+        if readonly and not self.path.is_file():
+            raise StoreError("no prediction store here (nothing has been scanned with it yet)", self.path)
         try:
+            if readonly:
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                                           isolation_level=None)
+                self._check_schema()
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self._init_schema()  # first: a file that is not a store is refused before anything is changed
@@ -138,17 +146,23 @@ class Store:
         if db is not None:
             db.close()
 
-    def _init_schema(self) -> None:
+    def _check_schema(self) -> bool:
+        """True when the file is a store of a schema this genretag reads; False when it is empty."""
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise StoreError("not a genretag prediction store (other tables in it)", self.path)
-        if "meta" in tables:
-            meta = dict(self._db.execute("SELECT key, value FROM meta"))
-            if meta.get("app") != _APP:
-                raise StoreError("not a genretag prediction store", self.path)
-            if int(meta.get("schema", 0)) > SCHEMA_VERSION:
-                raise StoreError(f"prediction store has schema {meta['schema']}, newer than this genretag's "
-                                 f"{SCHEMA_VERSION}: upgrade genretag, or use another --store", self.path)
+        if "meta" not in tables:
+            return False
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        if meta.get("app") != _APP:
+            raise StoreError("not a genretag prediction store", self.path)
+        if int(meta.get("schema", 0)) > SCHEMA_VERSION:
+            raise StoreError(f"prediction store has schema {meta['schema']}, newer than this genretag's "
+                             f"{SCHEMA_VERSION}: upgrade genretag, or use another --store", self.path)
+        return True
+
+    def _init_schema(self) -> None:
+        if self._check_schema():
             return
         with self._transaction():  # (executescript would commit on its own)
             for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -239,9 +253,6 @@ class Store:
         except sqlite3.Error as exc:
             self.failed = StoreError(f"cannot write the prediction store: {_reason(exc)}", self.path)
             raise self.failed from exc
-
-    def __iter__(self) -> Iterator[Entry]:
-        return (_entry(r) for r in self._query("SELECT * FROM predictions ORDER BY path", ()))
 
 
 def _key(path: str | Path) -> bytes:

@@ -88,7 +88,7 @@ def test_a_rerun_decodes_nothing_and_loads_no_model(runner, lib, knn, tmp_path, 
     assert statuses == {"0-Low.keep.flac": "skipped", "1-Mid.flac": "skipped", "2-High.flac": "skipped",
                         "3-Mid.flac": "skipped", "silence.wav": "silent"}
     with Store(store) as db:
-        entry = db.current(lib / "1-Mid.flac", next(iter(db)).model)
+        (entry,) = db.entries(lib / "1-Mid.flac")
         assert entry is not None and entry.outcome == "tagged" and entry.provenance == "rel 1"
 
 
@@ -304,3 +304,66 @@ def test_a_bad_config_is_one_usage_error(runner, lib, knn, tmp_path, content, re
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith(f"error: {reason}") and result.stderr.strip().endswith(f"({config})")
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+# --- found in review ----------------------------------------------------------------------------------
+
+
+def test_a_reviewed_genre_no_tag_can_hold_fails_that_file_only(runner, lib, knn, tmp_path):
+    report = tmp_path / "review.jsonl"
+    assert _run(runner, "scan", lib, "--model", knn, "--no-store", "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 0
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    bad = next(r for r in rows if r["path"].endswith("1-Mid.flac"))
+    bad["genres"] = ["Bad\u0000Genre"]
+    report.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = _run(runner, "apply", report)
+    assert result.exit_code == 1 and "Traceback" not in result.output and "internal error" not in result.stderr
+    assert f"error: cannot write tags: genre contains a NUL character: 'Bad\\x00Genre' ({lib / '1-Mid.flac'})" \
+        in result.stderr
+    assert "3 tagged" in result.stdout and "1 failed" in result.stdout
+    assert read_tags(lib / "1-Mid.flac").genres == ()
+
+
+def test_a_report_without_its_model_takes_the_model_given(runner, lib, knn, tmp_path):
+    report = tmp_path / "old.jsonl"
+    assert _run(runner, "scan", lib / "2-High.flac", "--model", knn, "--no-store", "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 0
+    row = json.loads(report.read_text())
+    del row["model"]
+    report.write_text(json.dumps(row) + "\n")
+    result = _run(runner, "apply", report, "--model", knn)
+    assert result.exit_code == 0, result.output
+    assert read_tags(lib / "2-High.flac").provenance == "rel 1"
+
+
+def test_other_windows_are_another_prediction(runner, lib, knn, tmp_path, decoded):
+    store = tmp_path / "p.sqlite"
+    assert _run(runner, "scan", lib, "--model", knn, "--store", store, "--jobs", "0", "--dry-run").exit_code == 0
+    decoded.clear()
+    assert _run(runner, "scan", lib, "--model", knn, "--store", store, "--jobs", "0", "--dry-run",
+                "--windows", "3").exit_code == 0
+    assert len(decoded) == 5  # not the 8-window predictions
+
+
+def test_apply_decides_again_for_files_this_model_tagged(runner, lib, knn, tmp_path):
+    store = tmp_path / "p.sqlite"
+    assert _run(runner, "scan", lib, "--model", knn, "--store", store, "--jobs", "0").exit_code == 0
+    assert len(read_tags(lib / "0-Low.flac").genres) == 1
+    result = _run(runner, "apply", lib, "--model", knn, "--store", store, "--top-k", "2", "--next-min-confidence", "0")
+    assert result.exit_code == 0, result.output
+    assert len(read_tags(lib / "0-Low.flac").genres) == 2
+    import genretag
+
+    with Store(store) as db:  # the library's apply reads the store whatever force says
+        options = genretag.ScanOptions(top_k=3, next_min_confidence=0, force=True)
+        results = list(genretag.apply([lib / "0-Low.flac"], store=db, model=knn, options=options))
+    assert [r.status for r in results] == ["tagged"] and len(read_tags(lib / "0-Low.flac").genres) == 3
+
+
+def test_show_reads_without_creating_a_store(runner, lib, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = _run(runner, "show", lib / "0-Low.flac")
+    assert result.exit_code == 1
+    assert "error: no prediction store here" in result.stderr and "0-Low.flac" in result.stdout
+    assert not (tmp_path / "cache").exists()

@@ -76,9 +76,11 @@ def apply(
     store = None
     if reports:
         rows = read_report(reports[0])
-        files, total, model_id = [Path(r["path"]) for r in rows] + [reports[0]], len(rows), ""
+        # provenance: each row's model; rows without one (an older report), the --model given
+        model_id = next((r["model"] for r in rows if r.get("model")), None) or resolve_model(o.model).card.model_id
+        files, total = [Path(r["path"]) for r in rows] + [reports[0]], len(rows)
         def run(on_progress):
-            return apply_report(rows, options=options, on_progress=on_progress)
+            return apply_report(rows, model_id=model_id, options=options, on_progress=on_progress)
     else:
         bundle = resolve_model(o.model)
         found = discover(sources)

@@ -18,11 +18,13 @@ def show(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
     store: Optional[Path] = O.STORE,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
+    config: Optional[Path] = O.CONFIG,
 ) -> None:
     """Show each file's genre tags and every stored prediction of it (by any model), and whether the
     file changed since. Reads only: decodes nothing, writes nothing."""
+    from genretag.cli.settings import read_config
     from genretag.discover import discover
-    from genretag.errors import GenretagError
+    from genretag.errors import GenretagError, StoreError
     from genretag.store import Identity, Store, default_store_path
     from genretag.tags import read_tags
 
@@ -31,7 +33,14 @@ def show(
     for path, reason in found.problems:
         stderr.print(error_line(reason, path))
     failed = bool(found.problems)
-    with Store(Path(store).expanduser() if store else default_store_path()) as db:
+    configured = read_config(config)[1].get("scan", {}).get("store")  # the store scan and apply use
+    where = Path(store or (configured if isinstance(configured, str) else default_store_path())).expanduser()
+    try:
+        db = Store(where, readonly=True)
+    except StoreError as exc:
+        stderr.print(error_line(exc.reason, exc.path))
+        db, failed = None, True
+    with db if db is not None else _NoStore():
         for path in found.files:
             try:
                 state = read_tags(path)
@@ -42,13 +51,24 @@ def show(
             stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity == now,
                        "top": [[g, round(float(p), 4)] for g, p in _ranked(e)[:3]], "error": e.error,
                        "windows": e.windows, "updated": datetime.datetime.fromtimestamp(e.updated).isoformat(
-                           timespec="seconds")} for e in db.entries(path)]
+                           timespec="seconds")} for e in (db.entries(path) if db is not None else [])]
             if as_json:
-                typer.echo(json.dumps({"path": str(path), "tags": tags, "stored": stored}, ensure_ascii=False))
+                # ASCII: a path that is not UTF-8 keeps its bytes as \udcXX escapes, as in scan --json
+                typer.echo(json.dumps({"path": str(path), "tags": tags, "stored": stored}))
             else:
                 _render(console, path, tags, stored)
     if failed:
         raise typer.Exit(1)
+
+
+class _NoStore:
+    """Stands in for a store that could not be opened: ``show`` still shows the tags."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _ranked(entry) -> list[tuple[str, float]]:

@@ -122,7 +122,7 @@ def scan_on_ray(
     total = len(files) + len(problems)
     count = {"done": total - len(todo) - len(problems)}
     statuses, genres = Counter(), Counter()
-    recorder = _StoreRecorder(store, store_key(bundle))
+    recorder = _StoreRecorder(store, store_key(bundle, options))
 
     with Sinks(outputs, done=done, top_k=options.top_k, model_id=bundle.card.model_id,
                labels=bundle.card.labels) as sinks:

@@ -95,14 +95,22 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResu
     if not genres:
         above = any(p >= (options.min_confidence or 0.0) for _, p in prediction.ranked()[: options.top_k])
         return replace(result, status="excluded" if above else "low-confidence")
+    return decide_genres(result, genres, options)
+
+
+def decide_genres(result: ScanResult, genres: tuple[str, ...], options: ScanOptions) -> ScanResult:
+    """What a file gets when ``genres`` are the ones to write (chosen from a prediction, or reviewed):
+    ``would-tag``, or ``kept`` (the field holds a genre genretag did not write and neither ``overwrite``
+    nor ``merge`` is on; or ``merge`` has nothing to add), or
+    ``failed`` when the file's tags could not be read."""
     existing = _existing(result, options.write_to)
     if options.merge:
         known = {g.casefold() for g in existing}
-        added = tuple(g for g in genres if g.casefold() not in known)
-        genres = existing + added
-        if not added:
-            return replace(result, status="kept", genres=genres)
-    elif existing and options.write_to == "genre" and result.provenance is None and not options.overwrite:
+        genres = existing + tuple(g for g in genres if g.casefold() not in known)
+    if options.merge and genres == existing:
+        return replace(result, status="kept", genres=genres)  # nothing to add
+    if not options.merge and existing and options.write_to == "genre" and result.provenance is None \
+            and not options.overwrite:
         return replace(result, status="kept", genres=genres)
     if result.error is not None:  # tags could not be read: don't try to write them
         return replace(result, status="failed", genres=genres)
@@ -139,7 +147,9 @@ def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptio
                             id3v23=options.id3v23, id3v23_sep=options.id3v23_sep, keep_mtime=options.keep_mtime)
     except GenretagError as exc:
         return replace(result, status="failed", error=exc.reason)
-    return replace(result, status="tagged", tags=after)
+    except (ValueError, TypeError) as exc:  # a genre no tag can hold (a control character in a reviewed report...)
+        return replace(result, status="failed", error=f"cannot write tags: {exc}")
+    return replace(result, status="tagged", tags=after, identity=Identity.of(result.path))
 
 
 def settle(result: ScanResult, *, model_id: str, options: ScanOptions) -> ScanResult:

@@ -28,8 +28,8 @@ def group_key(result: ScanResult, mode: str) -> str | None:
     or an album artist such as "Various Artists") are decided per track in either mode.
     """
     tags = result.tags
-    if mode == "track" or result.prediction is None:
-        return None
+    if mode == "track" or result.status != "predicted" or result.prediction is None:
+        return None  # only files still to decide vote (one this model tagged already is skipped)
     album_artist = tags.album_artist if tags is not None else None
     if tags is not None and (tags.compilation or (album_artist or "").casefold() in VARIOUS_ARTISTS):
         return None

@@ -14,7 +14,7 @@ from typing import Any
 
 from genretag.config import ScanOptions
 from genretag.errors import UsageError
-from genretag.scan.decide import ScanResult
+from genretag.scan.decide import ScanResult, decide_genres
 from genretag.store import Identity
 
 
@@ -61,20 +61,17 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     except Exception as exc:  # noqa: BLE001 - a TagError; any failure is this file's
         return replace(base, error=getattr(exc, "reason", str(exc)), identity=now)
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
-    existing = state.field(options.write_to)
-    if options.merge:
-        genres = existing + tuple(g for g in genres if g.casefold() not in {e.casefold() for e in existing})
-    result = replace(base, previous=state.genres, provenance=state.provenance, identity=now, genres=genres, tags=state)
+    result = replace(base, status="predicted", previous=state.genres, provenance=state.provenance, identity=now,
+                     tags=state, error=None)
     if recorded is None or now != recorded:
-        if genres and existing == genres and state.provenance and state.provenance == row.get("model"):
-            return replace(result, status="skipped")  # this report was applied already
+        have = {g.casefold() for g in state.field(options.write_to)}
+        if genres and {g.casefold() for g in genres} <= have and state.provenance == row.get("model"):
+            return replace(result, status="skipped", genres=genres)  # this report was applied already
         return replace(base, error="changed since it was predicted (scan it again)", identity=now)
-    if not genres:
+    if not genres:  # nothing to write: the row's own outcome, or left alone by the review
         status = row.get("status")
-        return replace(result, status=status if status in ("low-confidence", "excluded", "silent") else "excluded")
-    if options.merge and genres == existing:
-        return replace(result, status="kept")  # nothing to add
-    if existing and options.write_to == "genre" and not options.merge and state.provenance is None \
-            and not options.overwrite:
-        return replace(result, status="kept")
-    return replace(result, status="would-tag")
+        kept = status if status in ("low-confidence", "excluded", "silent", "failed", "skipped") else "excluded"
+        return replace(result, status=kept, error=row.get("error") or None if kept == "failed" else None)
+    if not options.merge and state.field(options.write_to) == genres:
+        return replace(result, status="kept", genres=genres)  # the file holds exactly these already
+    return decide_genres(result, genres, options)

@@ -82,8 +82,10 @@ def write_genre(
         * A file whose tag already is v2.3 stays v2.3 even without ``id3v23``,
           so the user's other frames are not silently converted. An ID3v2.2 tag
           (which cannot be written) is upgraded to v2.4 (or v2.3).
-        * In v2.3, several genres are separated by NUL as in v2.4 (old players
-          show the first one; a name such as ``Hip-Hop/Rap`` stays intact).
+        * In v2.3, several genres are one string joined with ``id3v23_sep``
+          (``/``, the v2.3 specification's separator): a name that holds the
+          separator, such as ``Hip-Hop/Rap``, reads back as two. Every other
+          frame keeps its values exactly as stored.
         * An existing ID3v1 tag (mp3) is kept byte for byte except its genre
           byte, which becomes the first genre's ID3v1 number (255 if none).
           No ID3v1 tag is created. APEv2 tags are not touched.
@@ -220,7 +222,6 @@ def _put_back(held: BinaryIO, real: Path, shown: Path) -> None:
     written) and raise ``file changed while tagging``.
     """
     old = os.fstat(held.fileno())
-    tmp = real.with_name(f".{_short(real.name)}.restore{TMP_SUFFIX}")
     try:
         tmp = _make_temp(real)
         held.seek(0)
