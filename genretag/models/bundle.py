@@ -5,6 +5,12 @@ window length, architecture) plus version, training data and metrics, and the
 sha256 of the weights file. Loading checks the sha256 before any weights are
 read; Keras models load with ``safe_mode=True`` and classic models from an
 ``.npz`` with ``allow_pickle=False``: nothing is ever unpickled.
+
+A Keras bundle may also carry an inference artifact derived from its weights
+(``model.onnx``, written by ``models/export_runtime.py``) that a light runtime
+runs without importing TensorFlow. The card lists it under ``runtime`` with its
+own sha256 and the sha256 of the weights it was exported from; the weights stay
+the source of truth, and an artifact that fails either check is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from genretag.files import replace_atomically
 CARD_FILE = "card.json"
 BUNDLE_FORMAT = "genretag-bundle"
 FORMAT_VERSION = 1
+RUNTIME_KEYS = ("format", "file", "sha256", "exported_from_sha256")
+"""What a card's ``runtime`` entry must say."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,10 @@ class ModelCard:
     calibration: dict[str, Any] = field(default_factory=dict)
     """How the track probabilities are calibrated (``temperature``: see :func:`~genretag.models.runtime.track_mean`),
     and the precision / coverage it was judged by (``models/calibrate.py`` writes it)."""
+    runtime: dict[str, Any] = field(default_factory=dict)
+    """The inference artifact exported from the weights (``models/export_runtime.py`` writes it):
+    ``format`` (``onnx``), ``file``, ``sha256``, ``exported_from_sha256`` (the weights' sha256 at
+    export), and how it was checked against Keras (``max_abs_diff_vs_keras``, ...). Empty: Keras only."""
 
     @property
     def temperature(self) -> float:
@@ -65,6 +77,7 @@ class ModelCard:
             "params": self.params, "description": self.description,
             "training": self.training, "metrics": self.metrics,
             **({"calibration": self.calibration} if self.calibration else {}),
+            **({"runtime": self.runtime} if self.runtime else {}),
         }
 
     @classmethod
@@ -82,11 +95,18 @@ class ModelCard:
                 training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
                 description=str(data.get("description", "")),
                 calibration=dict(data.get("calibration", {})),
+                runtime=dict(data.get("runtime", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed card.json: {exc}", path) from exc
         if not 0.05 <= card.temperature <= 20:
             raise ModelError(f"malformed card.json: calibration temperature {card.temperature} out of range", path)
+        if card.runtime:
+            missing = [key for key in RUNTIME_KEYS if not isinstance(card.runtime.get(key), str)]
+            if missing:
+                raise ModelError(f"malformed card.json: runtime lacks {', '.join(missing)}", path)
+            if card.runtime["format"] != "onnx":
+                raise ModelError(f"malformed card.json: unknown runtime format {card.runtime['format']!r}", path)
         return card
 
 
@@ -100,6 +120,11 @@ class Bundle:
     @property
     def weights_path(self) -> Path:
         return self.path / self.card.weights
+
+    @property
+    def runtime_path(self) -> Path | None:
+        """The exported inference artifact the card lists (``model.onnx``), or None."""
+        return self.path / self.card.runtime["file"] if self.card.runtime else None
 
 
 def sha256_file(path: Path) -> str:
@@ -129,19 +154,33 @@ def read_bundle(path: str | Path) -> Bundle:
     card = ModelCard.from_dict(data, card_path)
     if Path(card.weights).name != card.weights:
         raise ModelError("card.json names a weights file outside the bundle", card_path)
+    if card.runtime and Path(card.runtime["file"]).name != card.runtime["file"]:
+        raise ModelError("card.json names a runtime file outside the bundle", card_path)
     return Bundle(folder, card)
 
 
 def verify_bundle(bundle: Bundle) -> None:
-    """Raise :class:`ModelError` unless the weights file matches the card's sha256."""
-    weights = bundle.weights_path
-    if not weights.is_file():
-        raise ModelError(f"weights file {bundle.card.weights} missing from bundle", bundle.path)
-    actual = sha256_file(weights)
-    if actual != bundle.card.sha256:
+    """Raise :class:`ModelError` unless the weights file, and the runtime artifact the card
+    lists if any, match the card's sha256s, and the artifact was exported from these weights."""
+    card = bundle.card
+    _check_file(bundle.weights_path, card.sha256, f"weights file {card.weights}", bundle.path)
+    if card.runtime:
+        _check_file(bundle.path / card.runtime["file"], card.runtime["sha256"], f"runtime file {card.runtime['file']}",
+                    bundle.path)
+        if card.runtime["exported_from_sha256"] != card.sha256:
+            raise ModelError(f"runtime file {card.runtime['file']} was exported from other weights than "
+                             f"{card.weights}; export it again (models/export_runtime.py)", bundle.path)
+
+
+def _check_file(path: Path, expected: str, what: str, bundle_path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(f"{what} missing from bundle", bundle_path)
+    actual = sha256_file(path)
+    if actual != expected:
+        noun = "weights do" if what.startswith("weights") else f"{what} does"
         raise ModelError(
-            f"weights do not match card.json sha256 (expected {bundle.card.sha256[:12]}..., got {actual[:12]}...): "
-            "the bundle is corrupt or was modified", weights)
+            f"{noun} not match card.json sha256 (expected {expected[:12]}..., got {actual[:12]}...): "
+            "the bundle is corrupt or was modified", path)
 
 
 def write_card(folder: Path, card: ModelCard) -> Bundle:

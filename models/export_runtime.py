@@ -1,0 +1,145 @@
+"""Export a Keras bundle's model to ``model.onnx`` beside ``model.keras``, so that a scan
+runs it with OpenVINO and never imports TensorFlow, and list it in the card:
+
+    python models/export_runtime.py [BUNDLE] [--clips ../shared/corpus] [--limit 40]
+
+BUNDLE defaults to the shipped ``genretag/bundled/default``. Needs ``tf2onnx`` (Keras'
+``model.export(..., format="onnx")`` uses it) and ``openvino``. The artifact is checked
+against Keras on the windows of the first ``--limit`` audio files under ``--clips``
+(real clips; seeded synthetic tones when there are none): the export is refused when
+the largest difference in a probability exceeds ``--tolerance`` or any window's top
+genre differs. The card's ``runtime`` entry records the file, its sha256, the sha256
+of the weights it came from, and that check. ``model.keras`` stays the source of
+truth: export again whenever it changes (a stale artifact is refused at load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+ARTIFACT = "model.onnx"
+
+
+def check_windows(bundle, clips: Path, limit: int) -> tuple[np.ndarray, str]:
+    """``float32 [n, n_mels, n_frames]`` windows to compare the runtimes on, and where they came from."""
+    from genretag.config import WindowPolicy
+    from genretag.discover import discover
+    from genretag.scan import extract_track
+
+    found = sorted(discover([clips]).files) if clips.is_dir() else []
+    files = found[:: max(1, len(found) // limit)][:limit]
+    source = f"{len(files)} audio files spread evenly over the {len(found)} under {clips.name}/ (sorted), 8 windows each"
+    if not files:
+        from synth import CLASS_BANDS, tone_mix, write_audio
+
+        tmp = Path(tempfile.mkdtemp(prefix="genretag-export-"))
+        files = [write_audio(tmp / f"{i}.wav", tone_mix(label, seconds=8.0, seed=i), sr=22_050)
+                 for i, label in enumerate(list(CLASS_BANDS) * 4)]
+        source = f"{len(files)} seeded synthetic tone mixes (no clips under {clips})"
+    windows = []
+    for path in files:
+        track = extract_track(Path(path), config=bundle.card.features, policy=WindowPolicy())
+        if track.status == "ok":
+            windows.append(track.windows)
+    return np.concatenate(windows).astype(np.float32), source
+
+
+def export(folder: Path, *, clips: Path, limit: int, tolerance: float) -> dict:
+    from genretag.models.bundle import CARD_FILE, read_bundle, sha256_file, verify_bundle
+    from genretag.models.runtime import KerasClassifier, _load_openvino, import_keras, import_openvino
+
+    bundle = read_bundle(folder)
+    if bundle.card.kind != "keras":
+        raise SystemExit(f"{folder}: a {bundle.card.kind} bundle has no Keras model to export")
+    card_path = folder / CARD_FILE
+    data = json.loads(card_path.read_text())
+    data.pop("runtime", None)  # the old artifact (if any) is about to be replaced: check the weights alone
+    bundle = _without_runtime(bundle)
+    verify_bundle(bundle)
+
+    keras = import_keras()
+    model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
+    f = bundle.card.features
+    model.predict_on_batch(np.zeros((1, f.n_mels, f.n_frames), np.float32))  # built, so export traces it
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(os.path.join(tmp, ARTIFACT), format="onnx", verbose=False)
+        (folder / ARTIFACT).write_bytes(Path(tmp, ARTIFACT).read_bytes())
+
+    windows, source = check_windows(bundle, clips, limit)
+    expected = KerasClassifier(model, bundle.card.labels).predict(windows)
+    runtime = {
+        "format": "onnx", "file": ARTIFACT, "sha256": sha256_file(folder / ARTIFACT),
+        "exported_from_sha256": bundle.card.sha256, "runner": "openvino", "precision": "f32",
+    }
+    openvino = import_openvino()
+    if openvino is None:
+        raise SystemExit("openvino is not installed: pip install openvino")
+    from dataclasses import replace
+
+    trial = replace(bundle, card=replace(bundle.card, runtime=runtime))
+    actual = _load_openvino(openvino, trial, 64).predict(windows)
+    diff = float(np.abs(actual - expected).max())
+    flipped = int((actual.argmax(axis=1) != expected.argmax(axis=1)).sum())
+    if diff > tolerance or flipped:
+        (folder / ARTIFACT).unlink()
+        raise SystemExit(f"refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance {tolerance:g}), "
+                         f"{flipped} windows change genre")
+    runtime.update({
+        "max_abs_diff_vs_keras": float(f"{diff:.3g}"), "windows_checked": len(windows),
+        "checked_on": source,
+        "exported_with": (f"keras {version('keras')}, tensorflow {_tf_version()}, tf2onnx {version('tf2onnx')}, "
+                          f"openvino {version('openvino')}"),
+        "command": "python models/export_runtime.py" + ("" if folder == default_bundle() else f" {folder}"),
+    })
+    data["runtime"] = runtime
+    card_path.write_text(json.dumps(data, indent=2) + "\n")
+    verify_bundle(read_bundle(folder))
+    return runtime
+
+
+def _without_runtime(bundle):
+    from dataclasses import replace
+
+    return replace(bundle, card=replace(bundle.card, runtime={}))
+
+
+def _tf_version() -> str:
+    for name in ("tensorflow-cpu", "tensorflow"):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "?"
+
+
+def default_bundle() -> Path:
+    return ROOT / "genretag" / "bundled" / "default"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle", nargs="?", type=Path, default=default_bundle())
+    parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "corpus",
+                        help="audio files to compare Keras and OpenVINO on (default ../shared/corpus)")
+    parser.add_argument("--limit", type=int, default=40, help="files under --clips to use (default 40)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest allowed difference in a window's probability (default 1e-4)")
+    args = parser.parse_args()
+    runtime = export(args.bundle.resolve(), clips=args.clips, limit=args.limit, tolerance=args.tolerance)
+    print(json.dumps(runtime, indent=2))
+
+
+if __name__ == "__main__":
+    main()
