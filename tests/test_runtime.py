@@ -216,3 +216,15 @@ def test_one_clip_scan_imports_no_tensorflow(tmp_path, default_bundle):
     assert "openvino" in modules  # the model did run, on OpenVINO
     assert modules.isdisjoint({"tensorflow", "keras", "tf_keras", "jax", "torch"})
     assert {"tensorflow", "keras"} <= _scan_imports(clip, runtime="keras")  # the check would see them
+
+
+def test_openvino_loads_without_its_telemetry(corpus):
+    """``import openvino`` would import its conversion tools, which send a usage event from a forked process
+    (by default) and deadlocked a predict_file whose model loaded in a background thread."""
+    clip = corpus / "emotify" / "rock" / "1.mp3"
+    code = ("import sys, genretag; p = genretag.predict_file(%r); "
+            "print(p.genre, 'openvino_telemetry' in sys.modules, 'openvino.tools.ovc' in sys.modules)" % str(clip))
+    env = dict(os.environ, PYTHONPATH=str(REPO), GENRETAG_RUNTIME="openvino")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1:] == ["False", "False"]

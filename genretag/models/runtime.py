@@ -195,12 +195,33 @@ def chosen_runtime() -> str:
     return choice
 
 
+_OVC = "openvino.tools.ovc"
+"""OpenVINO's model-conversion tools: ``import openvino`` imports them, and importing them starts OpenVINO's
+usage telemetry, which sends an event from a forked process (on by default when the user never answered its
+consent question). A scan only runs a model it already has, so they are kept out of the import."""
+
+
 def import_openvino():
-    """The ``openvino`` module, or None when it is not installed (or fails to import)."""
+    """The ``openvino`` runtime module, or None when it is not installed (or fails to import).
+
+    Imported without its conversion tools (:data:`_OVC`), so genretag never sends OpenVINO's telemetry: in a
+    process with threads the fork it uses can also deadlock (a scan's model loads in a background thread).
+    A later explicit ``import openvino.tools.ovc`` (models/export_runtime.py) still works.
+    """
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = _OVC not in sys.modules
+    if blocked:
+        sys.modules[_OVC] = None  # type: ignore[assignment]  # makes its import an ImportError, which openvino skips
     try:
         import openvino
     except ImportError:
         return None
+    finally:
+        if blocked:
+            sys.modules.pop(_OVC, None)
     return openvino
 
 
