@@ -367,3 +367,16 @@ def test_show_reads_without_creating_a_store(runner, lib, tmp_path, monkeypatch)
     assert result.exit_code == 1
     assert "error: no prediction store here" in result.stderr and "0-Low.flac" in result.stdout
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_report_row_that_failed_stays_failed_without_touching_the_file(runner, lib, knn, tmp_path):
+    broken = lib / "broken.mp3"
+    broken.write_bytes(b"not audio" * 100)
+    report = tmp_path / "review.jsonl"
+    assert _run(runner, "scan", lib, "--model", knn, "--no-store", "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 1
+    result = _run(runner, "apply", report)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: not an audio file, or corrupt") and "broken.mp3" in errors[0]
+    assert "4 tagged" in result.stdout and "1 failed" in result.stdout

@@ -44,13 +44,19 @@ def read_report(path: str | Path) -> list[dict[str, Any]]:
 
 
 def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> ScanResult:
-    """What a reviewed row's file gets now: its ``genres`` (renamed by the genre map), unless the file
-    changed since the report (``failed``; ``skipped`` when the change was this row being applied), already has a genre and ``options.overwrite`` is off
-    (``kept``), or the row's genres are empty (its status as reported; ``excluded`` if it was to be tagged)."""
+    """What a reviewed row's file gets now: its ``genres`` (renamed by the genre map), unless the row's
+    genres are empty (its status as reported, the file untouched and not even read; ``excluded`` if it was
+    to be tagged), the file changed since the report (``failed``; ``skipped`` when the change was this row
+    being applied), or it keeps its genre (``kept``, see :func:`~genretag.scan.decide.decide_genres`)."""
     from genretag.tags import read_tags
 
     path = Path(os.fsdecode(os.fsencode(row["path"])))
     base = ScanResult(path, "failed", error=None)
+    genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
+    if not genres:  # nothing to write: the row's own outcome, or left alone by the review
+        status = row.get("status")
+        kept = status if status in ("low-confidence", "excluded", "silent", "failed", "skipped") else "excluded"
+        return replace(base, status=kept, error=(row.get("error") or None) if kept == "failed" else None)
     recorded = Identity(row["size"], row["mtime_ns"]) if isinstance(row.get("size"), int) and isinstance(
         row.get("mtime_ns"), int) else None
     now = Identity.of(path)
@@ -60,18 +66,13 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
         state = read_tags(path)
     except Exception as exc:  # noqa: BLE001 - a TagError; any failure is this file's
         return replace(base, error=getattr(exc, "reason", str(exc)), identity=now)
-    genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
     result = replace(base, status="predicted", previous=state.genres, provenance=state.provenance, identity=now,
                      tags=state, error=None)
     if recorded is None or now != recorded:
         have = {g.casefold() for g in state.field(options.write_to)}
-        if genres and {g.casefold() for g in genres} <= have and state.provenance == row.get("model"):
+        if {g.casefold() for g in genres} <= have and state.provenance == row.get("model"):
             return replace(result, status="skipped", genres=genres)  # this report was applied already
         return replace(base, error="changed since it was predicted (scan it again)", identity=now)
-    if not genres:  # nothing to write: the row's own outcome, or left alone by the review
-        status = row.get("status")
-        kept = status if status in ("low-confidence", "excluded", "silent", "failed", "skipped") else "excluded"
-        return replace(result, status=kept, error=row.get("error") or None if kept == "failed" else None)
     if not options.merge and state.field(options.write_to) == genres:
         return replace(result, status="kept", genres=genres)  # the file holds exactly these already
     return decide_genres(result, genres, options)
