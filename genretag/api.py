@@ -139,7 +139,8 @@ def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str |
 
 
 def apply_report(report: str | Path | list[dict], *, model_id: str | None = None,
-                 options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
+                 options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
+                 store: Store | None = None, model: Model | Bundle | None = None) -> Iterator[ScanResult]:
     """Tag files from a JSON Lines report of ``scan --json`` after a review, decoding nothing.
 
     Each row's ``genres`` are what is written (edit them; empty the list or delete the
@@ -151,10 +152,15 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     a ``failed`` result. Each row's ``model`` (else ``model_id``) goes into the
     provenance field. ``report``: the file, or its rows as :func:`genretag.scan.read_report` read
     them. Raises :class:`~genretag.errors.UsageError` for a report that can't be read.
+
+    ``store`` and ``model``: a file written from a row that ``model`` predicted gets its store entry
+    updated (new size, modification time and tags), so the next scan or ``apply`` still knows it.
     """
     from genretag.scan import decide_row, read_report, write
 
     rows = report if isinstance(report, list) else read_report(report)
+    bundle = model.bundle if isinstance(model, Model) else model
+    recorder = _Recorder(store if bundle is not None else None)
     for done, row in enumerate(rows, start=1):
         decided = decide_row(row, options=options)
         provenance = row.get("model") or model_id
@@ -163,6 +169,8 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
                               error="the report does not say which model predicted it (give the model)")
         elif decided.status == "would-tag" and not options.dry_run:
             decided = write(decided, model_id=provenance, options=options)
+            if bundle is not None and provenance == bundle.card.model_id:
+                recorder.after_write(decided, store_key(bundle, options))
         if on_progress is not None:
             on_progress(done, len(rows))
         yield decided
@@ -285,6 +293,17 @@ class _Recorder:
         if entry.status == "failed":
             return f"its last scan failed ({entry.error}); scan it again"
         return "changed since it was predicted (scan it again)"
+
+    def after_write(self, result: ScanResult, key: str) -> None:
+        """A file was tagged outside a scan (from a report): update its entry, if it has one."""
+        from genretag.errors import StoreError
+
+        if self.store is None or result.status != "tagged" or result.tags is None:
+            return
+        try:
+            self.store.after_write(result.path, key, tags=result.tags, outcome="tagged")
+        except StoreError:
+            self.store = None
 
     def record(self, result: ScanResult, key: str) -> None:
         from genretag.errors import StoreError

@@ -380,3 +380,18 @@ def test_a_report_row_that_failed_stays_failed_without_touching_the_file(runner,
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: not an audio file, or corrupt") and "broken.mp3" in errors[0]
     assert "4 tagged" in result.stdout and "1 failed" in result.stdout
+
+
+def test_files_tagged_from_a_report_stay_known_to_the_store(runner, lib, knn, tmp_path, decoded, monkeypatch):
+    store, report = tmp_path / "p.sqlite", tmp_path / "review.jsonl"
+    assert _run(runner, "scan", lib, "--model", knn, "--store", store, "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 0
+    applied = _run(runner, "apply", report, "--model", knn, "--store", store)
+    assert applied.exit_code == 0, applied.output
+    decoded.clear()
+    _no_model(monkeypatch)
+    again = _run(runner, "scan", lib, "--model", knn, "--store", store, "--jobs", "0")
+    assert again.exit_code == 0, again.output
+    assert decoded == [] and "4 skipped" in again.stdout
+    from_store = _run(runner, "apply", lib, "--model", knn, "--store", store, "--dry-run")
+    assert from_store.exit_code == 0 and "changed since" not in from_store.stderr

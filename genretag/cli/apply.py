@@ -77,10 +77,14 @@ def apply(
     if reports:
         rows = read_report(reports[0])
         # provenance: each row's model; rows without one (an older report), the --model given
-        model_id = next((r["model"] for r in rows if r.get("model")), None) or resolve_model(o.model).card.model_id
+        bundle = resolve_model(o.model)
+        model_id = next((r["model"] for r in rows if r.get("model")), None) or bundle.card.model_id
         files, total = [Path(r["path"]) for r in rows] + [reports[0]], len(rows)
+        store, store_problem = open_store(o)  # files written from the report keep their store entries current
+
         def run(on_progress):
-            return apply_report(rows, model_id=model_id, options=options, on_progress=on_progress)
+            return apply_report(rows, model_id=model_id, options=options, on_progress=on_progress, store=store,
+                                model=bundle)
     else:
         bundle = resolve_model(o.model)
         found = discover(sources)
