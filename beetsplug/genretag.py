@@ -315,14 +315,10 @@ class GenretagPlugin(BeetsPlugin):
 
 
 def consensus(predictions: Iterable[Any]) -> Any:
-    """An album's decision: its tracks' probability vectors averaged, renormalised to sum to 1."""
-    import numpy as np
+    """An album's decision: the same pooling as ``genretag scan --group album`` (window-weighted mean)."""
+    from genretag.scan import pooled
 
-    predictions = list(predictions)
-    first = predictions[0]
-    mean = np.mean(np.stack([p.probabilities for p in predictions]), axis=0).astype(np.float32)
-    mean /= mean.sum()
-    return genretag.Prediction(first.path, first.labels, mean, sum(p.windows for p in predictions))
+    return pooled(list(predictions))
 
 
 def _own(obj: Item | Album, key: str) -> Any:

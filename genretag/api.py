@@ -160,7 +160,7 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
 
     rows = report if isinstance(report, list) else read_report(report)
     bundle = model.bundle if isinstance(model, Model) else model
-    recorder = _Recorder(store if bundle is not None else None)
+    recorder = StoreRecorder(store if bundle is not None else None)
     for done, row in enumerate(rows, start=1):
         decided = decide_row(row, options=options)
         provenance = row.get("model") or model_id
@@ -185,7 +185,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
     found = paths if isinstance(paths, Discovery) else discover(paths)
     total, done = len(found.files) + len(found.problems), 0
-    recorder = _Recorder(store)
+    recorder = StoreRecorder(store)
 
     def tick(result: ScanResult) -> ScanResult:
         nonlocal done
@@ -258,7 +258,7 @@ def find_model(model: str | Path = "default") -> Bundle:
     return resolve_model(str(model))
 
 
-class _Recorder:
+class StoreRecorder:
     """The store as a run uses it: entries still valid for a file, results recorded; a store that
     fails is set aside (``store.failed`` keeps the error) and the run goes on without it."""
 

@@ -97,7 +97,7 @@ def scan_on_ray(
     :class:`~genretag.errors.GenretagError` when an output can't be read or written.
     """
     import genretag
-    from genretag.api import Model, store_key
+    from genretag.api import Model, StoreRecorder, store_key
     from genretag.engines.ray_stages import is_uri, list_uri
     from genretag.models.bundle import verify_bundle
 
@@ -122,7 +122,8 @@ def scan_on_ray(
     total = len(files) + len(problems)
     count = {"done": total - len(todo) - len(problems)}
     statuses, genres = Counter(), Counter()
-    recorder = _StoreRecorder(store, store_key(bundle, options))
+    key = store_key(bundle, options)
+    recorder = StoreRecorder(store)
 
     with Sinks(outputs, done=done, top_k=options.top_k, model_id=bundle.card.model_id,
                labels=bundle.card.labels) as sinks:
@@ -132,7 +133,7 @@ def scan_on_ray(
             if result.genres and result.status == "would-tag":
                 genres[result.genres[0]] += 1
             if not is_uri(path):
-                recorder.put(result)
+                recorder.record(result, key)
             count["done"] += 1
             if on_result is not None:
                 on_result(result)
@@ -150,7 +151,7 @@ def scan_on_ray(
             used = 0
     return RaySummary(total=total, resumed=total - len(todo) - len(problems), statuses=statuses, genres=genres,
                       elapsed=time.perf_counter() - started, actors=used, gpus=run.gpus if run else 0.0,
-                      address=run.address if run else None, store_error=recorder.failed)
+                      address=run.address if run else None, store_error=store.failed if store is not None else None)
 
 
 def _run_pipeline(todo: list[str], *, bundle, model, options: ScanOptions, actors: int | None, gpus: float,
@@ -280,18 +281,3 @@ class _Cluster:
 
         if self.owned:
             ray.shutdown()
-
-
-class _StoreRecorder:
-    """New predictions into the prediction store; a store that fails is set aside and the run goes on."""
-
-    def __init__(self, store: Store | None, key: str) -> None:
-        self.store, self.key, self.failed = store, key, None
-
-    def put(self, result: ScanResult) -> None:
-        if self.store is None:
-            return
-        try:
-            self.store.put(result, model=self.key, identity=result.identity)
-        except StoreError as exc:
-            self.failed, self.store = exc, None

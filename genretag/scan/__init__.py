@@ -11,13 +11,13 @@ in fixed batches, averaged per track), :func:`~genretag.scan.decide.decide`
 from genretag.scan.batching import Prediction, predict_stream
 from genretag.scan.decide import STATUSES, ScanResult, choose_genres, decide, read_genre_map, settle, write
 from genretag.scan.extract import TrackFeatures, extract_track
-from genretag.scan.group import group_key, with_groups
+from genretag.scan.group import group_key, pooled, with_groups
 from genretag.scan.pipeline import as_result, decode_stage, predict_files
 from genretag.scan.report import REPORT_COLUMNS, ReportWriter, check_report_paths, report_row
 from genretag.scan.review import decide_row, read_report
 
 __all__ = [
     "REPORT_COLUMNS", "STATUSES", "Prediction", "ReportWriter", "ScanResult", "TrackFeatures", "as_result",
-    "check_report_paths", "choose_genres", "decide", "decide_row", "read_report", "decode_stage", "extract_track", "group_key", "predict_files",
+    "check_report_paths", "choose_genres", "decide", "decide_row", "read_report", "decode_stage", "extract_track", "group_key", "pooled", "predict_files",
     "predict_stream", "read_genre_map", "report_row", "settle", "with_groups", "write",
 ]

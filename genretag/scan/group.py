@@ -41,30 +41,35 @@ def group_key(result: ScanResult, mode: str) -> str | None:
     return f"folder: {result.path.parent}"
 
 
+def pooled(predictions: Sequence[Prediction]) -> Prediction:
+    """One distribution for several tracks: their probabilities weighted by their window counts (the
+    mean over all their windows), renormalised; path and labels are the first track's."""
+    first = predictions[0]
+    weights = np.array([max(p.windows, 1) for p in predictions], np.float64)
+    total = (np.stack([p.probabilities for p in predictions]).astype(np.float64) * weights[:, None]).sum(axis=0)
+    total /= max(float(total.sum()), 1e-12)
+    return Prediction(first.path, first.labels, total.astype(np.float32), int(weights.sum()))
+
+
 def with_groups(results: Sequence[ScanResult], mode: str) -> list[ScanResult]:
     """``results`` with ``group`` and ``group_prediction`` set for every predicted file that has a group.
 
     Groups match case-insensitively; each result keeps its own ``prediction``.
     """
     keys = [group_key(r, mode) for r in results]
-    sums: dict[str, np.ndarray] = {}
-    windows: dict[str, int] = {}
+    members: dict[str, list[Prediction]] = {}
     names: dict[str, str] = {}
     for result, key in zip(results, keys):
-        if key is None:
-            continue
-        match = key.casefold()
-        names.setdefault(match, key)
-        weight = max(result.prediction.windows, 1)
-        sums[match] = sums.get(match, 0) + result.prediction.probabilities.astype(np.float64) * weight
-        windows[match] = windows.get(match, 0) + weight
+        if key is not None:
+            names.setdefault(key.casefold(), key)
+            members.setdefault(key.casefold(), []).append(result.prediction)
+    groups = {match: pooled(preds) for match, preds in members.items()}
     out = []
     for result, key in zip(results, keys):
         if key is None:
             out.append(result)
             continue
-        match = key.casefold()
-        total = sums[match] / max(float(sums[match].sum()), 1e-12)
-        group = Prediction(result.path, result.prediction.labels, total.astype(np.float32), windows[match])
-        out.append(replace(result, group=names[match], group_prediction=group))
+        group = groups[key.casefold()]
+        group = Prediction(result.path, group.labels, group.probabilities, group.windows)
+        out.append(replace(result, group=names[key.casefold()], group_prediction=group))
     return out
