@@ -30,7 +30,7 @@ from genretag.config import FeatureConfig
 from genretag.errors import ModelError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "msd_musicnn.npz"
-WEIGHTS_SHA256 = "15881c297649378b5ccd5cc8c767fce6d0f7963093ff166c06aa5a63cda17b99"
+WEIGHTS_SHA256 = "9edbddb7066f9e262f80a454f8d676562e77f01c06346fc095256367061758f0"
 """What models/convert_musicnn.py printed for the shipped file."""
 
 FEATURES = FeatureConfig(
@@ -50,6 +50,16 @@ TIMBRAL_HEIGHTS = (0.4, 0.7)
 """Timbral filter heights as fractions of the mel bands (38 and 67 of 96)."""
 TEMPORAL_LENGTHS = (128, 64, 32)
 """Temporal filter lengths in frames."""
+
+MSD_TAGS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
+    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient",
+    "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening",
+    "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House",
+    "happy",
+)
+"""The 50 last.fm tags musicnn's back end predicts, in its output order (musicnn's ``MSD_LABELS``)."""
 
 
 def build_extractor(weights: dict[str, np.ndarray] | None = None, *, name: str = "musicnn_msd"):
@@ -96,6 +106,29 @@ def build_extractor(weights: dict[str, np.ndarray] | None = None, *, name: str =
     mean = layers.Reshape((width, 1))(layers.GlobalAveragePooling1D()(mid))
     pooled = layers.Flatten(name="pooled")(layers.Concatenate()([peak, mean]))
     model = keras.Model(inputs, pooled, name=name)
+    set_weights(model, w)
+    model.trainable = False
+    return model
+
+
+def build_tagger(extractor, weights: dict[str, np.ndarray] | None = None, *, name: str = "musicnn_msd_tags"):
+    """musicnn's own back end on ``extractor``'s pooled features: the probability of each of
+    :data:`MSD_TAGS` (``float32 [batch, 50]``, independent sigmoids, as it was trained), frozen.
+
+    Batch norm, a 200-unit ReLU layer, batch norm, 50 sigmoid outputs; the pooled
+    features of pruned filters were constants, folded into the first layer's bias by
+    ``models/convert_musicnn.py``.
+    """
+    import keras
+    from keras import layers
+
+    w = load_weights() if weights is None else weights
+    inputs = keras.Input(extractor.output.shape[1:], name="pooled")
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="pool_bn")(inputs)
+    x = layers.Dense(w["penultimate/kernel"].shape[-1], activation="relu", name="penultimate")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="penultimate_bn")(x)
+    tags = layers.Dense(len(MSD_TAGS), activation="sigmoid", name="tags")(x)
+    model = keras.Model(inputs, tags, name=name)
     set_weights(model, w)
     model.trainable = False
     return model
