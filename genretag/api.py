@@ -89,7 +89,8 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     if track.status == "silent":
         raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
     probs = loaded.classifier.predict(track.windows)
-    return Prediction(Path(path), loaded.labels, track_mean(probs, temperature=loaded.bundle.card.temperature),
+    return Prediction(Path(path), loaded.labels, track_mean(probs, temperature=loaded.bundle.card.temperature,
+                                                      pooling=loaded.bundle.card.pooling),
                       len(track.windows))
 
 

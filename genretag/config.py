@@ -207,6 +207,8 @@ CLASSIC_MODELS: tuple[str, ...] = ("knn", "svm")
 """The PCA + k-NN / SVM baselines (NumPy arrays, no Keras)."""
 
 PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
+HEADS: tuple[str, ...] = ("window", "track")
+"""``genretag train --head``: what the musicnn genre layer is trained on (:attr:`TrainConfig.head`)."""
 """Models built on a shipped pretrained network, whose feature parameters it fixes."""
 
 AUGMENTATIONS: tuple[str, ...] = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
@@ -267,5 +269,17 @@ class TrainConfig:
     """``mixup``: pairs mixed with a weight from Beta(alpha, alpha) (the shipped default's recipe)."""
     gain_db: float = 12.0
     """``gain`` (musicnn): training windows played up to this many dB louder or quieter."""
+    l2: float = 0.0
+    """``--model musicnn``: L2 penalty on the genre layer's weights (on standardised features), added to the loss."""
+    head: str = "window"
+    """``--model musicnn``: ``window`` trains the genre layer on single windows (their probabilities are
+    averaged at scan time); ``track`` trains it on each track's mean features, and scan averages the
+    windows' log-probabilities (``pooling: geometric`` in the card), which is that same decision."""
+    partial_labels: str | None = None
+    """``--model musicnn``: a CSV of tracks with partial labels (``path``, ``genres`` = the set a track may
+    belong to, ``;``-separated, ``artist``), trained with a loss on the summed probability of the set."""
+    partial_val_fraction: float = 0.2
+    partial_test_fraction: float = 0.3
+    """Shares of the partial-label artists held out: validation, and the cross-source check of the card."""
     val_fraction: float = 0.1
     test_fraction: float = 0.1

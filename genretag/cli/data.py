@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from genretag.config import AUGMENTATIONS, EVAL_PARTS, FMA_SUBSETS, MODEL_CHOICES, SPLIT_MODES
+from genretag.config import AUGMENTATIONS, EVAL_PARTS, FMA_SUBSETS, HEADS, MODEL_CHOICES, SPLIT_MODES
 from genretag.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 
 Architecture = _choices("Architecture", MODEL_CHOICES)
+Head = _choices("Head", HEADS)
 Subset = _choices("Subset", FMA_SUBSETS)
 SplitMode = _choices("SplitMode", SPLIT_MODES)
 Part = _choices("Part", EVAL_PARTS)

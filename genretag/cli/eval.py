@@ -79,7 +79,8 @@ def evaluate(
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")
     result = run_eval(classifier, model_id=bundle.card.model_id, dataset=f"{data.description}, {part_name} part",
                       mels=[k[1] for k in kept], durations=[k[2] for k in kept], labels=[k[0].label for k in kept],
-                      sources=[k[0].source for k in kept] if any(k[0].source for k in kept) else None, config=features)
+                      sources=[k[0].source for k in kept] if any(k[0].source for k in kept) else None, config=features,
+                      pooling=bundle.card.pooling)
     _print_report(result)
     if report is not None:
         written = write_report(result, report)

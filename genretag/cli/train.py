@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from genretag.cli import data as data_options
 from genretag.cli.common import err, handles_errors, out, progress_bar
-from genretag.cli.data import Architecture, SplitMode, Subset, dataset_from_options, describe_dataset, parse_augment
+from genretag.cli.data import Architecture, Head, SplitMode, Subset, dataset_from_options, describe_dataset, parse_augment
 from genretag.config import AUGMENTATIONS, TrainConfig
 
 D = TrainConfig()
@@ -46,6 +46,15 @@ def train(
     weight_decay: float = typer.Option(D.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),
     ensemble: int = typer.Option(D.ensemble, "--ensemble", min=1,
                                  help="Train N networks (seeds seed..seed+N-1) and average them in one bundle."),
+    l2: float = typer.Option(D.l2, "--l2", min=0.0, help="--model musicnn: L2 penalty on the genre layer's weights."),
+    head: Head = typer.Option(D.head, "--head", help="--model musicnn: train the genre layer on single windows "
+                              "(window) or on each track's mean features (track; scan then averages the windows' "
+                              "log-probabilities, the same decision)."),
+    partial_labels: Optional[Path] = typer.Option(None, "--partial-labels", exists=True, dir_okay=False,
+                                                  help="--model musicnn: also train on a CSV of tracks with partial "
+                                                  "labels (path, genres = the set a track may be, ';'-separated, "
+                                                  "artist), e.g. ../shared/corpus/labels-multi.csv; its held-out "
+                                                  "artists give the card's cross-source check."),
     fmax: Optional[float] = typer.Option(None, "--fmax", min=1000.0,
                                          help="Highest mel frequency in Hz (default: half the sample rate)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
@@ -61,7 +70,8 @@ def train(
 
     config = TrainConfig(model=model.value, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,
-                         weight_decay=weight_decay, ensemble=ensemble, augment=augment, mixup_alpha=mixup_alpha)
+                         weight_decay=weight_decay, ensemble=ensemble, augment=augment, mixup_alpha=mixup_alpha,
+                         l2=l2, head=head.value, partial_labels=str(partial_labels) if partial_labels else None)
     stderr = err()
     data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset.value,
                                 split_mode=split_mode.value, min_per_class=min_per_class, seed=seed)

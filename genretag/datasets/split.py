@@ -42,7 +42,7 @@ def artist_split(
 
     groups: dict[str, Counter[str]] = defaultdict(Counter)
     for label, artist in items:
-        groups[_artist_key(artist)][label] += 1
+        groups[artist_key(artist)][label] += 1
     totals = Counter(label for label, _ in items)
 
     order = sorted(groups)
@@ -67,7 +67,7 @@ def artist_split(
         assigned[best].update(counts)
 
     _ensure_held_out(groups, part_of, rank, fractions)
-    return [part_of[_artist_key(artist)] for _, artist in items]
+    return [part_of[artist_key(artist)] for _, artist in items]
 
 
 def _ensure_held_out(
@@ -103,5 +103,6 @@ def _ensure_held_out(
             part_of[candidates[0]] = part
 
 
-def _artist_key(artist: str) -> str:
+def artist_key(artist: str) -> str:
+    """How artists are compared: case- and space-insensitively."""
     return " ".join(str(artist).split()).casefold()

@@ -129,6 +129,7 @@ class Infer:
         card = loaded.bundle.card
         self.shape = (card.features.n_mels, card.features.n_frames)
         self.temperature = card.temperature  # the bundle's calibration, as the local scan applies it
+        self.pooling = card.pooling
 
     def __call__(self, batch) -> Any:
         from genretag.models.runtime import track_mean
@@ -143,7 +144,8 @@ class Infer:
         rows["probabilities"], offset = [], 0
         for n, status in zip(counts, statuses):
             if status == "ok" and n:
-                rows["probabilities"].append(track_mean(probs[offset : offset + n], temperature=self.temperature).tolist())
+                rows["probabilities"].append(track_mean(probs[offset : offset + n], temperature=self.temperature,
+                                                                    pooling=self.pooling).tolist())
                 offset += n
             else:
                 rows["probabilities"].append(None)

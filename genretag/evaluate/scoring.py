@@ -33,6 +33,7 @@ def score_tracks(
     *,
     config: FeatureConfig,
     policy: WindowPolicy = WindowPolicy(),
+    pooling: str = "mean",
 ) -> TrackScores:
     """Run the classifier over every track's scan windows (averaged by
     :func:`~genretag.models.runtime.track_mean`) and its middle window."""
@@ -48,7 +49,7 @@ def score_tracks(
         return TrackScores(empty, empty, policy.windows)
     probs = classifier.predict(np.concatenate(parts))
     bounds = np.cumsum([len(w) for w in parts])[:-1]
-    track = np.stack([track_mean(p) for p in np.split(probs, bounds)])
+    track = np.stack([track_mean(p, pooling=pooling) for p in np.split(probs, bounds)])
     single = classifier.predict(np.concatenate(middles))
     return TrackScores(track, single, policy.windows)
 
@@ -64,6 +65,7 @@ def evaluate(
     sources: Sequence[str] | None,
     config: FeatureConfig,
     extra: dict | None = None,
+    pooling: str = "mean",
 ) -> EvalReport:
     """An :class:`EvalReport` of ``classifier`` on tracks whose true labels are ``labels``.
 
@@ -74,7 +76,7 @@ def evaluate(
     unknown = sorted({lab for lab in labels if lab not in index})
     names = known + unknown  # unknown true labels get columns of their own, never predicted
     y_true = np.array([names.index(lab) for lab in labels], dtype=int)
-    scores = score_tracks(classifier, mels, durations, config=config)
+    scores = score_tracks(classifier, mels, durations, config=config, pooling=pooling)
     pad = np.zeros((len(labels), len(unknown)), np.float32)
     return build_report(
         model=model_id, dataset=dataset, labels=names, y_true=y_true,

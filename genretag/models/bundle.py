@@ -53,6 +53,10 @@ class ModelCard:
     calibration: dict[str, Any] = field(default_factory=dict)
     """How the track probabilities are calibrated (``temperature``: see :func:`~genretag.models.runtime.track_mean`),
     and the precision / coverage it was judged by (``models/calibrate.py`` writes it)."""
+    pooling: str = "mean"
+    """How a track's windows are combined: ``mean`` of probabilities, or ``geometric`` (the softmax of
+    their mean logits, for a head trained on whole-track features); see
+    :func:`~genretag.models.runtime.track_mean`."""
     runtime: dict[str, Any] = field(default_factory=dict)
     """The inference artifact exported from the weights (``models/export_runtime.py`` writes it):
     ``format`` (``onnx``), ``file``, ``sha256``, ``exported_from_sha256`` (the weights' sha256 at
@@ -77,6 +81,7 @@ class ModelCard:
             "params": self.params, "description": self.description,
             "training": self.training, "metrics": self.metrics,
             **({"calibration": self.calibration} if self.calibration else {}),
+            **({"pooling": self.pooling} if self.pooling != "mean" else {}),
             **({"runtime": self.runtime} if self.runtime else {}),
         }
 
@@ -96,11 +101,14 @@ class ModelCard:
                 description=str(data.get("description", "")),
                 calibration=dict(data.get("calibration", {})),
                 runtime=dict(data.get("runtime", {})),
+                pooling=str(data.get("pooling", "mean")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed card.json: {exc}", path) from exc
         if not 0.05 <= card.temperature <= 20:
             raise ModelError(f"malformed card.json: calibration temperature {card.temperature} out of range", path)
+        if card.pooling not in ("mean", "geometric"):
+            raise ModelError(f"malformed card.json: unknown pooling {card.pooling!r} (mean or geometric)", path)
         if card.runtime:
             missing = [key for key in RUNTIME_KEYS if not isinstance(card.runtime.get(key), str)]
             if missing:

@@ -40,16 +40,31 @@ class Classifier(Protocol):
         ...
 
 
-def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
-    """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
-    ``float32 [n_classes]``, the mean renormalised to sum to 1 (scan, evaluation,
-    training and the golden test all judge a track this one way).
+POOLINGS = ("mean", "geometric")
+"""How a track's windows are combined (:attr:`ModelCard.pooling`)."""
 
-    ``temperature`` (the bundle's calibration, :attr:`ModelCard.temperature`): the mean
-    becomes ``mean ** (1 / T)`` renormalised, which is temperature scaling of the track's
+
+def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: str = "mean") -> np.ndarray:
+    """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
+    ``float32 [n_classes]`` summing to 1 (scan, evaluation, training and the golden test
+    all judge a track this one way).
+
+    ``pooling`` (the bundle's :attr:`ModelCard.pooling`): ``mean`` averages the windows'
+    probabilities; ``geometric`` averages their log-probabilities and renormalises, which
+    for a softmax layer is the softmax of the windows' mean logits: the decision of a head
+    trained on whole-track features (``genretag train --head track``).
+    ``temperature`` (the bundle's calibration, :attr:`ModelCard.temperature`): the result
+    becomes ``p ** (1 / T)`` renormalised, which is temperature scaling of the track's
     log-probabilities; it never changes which genre ranks first.
     """
-    mean = np.asarray(window_probs, np.float64).mean(axis=0)
+    probs = np.asarray(window_probs, np.float64)
+    if pooling == "geometric":
+        log_p = np.log(np.clip(probs, 1e-30, 1.0)).mean(axis=0) / temperature
+        mean = np.exp(log_p - log_p.max())
+        return (mean / mean.sum()).astype(np.float32)
+    if pooling != "mean":
+        raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
+    mean = probs.mean(axis=0)
     mean = mean / max(float(mean.sum()), 1e-12)
     if temperature != 1.0:
         mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)

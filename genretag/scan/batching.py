@@ -53,7 +53,8 @@ class _Pending:
 
 
 def predict_stream(
-    tracks: Iterable[TrackFeatures], classifier: Classifier, *, batch_size: int, temperature: float = 1.0
+    tracks: Iterable[TrackFeatures], classifier: Classifier, *, batch_size: int, temperature: float = 1.0,
+    pooling: str = "mean"
 ) -> Iterator[tuple[TrackFeatures, Prediction | None]]:
     """Yield ``(features, prediction)`` per track; ``None`` for tracks not ``ok``.
 
@@ -86,7 +87,7 @@ def predict_stream(
             offset += take
         while pending and pending[0].filled == len(pending[0].probs):
             done = pending.popleft()
-            yield done.track, _average(done, classifier.labels, temperature)
+            yield done.track, _average(done, classifier.labels, temperature, pooling)
 
     for track in tracks:
         if track.status != "ok" or track.windows is None or len(track.windows) == 0:
@@ -102,5 +103,6 @@ def predict_stream(
         yield from run(batch_size)
 
 
-def _average(entry: _Pending, labels: tuple[str, ...], temperature: float) -> Prediction:
-    return Prediction(entry.track.path, labels, track_mean(entry.probs, temperature=temperature), len(entry.probs))
+def _average(entry: _Pending, labels: tuple[str, ...], temperature: float, pooling: str) -> Prediction:
+    return Prediction(entry.track.path, labels, track_mean(entry.probs, temperature=temperature, pooling=pooling),
+                      len(entry.probs))

@@ -59,5 +59,5 @@ def predict_files(
     file, as each finishes. Writes nothing."""
     features = decode_stage(files, bundle=bundle, options=options)
     for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size,
-                                            temperature=bundle.card.temperature):
+                                            temperature=bundle.card.temperature, pooling=bundle.card.pooling):
         yield as_result(track, prediction)

@@ -126,12 +126,27 @@ def mixup(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, *,
     Beta(``alpha``, ``alpha``) folded into [0.5, 1] so the first of each pair dominates
     (a per-example weight or class stays the first one's). Same dtypes out.
     """
-    lam = rng.beta(alpha, alpha, size=len(x))
-    lam = np.maximum(lam, 1 - lam)
-    partner = rng.permutation(len(x))
+    lam, partner = _pairs(rng, len(x), alpha)
     lx = lam.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
     ly = lam[:, None].astype(y.dtype)
     return lx * x + (1 - lx) * x[partner], ly * y + (1 - ly) * y[partner]
+
+
+def mixup_sets(rng: np.random.Generator, x: np.ndarray, masks: np.ndarray, *,
+               alpha: float = TrainConfig.mixup_alpha) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mixup` for partial labels: ``masks`` ``float [n, C]`` (1 for each class a track may be);
+    returns the mixed ``x`` and ``float [n, 2C]``: ``lam_i * mask_i`` then ``(1 - lam_i) * mask_p(i)``, the
+    two sets kept apart for :func:`genretag.train.transferfit.set_loss`."""
+    lam, partner = _pairs(rng, len(x), alpha)
+    lx = lam.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+    ly = lam[:, None].astype(masks.dtype)
+    return lx * x + (1 - lx) * x[partner], np.concatenate([ly * masks, (1 - ly) * masks[partner]], axis=1)
+
+
+def _pairs(rng: np.random.Generator, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mixing weights from Beta(alpha, alpha) folded into [0.5, 1], and a random partner for each example."""
+    lam = rng.beta(alpha, alpha, size=n)
+    return np.maximum(lam, 1 - lam), rng.permutation(n)
 
 
 def random_gain(rng: np.random.Generator, windows: np.ndarray, *, max_db: float) -> np.ndarray:

@@ -29,6 +29,16 @@ class SplitData:
 
 
 @dataclass(frozen=True)
+class PartialData:
+    """Decoded training tracks with partial labels (:mod:`genretag.datasets.partial`)."""
+
+    mels: tuple[np.ndarray, ...]
+    durations: np.ndarray
+    masks: np.ndarray
+    """``float32 [n, n_labels]``: 1 for each genre the track may be."""
+
+
+@dataclass(frozen=True)
 class Fitted:
     """What a fitting routine hands back to :func:`train`."""
 

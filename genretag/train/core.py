@@ -23,6 +23,7 @@ import numpy as np
 from genretag import __version__
 from genretag.config import (
     CLASSIC_MODELS,
+    HEADS,
     MODEL_CHOICES,
     PRETRAINED_MODELS,
     FeatureConfig,
@@ -36,7 +37,7 @@ from genretag.evaluate.plots import plot_curves
 from genretag.features import eval_windows, window_starts
 from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
 from genretag.train.augment import AUGMENTATIONS
-from genretag.train.common import Fitted, Progress, SplitData
+from genretag.train.common import Fitted, PartialData, Progress, SplitData
 from genretag.train.featurecache import ClipFeatures, load_features
 
 
@@ -100,8 +101,13 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
             raise ModelError(f"--model {config.model} takes its pretrained network's features; use model_features()")
         if config.ensemble > 1:
             raise ModelError(f"--ensemble applies to networks trained from scratch, not to --model {config.model}")
+    elif config.head != "window" or config.partial_labels:
+        raise ModelError(f"--head track and --partial-labels apply to --model musicnn, not to --model {config.model}")
+    if config.head not in HEADS:
+        raise ModelError(f"unknown head {config.head!r}; choose from {', '.join(HEADS)}")
     out.mkdir(parents=True, exist_ok=True)
     splits, clips = prepare(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs, on_event=on_event)
+    partial = _prepare_partial(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs)
     started = time.perf_counter()
     if config.model in CLASSIC_MODELS:
         fit = _fit_classic(splits, dataset, features, config, out)
@@ -109,7 +115,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
         from genretag.train.transferfit import fit_transfer
 
         fit = fit_transfer(splits, labels=dataset.labels, features=features, config=config, out=out,
-                           resume=resume, on_event=on_event)
+                           resume=resume, on_event=on_event, partial=partial.get("train"))
     else:
         from genretag.train.kerasfit import fit_keras
 
@@ -121,6 +127,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
         name=name or f"genretag-{config.model}", version=version,
         kind="classic" if config.model in CLASSIC_MODELS else "keras", architecture=config.model,
         labels=dataset.labels, features=features, weights=weights.name, sha256=sha256_file(weights), params=params,
+        pooling="geometric" if config.head == "track" else "mean",
         training={"dataset": dataset.description, "counts": dataset.counts(), "config": _plain(asdict(config)),
                   "epochs_run": epochs, "best_epoch": best, "seconds": round(seconds, 1),
                   "failed_files": len(clips.errors), "command": command, "genretag": __version__,
@@ -134,6 +141,8 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
             reports[split] = _evaluate_split(classifier, card, data, dataset, features)
             write_report(reports[split], out / f"report-{split}")
     metrics = {split: _summary(r) for split, r in reports.items()}
+    if partial:
+        metrics["cross_source"] = {part: in_set(classifier, card, data) for part, data in partial.items() if part != "train"}
     bundle = write_card(out, replace(card, metrics=metrics))
     if (out / "training.csv").is_file():
         plot_curves(out / "training.csv", out / "curves.png")
@@ -146,7 +155,35 @@ def _evaluate_split(classifier, card: ModelCard, data: SplitData, dataset: Datas
     return evaluate(classifier, model_id=card.model_id, dataset=dataset.description, mels=data.mels,
                     durations=data.durations, labels=[t.label for t in data.tracks],
                     sources=[t.source for t in data.tracks] if any(t.source for t in data.tracks) else None,
-                    config=features)
+                    config=features, pooling=card.pooling)
+
+
+def _prepare_partial(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, cache_dir: Path | None,
+                     jobs: int | None) -> dict[str, PartialData]:
+    """``config.partial_labels``' decoded tracks by part (none without it)."""
+    if not config.partial_labels:
+        return {}
+    from genretag.datasets.partial import load_partial
+
+    table = load_partial(config.partial_labels, dataset=dataset, seed=config.seed,
+                         val_fraction=config.partial_val_fraction, test_fraction=config.partial_test_fraction)
+    clips = load_features(table.paths, config=features, max_seconds=config.max_seconds, cache_dir=cache_dir, jobs=jobs)
+    out = {}
+    for part in ("train", "val", "test"):
+        keep = [i for i in table.part(part) if clips.mels[i] is not None]
+        if keep:
+            out[part] = PartialData(tuple(clips.mels[i] for i in keep), clips.durations[keep], table.masks[keep])
+    return out
+
+
+def in_set(classifier, card: ModelCard, data: PartialData) -> dict[str, Any]:
+    """How often the top genre of a partially labelled track is inside its set: the cross-source check."""
+    from genretag.evaluate.scoring import score_tracks
+
+    scores = score_tracks(classifier, data.mels, data.durations, config=card.features, pooling=card.pooling)
+    top = scores.track.argmax(1)
+    inside = data.masks[np.arange(len(top)), top] > 0
+    return {"tracks": int(len(top)), "in_set": round(float(inside.mean()), 4)}
 
 
 def _summary(report: EvalReport) -> dict[str, Any]:

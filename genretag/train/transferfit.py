@@ -24,17 +24,25 @@ import numpy as np
 from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
 from genretag.features import eval_windows, window_starts
 from genretag.models.runtime import KerasClassifier, import_keras
-from genretag.train.augment import mixup, random_gain
-from genretag.train.common import CHECKPOINT_DIR, Fitted, Progress
+from genretag.train.augment import mixup_sets, random_gain
+from genretag.train.common import CHECKPOINT_DIR, Fitted, PartialData, Progress
 from genretag.train.fitloop import batches, epochs_to_steps, fit_best, resume_point, tracks_of, validation_logs
 
 STD_FLOOR = 1e-3
 """Features whose spread over the training windows is below this are treated as constant."""
 
 
+PARTIAL_WEIGHT = 1.0
+"""Sample weight of a partially labelled example (single-label ones get scikit-learn's balanced class weight)."""
+
+
 def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,
-                 resume: bool = False, on_event: Progress | None = None) -> Fitted:
-    """Train the head, keep it at its best validation epoch, save ``out/model.keras``."""
+                 resume: bool = False, on_event: Progress | None = None, partial: PartialData | None = None) -> Fitted:
+    """Train the head, keep it at its best validation epoch, save ``out/model.keras``.
+
+    ``partial``: extra training tracks with partial labels (the set of genres each may be),
+    trained by :func:`set_loss` on the summed probability of their set.
+    """
     keras = import_keras()
     from genretag.models.musicnn import build_extractor
 
@@ -42,34 +50,51 @@ def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, co
     rng = np.random.default_rng(config.seed)
     extractor = build_extractor()
     train, val = splits["train"], splits["val"]
-    total = len(train.tracks) + len(val.tracks)
-    report = (lambda done: on_event("embedding", {"done": done, "total": total})) if on_event else None
+    n_partial = len(partial.masks) if partial is not None else 0
+    total = len(train.tracks) + len(val.tracks) + n_partial
+    report = (lambda base: (lambda done: on_event("embedding", {"done": base + done, "total": total}))) if on_event \
+        else (lambda base: None)
+    gain = config.gain_db if "gain" in config.augment else 0.0
     x_train, track_train = embed(extractor, train, features, config.crops_per_track, config.batch_size,
-                                 gain_db=config.gain_db if "gain" in config.augment else 0.0, rng=rng,
-                                 on_track=report)
+                                 gain_db=gain, rng=rng, on_track=report(0))
     x_val, track_val = embed(extractor, val, features, config.eval_windows, config.batch_size,
-                             on_track=(lambda done: report(len(train.tracks) + done)) if report else None)
+                             on_track=report(len(train.tracks)))
+    n_classes = len(labels)
+    masks = np.eye(n_classes, dtype=np.float32)[train.y]
+    weights = _sample_weights(train.y)
+    if partial is not None:
+        x_part, track_part = embed(extractor, partial, features, config.crops_per_track, config.batch_size,
+                                   gain_db=gain, rng=rng, on_track=report(len(train.tracks) + len(val.tracks)))
+        x_train = np.concatenate([x_train, x_part])
+        track_train = np.concatenate([track_train, track_part + len(train.y)])
+        masks = np.concatenate([masks, partial.masks])
+        weights = np.concatenate([weights, np.full(n_partial, PARTIAL_WEIGHT, np.float32)])
     mean, std = x_train.mean(0), np.maximum(x_train.std(0), STD_FLOOR)
     live = x_train.std(0) >= STD_FLOOR
     z_train, z_val = ((x - mean) / std * live for x in (x_train, x_val))
+    if config.head == "track":  # one example a track: its windows' mean features
+        z_train, z_val_tracks = track_means(z_train, track_train), track_means(z_val, track_val)
+    else:
+        masks, weights = masks[track_train], weights[track_train]
 
-    n_classes = len(labels)
     head = keras.Sequential([keras.Input((x_train.shape[1],)), keras.layers.Dropout(config.dropout),
-                             keras.layers.Dense(n_classes, activation="softmax", name="genre")])
+                             keras.layers.Dense(n_classes, activation="softmax", name="genre",
+                                                kernel_regularizer=keras.regularizers.L2(config.l2) if config.l2 else None)])
     steps = epochs_to_steps(len(z_train), config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(config.lr, config.epochs * steps, alpha=0.05)
     head.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                 metrics=["accuracy"])
-    y_train = train.y[track_train]
-    draw, reshuffle = _epoch_batches(rng, z_train, np.eye(n_classes, dtype=np.float32)[y_train],
-                                     _sample_weights(y_train) if "balance" in config.augment else None,
+                 loss=set_loss(keras, label_smoothing=config.label_smoothing))
+    draw, reshuffle = _epoch_batches(rng, z_train, masks, weights if "balance" in config.augment else None,
                                      batch_size=config.batch_size,
                                      alpha=config.mixup_alpha if "mixup" in config.augment else None)
 
     def score(model) -> dict[str, float]:
         probs = np.asarray(model.predict(z_val, batch_size=1024, verbose=0))
-        return validation_logs(tracks_of(probs, track_val, len(val.y)), val.y, probs, val.y[track_val])
+        if config.head == "track":
+            tracks = np.asarray(model.predict(z_val_tracks, batch_size=1024, verbose=0))
+        else:
+            tracks = tracks_of(probs, track_val, len(val.y))
+        return validation_logs(tracks, val.y, probs, val.y[track_val])
 
     ckpt, log = out / CHECKPOINT_DIR / "head", out / "training.csv"
     run = fit_best(keras, head, batches(keras, draw, steps, on_epoch_end=reshuffle), score=score, config=config,
@@ -83,6 +108,37 @@ def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, co
                   windows_seen=len(z_train) * run.epochs_trained, epochs_trained=run.epochs_trained)
 
 
+def set_loss(keras, *, label_smoothing: float):
+    """The loss of a softmax output against target sets: ``y_true`` ``[n, 2C]`` holds two weighted sets
+    (:func:`~genretag.train.augment.mixup_sets`; without mixup the second is empty), and each set ``S`` of
+    weight ``w`` costs ``-w log(sum of p over S)``, plus ``label_smoothing`` times the mean ``-log p``.
+
+    For a one-class set this is cross-entropy, and with mixup the usual mixed cross-entropy; for a
+    partial label (the track is one of ``S``) it asks only that the probability lands inside ``S``.
+    """
+    ops = keras.ops
+
+    def loss(y_true, y_pred):
+        n_classes = ops.shape(y_pred)[-1]
+        p = ops.clip(y_pred, 1e-7, 1.0)
+        total = 0.0
+        for target in (y_true[:, :n_classes], y_true[:, n_classes:]):
+            weight = ops.max(target, axis=-1)
+            inside = ops.sum(target * p, axis=-1) / ops.maximum(weight, 1e-7)
+            total = total - weight * ops.log(ops.clip(inside, 1e-7, 1.0))
+        return (1.0 - label_smoothing) * total + label_smoothing * ops.mean(-ops.log(p), axis=-1)
+
+    return loss
+
+
+def track_means(x: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """``float32 [n_tracks, d]``: the mean of each track's rows (``owner``: track index of each row)."""
+    n = int(owner.max()) + 1
+    sums = np.zeros((n, x.shape[1]), np.float64)
+    np.add.at(sums, owner, x)
+    return (sums / np.bincount(owner, minlength=n)[:, None]).astype(np.float32)
+
+
 def _sample_weights(y: np.ndarray) -> np.ndarray:
     """``float [n]``: scikit-learn's ``balanced`` class weight of each example's class."""
     from sklearn.utils.class_weight import compute_class_weight
@@ -92,17 +148,19 @@ def _sample_weights(y: np.ndarray) -> np.ndarray:
     return weights[np.searchsorted(classes, y)].astype(np.float32)
 
 
-def _epoch_batches(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+def _epoch_batches(rng: np.random.Generator, x: np.ndarray, masks: np.ndarray, w: np.ndarray | None, *,
                    batch_size: int, alpha: float | None):
-    """``(draw(i), reshuffle())``: batch ``i`` of the epoch's shuffled order, mixed up with ``alpha``
-    (None: no mixup), with its sample weights where given; a new order every epoch."""
+    """``(draw(i), reshuffle())``: batch ``i`` of the epoch's shuffled order as ``(x, sets[, weights])``
+    for :func:`set_loss`, mixed up with ``alpha`` (None: no mixup); a new order every epoch."""
     order = [rng.permutation(len(x))]
 
     def draw(i: int) -> tuple:
         idx = order[0][i * batch_size : (i + 1) * batch_size]
-        xb, yb = x[idx], y[idx]
+        xb, mb = x[idx], masks[idx]
         if alpha is not None:
-            xb, yb = mixup(rng, xb, yb, alpha=alpha)
+            xb, yb = mixup_sets(rng, xb, mb, alpha=alpha)
+        else:
+            yb = np.concatenate([mb, np.zeros_like(mb)], axis=1)
         return (xb, yb) if w is None else (xb, yb, w[idx])
 
     def reshuffle() -> None:
