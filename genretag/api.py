@@ -79,8 +79,8 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     Raises :class:`~genretag.errors.DecodeError` naming the file when it can't be
     decoded, is too short, or is silent (no genre to give).
     """
-    from genretag.models.runtime import track_mean
-    from genretag.scan import Prediction, extract_track
+    from genretag.scan import extract_track
+    from genretag.scan.batching import from_windows
 
     loaded = _as_model(model, ScanOptions())
     track = extract_track(Path(path), config=loaded.bundle.card.features, policy=WindowPolicy(windows=windows))
@@ -88,9 +88,10 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
         raise DecodeError(track.error or "decode failed", path)
     if track.status == "silent":
         raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
-    probs = loaded.classifier.predict(track.windows)
-    return Prediction(Path(path), loaded.labels, track_mean(probs, temperature=loaded.bundle.card.temperature),
-                      len(track.windows))
+    outputs = loaded.classifier.predict(track.windows)
+    card = loaded.bundle.card
+    return from_windows(Path(path), outputs, labels=card.labels, styles=card.style_names,
+                        temperature=card.temperature)
 
 
 def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",

@@ -216,8 +216,10 @@ def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
                           error=row["error"], identity=identity)
     prediction = None
     if row["probabilities"] is not None:
+        scores = row.get("style_scores")
         prediction = Prediction(path, bundle.card.labels, np.asarray(row["probabilities"], np.float32),
-                                row["n_windows"])
+                                row["n_windows"], bundle.card.style_names if scores is not None else (),
+                                np.asarray(scores, np.float32) if scores is not None else None)
     return decide(as_result(track, prediction), options)
 
 

@@ -43,12 +43,18 @@ def group_key(result: ScanResult, mode: str) -> str | None:
 
 def pooled(predictions: Sequence[Prediction]) -> Prediction:
     """One distribution for several tracks: their probabilities weighted by their window counts (the
-    mean over all their windows), renormalised; path and labels are the first track's."""
+    mean over all their windows), renormalised; path and labels are the first track's. Style scores
+    are pooled the same way (a window-weighted mean, not renormalised) when every track has them."""
     first = predictions[0]
     weights = np.array([max(p.windows, 1) for p in predictions], np.float64)
     total = (np.stack([p.probabilities for p in predictions]).astype(np.float64) * weights[:, None]).sum(axis=0)
     total /= max(float(total.sum()), 1e-12)
-    return Prediction(first.path, first.labels, total.astype(np.float32), int(weights.sum()))
+    scores = None
+    if first.styles and all(p.style_scores is not None and p.styles == first.styles for p in predictions):
+        stacked = np.stack([p.style_scores for p in predictions]).astype(np.float64)
+        scores = ((stacked * weights[:, None]).sum(axis=0) / weights.sum()).astype(np.float32)
+    return Prediction(first.path, first.labels, total.astype(np.float32), int(weights.sum()),
+                      first.styles if scores is not None else (), scores)
 
 
 def with_groups(results: Sequence[ScanResult], mode: str) -> list[ScanResult]:
@@ -70,6 +76,6 @@ def with_groups(results: Sequence[ScanResult], mode: str) -> list[ScanResult]:
             out.append(result)
             continue
         group = groups[key.casefold()]
-        group = Prediction(result.path, group.labels, group.probabilities, group.windows)
+        group = replace(group, path=result.path)
         out.append(replace(result, group=names[key.casefold()], group_prediction=group))
     return out
