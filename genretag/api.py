@@ -14,7 +14,7 @@ imported when a function needs them, and Keras only when a model is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from genretag.errors import DecodeError
 
 if TYPE_CHECKING:
     from genretag.discover import Discovery
-    from genretag.models.bundle import Bundle
+    from genretag.models.bundle import Bundle, Style
     from genretag.models.runtime import Classifier
     from genretag.scan import Prediction, ScanResult
     from genretag.store import Store
@@ -197,7 +197,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
     def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
         if settle:
-            result = settle_result(result, model_id=bundle.card.model_id, options=options)
+            result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles)
         recorder.record(result, store_key(bundle, options))
         return result if counted else tick(result)
 
@@ -335,13 +335,18 @@ def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
     return ScanResult(**base, status=status, prediction=prediction)
 
 
-def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: Model | None = None) -> ScanResult:
-    """What a ``predicted`` file gets under ``options`` (top-k, floors, genre map, overwrite...); pure.
+def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: Model | None = None,
+           styles: Sequence[Style] | None = None) -> ScanResult:
+    """What a ``predicted`` file gets under ``options`` (top-k, floors, genre map, overwrite, styles...); pure.
     With ``model``, confidence floors left at None are the model's own (as :func:`tag` uses them);
-    without, they are 0. See :func:`genretag.scan.decide`."""
+    without, they are 0. ``styles`` (a model card's ``styles``): what ``options.styles`` chooses among;
+    default: ``model``'s, else none. See :func:`genretag.scan.decide`."""
     from genretag.scan import decide as decide_
 
-    return decide_(result, options.for_model(model.bundle.card.calibration) if model is not None else options)
+    if styles is None:
+        styles = model.bundle.card.styles if model is not None else ()
+    return decide_(result, options.for_model(model.bundle.card.calibration) if model is not None else options,
+                   styles=styles)
 
 
 def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:
