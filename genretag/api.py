@@ -330,7 +330,7 @@ def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
             "identity": entry.identity, "error": entry.error, "tags": entry.tags}
     if entry.status == "silent":
         return ScanResult(**base, status="silent")
-    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows)
+    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores)
     status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
     return ScanResult(**base, status=status, prediction=prediction)
 
