@@ -181,6 +181,44 @@ def test_the_keras_model_emits_genres_then_styles_and_scan_keeps_them_apart(styl
     assert many.probabilities == pytest.approx(one.probabilities, abs=1e-5)
 
 
+def test_openvino_runs_a_model_with_styles_at_its_full_width(styles_bundle, songs, tmp_path, monkeypatch):
+    """The bundle exported to ONNX (as models/export_runtime.py does) and run by OpenVINO: labels + styles
+    columns, as Keras gives them; a card whose styles don't match the artifact's width is refused."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("tf2onnx")
+    import genretag
+    from genretag.config import WindowPolicy
+    from genretag.models.bundle import sha256_file
+    from genretag.models.runtime import RUNTIME_ENV, OpenVINOClassifier, import_keras, load_classifier
+    from genretag.scan import extract_track
+
+    folder = Path(shutil.copytree(styles_bundle, tmp_path / "ov"))
+    card = read_bundle(folder).card
+    model = import_keras().saving.load_model(folder / card.weights, compile=False, safe_mode=True)
+    model.predict_on_batch(np.zeros((1, card.features.n_mels, card.features.n_frames), np.float32))  # traced
+    model.export(str(folder / "model.onnx"), format="onnx", verbose=False)
+    data = json.loads((folder / CARD_FILE).read_text())
+    data["runtime"] = {"format": "onnx", "file": "model.onnx", "sha256": sha256_file(folder / "model.onnx"),
+                       "exported_from_sha256": card.sha256}
+    (folder / CARD_FILE).write_text(json.dumps(data))
+    monkeypatch.setenv(RUNTIME_ENV, "openvino")
+    light = load_classifier(read_bundle(folder))
+    assert isinstance(light, OpenVINOClassifier) and light.styles == ("Shrill", "Piercing", "Rumble")
+    windows = extract_track(songs / "0-High.flac", config=card.features, policy=WindowPolicy()).windows
+    monkeypatch.setenv(RUNTIME_ENV, "keras")
+    heavy = load_classifier(read_bundle(folder))
+    assert light.predict(windows).shape == (len(windows), 6)
+    assert light.predict(windows) == pytest.approx(heavy.predict(windows), abs=1e-4)
+    monkeypatch.setenv(RUNTIME_ENV, "openvino")
+    one = genretag.predict_file(songs / "0-High.flac", model=genretag.load_model(folder))
+    assert one.style_scores == pytest.approx(heavy.predict(windows)[:, 3:].mean(axis=0), abs=1e-4)
+
+    data["styles"] = data["styles"][:2]
+    (folder / CARD_FILE).write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"model.onnx shape \[\?,128,128\]->\[\?,6\] does not match card.json"):
+        load_classifier(read_bundle(folder))
+
+
 def test_the_ray_stages_carry_style_scores(styles_bundle, songs):
     """The Ray engine's inference stage and its decision, called as Ray calls them (no cluster needed)."""
     pytest.importorskip("pyarrow")
