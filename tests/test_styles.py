@@ -97,6 +97,11 @@ def _prediction(genres: dict[str, float], styles: dict[str, float], *, windows: 
                       tuple(styles), np.array(list(styles.values()), np.float32))
 
 
+ROCKISH = _prediction({"Rock": 0.6, "Pop": 0.3, "Jazz": 0.1}, {"Metal": 0.62, "Punk": 0.7, "Synthpop": 0.2})
+ROCK_STYLES = (Style("Metal", "Rock", 0.35), Style("Punk", "Rock", 0.75), Style("Synthpop", "Pop", 0.3))
+"""A track the model hears as Rock, and styles with their own floors (Punk scores above Metal, under its floor)."""
+
+
 # --- the card --------------------------------------------------------------------------------------
 
 
@@ -235,11 +240,27 @@ def test_the_ray_stages_carry_style_scores(styles_bundle, songs):
     assert high.genres == ("High", "Shrill") and high.prediction.style_score("Shrill") > 0.5
 
 
+def test_the_ray_outputs_carry_style_scores(tmp_path):
+    """What a Ray scan writes for a model with styles: the JSON and CSV rows of scan --json/--csv, and a
+    Parquet ``style_scores`` column (names in the schema metadata)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from genretag.engines.outputs import Outputs, Sinks
+    from genretag.scan import ScanResult
+
+    outputs = Outputs(json=tmp_path / "r.jsonl", csv=tmp_path / "r.csv", parquet=tmp_path / "parts")
+    result = ScanResult(Path("/music/a.flac"), "would-tag", genres=("Rock", "Metal"), prediction=ROCKISH)
+    with Sinks(outputs, done={}, top_k=1, model_id="m 1", labels=ROCKISH.labels, styles=ROCK_STYLES) as sinks:
+        sinks.write(result)
+    (row,) = _rows(outputs.json).values()
+    assert row["styles"] == {"Metal": 0.62, "Punk": 0.7, "Synthpop": 0.2}
+    with open(outputs.csv, newline="", encoding="utf-8") as fh:
+        assert next(csv.DictReader(fh))["styles"] == "Metal:0.62"
+    table = pq.read_table(next(outputs.parquet.glob("part-*.parquet")))
+    assert table.column("style_scores").to_pylist()[0] == pytest.approx([0.62, 0.7, 0.2])
+    assert json.loads(table.schema.metadata[b"styles"]) == ["Metal", "Punk", "Synthpop"]
+
+
 # --- the decision ------------------------------------------------------------------------------
-
-
-ROCKISH = _prediction({"Rock": 0.6, "Pop": 0.3, "Jazz": 0.1}, {"Metal": 0.62, "Punk": 0.7, "Synthpop": 0.2})
-ROCK_STYLES = (Style("Metal", "Rock", 0.35), Style("Punk", "Rock", 0.75), Style("Synthpop", "Pop", 0.3))
 
 
 def test_a_genre_is_followed_by_its_best_style_above_its_own_floor():
