@@ -75,6 +75,7 @@ class GenretagPlugin(BeetsPlugin):
             "write_to": "genre",
             "keep_existing": True,
             "count": 1,
+            "styles": False,
             "min_confidence": 0.0,
             "album_consensus": True,
             "genre_map": {},
@@ -98,6 +99,7 @@ class GenretagPlugin(BeetsPlugin):
             return genretag.ScanOptions(
                 windows=self.config["windows"].get(int), batch_size=self.config["batch_size"].get(int),
                 top_k=self.config["count"].get(int), min_confidence=self.config["min_confidence"].as_number(),
+                styles=self.config["styles"].get(bool),
                 genre_map={str(k): str(v or "") for k, v in (self.config["genre_map"].get(dict) or {}).items()},
                 overwrite=True, force=True, **extra)
         except genretag.GenretagError as exc:
@@ -252,7 +254,7 @@ class GenretagPlugin(BeetsPlugin):
         if not done:
             return
         if group.album is not None or len(group.items) > 1:
-            shared = consensus([p for _, p in done])
+            shared = consensus([p for _, p in done], pooling=model.bundle.card.pooling)
             decisions = [(item, shared) for item, _ in done]
         else:
             decisions = done
@@ -260,10 +262,10 @@ class GenretagPlugin(BeetsPlugin):
         top = self.config["top"].get(int)
         changes: list[tuple[Item | Album, list[str]]] = []
         for item, prediction in decisions:
-            genres = self._genres(item, prediction, options, write_to)
+            genres = self._genres(item, prediction, options, write_to, model)
             changes.append((item, self._assign(item, prediction, genres, model.model_id, top)))
         if group.album is not None:
-            genres = self._genres(group.album, decisions[0][1], options, write_to)
+            genres = self._genres(group.album, decisions[0][1], options, write_to, model)
             changes.append((group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top)))
         shown = [*GENRE_FIELDS, "genretag_genre", "genretag_confidence"]
         for obj, changed in changes:
@@ -284,15 +286,17 @@ class GenretagPlugin(BeetsPlugin):
                     tally.saved += 1
 
     def _genres(self, obj: Item | Album, prediction: Any, options: genretag.ScanOptions,
-                write_to: str) -> list[str] | None:
-        """The genres ``obj`` gets, or ``None``: leave its genre field as it is."""
+                write_to: str, model: genretag.Model) -> list[str] | None:
+        """The genres ``obj`` gets (with ``styles``, each followed by its best style), or ``None``: leave its
+        genre field as it is."""
         if write_to == "none":
             return None
         existing = _genres_of(obj)
         ours = _own(obj, "genretag_model") is not None and existing[:1] == [_own(obj, "genretag_genre")]
         if existing and not ours and self.config["keep_existing"].get(bool):
             return None
-        decided = genretag.decide(genretag.ScanResult(prediction.path, "predicted", prediction=prediction), options)
+        decided = genretag.decide(genretag.ScanResult(prediction.path, "predicted", prediction=prediction), options,
+                                  styles=model.bundle.card.styles)
         return list(decided.genres) if decided.status == "would-tag" else None
 
     @staticmethod
@@ -314,11 +318,12 @@ class GenretagPlugin(BeetsPlugin):
         return [k for k, v in before.items() if _own(obj, k) != v]
 
 
-def consensus(predictions: Iterable[Any]) -> Any:
-    """An album's decision: the same pooling as ``genretag scan --group album`` (window-weighted mean)."""
+def consensus(predictions: Iterable[Any], *, pooling: str = "mean") -> Any:
+    """An album's decision: the same pooling as ``genretag scan --group album`` (window-weighted, by the
+    model's ``pooling``)."""
     from genretag.scan import pooled
 
-    return pooled(list(predictions))
+    return pooled(list(predictions), pooling=pooling)
 
 
 def _own(obj: Item | Album, key: str) -> Any:

@@ -14,7 +14,7 @@ imported when a function needs them, and Keras only when a model is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from genretag.errors import DecodeError
 
 if TYPE_CHECKING:
     from genretag.discover import Discovery
-    from genretag.models.bundle import Bundle
+    from genretag.models.bundle import Bundle, Style
     from genretag.models.runtime import Classifier
     from genretag.scan import Prediction, ScanResult
     from genretag.store import Store
@@ -79,8 +79,8 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     Raises :class:`~genretag.errors.DecodeError` naming the file when it can't be
     decoded, is too short, or is silent (no genre to give).
     """
-    from genretag.models.runtime import track_mean
-    from genretag.scan import Prediction, extract_track
+    from genretag.scan import extract_track
+    from genretag.scan.batching import from_windows
 
     loaded = _as_model(model, ScanOptions())
     track = extract_track(Path(path), config=loaded.bundle.card.features, policy=WindowPolicy(windows=windows))
@@ -88,10 +88,10 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
         raise DecodeError(track.error or "decode failed", path)
     if track.status == "silent":
         raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
-    probs = loaded.classifier.predict(track.windows)
-    return Prediction(Path(path), loaded.labels, track_mean(probs, temperature=loaded.bundle.card.temperature,
-                                                      pooling=loaded.bundle.card.pooling),
-                      len(track.windows))
+    outputs = loaded.classifier.predict(track.windows)
+    card = loaded.bundle.card
+    return from_windows(Path(path), outputs, labels=card.labels, styles=card.style_names,
+                        temperature=card.temperature, pooling=card.pooling)
 
 
 def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
@@ -197,7 +197,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
     def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
         if settle:
-            result = settle_result(result, model_id=bundle.card.model_id, options=options)
+            result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles)
         recorder.record(result, store_key(bundle, options))
         return result if counted else tick(result)
 
@@ -240,7 +240,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     for result in produce():
         recorder.record(result, store_key(bundle, options))
         collected.append(tick(result))
-    for result in with_groups(collected, options.group):
+    for result in with_groups(collected, options.group, pooling=bundle.card.pooling):
         yield finish(result, counted=True)
 
 
@@ -330,18 +330,23 @@ def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
             "identity": entry.identity, "error": entry.error, "tags": entry.tags}
     if entry.status == "silent":
         return ScanResult(**base, status="silent")
-    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows)
+    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores)
     status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
     return ScanResult(**base, status=status, prediction=prediction)
 
 
-def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: Model | None = None) -> ScanResult:
-    """What a ``predicted`` file gets under ``options`` (top-k, floors, genre map, overwrite...); pure.
+def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: Model | None = None,
+           styles: Sequence[Style] | None = None) -> ScanResult:
+    """What a ``predicted`` file gets under ``options`` (top-k, floors, genre map, overwrite, styles...); pure.
     With ``model``, confidence floors left at None are the model's own (as :func:`tag` uses them);
-    without, they are 0. See :func:`genretag.scan.decide`."""
+    without, they are 0. ``styles`` (a model card's ``styles``): what ``options.styles`` chooses among;
+    default: ``model``'s, else none. See :func:`genretag.scan.decide`."""
     from genretag.scan import decide as decide_
 
-    return decide_(result, options.for_model(model.bundle.card.calibration) if model is not None else options)
+    if styles is None:
+        styles = model.bundle.card.styles if model is not None else ()
+    return decide_(result, options.for_model(model.bundle.card.calibration) if model is not None else options,
+                   styles=styles)
 
 
 def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:

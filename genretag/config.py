@@ -165,6 +165,10 @@ class ScanOptions:
     """Add the predicted genres to the ones the field has, instead of keeping or replacing them."""
     id3v23_sep: str = "/"
     """Joins several genres in ID3v2.3, which has one string per frame (the specification's ``/``)."""
+    styles: bool = False
+    """After each chosen genre, also write its best style (a finer genre the model card lists beneath it,
+    e.g. ``Rock`` then ``Metal``) when that style's score reaches the card's floor for it; renamed or left
+    out by ``genre_map`` like a genre, and not counted by ``top_k``. A model without styles writes genres only."""
 
     def __post_init__(self) -> None:
         from genretag.errors import UsageError
@@ -181,6 +185,7 @@ class ScanOptions:
             (self.group in GROUPS, f"group must be one of {', '.join(GROUPS)}"),
             (self.write_to in WRITE_TO, f"write-to must be one of {', '.join(WRITE_TO)}"),
             (bool(self.id3v23_sep) and "\x00" not in self.id3v23_sep, "the ID3v2.3 separator must be a visible text"),
+            (isinstance(self.styles, bool), "styles must be true or false"),
         )
         for ok, message in checks:
             if not ok:

@@ -3,8 +3,9 @@
 One SQLite database (``~/.cache/genretag/predictions.sqlite`` by default) with one
 row per (file, model): the file's identity when it was predicted (size and
 modification time in ns), the predict-phase status (``predicted``, ``silent`` or
-``failed`` with its reason), every class probability, the genre tags the file had,
-and what the last scan or apply made of it (``tagged``, ``kept``...). A row is used
+``failed`` with its reason), every class probability (and every style score, for a model
+with styles), the genre tags the file had, and what the last scan or apply made of it
+(``tagged``, ``kept``...). A row is used
 only while the file's size and mtime are still the ones recorded, so a file that
 changed is predicted again and never tagged from an old prediction.
 
@@ -12,6 +13,10 @@ Two scans may share a store: it runs in WAL mode, every result is its own short
 transaction (a killed scan loses at most the files in flight), and a busy
 database is waited for. A file that is not a genretag store, or a damaged one,
 is a :class:`~genretag.errors.StoreError` when opened.
+
+The schema's version is in the ``meta`` table. A store of an older schema is brought up
+to date in place when opened for writing (columns are only ever added: nothing is lost);
+one of a newer schema is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import numpy as np
 from genretag.errors import StoreError, describe
 from genretag.tags import TagState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first. 2: ``styles`` and ``style_scores`` (models with styles)."""
 STORE_FILE = "predictions.sqlite"
 _APP = "genretag prediction store"
 _SCHEMA = """
@@ -50,9 +56,18 @@ CREATE TABLE IF NOT EXISTS predictions (
     tags TEXT,                      -- JSON: the tags read from the file (genre fields, album, artist...)
     outcome TEXT,                   -- what the last scan/apply did: tagged, kept, would-tag, ...
     updated REAL NOT NULL,          -- seconds since the epoch
+    styles TEXT,                    -- (schema 2) JSON list of the model's style names (NULL: it has none)
+    style_scores BLOB,              -- (schema 2) float32 little-endian, in styles' order
     PRIMARY KEY (path, model)
 ) WITHOUT ROWID;
 """
+_COLUMNS = ("path", "model", "size", "mtime_ns", "status", "labels", "probabilities", "windows", "previous",
+            "provenance", "error", "tags", "outcome", "updated", "styles", "style_scores")
+"""The ``predictions`` columns, in the order :func:`_entry` reads them."""
+_MIGRATIONS = {
+    2: ("ALTER TABLE predictions ADD COLUMN styles TEXT", "ALTER TABLE predictions ADD COLUMN style_scores BLOB"),
+}
+"""What brings a store of the version before each key up to it."""
 
 
 class Result(Protocol):
@@ -61,7 +76,8 @@ class Result(Protocol):
     path: Path
     status: str
     prediction: object | None
-    """A :class:`genretag.scan.Prediction` (``labels``, ``probabilities``, ``windows``), or None."""
+    """A :class:`genretag.scan.Prediction` (``labels``, ``probabilities``, ``windows``, ``styles``,
+    ``style_scores``), or None."""
     previous: tuple[str, ...]
     provenance: str | None
     error: str | None
@@ -110,6 +126,10 @@ class Entry:
     tags: TagState | None
     outcome: str | None
     updated: float
+    styles: tuple[str, ...] = ()
+    """The model's style names; empty: it has none (or the row predates schema 2)."""
+    style_scores: np.ndarray | None = None
+    """``float32 [n_styles]`` in ``styles`` order; None unless ``predicted`` by a model with styles."""
 
 
 class Store:
@@ -119,6 +139,8 @@ class Store:
         """Open (and unless ``readonly``, create) the store at ``path``. ``readonly``: a missing store is a
         :class:`StoreError` (``no prediction store``), and nothing is ever written."""
         self.path = Path(path)
+        self.schema = SCHEMA_VERSION
+        """The schema of the file (an older one only when opened ``readonly``: it is read as it is)."""
         self.failed: StoreError | None = None
         """The error that made a reading or writing call fail, if one did."""
         if readonly and not self.path.is_file():
@@ -159,16 +181,35 @@ class Store:
         if int(meta.get("schema", 0)) > SCHEMA_VERSION:
             raise StoreError(f"prediction store has schema {meta['schema']}, newer than this genretag's "
                              f"{SCHEMA_VERSION}: upgrade genretag, or use another --store", self.path)
+        self.schema = int(meta.get("schema", 1))
         return True
 
     def _init_schema(self) -> None:
         if self._check_schema():
+            if self.schema < SCHEMA_VERSION:
+                self._migrate()
             return
         with self._transaction():  # (executescript would commit on its own)
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(statement)
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                  [("app", _APP), ("schema", str(SCHEMA_VERSION))])
+
+    def _migrate(self) -> None:
+        """Bring an older store up to :data:`SCHEMA_VERSION` in place, in one transaction (all or nothing).
+        The version is read again inside it: another process may have just done it."""
+        with self._transaction():
+            current = int(dict(self._db.execute("SELECT key, value FROM meta")).get("schema", 1))
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    self._db.execute(statement)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self.schema = SCHEMA_VERSION
+
+    def _select(self) -> str:
+        """``SELECT`` of every column :func:`_entry` reads; a column an older (read-only) store lacks is NULL."""
+        have = _COLUMNS if self.schema >= 2 else _COLUMNS[:-2] + ("NULL", "NULL")
+        return f"SELECT {', '.join(have)} FROM predictions"
 
     def _transaction(self):
         db = self._db
@@ -195,7 +236,7 @@ class Store:
 
     def get(self, path: str | Path, model: str) -> Entry | None:
         """The row for ``path`` and ``model``, whatever the file is now (see :meth:`current`)."""
-        row = self._query("SELECT * FROM predictions WHERE path = ? AND model = ?", (_key(path), model)).fetchone()
+        row = self._query(f"{self._select()} WHERE path = ? AND model = ?", (_key(path), model)).fetchone()
         return None if row is None else _entry(row)
 
     def current(self, path: str | Path, model: str) -> Entry | None:
@@ -205,7 +246,7 @@ class Store:
 
     def entries(self, path: str | Path) -> list[Entry]:
         """Every model's row for ``path``, newest first."""
-        rows = self._query("SELECT * FROM predictions WHERE path = ? ORDER BY updated DESC", (_key(path),))
+        rows = self._query(f"{self._select()} WHERE path = ? ORDER BY updated DESC", (_key(path),))
         return [_entry(r) for r in rows]
 
     def _query(self, sql: str, args: tuple) -> sqlite3.Cursor:
@@ -228,12 +269,16 @@ class Store:
             return
         pred = result.prediction
         status = "predicted" if pred is not None else ("silent" if result.status == "silent" else "failed")
+        scores = getattr(pred, "style_scores", None)
         row = (_key(result.path), model, identity.size, identity.mtime_ns, status,
                json.dumps(list(pred.labels)) if pred is not None else None,
                np.asarray(pred.probabilities, "<f4").tobytes() if pred is not None else None,
                pred.windows if pred is not None else 0, json.dumps(list(result.previous)), result.provenance,
-               result.error, _tags_json(result.tags), result.status, time.time())
-        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+               result.error, _tags_json(result.tags), result.status, time.time(),
+               json.dumps(list(pred.styles)) if scores is not None else None,
+               np.asarray(scores, "<f4").tobytes() if scores is not None else None)
+        self._write(f"INSERT OR REPLACE INTO predictions ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
 
     def after_write(self, path: str | Path, model: str, *, tags: TagState, outcome: str) -> None:
         """The file was tagged: record its new identity and tags (as read back after the write), so the
@@ -272,13 +317,15 @@ def _tags_of(text: str | None) -> TagState | None:
 
 def _entry(row: tuple) -> Entry:
     (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, tags, outcome,
-     updated) = row
+     updated, styles, scores) = row
     return Entry(
         path=Path(os.fsdecode(path)), model=model, identity=Identity(size, mtime_ns), status=status,
         labels=tuple(json.loads(labels)) if labels else (),
         probabilities=np.frombuffer(probs, "<f4").astype(np.float32) if probs is not None else None,
         windows=int(windows or 0), previous=tuple(json.loads(previous)), provenance=provenance, error=error,
         tags=_tags_of(tags), outcome=outcome, updated=float(updated),
+        styles=tuple(json.loads(styles)) if styles and scores is not None else (),
+        style_scores=np.frombuffer(scores, "<f4").astype(np.float32) if styles and scores is not None else None,
     )
 
 

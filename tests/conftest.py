@@ -63,3 +63,44 @@ def knn_bundle(tmp_path_factory, synth_dataset) -> Path:
     train(load_folder(synth_dataset), out, config=TrainConfig(model="knn"), name="rel", version="1",
           cache_dir=tmp_path_factory.mktemp("knn_cache"), jobs=0)
     return out
+
+
+STYLES = (  # name, parent label, floor, (weight, bias) on the parent's probability
+    ("Shrill", "High", 0.5, (20.0, -10.0)),
+    ("Piercing", "High", 0.5, (12.0, -6.0)),
+    ("Rumble", "Low", 0.5, (20.0, -10.0)),
+)
+"""The styles of ``styles_bundle``: each scores ``sigmoid(weight * p(parent) + bias)`` per window, so a
+window with p(High) = 0.75 scores Shrill 0.993 and Piercing 0.953, one with p(High) = 0.3 scores them 0.018
+and 0.083 (above 0.5, Shrill always outscores Piercing)."""
+
+
+@pytest.fixture(scope="session")
+def styles_bundle(tmp_path_factory, tiny_bundle) -> Path:
+    """``tiny_bundle``'s network with a style head, as a model with styles ships it: per window one vector,
+    ``Concatenate([softmax genres, sigmoid styles])`` (the styles of :data:`STYLES`), bundle ``tiny-styles 0.1``."""
+    import dataclasses
+
+    import numpy as np
+
+    from genretag.models.bundle import Style, read_bundle, sha256_file, write_card
+    from genretag.models.runtime import import_keras
+
+    keras = import_keras()
+    base = read_bundle(tiny_bundle)
+    genres = keras.saving.load_model(base.weights_path, compile=False, safe_mode=True)
+    head = keras.layers.Dense(len(STYLES), activation="sigmoid", name="styles")
+    probs = genres.outputs[0]
+    model = keras.Model(genres.inputs, keras.layers.Concatenate(name="genres_styles")([probs, head(probs)]))
+    kernel = np.zeros((len(base.card.labels), len(STYLES)), np.float32)
+    for i, (_, parent, _, (weight, _)) in enumerate(STYLES):
+        kernel[base.card.labels.index(parent), i] = weight
+    head.set_weights([kernel, np.array([bias for *_, (_, bias) in STYLES], np.float32)])
+    out = tmp_path_factory.mktemp("styles_bundle")
+    model.save(out / "model.keras")
+    styles = tuple(Style(name, parent, floor, {"name": name, "parent": parent, "floor": floor, "precision": 0.9})
+                   for name, parent, floor, _ in STYLES)
+    card = dataclasses.replace(base.card, name="tiny-styles", sha256=sha256_file(out / "model.keras"),
+                               params=int(model.count_params()), styles=styles)
+    write_card(out, card)
+    return out

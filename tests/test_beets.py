@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import synth
 
 pytest.importorskip("beets")
 mediafile = pytest.importorskip("mediafile")
@@ -171,3 +172,23 @@ def test_corrupt_file_is_one_line_and_the_rest_are_tagged(beet):
     after = beet.items()
     done = {t for t, f in after.items() if f.get("genretag_model") == MODEL_ID}
     assert done == {t for t, f in after.items() if f["path"] != str(bad)}
+
+
+def test_styles_option_writes_each_genre_and_its_style(styles_bundle, tmp_path):
+    """``styles: yes`` with a model whose card lists styles (the tiny one: Shrill beneath High): an album
+    imported with ``auto`` gets the album's genre and its best style, in the database and in the files."""
+    for i in range(2):
+        path = synth.write_audio(tmp_path / "src" / f"{i}.flac", synth.tone_mix("High", seconds=4.0, seed=810 + i))
+        tags = mediafile.MediaFile(path)
+        tags.title, tags.album, tags.albumartist, tags.artist = f"High {i}", "Treble", "Synth", "Synth"
+        tags.save()
+    beet = Beets(tmp_path)
+    config = tmp_path / "styles.yaml"
+    config.write_text(CONFIG.format(root=tmp_path, extra=f"  model: {styles_bundle}\n  styles: yes\n"))
+    run = beet("import", "-A", "-q", str(tmp_path / "src"), config=config)
+    assert run.returncode == 0, run.stderr
+    items = beet.items()
+    assert {t: (f["genres"], f["genretag_genre"], f["genretag_model"]) for t, f in items.items()} == {
+        t: (["High", "Shrill"], "High", "tiny-styles 0.1") for t in ("High 0", "High 1")}
+    assert items["High 0"]["album_genres"] == ["High", "Shrill"]
+    assert beet.file_genres() == {"High 0": ["High", "Shrill"], "High 1": ["High", "Shrill"]}

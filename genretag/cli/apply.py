@@ -18,6 +18,7 @@ from genretag.cli.common import (
     out,
     scan_options,
     settings_for,
+    warn_without_styles,
 )
 from genretag.cli.scan import D, _consume, _summary, finish
 from genretag.errors import GenretagError, UsageError
@@ -43,6 +44,7 @@ def apply(
     overwrite: bool = O.OVERWRITE,
     id3v23: bool = O.ID3V23,
     id3v23_sep: str = O.ID3V23_SEP,
+    styles: bool = O.STYLES,
     group: O.Group = O.GROUP,
     write_to: O.WriteTo = O.WRITE_TO_FIELD,
     merge: bool = O.MERGE,
@@ -57,9 +59,9 @@ def apply(
 
     Review first, then write: [bold]genretag scan ~/Music --dry-run --json review.jsonl[/bold], edit the
     rows' "genres" (empty a list, or delete a row, to leave that file alone), then
-    [bold]genretag apply review.jsonl[/bold]. Or [bold]genretag apply ~/Music --top-k 2[/bold] decides again
-    from the prediction store with other options. A file that changed since it was predicted is never
-    tagged from the old prediction. Exit status as for scan.
+    [bold]genretag apply review.jsonl[/bold]. Or [bold]genretag apply ~/Music --top-k 2 --styles[/bold] decides
+    again from the prediction store with other options (a report's rows are written as they are). A file that
+    changed since it was predicted is never tagged from the old prediction. Exit status as for scan.
     """
     from genretag.api import apply as apply_stored
     from genretag.api import apply_report
@@ -74,6 +76,7 @@ def apply(
         raise UsageError("give one report, or audio paths, not both")
     store_problem = None
     store = None
+    card_styles = ()  # the model's styles: their scores go into the reports of decisions made from the store
     if reports:
         rows = read_report(reports[0])
         # provenance: each row's model; rows without one (an older report), the --model given
@@ -87,6 +90,8 @@ def apply(
                                 model=bundle)
     else:
         bundle = resolve_model(o.model)
+        warn_without_styles(stderr, options, bundle)
+        card_styles = bundle.card.styles
         found = discover(sources)
         if not found.files:
             for path, reason in found.problems:
@@ -99,7 +104,8 @@ def apply(
         def run(on_progress):
             return apply_stored(found, store=store, model=bundle.path, options=options, on_progress=on_progress)
     check_report_paths([o.csv_path, o.json_path], files)
-    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=model_id)
+    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=model_id,
+                          styles=card_styles)
     started = time.perf_counter()
     try:
         tally = _consume(run, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,

@@ -178,6 +178,13 @@ def scan_options(o: SimpleNamespace) -> Any:
     return ScanOptions(**values, genre_map=read_genre_map(o.genre_map) if o.genre_map else {})
 
 
+def warn_without_styles(stderr: Console, options: Any, bundle: Any) -> None:
+    """One warning line when ``--styles`` is on and the model's card lists no styles (genres are still written)."""
+    if options.styles and not bundle.card.styles:
+        stderr.print(f"[yellow]warning:[/yellow] model {shown(bundle.card.model_id)} has no styles: "
+                     "--styles writes genres only")
+
+
 def open_store(o: SimpleNamespace) -> tuple[Any, GenretagError | None]:
     """The prediction store the options ask for: ``(store, None)``, ``(None, None)`` with
     ``--no-store``, or ``(None, error)`` when it can't be opened (the run goes on without it)."""

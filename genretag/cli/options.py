@@ -39,6 +39,11 @@ WRITE_TO_FIELD = typer.Option(D.write_to, "--write-to",
                                    "(your curated genres are never touched).")
 MERGE = typer.Option(D.merge, "--merge", help="Add the predicted genres to the field's existing ones.")
 ID3V23_SEP = typer.Option(D.id3v23_sep, "--id3v23-sep", help="Joins several genres in ID3v2.3 (one text per frame).")
+STYLES = typer.Option(D.styles, "--styles",
+                      help="After each genre written, also write its best style (e.g. Rock; Metal) when the model "
+                           "has styles and that style's score reaches the floor its card sets; --genre-map renames "
+                           "styles too ('Metal,' never writes Metal). --top-k counts genres only. A model without "
+                           "styles writes genres only (with a warning).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-file lines.")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="A line per file even when writing tags.")
 STORE = typer.Option(None, "--store", dir_okay=False,

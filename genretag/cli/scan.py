@@ -25,6 +25,7 @@ from genretag.cli.common import (
     scan_options,
     settings_for,
     shown,
+    warn_without_styles,
 )
 from genretag.config import MAX_BATCH_SIZE, ScanOptions
 from genretag.errors import GenretagError
@@ -52,6 +53,7 @@ def scan(
     force: bool = typer.Option(D.force, "--force", help="Re-tag files this model already tagged."),
     id3v23: bool = O.ID3V23,
     id3v23_sep: str = O.ID3V23_SEP,
+    styles: bool = O.STYLES,
     group: O.Group = O.GROUP,
     write_to: O.WriteTo = O.WRITE_TO_FIELD,
     merge: bool = O.MERGE,
@@ -92,6 +94,7 @@ def scan(
     options = scan_options(o)
     console, stderr = out(), err()
     bundle = resolve_model(o.model)
+    warn_without_styles(stderr, options, bundle)
     found = discover(paths)
     if not found.files:
         for path, reason in found.problems:
@@ -99,7 +102,8 @@ def scan(
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
     check_report_paths([o.csv_path, o.json_path], found.files)
     store, store_problem = open_store(o)
-    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=bundle.card.model_id)
+    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=bundle.card.model_id,
+                          styles=bundle.card.styles)
     started = time.perf_counter()
     total = len(found.files) + len(found.problems)
     try:

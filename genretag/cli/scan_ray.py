@@ -12,7 +12,16 @@ from types import SimpleNamespace
 
 import typer
 
-from genretag.cli.common import EXIT_INTERRUPTED, close_store, err, open_store, out, progress_bar, scan_options
+from genretag.cli.common import (
+    EXIT_INTERRUPTED,
+    close_store,
+    err,
+    open_store,
+    out,
+    progress_bar,
+    scan_options,
+    warn_without_styles,
+)
 from genretag.errors import UsageError
 
 ENGINES = ("local", "ray")
@@ -23,6 +32,7 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
     from genretag.cli.scan import _render, _summary, _Tally, finish
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray
+    from genretag.models.registry import resolve_model
     from genretag.scan import check_report_paths
 
     if engine not in ENGINES:
@@ -31,6 +41,7 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
         raise UsageError("--ray-address needs --engine ray")
     options = scan_options(o)
     console, stderr = out(), err()
+    warn_without_styles(stderr, options, resolve_model(o.model))
     stderr.print("[yellow]note:[/yellow] --engine ray writes no tags (as --dry-run); "
                  "'genretag apply REPORT.jsonl' writes them from --json")
     parquet = o.json_path is not None and Path(o.json_path).suffix.lower() == ".parquet"

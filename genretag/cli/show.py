@@ -20,8 +20,9 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
     config: Optional[Path] = O.CONFIG,
 ) -> None:
-    """Show each file's genre tags and every stored prediction of it (by any model), and whether the
-    file changed since. Reads only: decodes nothing, writes nothing."""
+    """Show each file's genre tags (styles written with --styles among them) and every stored prediction
+    of it (by any model; a model with styles: its best style scores too), and whether the file changed
+    since. Reads only: decodes nothing, writes nothing."""
     from genretag.cli.settings import read_config
     from genretag.discover import discover
     from genretag.errors import GenretagError, StoreError
@@ -49,7 +50,9 @@ def show(
                 tags, failed = {"error": exc.reason}, True
             now = Identity.of(path)
             stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity == now,
-                       "top": [[g, round(float(p), 4)] for g, p in _ranked(e)[:3]], "error": e.error,
+                       "top": [[g, round(float(p), 4)] for g, p in _ranked(e)[:3]],
+                       **({"styles": [[n, round(float(p), 4)] for n, p in _styles(e)[:3]]} if e.styles else {}),
+                       "error": e.error,
                        "windows": e.windows, "updated": datetime.datetime.fromtimestamp(e.updated).isoformat(
                            timespec="seconds")} for e in (db.entries(path) if db is not None else [])]
             if as_json:
@@ -77,6 +80,13 @@ def _ranked(entry) -> list[tuple[str, float]]:
     return sorted(zip(entry.labels, entry.probabilities.tolist()), key=lambda lp: -lp[1])
 
 
+def _styles(entry) -> list[tuple[str, float]]:
+    """The entry's style scores, best first (a model with styles)."""
+    if entry.style_scores is None:
+        return []
+    return sorted(zip(entry.styles, entry.style_scores.tolist()), key=lambda sp: -sp[1])
+
+
 def _render(console, path: Path, tags: dict, stored: list[dict]) -> None:
     console.print(f"[bold]{shown(path)}[/bold]")
     if "error" in tags:
@@ -89,5 +99,7 @@ def _render(console, path: Path, tags: dict, stored: list[dict]) -> None:
         console.print("  no stored prediction")
     for entry in stored:
         top = ", ".join(f"{shown(g)} {p:.0%}" for g, p in entry["top"]) or shown(entry["error"] or entry["status"])
+        if entry.get("styles"):
+            top += "; styles: " + ", ".join(f"{shown(n)} {p:.0%}" for n, p in entry["styles"])
         state = "" if entry["current"] else " [yellow](file changed since: stale)[/yellow]"
         console.print(f"  {shown(entry['model'])}: {top}; last: {entry['outcome'] or '-'}, {entry['updated']}{state}")

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from genretag.errors import GenretagError, os_reason
 from genretag.scan.decide import ScanResult
-from genretag.scan.report import REPORT_COLUMNS, report_row
+from genretag.scan.report import csv_row, report_columns, report_row
 
 PARQUET_ROWS = 10_000
 """Rows per Parquet part file (a killed run loses at most the rows not yet in a part)."""
@@ -32,10 +32,12 @@ class Outputs:
     json: Path | None = None
     """JSON Lines, one :func:`~genretag.scan.report_row` per file: what ``genretag apply`` reads."""
     csv: Path | None = None
-    """CSV with :data:`~genretag.scan.REPORT_COLUMNS`, as ``scan --csv`` writes it."""
+    """CSV with :data:`~genretag.scan.REPORT_COLUMNS` (and ``styles`` for a model with styles), as
+    ``scan --csv`` writes it."""
     parquet: Path | None = None
     """A folder of ``part-NNNNNN.parquet`` files: the JSON row's columns, with ``probabilities`` as
-    ``float32`` in the model's label order (also in the schema metadata, key ``labels``)."""
+    ``float32`` in the model's label order (also in the schema metadata, key ``labels``); a model with
+    styles adds ``style_scores`` in its styles' order (metadata key ``styles``)."""
 
     def any(self) -> bool:
         return any(p is not None for p in (self.json, self.csv, self.parquet))
@@ -93,8 +95,9 @@ class Sinks:
     not written again). Use as a context manager."""
 
     def __init__(self, outputs: Outputs, *, done: dict[str, set[str]], top_k: int, model_id: str,
-                 labels: tuple[str, ...]) -> None:
-        self.top_k, self.model_id, self.labels = top_k, model_id, labels
+                 labels: tuple[str, ...], styles: tuple = ()) -> None:
+        """``styles``: the model card's (:class:`~genretag.models.bundle.Style`); rows then carry their scores."""
+        self.top_k, self.model_id, self.labels, self.styles = top_k, model_id, labels, tuple(styles)
         self._done = done
         self._files: list[tuple[IO[str], Path]] = []
         self._json = self._csv = None
@@ -105,12 +108,13 @@ class Sinks:
             if outputs.csv is not None:
                 fresh = not Path(outputs.csv).is_file() or Path(outputs.csv).stat().st_size == 0
                 fh = self._append(outputs.csv, errors="surrogateescape", trim=False)
-                writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(fh, fieldnames=report_columns(self.styles), extrasaction="ignore")
                 if fresh:
                     self._guarded(fh, outputs.csv, writer.writeheader)
                 self._csv = (writer, fh, outputs.csv)
             if outputs.parquet is not None:
-                self._parquet = _ParquetParts(Path(outputs.parquet), labels=labels)
+                self._parquet = _ParquetParts(Path(outputs.parquet), labels=labels,
+                                              styles=tuple(s.name for s in self.styles))
         except BaseException:
             self.close()
             raise
@@ -134,7 +138,7 @@ class Sinks:
     def write(self, result: ScanResult, *, path: str | None = None) -> None:
         """Append ``result``'s row to every output that lacks it; flushed per row (Parquet: per part).
         ``path``: the row's path when it is not ``result.path`` (an object-store URI)."""
-        row = report_row(result, top_k=self.top_k, model_id=self.model_id)
+        row = report_row(result, top_k=self.top_k, model_id=self.model_id, styles=self.styles)
         if path is not None:
             row["path"] = path
         key = row["path"]
@@ -144,15 +148,13 @@ class Sinks:
             self._guarded(fh, where, lambda: fh.write(line))
         if self._csv is not None and key not in self._done.get("csv", ()):
             writer, fh, where = self._csv
-            flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
-                        top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
-                        confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}",
-                        **({"notes": " | ".join(row["notes"])} if isinstance(row.get("notes"), list) else {}))
+            flat = csv_row(row, result, styles=self.styles)
             self._guarded(fh, where, lambda: writer.writerow(flat))
         if self._parquet is not None and key not in self._done.get("parquet", ()):
             probs = result.prediction.probabilities if result.prediction is not None else None
             windows = result.prediction.windows if result.prediction is not None else 0
-            self._parquet.add(row, probs, windows)
+            scores = result.prediction.style_scores if result.prediction is not None else None
+            self._parquet.add(row, probs, windows, scores)
 
     @staticmethod
     def _guarded(fh: IO[str], path: Path, step) -> None:
@@ -205,18 +207,19 @@ class _ParquetParts:
     """Rows gathered into ``part-NNNNNN.parquet`` files of :data:`PARQUET_ROWS` rows, each written to a
     temporary name and renamed, so the folder only ever holds complete parts."""
 
-    def __init__(self, folder: Path, *, labels: tuple[str, ...]) -> None:
+    def __init__(self, folder: Path, *, labels: tuple[str, ...], styles: tuple[str, ...] = ()) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise GenretagError(f"cannot write the Parquet output: {os_reason(exc)}", folder) from exc
-        self.folder, self.labels = folder, labels
+        self.folder, self.labels, self.styles = folder, labels, styles
         numbers = [int(p.stem.split("-")[1]) for p in folder.glob("part-*.parquet") if p.stem.split("-")[1].isdigit()]
         self._next = max(numbers, default=-1) + 1
         self._rows: list[dict[str, Any]] = []
 
-    def add(self, row: dict[str, Any], probabilities, windows: int) -> None:
-        self._rows.append({
+    def add(self, row: dict[str, Any], probabilities, windows: int, style_scores=None) -> None:
+        extra = {"style_scores": None if style_scores is None else [float(s) for s in style_scores]}
+        self._rows.append({**(extra if self.styles else {}),
             "path": _utf8(row["path"]), "status": row["status"], "genre": row["genre"], "confidence": row["confidence"],
             "genres": row["genres"], "previous": row["previous"], "error": row["error"],
             "probabilities": None if probabilities is None else [float(p) for p in probabilities],
@@ -230,7 +233,7 @@ class _ParquetParts:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(self._rows, schema=parquet_schema(self.labels))
+        table = pa.Table.from_pylist(self._rows, schema=parquet_schema(self.labels, self.styles))
         final = self.folder / f"part-{self._next:06d}.parquet"
         partial = final.with_suffix(".parquet.partial")
         try:
@@ -248,14 +251,18 @@ def _utf8(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def parquet_schema(labels: Iterable[str]):
-    """The Parquet output's columns (``labels`` go into the schema metadata as JSON)."""
+def parquet_schema(labels: Iterable[str], styles: Iterable[str] = ()):
+    """The Parquet output's columns (``labels``, and ``styles`` when the model has them, go into the
+    schema metadata as JSON)."""
     import pyarrow as pa
 
     strings = pa.list_(pa.string())
+    styles = list(styles)
+    extra = [("style_scores", pa.list_(pa.float32()))] if styles else []
+    metadata = {"labels": json.dumps(list(labels)), **({"styles": json.dumps(styles)} if styles else {})}
     return pa.schema([
         ("path", pa.string()), ("status", pa.string()), ("genre", pa.string()), ("confidence", pa.float64()),
         ("genres", strings), ("previous", strings), ("error", pa.string()),
         ("probabilities", pa.list_(pa.float32())), ("windows", pa.int32()), ("size", pa.int64()),
-        ("mtime_ns", pa.int64()), ("model", pa.string()),
-    ], metadata={"labels": json.dumps(list(labels))})
+        ("mtime_ns", pa.int64()), ("model", pa.string()), *extra,
+    ], metadata=metadata)

@@ -126,7 +126,7 @@ def scan_on_ray(
     recorder = StoreRecorder(store)
 
     with Sinks(outputs, done=done, top_k=options.top_k, model_id=bundle.card.model_id,
-               labels=bundle.card.labels) as sinks:
+               labels=bundle.card.labels, styles=bundle.card.styles) as sinks:
         def emit(result: ScanResult, path: str) -> None:
             sinks.write(result, path=path)
             statuses[result.status] += 1
@@ -206,8 +206,7 @@ def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
     """A row of the inference stage as the local scan's decided :class:`ScanResult`."""
     import numpy as np
 
-    from genretag.api import decide
-    from genretag.scan import Prediction, TrackFeatures, as_result
+    from genretag.scan import Prediction, TrackFeatures, as_result, decide
     from genretag.store import Identity
 
     identity = Identity(row["size"], row["mtime_ns"]) if row["size"] is not None else None
@@ -216,9 +215,11 @@ def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
                           error=row["error"], identity=identity)
     prediction = None
     if row["probabilities"] is not None:
+        scores = row.get("style_scores")
         prediction = Prediction(path, bundle.card.labels, np.asarray(row["probabilities"], np.float32),
-                                row["n_windows"])
-    return decide(as_result(track, prediction), options)
+                                row["n_windows"], bundle.card.style_names if scores is not None else (),
+                                np.asarray(scores, np.float32) if scores is not None else None)
+    return decide(as_result(track, prediction), options, styles=bundle.card.styles)
 
 
 def _failed(path: str, reason: str) -> ScanResult:

@@ -107,7 +107,8 @@ def _table(rows: dict[str, list], *, windows_binary: bool):
     strings = pa.list_(pa.string())
     fields = [("path", pa.string()), ("status", pa.string())]
     fields += [("windows", pa.large_binary()), ("n_windows", pa.int32())] if windows_binary else [
-        ("probabilities", pa.list_(pa.float32())), ("n_windows", pa.int32())]
+        ("probabilities", pa.list_(pa.float32())), ("style_scores", pa.list_(pa.float32())),
+        ("n_windows", pa.int32())]
     fields += [("previous", strings), ("provenance", pa.string()), ("error", pa.string()),
                ("size", pa.int64()), ("mtime_ns", pa.int64())]
     schema = pa.schema(fields)
@@ -119,7 +120,8 @@ class Infer:
     """The inference stage, one per actor: the model is loaded once, in ``__init__``; each call
     runs every window of a batch of tracks through it (in model batches of ``batch_size``, the last
     padded as the local pool pads it) and averages each track's windows with
-    :func:`~genretag.models.runtime.track_mean` (with the bundle's calibration temperature). Rows that are not ``ok`` pass through."""
+    :func:`~genretag.models.runtime.track_mean` (with the bundle's calibration temperature, on the genre
+    block only); a model with styles adds each track's ``style_scores``. Rows that are not ``ok`` pass through."""
 
     def __init__(self, model: str, *, batch_size: int) -> None:
         import genretag
@@ -130,6 +132,7 @@ class Infer:
         self.shape = (card.features.n_mels, card.features.n_frames)
         self.temperature = card.temperature  # the bundle's calibration, as the local scan applies it
         self.pooling = card.pooling
+        self.n_genres, self.has_styles = len(card.labels), bool(card.styles)
 
     def __call__(self, batch) -> Any:
         from genretag.models.runtime import track_mean
@@ -141,14 +144,17 @@ class Infer:
                   for b, n, s in zip(blobs, counts, statuses) if s == "ok" and n]
         probs = self.classifier.predict(np.concatenate(arrays)) if arrays else None
         rows = {name: batch.column(name).to_pylist() for name in _TRACK_FIELDS if name != "windows"}
-        rows["probabilities"], offset = [], 0
+        rows["probabilities"], rows["style_scores"], offset = [], [], 0
         for n, status in zip(counts, statuses):
             if status == "ok" and n:
-                rows["probabilities"].append(track_mean(probs[offset : offset + n], temperature=self.temperature,
-                                                                    pooling=self.pooling).tolist())
+                mean = track_mean(probs[offset : offset + n], temperature=self.temperature, pooling=self.pooling,
+                                  n_genres=self.n_genres)
+                rows["probabilities"].append(mean[: self.n_genres].tolist())
+                rows["style_scores"].append(mean[self.n_genres :].tolist() if self.has_styles else None)
                 offset += n
             else:
                 rows["probabilities"].append(None)
+                rows["style_scores"].append(None)
         return _table(rows, windows_binary=False)
 
 

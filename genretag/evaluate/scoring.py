@@ -47,10 +47,10 @@ def score_tracks(
     if not parts:
         empty = np.zeros((0, n_classes), np.float32)
         return TrackScores(empty, empty, policy.windows)
-    probs = classifier.predict(np.concatenate(parts))
+    probs = classifier.predict(np.concatenate(parts))[:, :n_classes]  # a model's style scores follow: not scored here
     bounds = np.cumsum([len(w) for w in parts])[:-1]
     track = np.stack([track_mean(p, pooling=pooling) for p in np.split(probs, bounds)])
-    single = classifier.predict(np.concatenate(middles))
+    single = classifier.predict(np.concatenate(middles))[:, :n_classes]
     return TrackScores(track, single, policy.windows)
 
 

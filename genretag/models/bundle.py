@@ -11,6 +11,10 @@ A Keras bundle may also carry an inference artifact derived from its weights
 runs without importing TensorFlow. The card lists it under ``runtime`` with its
 own sha256 and the sha256 of the weights it was exported from; the weights stay
 the source of truth, and an artifact that fails either check is refused.
+
+A card may list ``styles``: finer genres beneath its labels (``{"name": "Metal", "parent":
+"Rock", "floor": 0.35, ...}``). Such a model emits, per window, the genre probabilities
+followed by one independent score in [0, 1] per style (see :class:`Style`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,48 @@ BUNDLE_FORMAT = "genretag-bundle"
 FORMAT_VERSION = 1
 RUNTIME_KEYS = ("format", "file", "sha256", "exported_from_sha256")
 """What a card's ``runtime`` entry must say."""
+
+
+@dataclass(frozen=True)
+class Style:
+    """A style beneath a genre: the model scores it on its own (a sigmoid, not part of the softmax),
+    and it is written after its parent genre when its track score reaches ``floor``."""
+
+    name: str
+    parent: str
+    """The genre label (one of the card's ``labels``) it belongs to."""
+    floor: float
+    """The track score in [0, 1] the style needs to be written."""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The card's entry as written (other keys such as ``precision`` or ``coverage`` kept)."""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Style:
+        """One entry of the card's ``styles``; TypeError or ValueError for anything that is not a style."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a style must be an object, got {data!r}")
+        missing = [key for key in ("name", "parent", "floor") if key not in data]
+        if missing:
+            raise ValueError(f"style {data.get('name', data)!r} lacks {', '.join(missing)}")
+        name, parent, floor = data["name"], data["parent"], data["floor"]
+        if not isinstance(name, str) or not name.strip() or not isinstance(parent, str):
+            raise ValueError(f"style name and parent must be text, got {name!r} and {parent!r}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= floor <= 1.0:
+            raise ValueError(f"style {name!r}: floor {floor!r} is not a number from 0 to 1")
+        return cls(name, parent, float(floor), dict(data))
+
+
+def check_styles(styles: tuple[Style, ...], labels: tuple[str, ...]) -> None:
+    """ValueError unless every style's parent is a label and the names are unique and no label's."""
+    seen: set[str] = set()
+    for style in styles:
+        if style.parent not in labels:
+            raise ValueError(f"style {style.name!r} has parent {style.parent!r}, which is not one of the labels")
+        if style.name in labels:
+            raise ValueError(f"style {style.name!r} has the name of a genre label")
+        if style.name in seen:
+            raise ValueError(f"style {style.name!r} is listed twice")
+        seen.add(style.name)
 
 
 @dataclass(frozen=True)
@@ -61,6 +107,18 @@ class ModelCard:
     """The inference artifact exported from the weights (``models/export_runtime.py`` writes it):
     ``format`` (``onnx``), ``file``, ``sha256``, ``exported_from_sha256`` (the weights' sha256 at
     export), and how it was checked against Keras (``max_abs_diff_vs_keras``, ...). Empty: Keras only."""
+    styles: tuple[Style, ...] = ()
+    """Styles beneath the labels, in the order the model emits their scores (after the labels'
+    probabilities). Empty: the model emits genre probabilities only."""
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.styles)
+
+    @property
+    def n_outputs(self) -> int:
+        """Values the model emits per window: one per label, then one per style."""
+        return len(self.labels) + len(self.styles)
 
     @property
     def temperature(self) -> float:
@@ -83,6 +141,8 @@ class ModelCard:
             **({"calibration": self.calibration} if self.calibration else {}),
             **({"pooling": self.pooling} if self.pooling != "mean" else {}),
             **({"runtime": self.runtime} if self.runtime else {}),
+            **({"styles": [{**s.raw, "name": s.name, "parent": s.parent, "floor": s.floor} for s in self.styles]}
+               if self.styles else {}),
         }
 
     @classmethod
@@ -102,7 +162,9 @@ class ModelCard:
                 calibration=dict(data.get("calibration", {})),
                 runtime=dict(data.get("runtime", {})),
                 pooling=str(data.get("pooling", "mean")),
+                styles=_styles(data.get("styles", [])),
             )
+            check_styles(card.styles, card.labels)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed card.json: {exc}", path) from exc
         if not 0.05 <= card.temperature <= 20:
@@ -116,6 +178,12 @@ class ModelCard:
             if card.runtime["format"] != "onnx":
                 raise ModelError(f"malformed card.json: unknown runtime format {card.runtime['format']!r}", path)
         return card
+
+
+def _styles(data: Any) -> tuple[Style, ...]:
+    if not isinstance(data, list):
+        raise TypeError(f"'styles' must be a list, got {type(data).__name__}")
+    return tuple(Style.from_dict(entry) for entry in data)
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,17 @@ OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 class Classifier(Protocol):
-    """Anything that maps windows to class probabilities."""
+    """Anything that maps windows to class probabilities (and, for a model with styles, style scores).
+
+    A classifier may also have ``styles`` (the card's style names; none when it lacks the attribute):
+    its output then has ``len(labels) + len(styles)`` columns per window, the genre probabilities
+    first (a softmax) and one independent score in [0, 1] per style after them.
+    """
 
     labels: tuple[str, ...]
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes]`` probabilities."""
+        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes (+ n_styles)]``."""
         ...
 
 
@@ -44,7 +49,8 @@ POOLINGS = ("mean", "geometric")
 """How a track's windows are combined (:attr:`ModelCard.pooling`)."""
 
 
-def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: str = "mean") -> np.ndarray:
+def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: str = "mean",
+               n_genres: int | None = None) -> np.ndarray:
     """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
     ``float32 [n_classes]`` summing to 1 (scan, evaluation, training and the golden test
     all judge a track this one way).
@@ -56,20 +62,28 @@ def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: s
     ``temperature`` (the bundle's calibration, :attr:`ModelCard.temperature`): the result
     becomes ``p ** (1 / T)`` renormalised, which is temperature scaling of the track's
     log-probabilities; it never changes which genre ranks first.
+
+    ``n_genres``: for a model with styles (``float32 [k, n_genres + n_styles]``), the genre block's
+    width. Only that block is pooled as above; the style scores after it are their plain mean over
+    the windows (each in [0, 1]). None: every column is a genre.
     """
-    probs = np.asarray(window_probs, np.float64)
+    window_probs = np.asarray(window_probs, np.float64)
+    n = window_probs.shape[-1] if n_genres is None else n_genres
+    probs = window_probs[:, :n]
+    styles = np.clip(window_probs[:, n:].mean(axis=0), 0.0, 1.0)
     if pooling == "geometric":
         log_p = np.log(np.clip(probs, 1e-30, 1.0)).mean(axis=0) / temperature
         mean = np.exp(log_p - log_p.max())
-        return (mean / mean.sum()).astype(np.float32)
-    if pooling != "mean":
-        raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
-    mean = probs.mean(axis=0)
-    mean = mean / max(float(mean.sum()), 1e-12)
-    if temperature != 1.0:
-        mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
         mean /= mean.sum()
-    return mean.astype(np.float32)
+    elif pooling == "mean":
+        mean = probs.mean(axis=0)
+        mean = mean / max(float(mean.sum()), 1e-12)
+        if temperature != 1.0:
+            mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
+            mean /= mean.sum()
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
+    return np.concatenate([mean, styles]).astype(np.float32)
 
 
 def quiet_tensorflow() -> None:
@@ -124,13 +138,15 @@ class KerasClassifier:
     model: object
     labels: tuple[str, ...]
     batch_size: int = 64
+    styles: tuple[str, ...] = ()
+    """The card's style names: the model's outputs after the labels' probabilities."""
     runtime = "keras"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """Outputs for ``windows`` (class probabilities, or whatever the model returns per
-        window); ``on_batch(done)`` hears the number of windows finished after each batch."""
+        """Outputs for ``windows`` (class probabilities then style scores, or whatever the model returns
+        per window); ``on_batch(done)`` hears the number of windows finished after each batch."""
         return _batched(lambda x: self.model.predict_on_batch(x), windows, batch_size=self.batch_size,
-                        n_out=len(self.labels), on_batch=on_batch)
+                        n_out=len(self.labels) + len(self.styles), on_batch=on_batch)
 
 
 @dataclass
@@ -142,12 +158,15 @@ class OpenVINOClassifier:
     """An ``openvino.CompiledModel`` taking ``float32 [n, n_mels, n_frames]``."""
     labels: tuple[str, ...]
     batch_size: int = 64
+    styles: tuple[str, ...] = ()
+    """The card's style names: the model's outputs after the labels' probabilities."""
     runtime = "openvino"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes]`` probabilities."""
-        return _batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size, n_out=len(self.labels),
-                        on_batch=on_batch)
+        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes + n_styles]``: class probabilities,
+        then style scores."""
+        return _batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size,
+                        n_out=len(self.labels) + len(self.styles), on_batch=on_batch)
 
 
 def _batched(run: Callable[[np.ndarray], object], windows: np.ndarray, *, batch_size: int, n_out: int,
@@ -184,6 +203,7 @@ class DeferredClassifier:
 
         verify_bundle(bundle)  # a bad bundle is refused before any file is decoded
         self.labels = bundle.card.labels
+        self.styles = bundle.card.style_names
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genretag-model")
         self._future = self._executor.submit(_load_verified, bundle, batch_size)
         self._executor.shutdown(wait=False)
@@ -251,10 +271,10 @@ def _load_openvino(openvino, bundle: Bundle, batch_size: int) -> OpenVINOClassif
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError and its own types for a bad file
         raise ModelError(f"cannot load {card.runtime['file']} with OpenVINO: {describe(exc)}", path) from exc
     f = card.features
-    expected_in, expected_out = f"[?,{f.n_mels},{f.n_frames}]", f"[?,{len(card.labels)}]"
+    expected_in, expected_out = f"[?,{f.n_mels},{f.n_frames}]", f"[?,{card.n_outputs}]"
     if in_shape.to_string() != expected_in or out_shape.to_string() != expected_out:
         raise ModelError(f"{card.runtime['file']} shape {in_shape}->{out_shape} does not match card.json", path)
-    return OpenVINOClassifier(compiled, card.labels, batch_size)
+    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names)
 
 
 def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
@@ -276,10 +296,15 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
         except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
             raise ModelError(f"cannot load Keras model: {describe(exc)}", bundle.weights_path) from exc
         expected = (None, card.features.n_mels, card.features.n_frames)
-        if tuple(model.input_shape) != expected or model.output_shape[-1] != len(card.labels):
-            raise ModelError(f"model shape {model.input_shape}->{model.output_shape} does not match card.json", bundle.path)
-        return KerasClassifier(model, card.labels, batch_size)
+        if tuple(model.input_shape) != expected or model.output_shape[-1] != card.n_outputs:
+            raise ModelError(f"model shape {model.input_shape}->{model.output_shape} does not match card.json"
+                             + (f" ({len(card.labels)} labels + {len(card.styles)} styles)" if card.styles else ""),
+                             bundle.path)
+        return KerasClassifier(model, card.labels, batch_size, card.style_names)
     if card.kind == "classic":
+        if card.styles:
+            raise ModelError("a classic (k-NN/SVM) model has no style outputs, but card.json lists styles",
+                             bundle.path)
         from genretag.models.classic import ClassicClassifier
 
         return ClassicClassifier.load(bundle.weights_path, card.labels)

@@ -9,15 +9,33 @@ in fixed batches, averaged per track), :func:`~genretag.scan.decide.decide`
 """
 
 from genretag.scan.batching import Prediction, predict_stream
-from genretag.scan.decide import STATUSES, ScanResult, choose_genres, decide, read_genre_map, settle, write
+from genretag.scan.decide import (
+    STATUSES,
+    ScanResult,
+    best_style,
+    choose_genres,
+    decide,
+    read_genre_map,
+    settle,
+    styles_above,
+    write,
+)
 from genretag.scan.extract import TrackFeatures, extract_track
 from genretag.scan.group import group_key, pooled, with_groups
 from genretag.scan.pipeline import as_result, decode_stage, predict_files
-from genretag.scan.report import REPORT_COLUMNS, ReportWriter, check_report_paths, report_row
+from genretag.scan.report import (
+    REPORT_COLUMNS,
+    ReportWriter,
+    check_report_paths,
+    csv_row,
+    report_columns,
+    report_row,
+)
 from genretag.scan.review import decide_row, read_report
 
 __all__ = [
     "REPORT_COLUMNS", "STATUSES", "Prediction", "ReportWriter", "ScanResult", "TrackFeatures", "as_result",
-    "check_report_paths", "choose_genres", "decide", "decide_row", "read_report", "decode_stage", "extract_track", "group_key", "pooled", "predict_files",
-    "predict_stream", "read_genre_map", "report_row", "settle", "with_groups", "write",
+    "best_style", "check_report_paths", "choose_genres", "csv_row", "decide", "decide_row", "read_report",
+    "decode_stage", "extract_track", "group_key", "pooled", "predict_files", "predict_stream", "read_genre_map",
+    "report_columns", "report_row", "settle", "styles_above", "with_groups", "write",
 ]

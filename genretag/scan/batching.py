@@ -3,7 +3,7 @@
 Windows from consecutive tracks are packed into fixed-size batches (a track's
 windows may straddle two batches), so the model always sees full batches and
 small tracks don't waste work. A track's prediction is the mean of its
-windows' class probabilities.
+windows' class probabilities (and, for a model with styles, of its windows' style scores).
 """
 
 from __future__ import annotations
@@ -21,13 +21,24 @@ from genretag.scan.extract import TrackFeatures
 
 @dataclass(frozen=True)
 class Prediction:
-    """A track's genre distribution."""
+    """A track's genre distribution (and its style scores, for a model with styles)."""
 
     path: Path
     labels: tuple[str, ...]
     probabilities: np.ndarray
     """``float32 [n_classes]``, sums to 1, in ``labels`` order."""
     windows: int
+    styles: tuple[str, ...] = ()
+    """The model's style names (:attr:`~genretag.models.bundle.ModelCard.styles`); empty: it has none."""
+    style_scores: np.ndarray | None = None
+    """``float32 [n_styles]`` in [0, 1], in ``styles`` order: each style's mean score over the track's
+    windows (independent scores, not a distribution); None when the model has no styles."""
+
+    def style_score(self, name: str) -> float | None:
+        """The track's score of style ``name``; None when the prediction has no such style."""
+        if self.style_scores is None or name not in self.styles:
+            return None
+        return float(self.style_scores[self.styles.index(name)])
 
     def ranked(self) -> list[tuple[str, float]]:
         """``(label, probability)`` pairs, most likely first."""
@@ -59,9 +70,12 @@ def predict_stream(
     """Yield ``(features, prediction)`` per track; ``None`` for tracks not ``ok``.
 
     Tracks that need no model pass straight through; the others come out once
-    all their windows have been through the model, in arrival order.
+    all their windows have been through the model, in arrival order. A classifier with
+    ``styles`` emits their scores after the class probabilities; they become the
+    prediction's ``style_scores`` (the calibration ``temperature`` applies to the genres only).
     """
-    n_classes = len(classifier.labels)
+    styles = tuple(getattr(classifier, "styles", ()))
+    n_classes = len(classifier.labels) + len(styles)
     pending: deque[_Pending] = deque()
     queued: deque[tuple[_Pending, int]] = deque()  # (owner, first window not yet sent)
     queued_windows = 0
@@ -87,7 +101,7 @@ def predict_stream(
             offset += take
         while pending and pending[0].filled == len(pending[0].probs):
             done = pending.popleft()
-            yield done.track, _average(done, classifier.labels, temperature, pooling)
+            yield done.track, _average(done, classifier.labels, styles, temperature, pooling)
 
     for track in tracks:
         if track.status != "ok" or track.windows is None or len(track.windows) == 0:
@@ -103,6 +117,16 @@ def predict_stream(
         yield from run(batch_size)
 
 
-def _average(entry: _Pending, labels: tuple[str, ...], temperature: float, pooling: str) -> Prediction:
-    return Prediction(entry.track.path, labels, track_mean(entry.probs, temperature=temperature, pooling=pooling),
-                      len(entry.probs))
+def _average(entry: _Pending, labels: tuple[str, ...], styles: tuple[str, ...], temperature: float,
+             pooling: str) -> Prediction:
+    return from_windows(entry.track.path, entry.probs, labels=labels, styles=styles, temperature=temperature,
+                        pooling=pooling)
+
+
+def from_windows(path: Path, outputs: np.ndarray, *, labels: tuple[str, ...], styles: tuple[str, ...] = (),
+                 temperature: float = 1.0, pooling: str = "mean") -> Prediction:
+    """A track's prediction from its windows' model outputs, ``float32 [k, n_classes + n_styles]``
+    (:func:`~genretag.models.runtime.track_mean` of each block)."""
+    mean = track_mean(outputs, temperature=temperature, pooling=pooling, n_genres=len(labels))
+    n = len(labels)
+    return Prediction(path, labels, mean[:n], len(outputs), styles, mean[n:] if styles else None)

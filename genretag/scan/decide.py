@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genretag.config import ScanOptions
 from genretag.errors import GenretagError, UsageError, os_reason
 from genretag.scan.batching import Prediction
 from genretag.store import Identity
 from genretag.tags import TagState
+
+if TYPE_CHECKING:
+    from genretag.models.bundle import Style
 
 STATUSES = (
     "predicted", "tagged", "would-tag", "kept", "skipped", "low-confidence", "excluded", "silent", "failed",
@@ -62,11 +67,14 @@ class ScanResult:
         return self.status == "failed"
 
 
-def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions()) -> tuple[str, ...]:
+def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions(), *,
+                  styles: Sequence[Style] = ()) -> tuple[str, ...]:
     """Up to ``top_k`` genres, renamed by ``genre_map``, no repeats: nothing unless the top genre reaches
     ``min_confidence``; each further one needs ``next_min_confidence`` (its own floor).
 
     A label the genre map sends to ``""`` is never written (the next one may be, within ``top_k``).
+    With ``options.styles``, each chosen genre is followed by its best style (see :func:`best_style`)
+    among ``styles`` (the model card's); ``top_k`` counts genres only.
     """
     ranked = prediction.ranked()[: options.top_k]
     if not ranked or ranked[0][1] < (options.min_confidence or 0.0):
@@ -76,14 +84,41 @@ def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions()) 
         name = options.genre_map.get(label, label)
         if (rank == 0 or p >= (options.next_min_confidence or 0.0)) and name and name not in out:
             out.append(name)
+            style = best_style(prediction, label, styles, options, taken=out) if options.styles else None
+            if style is not None:
+                out.append(style)
     return tuple(out)
 
 
-def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResult:
+def styles_above(prediction: Prediction, parent: str, styles: Sequence[Style]) -> list[tuple[str, float]]:
+    """``(style, score)`` for the styles of genre label ``parent`` whose track score reaches their own
+    floor, best first (model names, before any genre map)."""
+    found = []
+    for style in styles:
+        score = prediction.style_score(style.name) if style.parent == parent else None
+        if score is not None and score >= style.floor:
+            found.append((style.name, score))
+    return sorted(found, key=lambda item: -item[1])
+
+
+def best_style(prediction: Prediction, parent: str, styles: Sequence[Style], options: ScanOptions, *,
+               taken: Sequence[str] = ()) -> str | None:
+    """The style to write after genre label ``parent``: the best-scoring of its styles that reaches its
+    floor, renamed by the genre map; one the map sends to ``""`` (or already in ``taken``) gives way to the
+    next. None: no style of ``parent`` qualifies."""
+    for name, _ in styles_above(prediction, parent, styles):
+        written = options.genre_map.get(name, name)
+        if written and written not in taken:
+            return written
+    return None
+
+
+def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, styles: Sequence[Style] = ()) -> ScanResult:
     """What a ``predicted`` file gets under ``options``; other results come back as they are.
 
     Pure: reads and writes nothing. The genres come from the group's prediction when
-    there is one (``--group``), else the file's own. The result's status becomes
+    there is one (``--group``), else the file's own; ``styles`` are the model card's
+    (written after their genres with ``options.styles``, see :func:`choose_genres`). The result's status becomes
     ``would-tag``, ``kept`` (the genre field has a genre genretag did not write, and
     neither ``overwrite`` nor ``merge``; or ``merge`` has nothing to add),
     ``low-confidence``, ``excluded`` or ``failed`` (tags that could not be read).
@@ -91,7 +126,7 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions()) -> ScanResu
     if result.status != "predicted" or result.prediction is None:
         return result
     prediction = result.group_prediction or result.prediction
-    genres = choose_genres(prediction, options)
+    genres = choose_genres(prediction, options, styles=styles)
     if not genres:
         above = any(p >= (options.min_confidence or 0.0) for _, p in prediction.ranked()[: options.top_k])
         return replace(result, status="excluded" if above else "low-confidence")
@@ -152,9 +187,9 @@ def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptio
     return replace(result, status="tagged", tags=after, identity=Identity.of(result.path))
 
 
-def settle(result: ScanResult, *, model_id: str, options: ScanOptions) -> ScanResult:
+def settle(result: ScanResult, *, model_id: str, options: ScanOptions, styles: Sequence[Style] = ()) -> ScanResult:
     """:func:`decide`, then :func:`write` unless ``options.dry_run``."""
-    decided = decide(result, options)
+    decided = decide(result, options, styles=styles)
     return decided if options.dry_run else write(decided, model_id=model_id, options=options)
 
 

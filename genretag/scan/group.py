@@ -41,17 +41,30 @@ def group_key(result: ScanResult, mode: str) -> str | None:
     return f"folder: {result.path.parent}"
 
 
-def pooled(predictions: Sequence[Prediction]) -> Prediction:
+def pooled(predictions: Sequence[Prediction], *, pooling: str = "mean") -> Prediction:
     """One distribution for several tracks: their probabilities weighted by their window counts (the
-    mean over all their windows), renormalised; path and labels are the first track's."""
+    mean over all their windows), renormalised; path and labels are the first track's. With the
+    model's ``pooling`` ``geometric``, the weighted mean of their log-probabilities, renormalised: the
+    softmax of the mean logits of all their windows, as for one track. Style scores are pooled as a
+    window-weighted mean (not renormalised) when every track has them."""
     first = predictions[0]
     weights = np.array([max(p.windows, 1) for p in predictions], np.float64)
-    total = (np.stack([p.probabilities for p in predictions]).astype(np.float64) * weights[:, None]).sum(axis=0)
+    stacked_probs = np.stack([p.probabilities for p in predictions]).astype(np.float64)
+    if pooling == "geometric":
+        log_p = (np.log(np.clip(stacked_probs, 1e-30, 1.0)) * weights[:, None]).sum(axis=0) / weights.sum()
+        total = np.exp(log_p - log_p.max())
+    else:
+        total = (stacked_probs * weights[:, None]).sum(axis=0)
     total /= max(float(total.sum()), 1e-12)
-    return Prediction(first.path, first.labels, total.astype(np.float32), int(weights.sum()))
+    scores = None
+    if first.styles and all(p.style_scores is not None and p.styles == first.styles for p in predictions):
+        stacked = np.stack([p.style_scores for p in predictions]).astype(np.float64)
+        scores = ((stacked * weights[:, None]).sum(axis=0) / weights.sum()).astype(np.float32)
+    return Prediction(first.path, first.labels, total.astype(np.float32), int(weights.sum()),
+                      first.styles if scores is not None else (), scores)
 
 
-def with_groups(results: Sequence[ScanResult], mode: str) -> list[ScanResult]:
+def with_groups(results: Sequence[ScanResult], mode: str, *, pooling: str = "mean") -> list[ScanResult]:
     """``results`` with ``group`` and ``group_prediction`` set for every predicted file that has a group.
 
     Groups match case-insensitively; each result keeps its own ``prediction``.
@@ -63,13 +76,13 @@ def with_groups(results: Sequence[ScanResult], mode: str) -> list[ScanResult]:
         if key is not None:
             names.setdefault(key.casefold(), key)
             members.setdefault(key.casefold(), []).append(result.prediction)
-    groups = {match: pooled(preds) for match, preds in members.items()}
+    groups = {match: pooled(preds, pooling=pooling) for match, preds in members.items()}
     out = []
     for result, key in zip(results, keys):
         if key is None:
             out.append(result)
             continue
         group = groups[key.casefold()]
-        group = Prediction(result.path, group.labels, group.probabilities, group.windows)
+        group = replace(group, path=result.path)
         out.append(replace(result, group=names[key.casefold()], group_prediction=group))
     return out

@@ -13,11 +13,14 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from genretag.discover import is_audio
 from genretag.errors import GenretagError, UsageError, os_reason
-from genretag.scan.decide import ScanResult
+from genretag.scan.decide import ScanResult, styles_above
+
+if TYPE_CHECKING:
+    from genretag.models.bundle import Style
 
 _AUDIO_MAGIC = (b"ID3", b"fLaC", b"OggS", b"RIFF", b"FORM", b"\x30\x26\xb2\x75", b"MAC ", b"wvpk", b"TTA1")
 """How audio files start (mp3 with a tag, flac, ogg/opus, wav, aiff, asf/wma, ape, wavpack, tta)."""
@@ -26,13 +29,25 @@ REPORT_COLUMNS = ("path", "status", "genre", "confidence", "genres", "previous",
                   "group_genre", "notes")
 """CSV columns. ``genre``/``confidence``/``top``: the track's own prediction; ``group_genre``: its
 group's (``--group``), which decided ``genres``."""
+STYLE_COLUMN = "styles"
+"""The CSV column added after :data:`REPORT_COLUMNS` when the model has styles: the styles of the
+track's top genre that reach their floor, best first (``Metal:0.62;Punk:0.41``; empty when none does)."""
 
 
-def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "") -> dict[str, Any]:
+def report_columns(styles: Sequence[Style] = ()) -> tuple[str, ...]:
+    """The CSV columns for a model with ``styles`` (its card's; none: :data:`REPORT_COLUMNS`)."""
+    return REPORT_COLUMNS + ((STYLE_COLUMN,) if styles else ())
+
+
+def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "",
+               styles: Sequence[Style] = ()) -> dict[str, Any]:
     """One flat row for CSV/JSON reports (the JSON adds the full distribution, the file's size and
-    modification time when it was predicted, and the model: what ``genretag apply`` needs)."""
+    modification time when it was predicted, and the model: what ``genretag apply`` needs).
+    ``styles`` (the model card's): the row gets ``styles``, every style's track score
+    (``{name: score}``; empty without a prediction)."""
     pred = result.prediction
     ranked = pred.ranked() if pred is not None else []
+    scores = pred.style_scores if pred is not None and pred.style_scores is not None else ()
     return {
         "path": str(result.path),
         "status": result.status,
@@ -50,7 +65,23 @@ def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "") -> dic
         "group_genre": result.group_prediction.genre if result.group_prediction is not None else "",
         "group_confidence": round(result.group_prediction.confidence, 4) if result.group_prediction else None,
         "notes": list(result.notes),
+        **({"styles": {name: round(float(score), 4) for name, score in zip(pred.styles, scores)}}
+           if styles else {}),
     }
+
+
+def csv_row(row: dict[str, Any], result: ScanResult, *, styles: Sequence[Style] = ()) -> dict[str, Any]:
+    """A :func:`report_row` flattened for the CSV: lists joined, numbers formatted; with ``styles``
+    (the model card's), the :data:`STYLE_COLUMN` of the track's top genre."""
+    flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
+                top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
+                confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}",
+                **({"notes": " | ".join(row["notes"])} if isinstance(row.get("notes"), list) else {}))
+    if styles:
+        pred = result.prediction
+        above = styles_above(pred, pred.genre, styles) if pred is not None else []
+        flat[STYLE_COLUMN] = ";".join(f"{name}:{score:.2f}" for name, score in above)
+    return flat
 
 
 def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path]) -> None:
@@ -92,15 +123,18 @@ class ReportWriter:
     """Streams results to CSV and/or JSON Lines, flushed per row so an
     interrupted run leaves complete, valid files."""
 
-    def __init__(self, *, csv_path: Path | None, json_path: Path | None, top_k: int, model_id: str = "") -> None:
+    def __init__(self, *, csv_path: Path | None, json_path: Path | None, top_k: int, model_id: str = "",
+                 styles: Sequence[Style] = ()) -> None:
+        """``styles``: the model card's; the CSV gets the :data:`STYLE_COLUMN` and the JSON rows their scores."""
         self.top_k = top_k
         self.model_id = model_id
+        self.styles = tuple(styles)
         self._files: list[IO[str]] = []
         self._paths: dict[int, Path] = {}
         self._csv = self._json = None
         if csv_path is not None:
             fh = self._open(csv_path, errors="surrogateescape")
-            self._csv = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+            self._csv = csv.DictWriter(fh, fieldnames=report_columns(self.styles), extrasaction="ignore")
             self._guarded(fh, self._csv.writeheader)
         if json_path is not None:
             self._json = self._open(json_path, errors="backslashreplace")
@@ -118,12 +152,9 @@ class ReportWriter:
     def write(self, result: ScanResult) -> None:
         """Append one row to each report and flush it. Raises :class:`GenretagError` naming the
         report when it can't be written (a full disk...)."""
-        row = report_row(result, top_k=self.top_k, model_id=self.model_id)
+        row = report_row(result, top_k=self.top_k, model_id=self.model_id, styles=self.styles)
         if self._csv is not None:
-            flat = dict(row, genres=";".join(row["genres"]), previous=";".join(row["previous"]),
-                        notes=" | ".join(row["notes"]),
-                        top=";".join(f"{t['genre']}={t['p']:.4f}" for t in row["top"]),
-                        confidence="" if row["confidence"] is None else f"{row['confidence']:.4f}")
+            flat = csv_row(row, result, styles=self.styles)
             self._guarded(self._files[0], lambda: self._csv.writerow(flat))
         if self._json is not None:
             line = json.dumps(row, ensure_ascii=False) + "\n"
