@@ -31,7 +31,8 @@ def golden_prediction() -> dict:
         clip = write_audio(Path(tmp) / "golden.wav", tone_mix("Mid", seconds=8.0, seed=1234), sr=22_050)
         prediction = genretag.predict_file(clip, model=model)
     return {"model": model.model_id, "sha256": model.bundle.card.sha256, "windows": prediction.windows,
-            "probabilities": {label: round(float(p), 6) for label, p in zip(prediction.labels, prediction.probabilities)}}
+            "probabilities": {label: round(float(p), 6) for label, p in zip(prediction.labels, prediction.probabilities)},
+            "style_scores": {name: round(prediction.style_score(name), 6) for name in prediction.styles}}
 
 
 if __name__ == "__main__":

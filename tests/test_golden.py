@@ -30,3 +30,6 @@ def test_default_model_matches_golden_output():
     assert actual["probabilities"].keys() == expected["probabilities"].keys()
     for label, p in expected["probabilities"].items():
         assert actual["probabilities"][label] == pytest.approx(p, abs=2e-3), label
+    assert actual["style_scores"].keys() == expected.get("style_scores", {}).keys()
+    for name, score in actual["style_scores"].items():
+        assert score == pytest.approx(expected["style_scores"][name], abs=2e-3), name

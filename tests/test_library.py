@@ -14,6 +14,7 @@ from mutagen.apev2 import APEv2
 from mutagen.id3 import ID3, TALB, TCMP, TCON, TPE2
 from typer.testing import CliRunner
 
+import genretag
 import synth
 from genretag.cli import app
 from genretag.tags import read_tags, write_genre
@@ -109,7 +110,7 @@ def test_write_to_genretag_leaves_the_curated_genre_alone(runner, albums, tmp_pa
     assert result.exit_code == 0, result.output
     state = read_tags(path)
     assert ID3(path)["TCON"].text == before_tcon and state.genres == ("Shoegaze",)
-    assert len(state.own_genres) == 1 and state.provenance == "genretag-default 2.0"
+    assert len(state.own_genres) == 1 and state.provenance == genretag.find_model("default").card.model_id
     probe = _ffprobe_tags(path)
     assert probe["GENRETAG_GENRE"] == state.own_genres[0] and probe["genre"] == "Shoegaze"
 

@@ -123,6 +123,18 @@ def test_train_musicnn_track_head_on_partial_labels(tmp_path, synth_dataset):
         assert part["tracks"] > 0 and 0.0 <= part["in_set"] <= 1.0
     assert card["training"]["config"]["partial_labels"] == str(partial)
     assert card["metrics"]["test"]["track_accuracy"] >= 0.6  # separable tones: a track head learns them
+    # the card's test report judges each track exactly as a scan does
+    import genretag
+
+    test = load_folder(synth_dataset, seed=0).split("test")
+    report = json.loads((out / "report-test" / "report.json").read_text())
+    scanned = {r.path: r.prediction.genre for r in genretag.predict([t.path for t in test], model=str(out),
+                                                                    options=genretag.ScanOptions(jobs=0))}
+    labels = report["labels"]
+    confusion = np.zeros((len(labels), len(labels)), int)
+    for t in test:
+        confusion[labels.index(t.label), labels.index(scanned[t.path])] += 1
+    assert confusion.tolist() == report["track"]["confusion"]
 
 
 def test_track_head_and_partial_labels_need_musicnn(tmp_path, synth_dataset):

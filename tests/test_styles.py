@@ -18,6 +18,7 @@ from pathlib import Path
 import mutagen
 import numpy as np
 import pytest
+import genretag
 import synth
 from mutagen.id3 import ID3
 from typer.testing import CliRunner
@@ -592,3 +593,40 @@ def test_a_store_newer_than_this_genretag_is_still_refused(tmp_path):
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
     with pytest.raises(StoreError, match="prediction store has schema 3, newer than this genretag's 2"):
         Store(path)
+
+
+# --- the shipped default model on real music ------------------------------------------------------------
+
+REAL_CONTAINERS = {"mp3": (), "flac": ("-c:a", "flac"), "ogg": ("-c:a", "libvorbis", "-q:a", "5"),
+                   "opus": ("-c:a", "libopus", "-b:a", "96k"), "m4a": ("-c:a", "aac", "-b:a", "160k"),
+                   "wma": ("-c:a", "wmav2", "-b:a", "160k")}
+
+
+def test_the_default_model_writes_soul_rnb_then_rnb_in_every_container(runner, corpus, tmp_path):
+    """A 4Q R&B clip (AllMusic: R&B) in six containers: ``scan --styles`` with the shipped default model
+    writes the parent genre, then its style, into each file's own genre field, and nothing else changes."""
+    import subprocess
+
+    from test_tags import _other_tags, _payload, _pretag
+
+    if not synth.have_ffmpeg():
+        pytest.skip("ffmpeg is needed to make the other containers")
+    source = corpus / "4q" / "Q4" / "MT0028813196.mp3"
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for ext, codec in REAL_CONTAINERS.items():
+        target = folder / f"song.{ext}"
+        if not codec:
+            shutil.copyfile(source, target)  # not its mode: ../shared is read-only
+        else:
+            subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-vn", "-map_metadata", "-1", *codec,
+                            str(target)], check=True)
+        _pretag(target)  # title, artist, album, track, comment, genre, a cover where the format has one
+    before = {p: (_other_tags(p), _payload(p)) for p in folder.iterdir()}
+    result = _run(runner, "scan", folder, "--styles", "--overwrite", "--no-store", "--jobs", "0")
+    _ok(result)
+    for path, (others, payload) in before.items():
+        state = read_tags(path)
+        assert state.genres == ("Soul-RnB", "R&B"), path.name
+        assert state.provenance == genretag.find_model("default").card.model_id
+        assert _other_tags(path) == others and _payload(path) == payload, path.name

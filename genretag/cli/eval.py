@@ -55,7 +55,7 @@ def evaluate(
     from genretag.evaluate import evaluate as run_eval
     from genretag.models.registry import resolve_model
     from genretag.models.runtime import load_classifier
-    from genretag.train.featurecache import load_features
+    from genretag.train.featurecache import load_scan_windows
 
     stderr = err()
     bundle = resolve_model(model)
@@ -69,16 +69,16 @@ def evaluate(
         raise DatasetError(f"the {part_name} part of the split is empty")
     classifier = load_classifier(bundle)
     features = bundle.card.features
-    max_seconds = float(bundle.card.training.get("config", {}).get("max_seconds", D.max_seconds))
     with progress_bar(stderr, quiet=quiet) as progress:
         task = progress.add_task("features", total=len(tracks), rate="")
-        clips = load_features([t.path for t in tracks], config=features, max_seconds=max_seconds, cache_dir=cache_dir,
-                              jobs=jobs, on_progress=lambda d, n: progress.update(task, completed=d))
-    kept = [(t, m, d) for t, m, d in zip(tracks, clips.mels, clips.durations) if m is not None]
+        clips = load_scan_windows([t.path for t in tracks], config=features, windows=D.eval_windows,
+                                  cache_dir=cache_dir, jobs=jobs,
+                                  on_progress=lambda d, n: progress.update(task, completed=d))
+    kept = [(t, w) for t, w in zip(tracks, clips.windows) if w is not None]
     for path, reason in clips.errors.items():
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")
     result = run_eval(classifier, model_id=bundle.card.model_id, dataset=f"{data.description}, {part_name} part",
-                      mels=[k[1] for k in kept], durations=[k[2] for k in kept], labels=[k[0].label for k in kept],
+                      windows=[k[1] for k in kept], labels=[k[0].label for k in kept],
                       sources=[k[0].source for k in kept] if any(k[0].source for k in kept) else None, config=features,
                       pooling=bundle.card.pooling)
     _print_report(result)

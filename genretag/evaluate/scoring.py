@@ -34,10 +34,21 @@ def score_tracks(
     config: FeatureConfig,
     policy: WindowPolicy = WindowPolicy(),
     pooling: str = "mean",
+    windows: Sequence[np.ndarray] | None = None,
 ) -> TrackScores:
     """Run the classifier over every track's scan windows (averaged by
-    :func:`~genretag.models.runtime.track_mean`) and its middle window."""
-    parts, middles = [], []
+    :func:`~genretag.models.runtime.track_mean`) and its middle window.
+
+    ``windows``: each track's windows as scan itself cut them
+    (:func:`~genretag.train.featurecache.load_scan_windows`); then ``mels`` are not used and the
+    single window is the middle one of them. Without it they are cut from each whole-clip log-mel.
+    """
+    if windows is not None:
+        parts = [np.asarray(w, np.float32) for w in windows]
+        middles = [w[len(w) // 2 : len(w) // 2 + 1] for w in parts]
+        mels, durations = (), ()
+    else:
+        parts, middles = [], []
     for mel, duration in zip(mels, durations):
         starts = window_starts(float(duration), config=config, policy=policy)
         parts.append(eval_windows(mel, float(duration), config=config, starts_s=starts))
@@ -59,15 +70,17 @@ def evaluate(
     *,
     model_id: str,
     dataset: str,
-    mels: Sequence[np.ndarray],
-    durations: Sequence[float],
     labels: Sequence[str],
     sources: Sequence[str] | None,
     config: FeatureConfig,
+    mels: Sequence[np.ndarray] = (),
+    durations: Sequence[float] = (),
+    windows: Sequence[np.ndarray] | None = None,
     extra: dict | None = None,
     pooling: str = "mean",
 ) -> EvalReport:
-    """An :class:`EvalReport` of ``classifier`` on tracks whose true labels are ``labels``.
+    """An :class:`EvalReport` of ``classifier`` on tracks whose true labels are ``labels``, judged on
+    ``windows`` (each track's, as scan cuts them) or on windows cut from ``mels`` (see :func:`score_tracks`).
 
     Tracks whose label the model doesn't know are counted as wrong (they can't be right).
     """
@@ -76,7 +89,7 @@ def evaluate(
     unknown = sorted({lab for lab in labels if lab not in index})
     names = known + unknown  # unknown true labels get columns of their own, never predicted
     y_true = np.array([names.index(lab) for lab in labels], dtype=int)
-    scores = score_tracks(classifier, mels, durations, config=config, pooling=pooling)
+    scores = score_tracks(classifier, mels, durations, config=config, pooling=pooling, windows=windows)
     pad = np.zeros((len(labels), len(unknown)), np.float32)
     return build_report(
         model=model_id, dataset=dataset, labels=names, y_true=y_true,

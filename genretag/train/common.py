@@ -26,16 +26,19 @@ class SplitData:
     mels: tuple[np.ndarray, ...]
     durations: np.ndarray
     y: np.ndarray
+    windows: tuple[np.ndarray, ...] | None = None
+    """Each track's windows as scan cuts them (:func:`~genretag.train.featurecache.load_scan_windows`):
+    what evaluation judges, and what the musicnn head trains on."""
 
 
 @dataclass(frozen=True)
 class PartialData:
-    """Decoded training tracks with partial labels (:mod:`genretag.datasets.partial`)."""
+    """Decoded tracks with partial labels (:mod:`genretag.datasets.partial`)."""
 
-    mels: tuple[np.ndarray, ...]
-    durations: np.ndarray
     masks: np.ndarray
     """``float32 [n, n_labels]``: 1 for each genre the track may be."""
+    windows: tuple[np.ndarray, ...]
+    """Each track's windows as scan cuts them (as :attr:`SplitData.windows`)."""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from genretag.features import eval_windows, window_starts
 from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
 from genretag.train.augment import AUGMENTATIONS
 from genretag.train.common import Fitted, PartialData, Progress, SplitData
-from genretag.train.featurecache import ClipFeatures, load_features
+from genretag.train.featurecache import ClipFeatures, ScanWindows, load_features, load_scan_windows
 
 
 @dataclass(frozen=True)
@@ -57,22 +57,45 @@ class TrainResult:
 
 def prepare(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, cache_dir: Path | None,
             jobs: int | None, on_event: Progress | None = None) -> tuple[dict[str, SplitData], ClipFeatures]:
-    """Extract (or load cached) features and group them by split."""
+    """Extract (or load cached) features and group them by split.
+
+    Validation and test tracks (and, for ``musicnn``, the training tracks) also get the windows scan
+    itself cuts (:func:`~genretag.train.featurecache.load_scan_windows`): every score is judged on what a
+    scan sees. A track that either extraction fails is left out (and counted as failed).
+    """
     paths = [t.path for t in dataset.tracks]
     clips = load_features(paths, config=features, max_seconds=config.max_seconds, cache_dir=cache_dir, jobs=jobs,
                           on_progress=(lambda d, n: on_event("features", {"done": d, "total": n})) if on_event else None)
     index = {label: i for i, label in enumerate(dataset.labels)}
     splits: dict[str, SplitData] = {}
+    errors = dict(clips.errors)
     for name in ("train", "val", "test"):
         keep = [(t, m, d) for t, m, d in zip(dataset.tracks, clips.mels, clips.durations) if t.split == name and m is not None]
+        windows = _split_windows([k[0].path for k in keep], name, features=features, config=config,
+                                 cache_dir=cache_dir, jobs=jobs)
+        if windows is not None:
+            errors.update(windows.errors)
+            keep = [k for k, w in zip(keep, windows.windows) if w is not None]
         splits[name] = SplitData(tuple(k[0] for k in keep), tuple(k[1] for k in keep),
                                  np.array([k[2] for k in keep], dtype=np.float64),
-                                 np.array([index[k[0].label] for k in keep], dtype=np.int64))
+                                 np.array([index[k[0].label] for k in keep], dtype=np.int64),
+                                 None if windows is None else tuple(w for w in windows.windows if w is not None))
+    clips = replace(clips, errors=errors)
     if not len(splits["train"].tracks):
         raise DatasetError("no training tracks could be decoded")
     if not len(splits["val"].tracks):
         raise DatasetError("the validation split is empty: add data or lower --min-per-class")
     return splits, clips
+
+
+def _split_windows(paths: list[Path], part: str, *, features: FeatureConfig, config: TrainConfig,
+                   cache_dir: Path | None, jobs: int | None) -> ScanWindows | None:
+    """Scan's own windows of one part's files: ``eval_windows`` for validation and test; for training
+    only ``musicnn`` needs them (``crops_per_track`` each; the other networks crop whole-clip log-mels)."""
+    if part == "train" and config.model not in PRETRAINED_MODELS:
+        return None
+    count = config.crops_per_track if part == "train" else config.eval_windows
+    return load_scan_windows(paths, config=features, windows=count, cache_dir=cache_dir, jobs=jobs)
 
 
 def model_features(model: str, *, fmax: float | None = None) -> FeatureConfig:
@@ -152,8 +175,8 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
 
 
 def _evaluate_split(classifier, card: ModelCard, data: SplitData, dataset: Dataset, features: FeatureConfig) -> EvalReport:
-    return evaluate(classifier, model_id=card.model_id, dataset=dataset.description, mels=data.mels,
-                    durations=data.durations, labels=[t.label for t in data.tracks],
+    return evaluate(classifier, model_id=card.model_id, dataset=dataset.description, windows=data.windows,
+                    labels=[t.label for t in data.tracks],
                     sources=[t.source for t in data.tracks] if any(t.source for t in data.tracks) else None,
                     config=features, pooling=card.pooling)
 
@@ -167,12 +190,14 @@ def _prepare_partial(dataset: Dataset, *, features: FeatureConfig, config: Train
 
     table = load_partial(config.partial_labels, dataset=dataset, seed=config.seed,
                          val_fraction=config.partial_val_fraction, test_fraction=config.partial_test_fraction)
-    clips = load_features(table.paths, config=features, max_seconds=config.max_seconds, cache_dir=cache_dir, jobs=jobs)
     out = {}
     for part in ("train", "val", "test"):
-        keep = [i for i in table.part(part) if clips.mels[i] is not None]
+        rows = table.part(part)
+        windows = _split_windows([table.paths[i] for i in rows], part, features=features, config=config,
+                                 cache_dir=cache_dir, jobs=jobs)
+        keep = [(i, w) for i, w in zip(rows, windows.windows) if w is not None]
         if keep:
-            out[part] = PartialData(tuple(clips.mels[i] for i in keep), clips.durations[keep], table.masks[keep])
+            out[part] = PartialData(table.masks[[i for i, _ in keep]], tuple(w for _, w in keep))
     return out
 
 
@@ -180,7 +205,7 @@ def in_set(classifier, card: ModelCard, data: PartialData) -> dict[str, Any]:
     """How often the top genre of a partially labelled track is inside its set: the cross-source check."""
     from genretag.evaluate.scoring import score_tracks
 
-    scores = score_tracks(classifier, data.mels, data.durations, config=card.features, pooling=card.pooling)
+    scores = score_tracks(classifier, (), (), config=card.features, pooling=card.pooling, windows=data.windows)
     top = scores.track.argmax(1)
     inside = data.masks[np.arange(len(top)), top] > 0
     return {"tracks": int(len(top)), "in_set": round(float(inside.mean()), 4)}

@@ -64,7 +64,7 @@ def _fit_member(index: int, splits, *, labels, features: FeatureConfig, config: 
 
     def score(model) -> dict[str, float]:
         scores = score_tracks(KerasClassifier(model, labels, config.batch_size), val.mels, val.durations,
-                              config=features, policy=WindowPolicy(windows=config.eval_windows))
+                              config=features, policy=WindowPolicy(windows=config.eval_windows), windows=val.windows)
         return validation_logs(scores.track, val.y, scores.single_window, val.y)
 
     run = fit_best(keras, model, batches(keras, lambda i: sampler.batch(config.batch_size), steps), score=score,

@@ -16,13 +16,12 @@ once the features are extracted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from genretag.config import FeatureConfig, TrainConfig, WindowPolicy
-from genretag.features import eval_windows, window_starts
+from genretag.config import FeatureConfig, TrainConfig
 from genretag.models.runtime import KerasClassifier, import_keras
 from genretag.train.augment import mixup_sets, random_gain
 from genretag.train.common import CHECKPOINT_DIR, Fitted, PartialData, Progress
@@ -55,16 +54,15 @@ def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, co
     report = (lambda base: (lambda done: on_event("embedding", {"done": base + done, "total": total}))) if on_event \
         else (lambda base: None)
     gain = config.gain_db if "gain" in config.augment else 0.0
-    x_train, track_train = embed(extractor, train, features, config.crops_per_track, config.batch_size,
-                                 gain_db=gain, rng=rng, on_track=report(0))
-    x_val, track_val = embed(extractor, val, features, config.eval_windows, config.batch_size,
-                             on_track=report(len(train.tracks)))
+    x_train, track_train = embed(extractor, train.windows, config.batch_size, gain_db=gain, rng=rng,
+                                 on_track=report(0))
+    x_val, track_val = embed(extractor, val.windows, config.batch_size, on_track=report(len(train.tracks)))
     n_classes = len(labels)
     masks = np.eye(n_classes, dtype=np.float32)[train.y]
     weights = _sample_weights(train.y)
     if partial is not None:
-        x_part, track_part = embed(extractor, partial, features, config.crops_per_track, config.batch_size,
-                                   gain_db=gain, rng=rng, on_track=report(len(train.tracks) + len(val.tracks)))
+        x_part, track_part = embed(extractor, partial.windows, config.batch_size, gain_db=gain, rng=rng,
+                                   on_track=report(len(train.tracks) + len(val.tracks)))
         x_train = np.concatenate([x_train, x_part])
         track_train = np.concatenate([track_train, track_part + len(train.y)])
         masks = np.concatenate([masks, partial.masks])
@@ -174,16 +172,16 @@ def fold_standardisation(weight: np.ndarray, bias: np.ndarray, *, mean: np.ndarr
     return weight * scale[:, None], bias - (mean * scale) @ weight
 
 
-def embed(extractor, data, features: FeatureConfig, windows: int, batch_size: int, *, gain_db: float = 0.0,
+def embed(extractor, windows: Sequence[np.ndarray], batch_size: int, *, gain_db: float = 0.0,
           rng: np.random.Generator | None = None,
           on_track: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features of each track's scan windows: ``(float32 [n, d], track index [n])``.
+    """Pooled features of each track's scan windows (``windows``: one ``[k, n_mels, n_frames]`` array a
+    track, as scan cut them): ``(float32 [n, d], track index [n])``.
     With ``gain_db``, each window is first played louder or quieter by a random gain in +-``gain_db``.
     ``on_track(done)`` is told how many tracks are embedded, after each batch."""
-    policy = WindowPolicy(windows=windows)
     parts, owner = [], []
-    for i, (mel, duration) in enumerate(zip(data.mels, data.durations)):
-        w = eval_windows(mel, duration, config=features, starts_s=window_starts(duration, config=features, policy=policy))
+    for i, w in enumerate(windows):
+        w = np.asarray(w, np.float32)
         if gain_db:
             w = random_gain(rng, w, max_db=gain_db)
         parts.append(w)
