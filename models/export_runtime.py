@@ -11,16 +11,15 @@ the largest difference in a probability exceeds ``--tolerance`` or any window's 
 genre differs. The card's ``runtime`` entry records the file, its sha256, the sha256
 of the weights it came from, and that check. ``model.keras`` stays the source of
 truth: export again whenever it changes (a stale artifact is refused at load).
+``genretag train`` exports its bundles the same way (:mod:`genretag.models.export`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-
-ARTIFACT = "model.onnx"
-
 
 def check_windows(bundle, clips: Path, limit: int) -> tuple[np.ndarray, str]:
     """``float32 [n, n_mels, n_frames]`` windows to compare the runtimes on, and where they came from."""
@@ -57,71 +53,16 @@ def check_windows(bundle, clips: Path, limit: int) -> tuple[np.ndarray, str]:
 
 
 def export(folder: Path, *, clips: Path, limit: int, tolerance: float) -> dict:
-    from genretag.models.bundle import CARD_FILE, read_bundle, sha256_file, verify_bundle
-    from genretag.models.runtime import KerasClassifier, _load_openvino, import_keras, import_openvino
+    from genretag.errors import ModelError
+    from genretag.models.bundle import read_bundle
+    from genretag.models.export import export_runtime
 
-    bundle = read_bundle(folder)
-    if bundle.card.kind != "keras":
-        raise SystemExit(f"{folder}: a {bundle.card.kind} bundle has no Keras model to export")
-    card_path = folder / CARD_FILE
-    data = json.loads(card_path.read_text())
-    data.pop("runtime", None)  # the old artifact (if any) is about to be replaced: check the weights alone
-    bundle = _without_runtime(bundle)
-    verify_bundle(bundle)
-
-    keras = import_keras()
-    model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
-    f = bundle.card.features
-    model.predict_on_batch(np.zeros((1, f.n_mels, f.n_frames), np.float32))  # built, so export traces it
-    with tempfile.TemporaryDirectory() as tmp:
-        model.export(os.path.join(tmp, ARTIFACT), format="onnx", verbose=False)
-        (folder / ARTIFACT).write_bytes(Path(tmp, ARTIFACT).read_bytes())
-
-    windows, source = check_windows(bundle, clips, limit)
-    expected = KerasClassifier(model, bundle.card.labels).predict(windows)
-    runtime = {
-        "format": "onnx", "file": ARTIFACT, "sha256": sha256_file(folder / ARTIFACT),
-        "exported_from_sha256": bundle.card.sha256, "runner": "openvino", "precision": "f32",
-    }
-    openvino = import_openvino()
-    if openvino is None:
-        raise SystemExit("openvino is not installed: pip install openvino")
-    from dataclasses import replace
-
-    trial = replace(bundle, card=replace(bundle.card, runtime=runtime))
-    actual = _load_openvino(openvino, trial, 64).predict(windows)
-    diff = float(np.abs(actual - expected).max())
-    flipped = int((actual.argmax(axis=1) != expected.argmax(axis=1)).sum())
-    if diff > tolerance or flipped:
-        (folder / ARTIFACT).unlink()
-        raise SystemExit(f"refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance {tolerance:g}), "
-                         f"{flipped} windows change genre")
-    runtime.update({
-        "max_abs_diff_vs_keras": float(f"{diff:.3g}"), "windows_checked": len(windows),
-        "checked_on": source,
-        "exported_with": (f"keras {version('keras')}, tensorflow {_tf_version()}, tf2onnx {version('tf2onnx')}, "
-                          f"openvino {version('openvino')}"),
-        "command": "python models/export_runtime.py" + ("" if folder == default_bundle() else f" {folder}"),
-    })
-    data["runtime"] = runtime
-    card_path.write_text(json.dumps(data, indent=2) + "\n")
-    verify_bundle(read_bundle(folder))
-    return runtime
-
-
-def _without_runtime(bundle):
-    from dataclasses import replace
-
-    return replace(bundle, card=replace(bundle.card, runtime={}))
-
-
-def _tf_version() -> str:
-    for name in ("tensorflow-cpu", "tensorflow"):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            continue
-    return "?"
+    windows, source = check_windows(read_bundle(folder), clips, limit)
+    try:
+        command = "python models/export_runtime.py" + ("" if folder == default_bundle() else f" {folder}")
+        return export_runtime(folder, windows, checked_on=source, tolerance=tolerance, command=command)
+    except ModelError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def default_bundle() -> Path:

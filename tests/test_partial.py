@@ -113,7 +113,7 @@ def test_train_musicnn_track_head_on_partial_labels(tmp_path, synth_dataset):
     result = CliRunner().invoke(app, ["train", "--dataset", str(synth_dataset), "--model", "musicnn", "--head", "track",
                                       "--partial-labels", str(partial), "--epochs", "3", "--crops-per-track", "4",
                                       "--batch-size", "8", "--lr", "1e-2", "--l2", "0.005", "--out", str(out), "-q",
-                                      "--cache-dir", str(tmp_path / "cache"), "--jobs", "0"])
+                                      "--cache-dir", str(tmp_path / "cache"), "--jobs", "0", "--no-export"])
     assert result.exit_code == 0, result.output
     card = json.loads((out / "card.json").read_text())
     assert card["pooling"] == "geometric"

@@ -45,6 +45,9 @@ MODEL_ARGS: dict[str, tuple[str, ...]] = {
     "musicnn": ("--crops-per-track", "4", "--batch-size", "8", "--lr", "1e-2", "--seed", "0"),
 }
 
+EXPORTED = ("cnn1d",)
+"""Runs that also export model.onnx (the others pass --no-export: each export costs seconds)."""
+
 EPOCHS = {"cnn": 3}
 """Epochs per model (2 unless named). After two epochs cnn's six validation tracks are both times at
 chance (batch-norm statistics not settled), and on a tie the earlier epoch is kept (Keras' rule)."""
@@ -101,7 +104,7 @@ class Runs:
         if model not in self.trained:
             self.trained[model] = cli("train", *self.fma.args(), "--model", model, "--epochs", EPOCHS.get(model, 2),
                                       "--out", self.out(model), "--cache-dir", self.cache, "--jobs", 0, "-q",
-                                      *MODEL_ARGS[model])
+                                      *MODEL_ARGS[model], *(() if model in EXPORTED else ("--no-export",)))
         return self.trained[model]
 
     def eval(self, model: str) -> Result:
@@ -608,3 +611,36 @@ def test_sampler_is_repeatable_for_a_seed():
     b = WindowSampler(mels, labels, 3, CONFIG, frozenset(AUGMENTATIONS), seed=11).batch(8)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_train_exports_model_onnx_checked_against_keras(runs, monkeypatch):
+    result = runs.train("cnn1d")
+    assert result.exit_code == 0, explain(result)
+    assert "model.onnx exported" in result.stdout
+    card = read_json(runs.out("cnn1d") / "card.json")
+    runtime = card["runtime"]
+    assert runtime["file"] == "model.onnx" and runtime["exported_from_sha256"] == card["sha256"]
+    assert runtime["max_abs_diff_vs_keras"] <= 1e-4 and runtime["windows_checked"] > 0
+    from genretag.models.runtime import OpenVINOClassifier, load_classifier
+
+    monkeypatch.setenv("GENRETAG_RUNTIME", "openvino")
+    assert isinstance(load_classifier(read_bundle(runs.out("cnn1d"))), OpenVINOClassifier)
+
+
+def test_train_without_tf2onnx_keeps_the_keras_bundle_and_says_why(runs, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tf2onnx(name, *args, **kwargs):
+        if name == "tf2onnx":
+            raise ImportError("No module named 'tf2onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tf2onnx)
+    out = tmp_path / "run"
+    result = cli("train", *runs.fma.args(), "--model", "cnn1d", "--epochs", 1, "--out", out, "--cache-dir", runs.cache,
+                 "--jobs", 0, "-q", *MODEL_ARGS["cnn1d"])
+    assert result.exit_code == 0, explain(result)
+    assert "model.onnx not exported" in result.stdout and "genretag[export]" in result.stdout
+    assert not (out / "model.onnx").exists() and "runtime" not in read_json(out / "card.json")

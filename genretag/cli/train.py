@@ -58,6 +58,9 @@ def train(
     fmax: Optional[float] = typer.Option(None, "--fmax", min=1000.0,
                                          help="Highest mel frequency in Hz (default: half the sample rate)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    export: bool = typer.Option(True, "--export/--no-export", help="Also write model.onnx beside model.keras, "
+                                "checked against Keras, so that scans run without TensorFlow (needs "
+                                "pip install 'genretag[export]'; without it the bundle runs on Keras)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name recorded in the bundle (default genretag-MODEL)."),
     version: str = typer.Option("1.0", "--version", help="Model version recorded in the bundle."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=0, help="Feature extraction workers (default: all cores)."),
@@ -89,11 +92,12 @@ def train(
             elif kind == "epoch" and not quiet:
                 progress.console.print(
                     f"epoch {info['epoch']}/{info['epochs']}: loss {info.get('loss', 0):.3f} "
-                    f"acc {info.get('accuracy', 0):.3f} val track acc {info['val_track_accuracy']:.3f} "
+                    + (f"acc {info['accuracy']:.3f} " if "accuracy" in info else "")
+                    + f"val track acc {info['val_track_accuracy']:.3f} "
                     f"(best epoch {info['best_epoch']})")
 
         result = run_training(data, out_dir, config=config, features=model_features(config.model, fmax=fmax), name=name, version=version, cache_dir=cache_dir,
-                              jobs=jobs, resume=resume, command=command, on_event=on_event)
+                              jobs=jobs, resume=resume, command=command, on_event=on_event, export=export)
     for path, reason in list(result.failed.items())[:10]:
         stderr.print(f"[yellow]left out[/yellow] {escape(str(path))}: {escape(reason)}")
     console = out()
@@ -105,3 +109,7 @@ def train(
         if report is not None:
             console.print(f"{split_name}: track accuracy {report.track.accuracy:.3f}, macro-F1 {report.track.macro_f1:.3f}; "
                           f"single window accuracy {report.single_window.accuracy:.3f}, macro-F1 {report.single_window.macro_f1:.3f}")
+    for part, check in result.bundle.card.metrics.get("cross_source", {}).items():
+        console.print(f"{part} partial labels: {check['in_set']:.3f} of {check['tracks']} tracks predicted inside their set")
+    if result.runtime:
+        console.print(escape(result.runtime))

@@ -35,10 +35,14 @@ from genretag.errors import DatasetError, ModelError
 from genretag.evaluate import EvalReport, evaluate, write_report
 from genretag.evaluate.plots import plot_curves
 from genretag.features import eval_windows, window_starts
-from genretag.models.bundle import Bundle, ModelCard, sha256_file, write_card
+from genretag.models.bundle import Bundle, ModelCard, read_bundle, sha256_file, write_card
 from genretag.train.augment import AUGMENTATIONS
 from genretag.train.common import Fitted, PartialData, Progress, SplitData
 from genretag.train.featurecache import ClipFeatures, ScanWindows, load_features, load_scan_windows
+
+
+EXPORT_CHECK_TRACKS = 40
+"""Validation tracks whose windows check an exported ``model.onnx`` against Keras."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class TrainResult:
     test: EvalReport | None
     failed: dict[Path, str]
     """Files whose features could not be extracted (left out)."""
+    runtime: str = ""
+    """What became of ``model.onnx``: exported and checked (with the largest difference from Keras), or why not."""
 
 
 def prepare(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, cache_dir: Path | None,
@@ -112,8 +118,10 @@ def model_features(model: str, *, fmax: float | None = None) -> FeatureConfig:
 
 def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: FeatureConfig = FeatureConfig(),
           name: str | None = None, version: str = "1.0", cache_dir: Path | None = None, jobs: int | None = None,
-          resume: bool = False, command: str = "", on_event: Progress | None = None) -> TrainResult:
-    """Train ``config.model`` on ``dataset`` and write a bundle into ``out``."""
+          resume: bool = False, command: str = "", on_event: Progress | None = None,
+          export: bool = True) -> TrainResult:
+    """Train ``config.model`` on ``dataset`` and write a bundle into ``out``; with ``export``, a Keras
+    bundle also gets ``model.onnx`` (:mod:`genretag.models.export`) when tf2onnx is installed."""
     unknown = set(config.augment) - set(AUGMENTATIONS)
     if unknown:
         raise DatasetError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; choose from {', '.join(AUGMENTATIONS)}")
@@ -169,9 +177,27 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     bundle = write_card(out, replace(card, metrics=metrics))
     if (out / "training.csv").is_file():
         plot_curves(out / "training.csv", out / "curves.png")
-    return TrainResult(bundle, epochs, best, seconds, seconds / max(fit.epochs_trained, 1),
+    runtime = _export(out, card, splits["val"]) if card.kind == "keras" and export else ""
+    return TrainResult(read_bundle(out), epochs, best, seconds, seconds / max(fit.epochs_trained, 1),
                        fit.windows_seen / max(seconds, 1e-9),
-                       reports["val"], reports.get("test"), dict(clips.errors))
+                       reports["val"], reports.get("test"), dict(clips.errors), runtime)
+
+
+def _export(out: Path, card: ModelCard, val: SplitData) -> str:
+    """``model.onnx`` beside ``model.keras``, checked on the validation windows (a scan then needs no
+    TensorFlow); the reason in words when it cannot be exported."""
+    from genretag.models.export import export_runtime
+
+    windows = np.concatenate([np.asarray(w, np.float32) for w in val.windows[:EXPORT_CHECK_TRACKS]]) \
+        if val.windows else None
+    if windows is None:
+        return "model.onnx not exported: no validation windows to check it on"
+    try:
+        runtime = export_runtime(out, windows, checked_on=f"{min(len(val.windows), EXPORT_CHECK_TRACKS)} validation "
+                                 f"tracks, {len(windows)} windows as scan cuts them")
+    except ModelError as exc:
+        return f"model.onnx not exported: {exc.reason}"
+    return f"model.onnx exported (OpenVINO within {runtime['max_abs_diff_vs_keras']:.1e} of Keras)"
 
 
 def _evaluate_split(classifier, card: ModelCard, data: SplitData, dataset: Dataset, features: FeatureConfig) -> EvalReport:

@@ -1,0 +1,98 @@
+"""Export a Keras bundle's network to ``model.onnx`` for the light runtime, checked against Keras.
+
+``model.keras`` stays the source of truth: the artifact is derived from it (Keras' own
+``model.export(..., format="onnx")``, which needs ``tf2onnx``: ``pip install genretag[export]``),
+run by OpenVINO on real windows next to Keras, refused when any probability differs by more
+than the tolerance or any window's top genre changes, and listed in the card with its sha256,
+the sha256 of the weights it came from and that check. A scan then never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genretag.errors import ModelError
+from genretag.files import replace_atomically
+
+ARTIFACT = "model.onnx"
+TOLERANCE = 1e-4
+"""The largest difference allowed between a window's probability under OpenVINO and under Keras."""
+
+
+def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolerance: float = TOLERANCE,
+                   command: str = "") -> dict[str, Any]:
+    """Write ``folder/model.onnx`` from the bundle's ``model.keras``, check it on ``windows``
+    (``float32 [n, n_mels, n_frames]``, real ones; ``checked_on`` says where they came from) and
+    list it in the card. Returns the card's new ``runtime`` entry. Raises ModelError (and leaves no
+    artifact) when an exporter is missing or the check fails."""
+    from genretag.models.bundle import CARD_FILE, read_bundle, sha256_file, verify_bundle
+    from genretag.models.runtime import KerasClassifier, _load_openvino, import_keras, import_openvino
+
+    folder = Path(folder)
+    bundle = read_bundle(folder)
+    if bundle.card.kind != "keras":
+        raise ModelError(f"a {bundle.card.kind} bundle has no Keras model to export", folder)
+    try:
+        import tf2onnx  # noqa: F401 - Keras' ONNX export needs it
+    except ImportError as exc:
+        raise ModelError("exporting model.onnx needs tf2onnx (pip install 'genretag[export]')", folder) from exc
+    openvino = import_openvino()
+    if openvino is None:
+        raise ModelError("checking model.onnx needs openvino (pip install openvino)", folder)
+    bundle = replace(bundle, card=replace(bundle.card, runtime={}))  # the old artifact, if any, is replaced
+    verify_bundle(bundle)
+    keras = import_keras()
+    model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
+    model.predict_on_batch(windows[:1])  # built, so the export traces it
+    artifact = folder / ARTIFACT
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            model.export(os.path.join(tmp, ARTIFACT), format="onnx", verbose=False)
+            data = Path(tmp, ARTIFACT).read_bytes()
+    except Exception as exc:  # noqa: BLE001 - the exporters raise many types
+        raise ModelError(f"ONNX export failed: {exc}", folder) from exc
+    replace_atomically(artifact, lambda fh: fh.write(data))
+    runtime: dict[str, Any] = {
+        "format": "onnx", "file": ARTIFACT, "sha256": sha256_file(artifact),
+        "exported_from_sha256": bundle.card.sha256, "runner": "openvino", "precision": "f32",
+    }
+    expected = KerasClassifier(model, bundle.card.labels).predict(windows)
+    trial = replace(bundle, card=replace(bundle.card, runtime=runtime))
+    actual = _load_openvino(openvino, trial, 64).predict(windows)
+    diff = float(np.abs(actual - expected).max())
+    n = len(bundle.card.labels)
+    flipped = int((actual[:, :n].argmax(axis=1) != expected[:, :n].argmax(axis=1)).sum())
+    if diff > tolerance or flipped:
+        artifact.unlink()
+        raise ModelError(f"model.onnx refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
+                         f"{tolerance:g}), {flipped} windows change genre", folder)
+    runtime.update({
+        "max_abs_diff_vs_keras": float(f"{diff:.3g}"), "windows_checked": int(len(windows)), "checked_on": checked_on,
+        "exported_with": (f"keras {_version('keras')}, tensorflow {_version('tensorflow-cpu', 'tensorflow')}, "
+                          f"tf2onnx {_version('tf2onnx')}, openvino {_version('openvino')}"),
+        **({"command": command} if command else {}),
+    })
+    card_path = folder / CARD_FILE
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["runtime"] = runtime
+    text = json.dumps(card, indent=2) + "\n"
+    replace_atomically(card_path, lambda fh: fh.write(text.encode()))
+    verify_bundle(read_bundle(folder))
+    return runtime
+
+
+def _version(*names: str) -> str:
+    for name in names:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "?"
