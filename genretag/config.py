@@ -283,6 +283,8 @@ class TrainConfig:
     partial_labels: str | None = None
     """``--model musicnn``: a CSV of tracks with partial labels (``path``, ``genres`` = the set a track may
     belong to, ``;``-separated, ``artist``), trained with a loss on the summed probability of the set."""
+    partial_weight: float = 1.0
+    """The sample weight of a partially labelled track (a single-label one weighs its class's balanced weight)."""
     partial_val_fraction: float = 0.2
     partial_test_fraction: float = 0.3
     """Shares of the partial-label artists held out: validation, and the cross-source check of the card."""

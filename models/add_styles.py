@@ -1,6 +1,6 @@
 """Give a musicnn bundle its styles: genres' sub-genres from musicnn's own MSD tags.
 
-    python models/add_styles.py BUNDLE
+    python models/add_styles.py BUNDLE [--candidates]
 
 The bundle's network (the pretrained extractor and the genre layer) gains a second
 output block: musicnn's back end (its 50 last.fm tags, trained on the Million Song
@@ -13,7 +13,8 @@ afterwards (a stale ``model.onnx`` is refused at load).
 
 Only styles that were shown to be right more often than not on labels the model
 never saw are shipped (``SHIPPED``); every mapping measured is in ``CANDIDATES``
-and in the model card (models/README.md, "Styles").
+and in the model card (models/README.md, "Styles"). ``--candidates`` attaches every
+candidate with floor 0 instead, for ``models/check_styles.py`` to measure on a scan's report.
 """
 
 from __future__ import annotations
@@ -51,41 +52,15 @@ CANDIDATES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 """Every style mapping measured: (name, parent genre, MSD tags whose mean probability is its score).
 Names follow FMA's sub-genres where FMA has one."""
 
-SHIPPED: dict[str, dict] = {
-    "R&B": {"floor": 0.05, "check": {
-        "labels": "4Q's AllMusic genres (labels.csv and labels-multi.csv source_genre), never a model input",
-        "floor_chosen_on": "clips of split seed 0's train part: the lowest floor with precision >= 0.7 (12 of 13)",
-        "held_out": {"parent_tracks": 18, "written": 12, "checked": 11, "right": 7, "precision": 0.636},
-        "all": {"parent_tracks": 50, "written": 26, "checked": 24, "right": 19, "precision": 0.792,
-                "base_rate": 0.804}}},
-}
-"""The styles written, with the floor chosen for precision and the check (models/README.md)."""
-
-
-def attach_styles(model, styles: list[tuple[str, str, tuple[str, ...]]]):
-    """``model`` (windows -> genre probabilities) with the style scores appended to its output."""
-    import keras
-
-    from genretag.models.musicnn import MSD_TAGS, build_tagger
-
-    extractor = next(layer for layer in model.layers if layer.name == "musicnn_msd")
-    tagger = build_tagger(extractor)
-    index = {t: i for i, t in enumerate(MSD_TAGS)}
-    mapping = np.zeros((len(MSD_TAGS), len(styles)), np.float32)
-    for j, (_, _, tags) in enumerate(styles):
-        mapping[[index[t] for t in tags], j] = 1.0 / len(tags)
-    style = keras.layers.Dense(len(styles), use_bias=False, name="styles", trainable=False)
-    inputs = model.input
-    pooled = extractor(inputs)  # one pass through the network feeds both heads
-    scores = style(tagger(pooled))
-    style.set_weights([mapping])
-    outputs = keras.layers.Concatenate(name="genres_styles")([model.get_layer("genre")(pooled), scores])
-    return keras.Model(inputs, outputs, name="musicnn_genre_styles")
+SHIPPED: dict[str, dict] = {}
+"""The styles the default model writes, with the floor chosen for precision and the check. None yet: no candidate
+was right more often than not on held-out clips (models/check_styles.py; models/README.md, "Styles")."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
+    parser.add_argument("--candidates", action="store_true", help="attach every candidate style, floor 0")
     args = parser.parse_args()
     import keras
 
@@ -96,7 +71,12 @@ def main() -> None:
     model = keras.saving.load_model(args.bundle / card["weights"])
     if model.output.shape[-1] != len(card["labels"]):
         sys.exit(f"{args.bundle}: the model already has more outputs than genres (styles attached?)")
-    styles = [c for c in CANDIDATES if c[0] in SHIPPED]
+    from genretag.models.musicnn import attach_styles
+
+    styles = list(CANDIDATES) if args.candidates else [c for c in CANDIDATES if c[0] in SHIPPED]
+    shipped = {n: {"floor": 0.0} for n, _, _ in CANDIDATES} if args.candidates else SHIPPED
+    if not styles:
+        sys.exit("no style is shipped (SHIPPED is empty): nothing to attach; --candidates attaches all to measure")
     combined = attach_styles(model, styles)
     x = np.random.default_rng(0).uniform(0, 4, (4, *model.input.shape[1:])).astype(np.float32)
     same = np.abs(np.asarray(combined(x))[:, : len(card["labels"])] - np.asarray(model(x))).max()
@@ -105,12 +85,13 @@ def main() -> None:
     tmp = path.with_suffix(".tmp.keras")
     combined.save(tmp)
     os.replace(tmp, path)
-    card["styles"] = [{"name": n, "parent": p, "tags": list(t), **SHIPPED[n]} for n, p, t in styles]
+    card["styles"] = [{"name": n, "parent": p, "tags": list(t), **shipped[n]} for n, p, t in styles]
     card["sha256"] = sha256_file(path)
     card["params"] = int(combined.count_params())
     card.pop("runtime", None)  # exported from the old weights: export again
     card_path.write_text(json.dumps(card, indent=2) + "\n")
-    print(f"{args.bundle}: {len(styles)} style(s) attached: {', '.join(n for n, _, _ in styles)}; sha256 {card['sha256']}")
+    names = ", ".join(n for n, _, _ in styles)
+    print(f"{args.bundle}: {len(styles)} style(s) attached: {names}; sha256 {card['sha256']}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def tiny_bundle(tmp_path_factory, synth_dataset) -> Path:
     out = tmp_path_factory.mktemp("tiny_bundle")
     data = load_folder(synth_dataset, seed=0)
     config = TrainConfig(model="cnn1d", epochs=4, patience=4, crops_per_track=4, batch_size=32)
-    train(data, out, config=config, name="tiny", version="0.1", cache_dir=out.parent / "tiny_cache", jobs=0)
+    train(data, out, config=config, name="tiny", version="0.1", cache_dir=out.parent / "tiny_cache", jobs=0,
+          export=False)
     return out
 
 

@@ -110,7 +110,7 @@ def test_training_reports_progress_while_embedding(synth_dataset, tmp_path):
     data = load_dataset(synth_dataset)
     train(data, tmp_path / "run", config=TrainConfig(model="musicnn", epochs=1, augment=("balance",)),
           features=model_features("musicnn"), cache_dir=tmp_path / "cache", jobs=0,
-          on_event=lambda kind, info: events.append((kind, info)))
+          on_event=lambda kind, info: events.append((kind, info)), export=False)
     done = [info["done"] for kind, info in events if kind == "embedding"]
     total = len(data.split("train")) + len(data.split("val"))
     assert done and done == sorted(done) and done[-1] == total

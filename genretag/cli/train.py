@@ -55,6 +55,9 @@ def train(
                                                   "labels (path, genres = the set a track may be, ';'-separated, "
                                                   "artist), e.g. ../shared/corpus/labels-multi.csv; its held-out "
                                                   "artists give the card's cross-source check."),
+    partial_weight: float = typer.Option(D.partial_weight, "--partial-weight", min=0.0,
+                                         help="Sample weight of a partially labelled track (single-label tracks "
+                                         "weigh their class's balanced weight)."),
     fmax: Optional[float] = typer.Option(None, "--fmax", min=1000.0,
                                          help="Highest mel frequency in Hz (default: half the sample rate)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
@@ -74,7 +77,8 @@ def train(
     config = TrainConfig(model=model.value, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          crops_per_track=crops_per_track, min_per_class=min_per_class, dropout=dropout,
                          weight_decay=weight_decay, ensemble=ensemble, augment=augment, mixup_alpha=mixup_alpha,
-                         l2=l2, head=head.value, partial_labels=str(partial_labels) if partial_labels else None)
+                         l2=l2, head=head.value, partial_labels=str(partial_labels) if partial_labels else None,
+                         partial_weight=partial_weight)
     stderr = err()
     data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset.value,
                                 split_mode=split_mode.value, min_per_class=min_per_class, seed=seed)

@@ -159,3 +159,25 @@ def load_weights(path: Path = WEIGHTS) -> dict[str, np.ndarray]:
         raise ModelError("pretrained musicnn weights are damaged (sha256 mismatch)", path)
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def attach_styles(model, styles: list[tuple[str, str, tuple[str, ...]]]):
+    """A genre model built on :func:`build_extractor` (windows -> genre probabilities) with style scores
+    appended to its output: ``styles`` are ``(name, parent, MSD tags)``, each scored as the mean
+    probability of its tags under musicnn's own back end (:func:`build_tagger`), one pass through
+    the network for both. The genre block is unchanged."""
+    import keras
+
+    extractor = next(layer for layer in model.layers if layer.name == "musicnn_msd")
+    tagger = build_tagger(extractor)
+    index = {t: i for i, t in enumerate(MSD_TAGS)}
+    mapping = np.zeros((len(MSD_TAGS), len(styles)), np.float32)
+    for j, (_, _, tags) in enumerate(styles):
+        mapping[[index[t] for t in tags], j] = 1.0 / len(tags)
+    style = keras.layers.Dense(len(styles), use_bias=False, name="styles", trainable=False)
+    inputs = model.input
+    pooled = extractor(inputs)  # one pass through the network feeds both heads
+    scores = style(tagger(pooled))
+    style.set_weights([mapping])
+    outputs = keras.layers.Concatenate(name="genres_styles")([model.get_layer("genre")(pooled), scores])
+    return keras.Model(inputs, outputs, name="musicnn_genre_styles")

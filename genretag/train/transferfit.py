@@ -31,10 +31,6 @@ STD_FLOOR = 1e-3
 """Features whose spread over the training windows is below this are treated as constant."""
 
 
-PARTIAL_WEIGHT = 1.0
-"""Sample weight of a partially labelled example (single-label ones get scikit-learn's balanced class weight)."""
-
-
 def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, config: TrainConfig, out: Path,
                  resume: bool = False, on_event: Progress | None = None, partial: PartialData | None = None) -> Fitted:
     """Train the head, keep it at its best validation epoch, save ``out/model.keras``.
@@ -66,7 +62,7 @@ def fit_transfer(splits, *, labels: tuple[str, ...], features: FeatureConfig, co
         x_train = np.concatenate([x_train, x_part])
         track_train = np.concatenate([track_train, track_part + len(train.y)])
         masks = np.concatenate([masks, partial.masks])
-        weights = np.concatenate([weights, np.full(n_partial, PARTIAL_WEIGHT, np.float32)])
+        weights = np.concatenate([weights, np.full(n_partial, config.partial_weight, np.float32)])
     mean, std = x_train.mean(0), np.maximum(x_train.std(0), STD_FLOOR)
     live = x_train.std(0) >= STD_FLOOR
     z_train, z_val = ((x - mean) / std * live for x in (x_train, x_val))
