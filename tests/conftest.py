@@ -105,3 +105,19 @@ def styles_bundle(tmp_path_factory, tiny_bundle) -> Path:
                                params=int(model.count_params()), styles=styles)
     write_card(out, card)
     return out
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list[Path]:
+    """Every file the scan decodes (inline, --jobs 0), in order."""
+    import genretag.scan.pipeline as pipeline
+
+    seen: list[Path] = []
+    real = pipeline.extract_track
+
+    def spy(path, **kwargs):
+        seen.append(Path(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pipeline, "extract_track", spy)
+    return seen

@@ -41,22 +41,6 @@ def runner() -> CliRunner:
     return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
-@pytest.fixture
-def decoded(monkeypatch) -> list[Path]:
-    """Every file the scan decodes (inline, --jobs 0), in order."""
-    import genretag.scan.pipeline as pipeline
-
-    seen: list[Path] = []
-    real = pipeline.extract_track
-
-    def spy(path, **kwargs):
-        seen.append(Path(path))
-        return real(path, **kwargs)
-
-    monkeypatch.setattr(pipeline, "extract_track", spy)
-    return seen
-
-
 def _run(runner, *args):
     return runner.invoke(app, [*map(str, args)])
 

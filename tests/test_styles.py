@@ -56,22 +56,6 @@ def lib(songs, tmp_path) -> Path:
     return Path(shutil.copytree(songs, tmp_path / "lib"))
 
 
-@pytest.fixture
-def decoded(monkeypatch) -> list[Path]:
-    """Every file the scan decodes (inline, --jobs 0)."""
-    from genretag.scan import pipeline
-
-    seen: list[Path] = []
-    real = pipeline.extract_track
-
-    def spy(path, **kwargs):
-        seen.append(Path(path))
-        return real(path, **kwargs)
-
-    monkeypatch.setattr(pipeline, "extract_track", spy)
-    return seen
-
-
 def _run(runner: CliRunner, *args: object):
     return runner.invoke(app, [*map(str, args)])
 
