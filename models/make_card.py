@@ -140,13 +140,67 @@ def describe_features(card) -> str:
 def describe_architecture(card) -> str:
     cfg = card.training.get("config", {})
     if card.architecture == "musicnn":
+        head = ("one softmax layer trained on each track's mean features (`--head track`; the card's `pooling: "
+                "geometric` makes scan average the windows' log-probabilities, the same decision)"
+                if card.pooling == "geometric" else "one softmax layer trained on the corpus's windows")
         return (f"`musicnn` ({card.params:,} parameters): the front and mid end of musicnn pretrained on the Million "
                 "Song Dataset (Pons & Serra 2019, ISC licence; frozen, dead filters pruned; "
-                "`genretag/models/musicnn.py`), its max and mean over time of each channel (514 features), then one "
-                "softmax layer trained on the corpus")
+                f"`genretag/models/musicnn.py`), its max and mean over time of each channel (514 features), then {head}")
     ensemble = cfg.get("ensemble", 1)
     tail = f"; an average of {ensemble} networks trained with consecutive seeds" if ensemble > 1 else ""
     return f"`{card.architecture}` ({card.params:,} parameters{tail})"
+
+
+def partial_line(card) -> str:
+    """The partial-label data line of the Data section, when the model trained on some."""
+    cfg = card.training.get("config", {})
+    if not cfg.get("partial_labels"):
+        return ""
+    cross = card.metrics.get("cross_source", {})
+    parts = ", ".join(f"{p} {c['tracks']}" for p, c in cross.items())
+    return (f"\n- `{Path(cfg['partial_labels']).name}`: partial labels (the set of genres a clip may belong to), "
+            f"artists split {1 - cfg['partial_val_fraction'] - cfg['partial_test_fraction']:.0%} train / "
+            f"{cfg['partial_val_fraction']:.0%} val / {cfg['partial_test_fraction']:.0%} test (an artist that "
+            f"labels.csv has stays on its side); held out: {parts} clips.")
+
+
+def calibration_section(card) -> str:
+    """The confidence section, from what ``models/calibrate.py`` wrote into the card."""
+    cal = card.calibration
+    if not cal:
+        return ""
+    val, test = cal["val"], cal["test"]
+    top = {r["floor"]: r for r in test["top"]}
+    second = {r["floor"]: r for r in test["second"]}
+    rows_top = "".join(f"| {r['floor']:.1f} | {r['coverage']:.2f} | {r['precision']:.3f} | {top[r['floor']]['coverage']:.2f} | "
+                       f"{top[r['floor']]['precision']:.3f} |\n" for r in val["top"])
+    rows_second = "".join(f"| {r['floor']:.2f} | {r['written']:.2f} | {r['precision']:.3f} | "
+                          f"{second[r['floor']]['written']:.2f} | {second[r['floor']]['precision']:.3f} |\n"
+                          for r in val["second"])
+    return f"""## Confidence (calibration; written by `python models/calibrate.py`)
+
+Scan scales each track's distribution by a temperature (T = {cal['temperature']}, fitted by negative log-likelihood on the
+validation split only, {val['tracks']} tracks; the order of the genres never changes, so accuracy does not either).
+
+| split | NLL before -> after | expected calibration error before -> after |
+|:---|---:|---:|
+| val ({val['tracks']} tracks) | {val['nll'][0]} -> {val['nll'][1]} | {val['ece'][0]} -> {val['ece'][1]} |
+| test ({test['tracks']} tracks) | {test['nll'][0]} -> {test['nll'][1]} | {test['ece'][0]} -> {test['ece'][1]} |
+
+Top genre, by confidence floor (`--min-confidence`): the share of tracks that get a genre, and the share of those
+that are right. The default floor, {cal['min_confidence']}, was chosen on validation (the lowest floor at which 80% of
+tagged tracks are right).
+
+| floor | val coverage | val precision | test coverage | test precision |
+|---:|---:|---:|---:|---:|
+{rows_top}
+A second genre (`--top-k 2`), by its own floor (`--next-min-confidence`, default {cal['next_min_confidence']}, the
+validation floor where a second genre was right most often): how often one is written, and how often it is the
+track's label (one label a track here, so this is the chance that it rescues a wrong first one).
+
+| floor | val written | val right | test written | test right |
+|---:|---:|---:|---:|---:|
+{rows_second}"""
 
 
 def render(card, rows: list[dict], test_md: str, notes: str) -> str:
@@ -163,7 +217,7 @@ Shipped in the package at `genretag/bundled/default/` (`card.json` + `model.kera
 used by `genretag scan` when no `--model` is given; loaded offline and checked against the card's sha256.
 
 ## Data
-- `../shared/corpus/labels.csv`: {t.get('dataset')}; classes with at least 20 clips.
+- `../shared/corpus/labels.csv`: {t.get('dataset')}; classes with at least 20 clips.{partial_line(card)}
 - Sources: Emotify (Classical, Electronic, Pop, Rock; 18-s clips) and 4Q (AllMusic-labelled, 30-s clips; the other classes).
   The split keeps every artist in one part.
 
@@ -173,7 +227,7 @@ used by `genretag scan` when no `--model` is given; loaded offline and checked a
 ## Model
 - Architecture: {describe_architecture(card)}.
 - Features: {describe_features(card)}.
-- A track is judged by 8 windows spread over it (probabilities averaged).
+- A track is judged by the 8 windows scan cuts from it ({"log-probabilities" if card.pooling == "geometric" else "probabilities"} averaged).
 - Training config: `{json.dumps(t.get('config', {}))}`
 - Trained in {t.get('seconds', 0):.0f} s ({t.get('epochs_run')} epochs in all, after feature extraction) on {t.get('machine', cpu_name())}.
 - Reproduce from a clean checkout:
@@ -184,6 +238,7 @@ used by `genretag scan` when no `--model` is given; loaded offline and checked a
 
 ## Test split (held out; never used for choosing)
 {test_section}
+{calibration_section(card)}
 
 ## Models compared (chosen on validation, never on test; see the notes below the table)
 {comparison_table(rows)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -54,7 +55,8 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     model.predict_on_batch(windows[:1])  # built, so the export traces it
     artifact = folder / ARTIFACT
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's own use of NumPy's deprecated names
             model.export(os.path.join(tmp, ARTIFACT), format="onnx", verbose=False)
             data = Path(tmp, ARTIFACT).read_bytes()
     except Exception as exc:  # noqa: BLE001 - the exporters raise many types
