@@ -105,7 +105,8 @@ def main() -> None:
         floor = next((f for f in FLOORS if (t := tally(choose, style, parent, f, labels))["checked"] >= args.min_written
                       and (t["precision"] or 0) >= args.precision), None)
         base = tally(rows, style, parent, 0.0, labels)
-        entry = {"parent": parent, "floor": floor, "base_rate": base["precision"]}
+        entry = {"parent": parent, "floor": floor, "base_rate": base["precision"],
+                 "all_at_0.1": tally(rows, style, parent, 0.1, labels)}
         if floor is not None:
             entry.update({"chosen_on": tally(choose, style, parent, floor, labels),
                           "held_out": tally(held, style, parent, floor, labels),

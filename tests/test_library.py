@@ -106,7 +106,7 @@ def test_write_to_genretag_leaves_the_curated_genre_alone(runner, albums, tmp_pa
     path = albums / "Loud Guitars" / "01.mp3"
     _retag(path, album="Loud Guitars", album_artist="X", genre="Shoegaze")
     before_tcon = ID3(path)["TCON"].text
-    result = _scan(runner, path, "--write-to", "genretag")
+    result = _scan(runner, path, "--write-to", "genretag", "--min-confidence", "0")  # a synthetic clip: any genre
     assert result.exit_code == 0, result.output
     state = read_tags(path)
     assert ID3(path)["TCON"].text == before_tcon and state.genres == ("Shoegaze",)
@@ -191,21 +191,22 @@ def test_what_an_independent_reader_shows_after_a_multi_genre_write(tmp_path, co
 
 
 def test_the_default_models_calibrated_floors_decide_what_is_written(runner, albums, tmp_path):
-    """The default model's card recommends 0.5 for the top genre and 0.2 for each further one."""
+    """The default model's card recommends a floor for the top genre and one for each further one; scan uses them."""
     import genretag
 
     calibration = genretag.find_model("default").card.calibration
-    assert (calibration["min_confidence"], calibration["next_min_confidence"]) == (0.5, 0.2)
+    top, further = calibration["min_confidence"], calibration["next_min_confidence"]
+    assert 0 < further < top < 1
     report = tmp_path / "r.jsonl"
     assert _scan(runner, albums, "--dry-run", "--json", report, "--top-k", "3").exit_code == 0
     rows = _rows(report)
     for row in rows:
         probs = sorted(row["probabilities"].values(), reverse=True)
-        if row["confidence"] < 0.5:
+        if row["confidence"] < top:
             assert row["status"] == "low-confidence" and row["genres"] == []
         else:
             assert row["status"] == "would-tag"
-            assert len(row["genres"]) == 1 + sum(p >= 0.2 for p in probs[1:3]), (row["genres"], probs[:3])
+            assert len(row["genres"]) == 1 + sum(p >= further for p in probs[1:3]), (row["genres"], probs[:3])
     assert {r["status"] for r in rows} == {"low-confidence", "would-tag"}  # both occur on these 12 clips
     assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-3
     opened = tmp_path / "o.jsonl"
