@@ -20,7 +20,8 @@ from genretag.cli.common import (
     settings_for,
     warn_without_styles,
 )
-from genretag.cli.scan import D, _consume, _summary, finish
+from genretag.cli.scan import D
+from genretag.cli.tally import consume, finish, summary
 from genretag.errors import GenretagError, UsageError
 from genretag.models.registry import resolve_model
 
@@ -108,10 +109,10 @@ def apply(
                           styles=card_styles)
     started = time.perf_counter()
     try:
-        tally = _consume(run, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
+        tally = consume(run, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
                          show_lines=(o.dry_run or o.verbose) and not o.quiet)
     finally:
         writer.close()
         store_problem = close_store(store, store_problem)
-    _summary(console, tally, total, time.perf_counter() - started, dry_run=o.dry_run)
+    summary(console, tally, total, time.perf_counter() - started, dry_run=o.dry_run)
     finish(tally, stderr, store_problem)

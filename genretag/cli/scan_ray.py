@@ -29,7 +29,7 @@ ENGINES = ("local", "ray")
 
 def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str | None) -> None:
     """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does."""
-    from genretag.cli.scan import _render, _summary, _Tally, finish
+    from genretag.cli.tally import Tally, finish, render, summary
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray
     from genretag.models.registry import resolve_model
@@ -48,7 +48,7 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
     outputs = Outputs(json=None if parquet else o.json_path, csv=o.csv_path, parquet=o.json_path if parquet else None)
     check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)])
     store, store_problem = open_store(o)
-    tally = _Tally()
+    tally = Tally()
     show_lines = not o.quiet
     started = time.perf_counter()
     try:
@@ -59,7 +59,7 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
                 tally.statuses[result.status] += 1
                 if result.genres and result.status == "would-tag":
                     tally.genres[result.genres[0]] += 1
-                _render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
+                render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
 
             def on_progress(done: int, total: int) -> None:
                 rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
@@ -76,5 +76,5 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
     if summary.resumed:
         stderr.print(f"resumed: {summary.resumed} files already in the output were not scanned again")
     done = sum(tally.statuses.values())
-    _summary(console, tally, done, time.perf_counter() - started, dry_run=True)
+    summary(console, tally, done, time.perf_counter() - started, dry_run=True)
     finish(tally, stderr, store_problem)

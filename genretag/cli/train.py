@@ -12,7 +12,15 @@ from rich.markup import escape
 
 from genretag.cli import data as data_options
 from genretag.cli.common import err, handles_errors, out, progress_bar
-from genretag.cli.data import Architecture, Head, SplitMode, Subset, dataset_from_options, describe_dataset, parse_augment
+from genretag.cli.data import (
+    Architecture,
+    Head,
+    SplitMode,
+    Subset,
+    dataset_from_options,
+    describe_dataset,
+    parse_augment,
+)
 from genretag.config import AUGMENTATIONS, TrainConfig
 
 D = TrainConfig()

@@ -1,0 +1,120 @@
+"""What a tagging run prints and how it ends: a line per file, the progress bar, the summary, the exit status.
+
+Shared by ``genretag scan`` and its Ray front end (:mod:`genretag.cli.scan_ray`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import typer
+
+from genretag.cli.common import EXIT_FAILURES, EXIT_INTERRUPTED, error_line, progress_bar, shown
+from genretag.errors import GenretagError
+
+if TYPE_CHECKING:
+    from genretag.scan import ScanResult
+
+
+def finish(tally: "Tally", stderr, store_problem) -> None:
+    """The end of a run that tags: say what stopped it, and exit with the status the README promises."""
+    if tally.stopped_by is not None:
+        stderr.print(error_line(tally.stopped_by.reason, tally.stopped_by.path))
+        stderr.print("[yellow]scan stopped:[/yellow] the report could not be written; files already tagged keep "
+                     "their tags, and the same command again does the rest")
+        raise typer.Exit(EXIT_FAILURES)
+    if tally.interrupted:
+        stderr.print("[yellow]interrupted:[/yellow] finished files keep their tags; run the same command again to do the rest")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if store_problem is not None:
+        stderr.print(error_line(store_problem.reason, store_problem.path))
+        stderr.print("[yellow]note:[/yellow] the run went on without the prediction store")
+    if tally.statuses["failed"] or store_problem is not None:
+        raise typer.Exit(EXIT_FAILURES)
+
+
+@dataclass
+class Tally:
+    statuses: Counter = field(default_factory=Counter)
+    genres: Counter = field(default_factory=Counter)
+    interrupted: bool = False
+    stopped_by: GenretagError | None = None
+    """The report error that stopped the scan."""
+
+
+def consume(run, total: int, *, writer, console, stderr, quiet: bool, show_lines: bool) -> Tally:
+    """Drive the pipeline: report each result as it comes, with a progress bar; Ctrl-C stops it cleanly.
+
+    ``run(on_progress)`` starts the library call; the bar follows its ``on_progress(done, total)``
+    (with ``--group`` every file is predicted before the first decision comes back).
+    """
+    tally = Tally()
+    started = time.perf_counter()
+    try:
+        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
+            task = progress.add_task("scanning", total=total, rate="-")
+
+            def advance(done: int, _total: int) -> None:
+                progress.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
+
+            # A terminal shows the per-file lines above the bar; a redirected stdout gets them as they are.
+            lines = progress.console if progress.live.is_started and console.is_terminal else console
+            errors = progress.console if progress.live.is_started else stderr
+            with closing(run(advance)) as results:
+                for result in results:
+                    if not take(result, tally, writer=writer):
+                        break
+                    render(result, lines, errors, show_lines)
+    except KeyboardInterrupt:
+        tally.interrupted = True
+    return tally
+
+
+def take(result: "ScanResult", tally: Tally, *, writer) -> bool:
+    """Count a result and write its report row; False when the report can't be written (stop)."""
+    try:
+        writer.write(result)
+    except GenretagError as exc:  # a full disk under the report: stop cleanly, say so
+        tally.stopped_by = exc
+        return False
+    tally.statuses[result.status] += 1
+    if result.genres and result.status in ("tagged", "would-tag"):
+        tally.genres[result.genres[0]] += 1
+    return True
+
+
+def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
+    if result.status == "failed":
+        stderr.print(error_line(result.error or "failed", result.path))
+        return
+    for note in result.notes:
+        stderr.print(f"[yellow]note:[/yellow] {shown(note)} ({shown(result.path)})")
+    if not show_lines:
+        return
+    old = "; ".join(result.previous) or "-"
+    new = "; ".join(result.genres) or "-"
+    conf = f" ({result.prediction.confidence:.0%})" if result.prediction is not None else ""
+    note = {"kept": " [dim](kept: has a genre; --overwrite replaces it)[/dim]",
+            "skipped": " [dim](already tagged by this model)[/dim]",
+            "silent": " [dim](silent: no genre)[/dim]",
+            "low-confidence": " [dim](below --min-confidence)[/dim]",
+            "excluded": " [dim](excluded: the genre map or a review left no genre to write)[/dim]"}.get(result.status, "")
+    group = f" [dim]({shown(result.group)})[/dim]" if result.group else ""
+    console.print(f"{shown(result.path)}: {shown(old)} -> [bold]{shown(new)}[/bold]{conf}{note}{group}")
+
+
+def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool) -> None:
+    counts, genres = tally.statuses, tally.genres
+    done = sum(counts.values())
+    parts = [f"{counts[s]} {label}" for s, label in (
+        ("would-tag" if dry_run else "tagged", "would be tagged" if dry_run else "tagged"),
+        ("kept", "kept existing genre"), ("skipped", "skipped (already tagged)"),
+        ("low-confidence", "low confidence"), ("excluded", "excluded by the genre map"), ("silent", "silent"),
+        ("failed", "failed"))]
+    console.print(f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts))
+    if genres:
+        console.print("genres: " + ", ".join(f"{shown(g)} {n}" for g, n in genres.most_common()))
