@@ -132,6 +132,8 @@ def test_a_label_mapped_to_nothing_is_never_written(runner, lib, tiny_bundle, tm
     ("Low,Bass\x00Line\n".encode(), "genre map line 1: 'Bass\\x00Line' contains a control character (0x00)"),
     (b"Low,Ba\xdfe\n", "genre map is not UTF-8 text (byte 6)"),
     (b"Low,Bass\nHigh,17\n", "genre map line 2: '17' would be read by players as an ID3v1 genre number; use a name"),
+    (b"Low,Bass\nHigh, ; \n", "genre map line 2: ';' holds only the separators genres are joined with (players would "
+                               "read no genre)"),
 ])
 def test_a_genre_map_that_cannot_be_used_is_one_usage_error(runner, lib, tiny_bundle, tmp_path, content, reason):
     mapping = tmp_path / "map.csv"

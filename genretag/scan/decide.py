@@ -236,5 +236,9 @@ def _bad_value(value: str) -> str | None:
     if not value:
         return "empty label"
     bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
-    return f"{value!r} contains a control character ({ord(bad):#04x})" if bad is not None else None
+    if bad is not None:
+        return f"{value!r} contains a control character ({ord(bad):#04x})"
+    if not value.replace(";", "").replace("/", "").strip():
+        return f"{value!r} holds only the separators genres are joined with (players would read no genre)"
+    return None
 

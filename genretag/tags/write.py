@@ -29,6 +29,7 @@ from genretag.tags.containers import (
     _read_state,
     _write_tags,
     size_limit_problem,
+    split_genres,
 )
 from genretag.tags.safefile import (
     check_unchanged,
@@ -304,4 +305,6 @@ def _clean_genres(genres: Sequence[str]) -> tuple[str, ...]:
     values = tuple(dict.fromkeys(_clean_text(g, what="genre") for g in genres if g.strip()))
     if not values:
         raise ValueError("no genre to write")
+    if not split_genres(list(values), slash=True):  # ";" or "/" alone: every reader would see no genre
+        raise ValueError(f"no genre to write: {list(values)!r} holds only the separators genres are joined with")
     return values
