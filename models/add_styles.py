@@ -64,6 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     import keras
 
+    from genretag.files import replace_atomically
     from genretag.models.bundle import sha256_file
 
     card_path = args.bundle / "card.json"
@@ -89,7 +90,8 @@ def main() -> None:
     card["sha256"] = sha256_file(path)
     card["params"] = int(combined.count_params())
     card.pop("runtime", None)  # exported from the old weights: export again
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    text = (json.dumps(card, indent=2) + "\n").encode()
+    replace_atomically(card_path, lambda fh: fh.write(text))
     names = ", ".join(n for n, _, _ in styles)
     print(f"{args.bundle}: {len(styles)} style(s) attached: {names}; sha256 {card['sha256']}")
 
