@@ -164,7 +164,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
                   "failed_files": len(clips.errors), "command": command, "genretag": __version__,
                   "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     )
-    bundle = write_card(out, card)
+    write_card(out, card)
     reports = {}
     for split in ("val", "test"):
         data = splits[split]
@@ -174,7 +174,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     metrics = {split: _summary(r) for split, r in reports.items()}
     if partial:
         metrics["cross_source"] = {part: in_set(classifier, card, data) for part, data in partial.items() if part != "train"}
-    bundle = write_card(out, replace(card, metrics=metrics))
+    write_card(out, replace(card, metrics=metrics))
     if (out / "training.csv").is_file():
         plot_curves(out / "training.csv", out / "curves.png")
     runtime = _export(out, card, splits["val"]) if card.kind == "keras" and export else ""
