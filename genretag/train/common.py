@@ -24,6 +24,7 @@ class SplitData:
 
     tracks: tuple[Track, ...]
     mels: tuple[np.ndarray, ...]
+    """Whole-clip log-mels the networks trained from scratch crop from; empty for ``musicnn`` (it reads ``windows``)."""
     durations: np.ndarray
     y: np.ndarray
     windows: tuple[np.ndarray, ...] | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,8 +39,7 @@ from genretag.features import eval_windows, window_starts
 from genretag.models.bundle import Bundle, ModelCard, read_bundle, sha256_file, write_card
 from genretag.train.augment import AUGMENTATIONS
 from genretag.train.common import Fitted, PartialData, Progress, SplitData
-from genretag.train.featurecache import ClipFeatures, ScanWindows, load_features, load_scan_windows
-
+from genretag.train.featurecache import ScanWindows, load_features, load_scan_windows
 
 EXPORT_CHECK_TRACKS = 40
 """Validation tracks whose windows check an exported ``model.onnx`` against Keras."""
@@ -62,46 +62,59 @@ class TrainResult:
 
 
 def prepare(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, cache_dir: Path | None,
-            jobs: int | None, on_event: Progress | None = None) -> tuple[dict[str, SplitData], ClipFeatures]:
-    """Extract (or load cached) features and group them by split.
+            jobs: int | None, on_event: Progress | None = None) -> tuple[dict[str, SplitData], dict[Path, str]]:
+    """Extract (or load cached) features and group them by split; also the files left out, with why.
 
-    Validation and test tracks (and, for ``musicnn``, the training tracks) also get the windows scan
-    itself cuts (:func:`~genretag.train.featurecache.load_scan_windows`): every score is judged on what a
-    scan sees. A track that either extraction fails is left out (and counted as failed).
+    Validation and test tracks (and, for ``musicnn``, the training tracks) get the windows scan itself
+    cuts (:func:`~genretag.train.featurecache.load_scan_windows`): every score is judged on what a scan
+    sees. The networks trained from scratch also get whole-clip log-mels to crop from; ``musicnn``, which
+    reads only scan's windows, decodes nothing else. A track that an extraction fails is left out.
     """
-    paths = [t.path for t in dataset.tracks]
-    clips = load_features(paths, config=features, max_seconds=config.max_seconds, cache_dir=cache_dir, jobs=jobs,
-                          on_progress=(lambda d, n: on_event("features", {"done": d, "total": n})) if on_event else None)
+    progress = (lambda d, n: on_event("features", {"done": d, "total": n})) if on_event else None
+    pretrained = config.model in PRETRAINED_MODELS
+    tracks = list(dataset.tracks)
+    errors: dict[Path, str] = {}
+    if pretrained:
+        mels, durations = [None] * len(tracks), np.zeros(len(tracks))
+    else:
+        clips = load_features([t.path for t in tracks], config=features, max_seconds=config.max_seconds,
+                              cache_dir=cache_dir, jobs=jobs, on_progress=progress)
+        errors.update(clips.errors)
+        mels, durations = clips.mels, clips.durations
     index = {label: i for i, label in enumerate(dataset.labels)}
     splits: dict[str, SplitData] = {}
-    errors = dict(clips.errors)
+    done = 0
     for name in ("train", "val", "test"):
-        keep = [(t, m, d) for t, m, d in zip(dataset.tracks, clips.mels, clips.durations) if t.split == name and m is not None]
+        keep = [(t, m, d) for t, m, d in zip(tracks, mels, durations)
+                if t.split == name and (pretrained or m is not None)]
+        step = (lambda d, n, base=done: progress(base + d, len(tracks))) if progress and pretrained else None
         windows = _split_windows([k[0].path for k in keep], name, features=features, config=config,
-                                 cache_dir=cache_dir, jobs=jobs)
+                                 cache_dir=cache_dir, jobs=jobs, on_progress=step)
+        done += len(keep)
         if windows is not None:
             errors.update(windows.errors)
             keep = [k for k, w in zip(keep, windows.windows) if w is not None]
-        splits[name] = SplitData(tuple(k[0] for k in keep), tuple(k[1] for k in keep),
-                                 np.array([k[2] for k in keep], dtype=np.float64),
+        splits[name] = SplitData(tuple(k[0] for k in keep), () if pretrained else tuple(k[1] for k in keep),
+                                 np.array([] if pretrained else [k[2] for k in keep], dtype=np.float64),
                                  np.array([index[k[0].label] for k in keep], dtype=np.int64),
                                  None if windows is None else tuple(w for w in windows.windows if w is not None))
-    clips = replace(clips, errors=errors)
     if not len(splits["train"].tracks):
         raise DatasetError("no training tracks could be decoded")
     if not len(splits["val"].tracks):
         raise DatasetError("the validation split is empty: add data or lower --min-per-class")
-    return splits, clips
+    return splits, errors
 
 
 def _split_windows(paths: list[Path], part: str, *, features: FeatureConfig, config: TrainConfig,
-                   cache_dir: Path | None, jobs: int | None) -> ScanWindows | None:
+                   cache_dir: Path | None, jobs: int | None,
+                   on_progress: Callable[[int, int], None] | None = None) -> ScanWindows | None:
     """Scan's own windows of one part's files: ``eval_windows`` for validation and test; for training
     only ``musicnn`` needs them (``crops_per_track`` each; the other networks crop whole-clip log-mels)."""
     if part == "train" and config.model not in PRETRAINED_MODELS:
         return None
     count = config.crops_per_track if part == "train" else config.eval_windows
-    return load_scan_windows(paths, config=features, windows=count, cache_dir=cache_dir, jobs=jobs)
+    return load_scan_windows(paths, config=features, windows=count, cache_dir=cache_dir, jobs=jobs,
+                             on_progress=on_progress)
 
 
 def model_features(model: str, *, fmax: float | None = None) -> FeatureConfig:
@@ -137,7 +150,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     if config.head not in HEADS:
         raise ModelError(f"unknown head {config.head!r}; choose from {', '.join(HEADS)}")
     out.mkdir(parents=True, exist_ok=True)
-    splits, clips = prepare(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs, on_event=on_event)
+    splits, failed = prepare(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs, on_event=on_event)
     partial = _prepare_partial(dataset, features=features, config=config, cache_dir=cache_dir, jobs=jobs)
     started = time.perf_counter()
     if config.model in CLASSIC_MODELS:
@@ -161,7 +174,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
         pooling="geometric" if config.head == "track" else "mean",
         training={"dataset": dataset.description, "counts": dataset.counts(), "config": _plain(asdict(config)),
                   "epochs_run": epochs, "best_epoch": best, "seconds": round(seconds, 1),
-                  "failed_files": len(clips.errors), "command": command, "genretag": __version__,
+                  "failed_files": len(failed), "command": command, "genretag": __version__,
                   "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     )
     write_card(out, card)
@@ -180,7 +193,7 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     runtime = _export(out, card, splits["val"]) if card.kind == "keras" and export else ""
     return TrainResult(read_bundle(out), epochs, best, seconds, seconds / max(fit.epochs_trained, 1),
                        fit.windows_seen / max(seconds, 1e-9),
-                       reports["val"], reports.get("test"), dict(clips.errors), runtime)
+                       reports["val"], reports.get("test"), failed, runtime)
 
 
 def _export(out: Path, card: ModelCard, val: SplitData) -> str:
