@@ -66,32 +66,38 @@ def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     NumPy so decode workers never import librosa (numba, scipy: seconds of
     start-up per worker).
     """
-    power = stft_power(samples, n_fft=config.n_fft, hop_length=config.hop_length)
-    basis = mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
-    mel = np.matmul(basis, power)
-    if config.scale == "logc":
-        return np.log10(1.0 + LOGC_GAIN * mel).astype(np.float32)
-    if config.scale != "db":
+    if config.scale not in ("logc", "db"):
         raise ValueError(f"unknown scale {config.scale!r}")
-    return (10.0 * np.log10(np.maximum(mel, AMIN))).astype(np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
+    rows = samples.reshape(-1, samples.shape[-1])
+    to_mel = mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax).T.astype(np.float64)
+    n_frames = 1 + samples.shape[-1] // config.hop_length
+    mel = np.empty((len(rows), config.n_mels, n_frames), np.float32)
+    for i, row in enumerate(rows):  # one signal at a time: its arrays stay in cache (2x faster than all at once)
+        mel[i] = (stft_power(row, n_fft=config.n_fft, hop_length=config.hop_length) @ to_mel).T
+    if config.scale == "logc":
+        out = np.log10(1.0 + LOGC_GAIN * mel)
+    else:
+        out = 10.0 * np.log10(np.maximum(mel, AMIN))
+    return out.astype(np.float32, copy=False).reshape(samples.shape[:-1] + mel.shape[1:])
 
 
 def stft_power(samples: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
-    """``|STFT|**2`` of ``float32 [..., n]``: centred frames (zero-padded by
-    ``n_fft // 2``), periodic Hann window. Returns ``float32 [..., 1 + n_fft // 2, 1 + n // hop]``."""
-    samples = np.asarray(samples, dtype=np.float32)
-    pad = [(0, 0)] * (samples.ndim - 1) + [(n_fft // 2, n_fft // 2)]
-    padded = np.pad(samples, pad)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]
+    """``|STFT|**2`` of one signal ``[n]``: centred frames (zero-padded by ``n_fft // 2``),
+    periodic Hann window. Returns ``float64 [1 + n // hop, 1 + n_fft // 2]`` (frames, bins).
+
+    In float64: NumPy's float32 FFT is ~3x slower than its float64 one here.
+    """
+    padded = np.pad(np.asarray(samples, dtype=np.float64), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
     spectrum = np.fft.rfft(frames * hann(n_fft), axis=-1)
-    power = spectrum.real**2 + spectrum.imag**2
-    return np.swapaxes(power, -1, -2).astype(np.float32)
+    return spectrum.real**2 + spectrum.imag**2
 
 
 @lru_cache(maxsize=4)
 def hann(n: int) -> np.ndarray:
-    """Periodic Hann window ``float32 [n]`` (scipy ``get_window("hann", n)``)."""
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+    """Periodic Hann window ``float64 [n]`` (scipy ``get_window("hann", n)``)."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
 @lru_cache(maxsize=8)
@@ -159,17 +165,18 @@ def level_logc(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> np.n
     softplus curves), so Newton's method from ``c = 0`` finds it in a few steps.
     The result is the same for a recording played at any level (within the bound).
     """
-    power = np.power(10.0, logc.astype(np.float64)) - 1.0  # = 10000 * mel power
+    # float32 values (means summed in float64): twice as fast as float64, the same result to ~1e-5
+    power = np.power(np.float32(10.0), np.asarray(logc, np.float32)) - np.float32(1.0)  # = 10000 * mel power
     bound = max_db / 10.0  # log10 of the power gain
     c = 0.0
     for _ in range(30):
-        scaled = power * 10.0**c
-        miss = float(np.log10(1.0 + scaled).mean()) - target
+        scaled = power * np.float32(10.0**c)
+        miss = float(np.log10(1.0 + scaled).mean(dtype=np.float64)) - target
         if abs(miss) < 1e-6 or (c == bound and miss < 0) or (c == -bound and miss > 0):
             break  # on target, or at the bound on the side that can't get closer
-        slope = float((scaled / (1.0 + scaled)).mean())  # d mean / d c
+        slope = float((scaled / (1.0 + scaled)).mean(dtype=np.float64))  # d mean / d c
         c = float(np.clip(c - miss / max(slope, 1e-6), -bound, bound))
-    return np.log10(1.0 + power * 10.0**c).astype(np.float32)
+    return np.log10(1.0 + power * np.float32(10.0**c)).astype(np.float32)
 
 
 def logc_gain(logc: np.ndarray, db: np.ndarray | float) -> np.ndarray:
