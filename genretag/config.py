@@ -169,6 +169,12 @@ class ScanOptions:
     """After each chosen genre, also write its best style (a finer genre the model card lists beneath it,
     e.g. ``Rock`` then ``Metal``) when that style's score reaches the card's floor for it; renamed or left
     out by ``genre_map`` like a genre, and not counted by ``top_k``. A model without styles writes genres only."""
+    predict_kept: bool = True
+    """Predict files that keep their genre whatever the model says (they have one genretag did not write, and
+    neither ``overwrite`` nor ``merge`` is on), so that every result has a prediction (reports, the store).
+    False: such a file is read for its tags only and comes back ``kept`` with no prediction, decoding nothing
+    (``genretag scan`` without a report). Applies only with ``group="track"`` and ``write_to="genre"``: an
+    album's decision needs all its tracks."""
 
     def __post_init__(self) -> None:
         from genretag.errors import UsageError
@@ -190,6 +196,12 @@ class ScanOptions:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+
+    @property
+    def skips_kept(self) -> bool:
+        """Whether a file with a genre genretag did not write is left undecoded (see :attr:`predict_kept`)."""
+        return not (self.predict_kept or self.overwrite or self.merge) and self.write_to == "genre" \
+            and self.group == "track"
 
     def for_model(self, calibration: Mapping[str, Any]) -> ScanOptions:
         """These options with the confidence floors left at None taken from a model card's ``calibration``."""

@@ -261,11 +261,11 @@ class Store:
     def put(self, result: Result, *, model: str, identity: Identity | None) -> None:
         """Record a scan result for ``model``.
 
-        Results without an identity (the file vanished) and ``skipped`` results (the
-        file was not looked at) leave the store as it was. A result with a
-        prediction records it; a decided result also records its outcome.
+        Results without an identity (the file vanished), ``skipped`` results and ``kept``
+        ones without a prediction (the audio was not looked at) leave the store as it was.
+        A result with a prediction records it; a decided result also records its outcome.
         """
-        if identity is None or result.status == "skipped":
+        if identity is None or result.status == "skipped" or (result.status == "kept" and result.prediction is None):
             return
         pred = result.prediction
         status = "predicted" if pred is not None else ("silent" if result.status == "silent" else "failed")

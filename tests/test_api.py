@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,26 @@ def test_tag_through_the_api_tags_and_skips_on_the_second_run(folder, tiny_bundl
     first = {r.path.name: r.status for r in genretag.tag([lib], model=model, options=options)}
     again = {r.path.name: r.status for r in genretag.tag([lib], model=model, options=options)}
     assert set(first.values()) == {"tagged"} and set(again.values()) == {"skipped"}
+
+
+def test_predict_kept_false_leaves_only_files_that_keep_their_genre_undecoded(folder, tiny_bundle, tmp_path):
+    import mutagen
+
+    lib = Path(shutil.copytree(folder, tmp_path / "copy"))
+    (lib / "broken.mp3").unlink()
+    names = sorted(p.name for p in lib.iterdir())
+    audio = mutagen.File(lib / names[0], easy=True)
+    audio["genre"] = "Ambient"
+    audio.save()
+    model = genretag.load_model(tiny_bundle)
+    lazy = genretag.ScanOptions(jobs=0, dry_run=True, predict_kept=False)
+    results = {r.path.name: r for r in genretag.tag([lib], model=model, options=lazy)}
+    assert results[names[0]].status == "kept" and results[names[0]].prediction is None
+    assert results[names[0]].previous == ("Ambient",)
+    assert all(r.prediction is not None for n, r in results.items() if n != names[0])
+    # the default, and every option under which the prediction can matter, predicts it
+    for options in (genretag.ScanOptions(jobs=0, dry_run=True), replace(lazy, overwrite=True),
+                    replace(lazy, merge=True), replace(lazy, group="album"), replace(lazy, write_to="genretag")):
+        assert not options.skips_kept
+        again = {r.path.name: r for r in genretag.tag([lib], model=model, options=options)}
+        assert again[names[0]].prediction is not None, options

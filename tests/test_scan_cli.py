@@ -241,6 +241,42 @@ def test_existing_genre_kept_unless_overwrite(runner, library, tiny_bundle, tmp_
         assert state.genres == (rec["genre"],) and state.provenance == MODEL_ID
 
 
+def test_a_file_that_keeps_its_genre_is_decoded_only_when_a_report_asks(runner, library, tiny_bundle, tmp_path,
+                                                                        monkeypatch):
+    import genretag.audio
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for container in ("mp3", "flac", "ogg"):
+        shutil.copyfile(library / NAMES[container], folder / f"song.{container}")
+    _pretag(folder / "song.mp3", title="T", artist="A", genre="Ambient")  # keeps its genre
+    decoded: list[Path] = []
+    real = genretag.audio.load_segments
+    monkeypatch.setattr(genretag.audio, "load_segments", lambda path, *a, **k: decoded.append(Path(path)) or real(path, *a, **k))
+    store = tmp_path / "store.sqlite"
+    before = _hashes(folder)
+
+    result = _scan(runner, folder, "--model", tiny_bundle, "--jobs", "0", "--store", store)
+    assert result.exit_code == 0, _fail_message(result)
+    assert sorted(p.name for p in decoded) == ["song.flac", "song.ogg"]  # the mp3's audio was never read
+    assert "1 kept existing genre" in result.stdout and "2 tagged" in result.stdout
+    assert read_tags(folder / "song.mp3").genres == ("Ambient",)
+    assert _hashes(folder)[folder / "song.mp3"] == before[folder / "song.mp3"]
+    from genretag.store import Store
+
+    with Store(store) as opened:  # nothing was predicted for the kept file, so nothing is stored for it
+        assert opened.entries(folder / "song.mp3") == []
+        assert len(opened.entries(folder / "song.flac")) == 1
+
+    decoded.clear()  # a report asks for every file's prediction, the kept one's too
+    report = tmp_path / "all.jsonl"
+    result = _scan(runner, folder, "--model", tiny_bundle, "--jobs", "0", "--no-store", "--dry-run", "--json", report)
+    assert result.exit_code == 0, _fail_message(result)
+    assert [p.name for p in decoded] == ["song.mp3"]  # the other two are tagged by this model now: skipped
+    kept = _json_rows(report)[folder / "song.mp3"]
+    assert kept["status"] == "kept" and kept["genre"] in LABELS and kept["confidence"] > 0
+
+
 def _two_files(library: Path, folder: Path) -> Path:
     folder.mkdir()
     for container in ("flac", "mp3"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -73,7 +74,8 @@ def scan(
 
     Only the genre field (ID3 TCON, Vorbis GENRE, MP4 ©gen, WM/Genre) and one
     provenance field (GENRETAG_MODEL) change; everything else stays byte-identical.
-    Files that already have a genre keep it unless [bold]--overwrite[/bold].
+    Files that already have a genre keep it unless [bold]--overwrite[/bold] (and are not
+    decoded unless --csv/--json asks for their prediction).
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
     """
     from genretag.api import tag
@@ -85,7 +87,8 @@ def scan(
         from genretag.cli.scan_ray import scan_ray
 
         return scan_ray(o, paths, engine=engine, address=ray_address)
-    options = scan_options(o)
+    # a file that keeps its genre is decoded only when a report asks for its prediction
+    options = replace(scan_options(o), predict_kept=bool(o.csv_path or o.json_path))
     console, stderr = out(), err()
     bundle = resolve_model(o.model)
     warn_without_styles(stderr, options, bundle)

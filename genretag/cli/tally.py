@@ -96,6 +96,10 @@ def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
     if not show_lines:
         return
     old = "; ".join(result.previous) or "-"
+    if result.status == "kept" and result.prediction is None:  # not decoded: nothing was predicted
+        console.print(f"{shown(result.path)}: {shown(old)} [dim](kept: has a genre; --overwrite replaces it, "
+                      "--csv/--json predict it)[/dim]")
+        return
     new = "; ".join(result.genres) or "-"
     conf = f" ({result.prediction.confidence:.0%})" if result.prediction is not None else ""
     note = {"kept": " [dim](kept: has a genre; --overwrite replaces it)[/dim]",

@@ -144,12 +144,18 @@ def decide_genres(result: ScanResult, genres: tuple[str, ...], options: ScanOpti
         genres = existing + tuple(g for g in genres if g.casefold() not in known)
     if options.merge and genres == existing:
         return replace(result, status="kept", genres=genres)  # nothing to add
-    if not options.merge and existing and options.write_to == "genre" and result.provenance is None \
-            and not options.overwrite:
+    if not options.merge and keeps_existing(existing, result.provenance, options):
         return replace(result, status="kept", genres=genres)
     if result.error is not None:  # tags could not be read: don't try to write them
         return replace(result, status="failed", genres=genres)
     return replace(result, status="would-tag", genres=genres, notes=result.notes + _ape_note(result, genres, options))
+
+
+def keeps_existing(existing: tuple[str, ...], provenance: str | None, options: ScanOptions) -> bool:
+    """Whether a file whose genre field holds ``existing`` keeps it whatever the model says (``merge``
+    aside): it has a genre genretag did not write (no ``provenance``), and ``options`` neither overwrite
+    it nor write to another field."""
+    return bool(existing) and provenance is None and options.write_to == "genre" and not options.overwrite
 
 
 def _existing(result: ScanResult, field: str) -> tuple[str, ...]:

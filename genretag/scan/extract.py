@@ -25,8 +25,8 @@ class TrackFeatures:
 
     path: Path
     status: str
-    """``ok`` (windows ready), ``skipped`` (already tagged by this model),
-    ``silent`` (no audible signal), or ``error``."""
+    """``ok`` (windows ready), ``skipped`` (already tagged by this model), ``kept``
+    (has a genre it keeps; asked not to decode it), ``silent`` (no audible signal), or ``error``."""
     windows: np.ndarray | None = None
     """``float32 [k, n_mels, n_frames]`` when status is ``ok``."""
     duration: float = 0.0
@@ -48,11 +48,14 @@ def extract_track(
     config: FeatureConfig,
     policy: WindowPolicy,
     skip_if_tagged_by: str | None = None,
+    skip_if_genre: bool = False,
 ) -> TrackFeatures:
     """Read tags, then decode only the windows the policy asks for.
 
     ``skip_if_tagged_by``: a model id; a file whose provenance tag equals it is
-    returned as ``skipped`` without decoding.
+    returned as ``skipped`` without decoding. ``skip_if_genre``: a file whose genre
+    field has a value and no provenance tag (a genre genretag did not write) is
+    returned as ``kept`` without decoding (:attr:`~genretag.config.ScanOptions.predict_kept`).
     """
     from genretag.audio import load_segments, probe
     from genretag.features import rms_dbfs, track_windows, window_starts
@@ -71,6 +74,8 @@ def extract_track(
         tag_error = f"unreadable tags: {exc.reason.removeprefix('unsupported or unreadable tags: ')}"
     if skip_if_tagged_by is not None and provenance == skip_if_tagged_by:
         return result("skipped", genres=genres, provenance=provenance)
+    if skip_if_genre and tag_error is None and genres and provenance is None:
+        return result("kept", genres=genres)
     try:
         info = probe(path)
         if info.duration < policy.min_seconds:

@@ -27,7 +27,8 @@ def decode_stage(
     """Decode files in a process pool (or inline with ``jobs=0``)."""
     policy = WindowPolicy(windows=options.windows)
     skip = None if options.force else bundle.card.model_id
-    kwargs = {"config": bundle.card.features, "policy": policy, "skip_if_tagged_by": skip}
+    kwargs = {"config": bundle.card.features, "policy": policy, "skip_if_tagged_by": skip,
+              "skip_if_genre": options.skips_kept}
     queue = options.queue_size or 4 * max(options.jobs, 1) + 8
     for outcome in run_pool(extract_track, files, jobs=options.jobs, timeout=options.timeout,
                             max_pending=queue, kwargs=kwargs):
@@ -41,12 +42,14 @@ def _as_features(outcome: Outcome) -> TrackFeatures:
 
 
 def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult:
-    """A decoded (or failed) track and its prediction as a ``predicted`` / ``skipped`` /
-    ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet."""
+    """A decoded (or failed) track and its prediction as a ``predicted`` / ``skipped`` / ``kept`` /
+    ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet (``kept``: not decoded, it keeps its genre)."""
     base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error,
             "identity": track.identity, "tags": track.tags}
     if track.status in ("skipped", "silent"):
         return ScanResult(**base, status=track.status)
+    if track.status == "kept":
+        return ScanResult(**base, status="kept", genres=track.genres)
     if track.status == "error" or prediction is None:
         return ScanResult(**{**base, "error": track.error or "no audio windows"}, status="failed")
     return ScanResult(**base, status="predicted", prediction=prediction)
