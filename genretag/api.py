@@ -209,7 +209,8 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
             for path in found.files:
                 # apply decides again even for files this model tagged; a scan skips them
                 known = recorder.known(path, store_key(bundle, options), provenance=bundle.card.model_id,
-                                       skip_own=decode)
+                                       skip_own=decode,
+                                       kept_ok=options.skips_kept if decode else options.keeps_genres)
                 if known is None:
                     todo.append(path)
                 else:
@@ -268,7 +269,10 @@ class StoreRecorder:
         self._outcomes: dict[Path, str | None] = {}
         """What the store said the last run made of each file taken from it (to skip rewriting it)."""
 
-    def known(self, path: Path, key: str, *, provenance: str, skip_own: bool = True) -> ScanResult | None:
+    def known(self, path: Path, key: str, *, provenance: str, skip_own: bool = True,
+              kept_ok: bool = False) -> ScanResult | None:
+        """The stored result of ``path``, or None when it must be decoded. ``kept_ok``: an entry of a
+        file that kept its genre without being predicted will do (the run needs no prediction of it)."""
         from genretag.errors import StoreError
 
         try:
@@ -276,7 +280,7 @@ class StoreRecorder:
         except StoreError:
             self.store = None
             return None
-        if entry is None or entry.status == "failed":
+        if entry is None or entry.status == "failed" or (entry.status == "kept" and not kept_ok):
             return None
         self._outcomes[path] = entry.outcome
         return _from_entry(entry, provenance if skip_own else None, path=path)
@@ -293,6 +297,8 @@ class StoreRecorder:
             return "no stored prediction by this model (scan it first)"
         if entry.status == "failed":
             return f"its last scan failed ({entry.error}); scan it again"
+        if entry.status == "kept":
+            return "it kept its genre, so its last scan did not predict it (scan it with --overwrite or a report)"
         return "changed since it was predicted (scan it again)"
 
     def after_write(self, result: ScanResult, key: str) -> None:
@@ -330,6 +336,8 @@ def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
             "identity": entry.identity, "error": entry.error, "tags": entry.tags}
     if entry.status == "silent":
         return ScanResult(**base, status="silent")
+    if entry.status == "kept":
+        return ScanResult(**base, status="kept", genres=entry.previous)
     prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores)
     status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
     return ScanResult(**base, status=status, prediction=prediction)

@@ -198,10 +198,14 @@ class ScanOptions:
                 raise UsageError(message)
 
     @property
+    def keeps_genres(self) -> bool:
+        """Whether a file with a genre genretag did not write keeps it whatever the model says."""
+        return not (self.overwrite or self.merge) and self.write_to == "genre" and self.group == "track"
+
+    @property
     def skips_kept(self) -> bool:
-        """Whether a file with a genre genretag did not write is left undecoded (see :attr:`predict_kept`)."""
-        return not (self.predict_kept or self.overwrite or self.merge) and self.write_to == "genre" \
-            and self.group == "track"
+        """Whether such a file is left undecoded (see :attr:`predict_kept`)."""
+        return self.keeps_genres and not self.predict_kept
 
     def for_model(self, calibration: Mapping[str, Any]) -> ScanOptions:
         """These options with the confidence floors left at None taken from a model card's ``calibration``."""

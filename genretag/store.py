@@ -35,8 +35,10 @@ import numpy as np
 from genretag.errors import StoreError, describe
 from genretag.tags import TagState
 
-SCHEMA_VERSION = 2
-"""1: the first. 2: ``styles`` and ``style_scores`` (models with styles)."""
+SCHEMA_VERSION = 3
+"""1: the first. 2: ``styles`` and ``style_scores`` (models with styles). 3: status ``kept`` (a file
+that keeps a genre genretag did not write, read for its tags only: no prediction); an older genretag
+would take such a row for a prediction, so it must refuse the store."""
 STORE_FILE = "predictions.sqlite"
 _APP = "genretag prediction store"
 _SCHEMA = """
@@ -46,7 +48,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     model TEXT NOT NULL,            -- "name version sha256-prefix wWINDOWS" (genretag.api.store_key)
     size INTEGER NOT NULL,          -- identity when predicted: bytes ...
     mtime_ns INTEGER NOT NULL,      -- ... and modification time
-    status TEXT NOT NULL,           -- predicted | silent | failed
+    status TEXT NOT NULL,           -- predicted | silent | failed | kept (schema 3: not decoded)
     labels TEXT,                    -- JSON list, in probabilities' order
     probabilities BLOB,             -- float32 little-endian
     windows INTEGER,
@@ -66,6 +68,7 @@ _COLUMNS = ("path", "model", "size", "mtime_ns", "status", "labels", "probabilit
 """The ``predictions`` columns, in the order :func:`_entry` reads them."""
 _MIGRATIONS = {
     2: ("ALTER TABLE predictions ADD COLUMN styles TEXT", "ALTER TABLE predictions ADD COLUMN style_scores BLOB"),
+    3: (),  # a new status value only
 }
 """What brings a store of the version before each key up to it."""
 
@@ -261,14 +264,16 @@ class Store:
     def put(self, result: Result, *, model: str, identity: Identity | None) -> None:
         """Record a scan result for ``model``.
 
-        Results without an identity (the file vanished), ``skipped`` results and ``kept``
-        ones without a prediction (the audio was not looked at) leave the store as it was.
-        A result with a prediction records it; a decided result also records its outcome.
+        Results without an identity (the file vanished) and ``skipped`` results (the
+        file was not looked at) leave the store as it was. A result with a
+        prediction records it; a decided result also records its outcome; a ``kept``
+        result without a prediction (read for its tags only) is recorded as status ``kept``.
         """
-        if identity is None or result.status == "skipped" or (result.status == "kept" and result.prediction is None):
+        if identity is None or result.status == "skipped":
             return
         pred = result.prediction
-        status = "predicted" if pred is not None else ("silent" if result.status == "silent" else "failed")
+        status = "predicted" if pred is not None else result.status if result.status in ("silent", "kept") \
+            else "failed"
         scores = getattr(pred, "style_scores", None)
         row = (_key(result.path), model, identity.size, identity.mtime_ns, status,
                json.dumps(list(pred.labels)) if pred is not None else None,

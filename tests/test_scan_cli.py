@@ -264,9 +264,26 @@ def test_a_file_that_keeps_its_genre_is_decoded_only_when_a_report_asks(runner, 
     assert _hashes(folder)[folder / "song.mp3"] == before[folder / "song.mp3"]
     from genretag.store import Store
 
-    with Store(store) as opened:  # nothing was predicted for the kept file, so nothing is stored for it
-        assert opened.entries(folder / "song.mp3") == []
-        assert len(opened.entries(folder / "song.flac")) == 1
+    with Store(store) as opened:  # stored as kept, with no prediction
+        (entry,) = opened.entries(folder / "song.mp3")
+        assert entry.status == "kept" and entry.probabilities is None and entry.previous == ("Ambient",)
+
+    decoded.clear()  # a rerun takes it from the store: nothing is read
+    result = _scan(runner, folder, "--model", tiny_bundle, "--jobs", "0", "--store", store)
+    assert result.exit_code == 0 and decoded == [] and "1 kept existing genre" in result.stdout, _fail_message(result)
+
+    # apply keeps it from the store as the scan did; with --overwrite it needs a prediction the store lacks
+    result = runner.invoke(app, ["apply", str(folder / "song.mp3"), "--model", str(tiny_bundle), "--store", str(store)])
+    assert result.exit_code == 0 and "1 kept existing genre" in result.stdout, _fail_message(result)
+    result = runner.invoke(app, ["apply", str(folder / "song.mp3"), "--model", str(tiny_bundle), "--store", str(store),
+                                 "--overwrite"])
+    assert result.exit_code == 1 and "kept its genre" in result.stderr, _fail_message(result)
+    assert _hashes(folder)[folder / "song.mp3"] == before[folder / "song.mp3"]
+
+    # --overwrite needs the prediction the store does not have: decoded (a dry run: the genre stays)
+    result = _scan(runner, folder, "--model", tiny_bundle, "--jobs", "0", "--store", store, "--overwrite", "--dry-run")
+    assert result.exit_code == 0 and [p.name for p in decoded] == ["song.mp3"], _fail_message(result)
+    assert read_tags(folder / "song.mp3").genres == ("Ambient",)
 
     decoded.clear()  # a report asks for every file's prediction, the kept one's too
     report = tmp_path / "all.jsonl"

@@ -549,7 +549,7 @@ def test_a_schema_1_store_is_migrated_in_place_and_loses_nothing(runner, lib, kn
     assert old.read_bytes() == before
 
     with Store(old) as db:
-        assert db.schema == SCHEMA_VERSION == 2
+        assert db.schema == SCHEMA_VERSION == 3
         entries = {e.path.name: e for p in sorted(lib.iterdir()) for e in db.entries(p)}
     with Store(store) as fresh:
         for name, entry in entries.items():
@@ -558,11 +558,11 @@ def test_a_schema_1_store_is_migrated_in_place_and_loses_nothing(runner, lib, kn
             assert (entry.probabilities is None and same.probabilities is None) or np.array_equal(
                 entry.probabilities, same.probabilities)
     with sqlite3.connect(old) as db:
-        assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "2"
+        assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "3"
         assert db.execute("SELECT * FROM predictions ORDER BY path").fetchall() == [r[:14] + (None, None)
                                                                                      for r in v2_rows]
     with Store(old) as db:  # opened again: nothing more to do
-        assert db.schema == 2
+        assert db.schema == 3
 
     decoded.clear()
     _ok(_run(runner, "scan", lib, "--model", knn_bundle, "--store", old, "--jobs", "0", "--dry-run"))
@@ -574,8 +574,9 @@ def test_a_store_newer_than_this_genretag_is_still_refused(tmp_path):
 
     path = _v1_store(tmp_path / "new.sqlite", [])
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
-    with pytest.raises(StoreError, match="prediction store has schema 3, newer than this genretag's 2"):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match=f"prediction store has schema {SCHEMA_VERSION + 1}, newer than this "
+                                         f"genretag's {SCHEMA_VERSION}"):
         Store(path)
 
 
