@@ -1,6 +1,6 @@
 """Benchmark the prediction store: a first scan of a library, then the same scan again, whole process.
 
-    python benchmarks/bench_rerun.py ../shared/corpus --files 2000 [--model DIR] [--json out.json]
+    python benchmarks/bench_rerun.py ../shared/corpus --files 2000 [--overwrite] [--model DIR] [--json out.json]
 
 Builds a library of ``--files`` copies of the audio found under FOLDER (each a file of
 its own: the store knows files by path, size and modification time) in a temporary
@@ -45,8 +45,8 @@ def build_library(source: Path, root: Path, count: int) -> list[Path]:
     return made
 
 
-def timed_scan(library: Path, store: Path, model: str | None) -> dict:
-    command = [sys.executable, "-m", "genretag", "scan", str(library), "--dry-run", "--store", str(store), "-q"]
+def timed_scan(library: Path, store: Path, model: str | None, *extra: str) -> dict:
+    command = [sys.executable, "-m", "genretag", "scan", str(library), "--dry-run", "--store", str(store), "-q", *extra]
     if model:
         command += ["--model", model]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
@@ -64,17 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=2000, help="Files in the library (default 2000).")
     parser.add_argument("--model", help="Model bundle (default: the bundled default).")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Scan with --overwrite: every file is decoded and predicted (without it, a file that "
+                             "keeps its genre is read for its tags only).")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="genretag-rerun-") as tmp:
         library = Path(tmp) / "library"
         build_library(args.folder, library, args.files)
         store = Path(tmp) / "store.sqlite"
-        first = timed_scan(library, store, args.model)
-        second = timed_scan(library, store, args.model)
+        extra = ("--overwrite",) if args.overwrite else ()
+        first = timed_scan(library, store, args.model, *extra)
+        second = timed_scan(library, store, args.model, *extra)
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version()},
-        "files": args.files, "first": first, "rerun": second,
+        "files": args.files, "overwrite": args.overwrite, "first": first, "rerun": second,
         "rerun_fraction": round(second["wall_s"] / first["wall_s"], 4),
         "loadavg_end": os.getloadavg()[0],
     }
