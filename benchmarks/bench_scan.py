@@ -308,6 +308,22 @@ def decode_only(path: Path, *, config: FeatureConfig, policy: WindowPolicy) -> i
     return int(segments.size)
 
 
+def decode_whole(path: Path, *, sample_rate: int) -> int:
+    """The issue's decode floor for ``path``: the whole file decoded to mono at ``sample_rate`` (soundfile +
+    soxr, or ffmpeg for what soundfile can't read), as a tagger that reads every sample would."""
+    from genretag.audio import load_audio
+
+    return int(load_audio(path, sample_rate=sample_rate).size)
+
+
+def whole_decode_floor(files: Sequence[Path], *, sample_rate: int, options: ScanOptions) -> tuple[None, dict]:
+    """Floor (a'): every file decoded whole through the scan's pool (more than a scan decodes: it seeks to its windows)."""
+    outcomes = run_pool(decode_whole, files, jobs=options.jobs, timeout=options.timeout,
+                        max_pending=4 * max(options.jobs, 1) + 8, kwargs={"sample_rate": sample_rate})
+    ok, first = drain(outcomes, lambda outcome: outcome.ok)
+    return None, {"tracks": len(ok), "failed": ok.count(False), "first_result_s": first}
+
+
 def decode_floor(files: Sequence[Path], *, config: FeatureConfig, options: ScanOptions) -> tuple[None, dict]:
     """Floor (a): decode+resample every file's windows through the scan's pool, no features."""
     kwargs = {"config": config, "policy": WindowPolicy(windows=options.windows)}
