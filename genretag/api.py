@@ -67,9 +67,16 @@ def load_model(model: str | Path = "default", *, batch_size: int = ScanOptions.b
 
 
 def _as_model(model: str | Path | Model, options: ScanOptions) -> Model:
+    """``model`` loading in the background. When files may turn out to keep their genre undecoded
+    (``options.skips_kept``) the load starts with the first file that needs the model (the pipeline
+    starts it), so a scan of files that all keep theirs loads none."""
+    from genretag.models.registry import resolve_model
+    from genretag.models.runtime import DeferredClassifier
+
     if isinstance(model, Model):
         return model
-    return load_model(model, batch_size=options.batch_size, background=True)
+    bundle = resolve_model(str(model))
+    return Model(bundle, DeferredClassifier(bundle, batch_size=options.batch_size, start=not options.skips_kept))
 
 
 def predict_file(path: str | Path, *, model: str | Path | Model = "default",

@@ -294,6 +294,29 @@ def test_a_file_that_keeps_its_genre_is_decoded_only_when_a_report_asks(runner, 
     assert kept["status"] == "kept" and kept["genre"] in LABELS and kept["confidence"] > 0
 
 
+def test_a_scan_of_files_that_all_keep_their_genre_loads_no_model(runner, library, tiny_bundle, tmp_path, monkeypatch):
+    import genretag.models.runtime as runtime
+
+    folder = tmp_path / "tagged"
+    folder.mkdir()
+    for container in ("mp3", "flac"):
+        shutil.copyfile(library / NAMES[container], folder / f"song.{container}")
+        _pretag(folder / f"song.{container}", title="T", artist="A", genre="Ambient")
+    loads: list[str] = []
+    real = runtime._load_verified
+    monkeypatch.setattr(runtime, "_load_verified", lambda bundle, *a, **k: loads.append(bundle.card.model_id)
+                        or real(bundle, *a, **k))
+
+    result = _scan(runner, folder, "--model", tiny_bundle, "--jobs", "0", "--no-store")
+    assert result.exit_code == 0 and "2 kept existing genre" in result.stdout, _fail_message(result)
+    assert loads == []
+
+    shutil.copyfile(library / NAMES["ogg"], folder / "untagged.ogg")  # one file needs the model: loaded once
+    result = _scan(runner, folder, "--model", tiny_bundle, "--jobs", "0", "--no-store")
+    assert result.exit_code == 0 and "1 tagged" in result.stdout, _fail_message(result)
+    assert loads == [MODEL_ID]
+
+
 def _two_files(library: Path, folder: Path) -> Path:
     folder.mkdir()
     for container in ("flac", "mp3"):

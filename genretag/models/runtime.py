@@ -198,18 +198,28 @@ class DeferredClassifier:
     come from the card, so they are known at once.
     """
 
-    def __init__(self, bundle: Bundle, *, batch_size: int = 64) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(self, bundle: Bundle, *, batch_size: int = 64, start: bool = True) -> None:
         verify_bundle(bundle)  # a bad bundle is refused before any file is decoded
         self.labels = bundle.card.labels
         self.styles = bundle.card.style_names
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genretag-model")
-        self._future = self._executor.submit(_load_verified, bundle, batch_size)
-        self._executor.shutdown(wait=False)
+        self._bundle, self._batch_size = bundle, batch_size
+        self._future = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Begin loading, once (``start=False`` leaves it to this, or to the first prediction: a scan
+        whose files all keep their genre then loads nothing)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._future is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genretag-model")
+            self._future = executor.submit(_load_verified, self._bundle, self._batch_size)
+            executor.shutdown(wait=False)
 
     def result(self) -> Classifier:
         """The loaded classifier (waits for it; re-raises a loading error)."""
+        self.start()
         return self._future.result()
 
     def predict(self, windows: np.ndarray) -> np.ndarray:

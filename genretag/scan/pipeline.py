@@ -60,7 +60,18 @@ def predict_files(
 ) -> Iterator[ScanResult]:
     """Decode and predict every file; one ``predicted`` (or skipped/silent/failed) result per
     file, as each finishes. Writes nothing."""
-    features = decode_stage(files, bundle=bundle, options=options)
+    features = _starting(decode_stage(files, bundle=bundle, options=options), classifier)
     for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size,
                                             temperature=bundle.card.temperature, pooling=bundle.card.pooling):
         yield as_result(track, prediction)
+
+
+def _starting(tracks: Iterator[TrackFeatures], classifier: Classifier) -> Iterator[TrackFeatures]:
+    """``tracks`` as they come; a classifier that loads on demand (``start``) starts loading with the
+    first track that has windows to predict, while the rest are still being decoded."""
+    start = getattr(classifier, "start", None)
+    for track in tracks:
+        if start is not None and track.status == "ok":
+            start()
+            start = None
+        yield track
