@@ -45,7 +45,14 @@ from mutagen.wave import WAVE
 
 from genretag.config import PROVENANCE_KEY
 from genretag.errors import TagError, describe, os_reason
-from genretag.tags.id3check import checked_id3, id3v1_block, restore_id3v1
+from genretag.tags.id3check import (
+    UNPARSED,
+    checked_id3,
+    drop_raw_frames,
+    id3v1_block,
+    restore_id3v1,
+    syncsafe_raw_frames,
+)
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
 _KINDS: tuple[tuple[type, str], ...] = (
@@ -332,13 +339,20 @@ def _write_id3(
     field: str = "genre", sep: str = ID3V23_SEPARATOR,
 ) -> None:
     """Write the ID3v2 tag of ``path`` keeping its version (see :func:`write_genre`)."""
-    tags = _raw_id3(audio, path, with_v1=False)
+    tags = _raw_id3(audio, path, with_v1=False, parse=False)
     existing = tags.version[1] if tags.size else None
     target = 3 if id3v23 or existing == 3 else 4
-    if existing not in (None, target) and target == 3:
-        tags.update_to_v23()  # v2.4 -> v2.3 on request
-    elif existing not in (None, target):
-        tags.update_to_v24()  # v2.2, which mutagen cannot write
+    if existing in (None, target):  # every other frame is saved back as the bytes it was
+        drop_raw_frames(tags, _ID3.keys[field])
+        drop_raw_frames(tags, "TXXX", desc=_ID3.keys["provenance"].removeprefix("TXXX:"))
+        if target == 4:
+            syncsafe_raw_frames(tags)
+    else:
+        tags = _raw_id3(audio, path, with_v1=False)  # converted frame by frame
+        if target == 3:
+            tags.update_to_v23()  # v2.4 -> v2.3 on request
+        else:
+            tags.update_to_v24()  # v2.2, which mutagen cannot write
     # ID3v2.3 text frames hold one string: several genres are joined with ``sep`` there (and
     # v23_sep=None below keeps every other frame's values exactly as they were stored).
     values = [sep.join(genres)] if target == 3 else list(genres)
@@ -353,18 +367,20 @@ def _write_id3(
         restore_id3v1(path, old_v1)
 
 
-def _raw_id3(audio: Any, path: Path, *, with_v1: bool) -> Any:
+def _raw_id3(audio: Any, path: Path, *, with_v1: bool, parse: bool = True) -> Any:
     """The ID3v2 tag as stored, ID3v1 frames merged in only ``with_v1``.
 
     mutagen's default load translates frames to v2.4 (TYER -> TDRC...) and
     normalises TCON, losing the ``((`` escape; saving that would change them.
+    Without ``parse``, no frame is parsed at all (see :data:`~genretag.tags.id3check.UNPARSED`).
     """
     if audio.tags is None:
         audio.add_tags()
         return audio.tags
     kind = checked_id3(type(audio.tags))  # ID3, or the wav/aiff chunk variant
+    known = None if parse else UNPARSED
     try:
-        return kind(path, translate=False, load_v1=with_v1)
+        return kind(path, translate=False, load_v1=with_v1, known_frames=known)
     except ID3NoHeaderError:  # only an ID3v1 tag, not wanted
         return kind()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mutagen
+from mutagen.id3 import Frames
 
 ID3V1_SIZE = 128
 
@@ -98,3 +99,55 @@ def restore_id3v1(path: Path, old: bytes) -> None:
         if new.startswith(b"TAG"):
             f.seek(-ID3V1_SIZE, os.SEEK_END)
             f.write(old[:-1] + new[-1:])
+
+
+class _Unparsed(dict):  # type: ignore[type-arg]
+    """Every frame ID mutagen knows, none of which it may parse.
+
+    Loaded with these as ``known_frames``, an ID3v2.3/2.4 tag keeps each frame as
+    the bytes it was stored as (mutagen's ``unknown_frames``), and saving it in
+    the same version writes them back unchanged. Parsed, mutagen would rewrite
+    them: its date frames (TDRC, TDOR, TDRL...) drop or garble any text that is
+    not an ISO timestamp (``c. 1970`` is deleted, ``05.10.1995`` becomes
+    ``0005-10-1995``). The IDs stay listed so mutagen can still tell syncsafe
+    frame sizes from the plain ones old iTunes wrote.
+    """
+
+    def __getitem__(self, key: str) -> type:
+        raise KeyError(key)
+
+
+UNPARSED = _Unparsed(Frames)
+
+
+def drop_raw_frames(tags: Any, frame_id: str, *, desc: str | None = None) -> None:
+    """Remove the unparsed frames ``frame_id`` (only those whose description is ``desc``, for TXXX)."""
+    kept = []
+    for raw in tags.unknown_frames:
+        if raw[:4] == frame_id.encode() and (desc is None or _description(tags, raw) == desc):
+            continue
+        kept.append(raw)
+    tags.unknown_frames = kept
+
+
+def _description(tags: Any, raw: bytes) -> str | None:
+    """The description of one unparsed TXXX frame (``None`` when it can't be parsed)."""
+    flags = int.from_bytes(raw[8:10], "big")
+    try:
+        return Frames["TXXX"]._fromData(tags._header, flags, raw[10:]).desc
+    except (mutagen.MutagenError, ValueError, IndexError, KeyError, EOFError):
+        return None
+
+
+def syncsafe_raw_frames(tags: Any) -> None:
+    """Give every unparsed ID3v2.4 frame a syncsafe size, as the v2.4 spec (and mutagen's own frames) have.
+
+    Old iTunes wrote plain integers; mixed with mutagen's syncsafe frames, a reader
+    would misread the sizes of one kind or the other.
+    """
+    fixed = []
+    for raw in tags.unknown_frames:
+        size = len(raw) - 10
+        safe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+        fixed.append(raw[:4] + safe + raw[8:])
+    tags.unknown_frames = fixed

@@ -1,0 +1,110 @@
+"""The tags a user owns besides the genre survive a write, and the genre players show is the one read.
+
+Each test builds the odd tag it is about (with mutagen, or byte by byte where
+mutagen itself would normalise it) on a seeded synthetic file, and checks what
+other readers (ffprobe, mutagen) see afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import synth
+from mutagen.id3 import ID3
+
+from genretag.errors import TagError
+from genretag.tags import read_tags, write_genre
+
+PROV = "genretag-test 1.0"
+needs_ffmpeg = pytest.mark.skipif(not synth.have_ffmpeg(), reason="ffmpeg missing")
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _syncsafe(n: int) -> bytes:
+    return bytes((n >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def _text_frame(frame_id: str, *texts: str, v24: bool = True) -> bytes:
+    """One ID3v2 text frame, UTF-8 (v2.4) or Latin-1 (v2.3), values NUL-separated."""
+    body = (b"\x03" + "\0".join(texts).encode("utf-8")) if v24 else (b"\x00" + "\0".join(texts).encode("latin-1"))
+    size = _syncsafe(len(body)) if v24 else len(body).to_bytes(4, "big")
+    return frame_id.encode() + size + b"\x00\x00" + body
+
+
+def _id3v2_tag(frames: list[bytes], *, version: int = 4, padding: int = 0) -> bytes:
+    body = b"".join(frames) + bytes(padding)
+    return b"ID3" + bytes([version, 0, 0]) + _syncsafe(len(body)) + body
+
+
+def _mp3(folder: Path, name: str = "song.mp3", seconds: float = 0.5) -> Path:
+    return synth.write_audio(folder / name, synth.tone_mix("Mid", seconds=seconds))
+
+
+def _stored_text(path: Path) -> dict[str, list[str]]:
+    """Text frames as stored (nothing parsed as a date), frame ID -> values."""
+    from genretag.tags.othertags import other_tags
+
+    return {k: list(v) for k, v in other_tags(path).items()}
+
+
+def _ffprobe(path: Path) -> dict[str, str]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json",
+                          str(path)], check=True, capture_output=True, text=True).stdout
+    info = json.loads(out)
+    found = dict(info.get("format", {}).get("tags", {}))
+    for stream in info.get("streams", []):
+        found.update(stream.get("tags", {}))
+    return {k.lower(): v for k, v in found.items()}
+
+
+# --- case 1: ID3v2.4 frames are saved back as they were --------------------------------
+
+ODD_DATES = {"TDRC": "c. 1970", "TDOR": "05.10.1995", "TDRL": "Oct 3, 1995", "TDEN": "1970s"}
+
+
+def _v24_with_odd_dates(folder: Path) -> Path:
+    path = _mp3(folder)
+    frames = [_text_frame("TIT2", "Title"), _text_frame("TPE1", "A", "B")]
+    frames += [_text_frame(k, v) for k, v in ODD_DATES.items()]
+    path.write_bytes(_id3v2_tag(frames, padding=64) + path.read_bytes())
+    return path
+
+
+def _raw_frames(data: bytes) -> dict[str, bytes]:
+    """Frame ID -> whole frame bytes of the v2.4 tag at the start of ``data`` (one frame per ID)."""
+    end = 10 + sum((b & 0x7F) << s for b, s in zip(data[6:10], (21, 14, 7, 0)))
+    pos, frames = 10, {}
+    while pos + 10 <= end and data[pos] != 0:
+        size = sum((b & 0x7F) << s for b, s in zip(data[pos + 4:pos + 8], (21, 14, 7, 0)))
+        frames[data[pos:pos + 4].decode()] = data[pos:pos + 10 + size]
+        pos += 10 + size
+    return frames
+
+
+def test_v24_write_keeps_other_frames_byte_for_byte(tmp_path):
+    path = _v24_with_odd_dates(tmp_path)
+    before = _raw_frames(path.read_bytes())
+    assert set(before) == {"TIT2", "TPE1", *ODD_DATES}
+
+    state = write_genre(path, ["Rock"], provenance=PROV)
+
+    assert state.id3_version == 4
+    after = _raw_frames(path.read_bytes())
+    assert {k: after[k] for k in before} == before  # not one byte of another frame changed
+    assert set(after) == set(before) | {"TCON", "TXXX"}
+
+
+@needs_ffmpeg
+def test_v24_write_keeps_dates_players_show(tmp_path):
+    path = _v24_with_odd_dates(tmp_path)
+    shown = _ffprobe(path)
+    write_genre(path, ["Rock"], provenance=PROV)
+    after = _ffprobe(path)
+    assert after.pop("genre") == "Rock"
+    after.pop("genretag_model")
+    assert after == shown
