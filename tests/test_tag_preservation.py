@@ -11,12 +11,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import mutagen
 import pytest
 import synth
-from mutagen.id3 import ID3
+from mutagen.id3 import ID3, TIT2
 
 from genretag.errors import TagError
 from genretag.tags import read_tags, write_genre
+from genretag.tags import write as tags_module
 
 PROV = "genretag-test 1.0"
 needs_ffmpeg = pytest.mark.skipif(not synth.have_ffmpeg(), reason="ffmpeg missing")
@@ -108,3 +110,61 @@ def test_v24_write_keeps_dates_players_show(tmp_path):
     assert after.pop("genre") == "Rock"
     after.pop("genretag_model")
     assert after == shown
+
+
+# --- the write check: every other tag value as it was ----------------------------------
+
+TITLE_KEY = {"mp3": "TIT2", "wav": "TIT2", "aiff": "TIT2", "flac": "TITLE", "ogg": "TITLE", "opus": "TITLE",
+             "m4a": "\xa9nam", "wma": "Title"}
+
+
+def _titled(folder: Path, container: str) -> Path:
+    if container in ("m4a", "wma") and not synth.have_ffmpeg():
+        pytest.skip("ffmpeg missing")
+    path = synth.write_audio(folder / f"song.{container}", synth.tone_mix("Mid", seconds=0.5))
+    audio = mutagen.File(path)
+    if audio.tags is None:
+        audio.add_tags()
+    key = TITLE_KEY[container]
+    audio.tags[key] = TIT2(encoding=3, text="Title") if key == "TIT2" else ["Title"]
+    audio.save()
+    return path
+
+
+@pytest.mark.parametrize("container", synth.CONTAINERS)
+def test_write_that_changes_another_tag_is_refused(tmp_path, monkeypatch, container):
+    """A tagging step that also changes the title (here injected) is caught before the rename."""
+    path = _titled(tmp_path, container)
+    original = path.read_bytes()
+    real_write = tags_module._write_tags
+
+    def also_retitle(tmp, *args, **kwargs):
+        real_write(tmp, *args, **kwargs)
+        audio = mutagen.File(tmp)
+        key = TITLE_KEY[container]
+        audio.tags[key] = TIT2(encoding=3, text="Other") if key == "TIT2" else ["Other"]
+        audio.save()
+
+    monkeypatch.setattr(tags_module, "_write_tags", also_retitle)
+    with pytest.raises(TagError) as err:
+        write_genre(path, ["Rock"], provenance=PROV)
+    assert err.value.reason == f"cannot write tags: other tags would change ({TITLE_KEY[container]})"
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_check_compares_dates_as_stored_text(tmp_path, monkeypatch):
+    """A tagging step that saves the tag through mutagen's date parser (the old writer) is refused."""
+    path = _v24_with_odd_dates(tmp_path)
+    original = path.read_bytes()
+    real_write = tags_module._write_tags
+
+    def parse_dates(tmp, *args, **kwargs):
+        real_write(tmp, *args, **kwargs)
+        ID3(tmp, translate=False).save(tmp)
+
+    monkeypatch.setattr(tags_module, "_write_tags", parse_dates)
+    with pytest.raises(TagError) as err:
+        write_genre(path, ["Rock"], provenance=PROV)
+    assert err.value.reason == "cannot write tags: other tags would change (TDEN, TDOR, TDRC, TDRL)"
+    assert path.read_bytes() == original

@@ -23,14 +23,17 @@ from typing import BinaryIO
 from genretag.errors import TagError, os_reason
 from genretag.tags.audiocheck import check_audio
 from genretag.tags.containers import (
+    _PARSER_ERRORS,
     GENRE_FIELDS,
     ID3V23_SEPARATOR,
     TagState,
     _read_state,
+    _tag_error,
     _write_tags,
     size_limit_problem,
     split_genres,
 )
+from genretag.tags.othertags import Snapshot, changed_tags, snapshot
 from genretag.tags.safefile import (
     check_unchanged,
     copy_file,
@@ -145,8 +148,10 @@ def write_genre(
         try:
             copy_file(real, tmp, before)
             copied = digest(tmp)
+            others = _snapshot(tmp, shown)
             _write_tags(tmp, shown, values, provenance, id3v23=id3v23, field=field, id3v23_sep=id3v23_sep)
             after = _read_back(tmp, shown, provenance, field=field)
+            _check_other_tags(others, tmp, shown, field=field)
             check_audio(real, tmp, shown)
             if keep_mtime:
                 os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -280,6 +285,25 @@ def _read_back(tmp: Path, shown: Path, provenance: str, *, field: str = "genre")
     if state.provenance != provenance or not state.field(field):
         raise TagError("cannot write tags: they do not read back (is the file truncated or damaged?)", shown)
     return state
+
+
+def _snapshot(tmp: Path, shown: Path) -> Snapshot:
+    """Every tag value of the untouched copy, to check the write against (:func:`_check_other_tags`)."""
+    try:
+        return snapshot(tmp, shown)
+    except _PARSER_ERRORS as exc:
+        raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
+
+
+def _check_other_tags(before: Snapshot, tmp: Path, shown: Path, *, field: str) -> None:
+    """TagError unless every tag of the copy but the genre written and the provenance is as ``before``."""
+    try:
+        changed = changed_tags(before, tmp, shown, field=field)
+    except _PARSER_ERRORS as exc:
+        raise _tag_error(exc, shown, "cannot write tags") from exc
+    if changed:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        raise TagError(f"cannot write tags: other tags would change ({', '.join(changed[:5])}{more})", shown)
 
 
 def _short(name: str, limit: int = 100) -> str:
