@@ -21,6 +21,7 @@ from genretag.tags import read_tags, write_genre
 from genretag.tags import write as tags_module
 
 PROV = "genretag-test 1.0"
+PROV_KEY = "genretag_model"  # as ffprobe shows it, lower-cased
 needs_ffmpeg = pytest.mark.skipif(not synth.have_ffmpeg(), reason="ffmpeg missing")
 
 
@@ -108,7 +109,7 @@ def test_v24_write_keeps_dates_players_show(tmp_path):
     write_genre(path, ["Rock"], provenance=PROV)
     after = _ffprobe(path)
     assert after.pop("genre") == "Rock"
-    after.pop("genretag_model")
+    after.pop(PROV_KEY)
     assert after == shown
 
 
@@ -168,3 +169,35 @@ def test_check_compares_dates_as_stored_text(tmp_path, monkeypatch):
         write_genre(path, ["Rock"], provenance=PROV)
     assert err.value.reason == "cannot write tags: other tags would change (TDEN, TDOR, TDRC, TDRL)"
     assert path.read_bytes() == original
+
+
+# --- case 3: an mp3 with only an ID3v1 tag ---------------------------------------------
+
+
+def _v1(title: str, artist: str, album: str, year: str, comment: str, track: int, genre: int) -> bytes:
+    def field(text: str, n: int) -> bytes:
+        return text.encode("latin-1").ljust(n, b"\x00")
+
+    return (b"TAG" + field(title, 30) + field(artist, 30) + field(album, 30) + field(year, 4)
+            + field(comment, 28) + bytes([0, track, genre]))
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("id3v23", [False, True])
+def test_id3v1_only_mp3_keeps_its_fields_shown(tmp_path, id3v23):
+    path = _mp3(tmp_path)
+    v1 = _v1("Song", "Singer", "Record", "1987", "a note", 5, 43)  # 43: Punk
+    path.write_bytes(path.read_bytes() + v1)
+    shown = _ffprobe(path)
+    assert {k: shown.get(k) for k in ("title", "artist", "album", "date", "track", "genre")} == {
+        "title": "Song", "artist": "Singer", "album": "Record", "date": "1987", "track": "5", "genre": "Punk"}
+
+    state = write_genre(path, ["Pop"], provenance=PROV, id3v23=id3v23)
+
+    assert state.id3_version == (3 if id3v23 else 4)
+    after = _ffprobe(path)
+    assert after.pop("genre") == "Pop"
+    assert after.pop(PROV_KEY) == PROV
+    shown.pop("genre")
+    assert after == shown  # title, artist, album, date, track and comment still shown
+    assert path.read_bytes()[-128:] == v1[:-1] + bytes([13])  # v1 kept but its genre byte (13: Pop)

@@ -403,7 +403,7 @@ def test_id3v1_only_file(tmp_path):
 
     assert (state.genres, state.id3_version) == (("Pop",), 4)
     assert path.read_bytes()[-128:] == v1[:-1] + bytes([13])  # "Pop"
-    assert "TIT2" not in ID3(path, load_v1=False)  # the v1 fields stay in v1 only
+    assert str(ID3(path, load_v1=False)["TIT2"]) == "v1 title"  # copied into the new v2 tag (FFmpeg reads only v2)
 
 
 def test_id3v22_tag_upgraded_to_v24(tmp_path):

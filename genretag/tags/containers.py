@@ -50,6 +50,7 @@ from genretag.tags.id3check import (
     checked_id3,
     drop_raw_frames,
     id3v1_block,
+    id3v1_frames,
     restore_id3v1,
     syncsafe_raw_frames,
 )
@@ -342,6 +343,9 @@ def _write_id3(
     tags = _raw_id3(audio, path, with_v1=False, parse=False)
     existing = tags.version[1] if tags.size else None
     target = 3 if id3v23 or existing == 3 else 4
+    if existing is None and with_v1:  # the new ID3v2 tag holds what the ID3v1 tag says: FFmpeg reads only one
+        for frame in id3v1_frames(path, version=target):
+            tags.add(frame)
     if existing in (None, target):  # every other frame is saved back as the bytes it was
         drop_raw_frames(tags, _ID3.keys[field])
         drop_raw_frames(tags, "TXXX", desc=_ID3.keys["provenance"].removeprefix("TXXX:"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mutagen
-from mutagen.id3 import Frames
+from mutagen.id3 import Frames, Frames_2_2, ParseID3v1, TextFrame
 
 ID3V1_SIZE = 128
 
@@ -118,6 +118,26 @@ class _Unparsed(dict):  # type: ignore[type-arg]
 
 
 UNPARSED = _Unparsed(Frames)
+TIMESTAMP_FRAMES = ("TDEN", "TDOR", "TDRC", "TDRL", "TDTG")
+"""ID3v2.4 frames mutagen parses as timestamps (and rewrites)."""
+AS_TEXT: dict[str, type] = {**Frames_2_2, **Frames, **{k: type(k, (TextFrame,), {}) for k in TIMESTAMP_FRAMES}}
+"""mutagen's frames, its timestamp frames read and written as the plain text they hold."""
+
+
+def id3v1_frames(path: Path, *, version: int) -> list[Any]:
+    """The ID3v2.``version`` frames an mp3's ID3v1 tag stands for, as players show them.
+
+    Title, artist, album, year (TDRC, or TYER in v2.3, as its text), comment (with
+    no description: the comment players show) and track; the genre is left out.
+    ``[]`` without an ID3v1 tag.
+    """
+    block = id3v1_block(path)
+    frames = ParseID3v1(block, version, AS_TEXT) if block is not None else None
+    if not frames:
+        return []
+    if "COMM" in frames:
+        frames["COMM"].desc = ""  # mutagen calls it "ID3v1 Comment", which FFmpeg shows as a tag of that name
+    return [frame for key, frame in frames.items() if key != "TCON"]
 
 
 def drop_raw_frames(tags: Any, frame_id: str, *, desc: str | None = None) -> None:

@@ -25,15 +25,14 @@ RIFF INFO  every item of a WAV's ``LIST``/``INFO`` chunk (``IGNR`` excepted)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mutagen.id3 import Frames, Frames_2_2, ID3TimeStamp, TextFrame
+from mutagen.id3 import ID3NoHeaderError, ID3TimeStamp
 
-TIMESTAMP_FRAMES = ("TDEN", "TDOR", "TDRC", "TDRL", "TDTG")
-"""ID3v2.4 frames mutagen parses as timestamps (and rewrites); read here as the text they hold."""
-_AS_TEXT: dict[str, type] = {**Frames_2_2, **Frames, **{k: type(k, (TextFrame,), {}) for k in TIMESTAMP_FRAMES}}
+from genretag.tags.id3check import AS_TEXT
 
 _ID3_CONTAINERS = ("id3", "riff-id3", "aiff-id3")
 Values = dict[str, Any]
@@ -117,18 +116,23 @@ def _id3_values(audio: Any, path: Path, *, translate: bool = False) -> tuple[Val
     from mutagen.apev2 import APEv2
 
     from genretag.tags.containers import _PARSER_ERRORS
-    from genretag.tags.id3check import checked_id3, id3v1_block
+    from genretag.tags.id3check import checked_id3, id3v1_block, id3v1_frames
 
     found: Values = {}
     version = None
+    tags = None
     if audio.tags is not None:
-        tags = checked_id3(type(audio.tags))(path, known_frames=_AS_TEXT, translate=False)
-        version = tags.version[1] if tags.size else None
+        with contextlib.suppress(ID3NoHeaderError):  # an mp3 with only ID3v1
+            tags = checked_id3(type(audio.tags))(path, known_frames=AS_TEXT, translate=False, load_v1=False)
+    if tags is not None:
+        version = tags.version[1]
         if translate:
             tags.update_to_v24()
         found.update({key: _frame_value(frame) for key, frame in tags.items()})
         found.update({f"(unparsed {raw[:4]!r} {n})": raw[10:] for n, raw in enumerate(tags.unknown_frames)})
     if type(audio).__name__ == "MP3":
+        for frame in id3v1_frames(path, version=4):  # where ID3v2 lacks them, as players merge them
+            found.setdefault(frame.HashKey, _frame_value(frame))
         block = id3v1_block(path)
         if block is not None:
             found["(ID3v1)"] = block[:-1]  # its last byte is the genre

@@ -92,7 +92,11 @@ def write_genre(
           frame keeps its values exactly as stored.
         * An existing ID3v1 tag (mp3) is kept byte for byte except its genre
           byte, which becomes the first genre's ID3v1 number (255 if none).
-          No ID3v1 tag is created. APEv2 tags are not touched.
+          No ID3v1 tag is created. APEv2 tags are not touched. An mp3 whose only
+          tag is ID3v1 gets an ID3v2 tag holding its fields too (title, artist,
+          album, year, comment, track): FFmpeg-based players read only ID3v2.
+        * Every frame but the genre and provenance is saved back as the bytes it
+          was (unless the version changes: v2.2, or ``id3v23`` on a v2.4 tag).
 
     Args:
         path: The audio file.
