@@ -201,3 +201,37 @@ def test_id3v1_only_mp3_keeps_its_fields_shown(tmp_path, id3v23):
     shown.pop("genre")
     assert after == shown  # title, artist, album, date, track and comment still shown
     assert path.read_bytes()[-128:] == v1[:-1] + bytes([13])  # v1 kept but its genre byte (13: Pop)
+
+
+# --- case 4: a second ID3v2 tag right after the first ----------------------------------
+
+
+def _two_tags(folder: Path, first: list[bytes], second: list[bytes]) -> Path:
+    path = _mp3(folder)
+    path.write_bytes(_id3v2_tag(first, padding=32) + _id3v2_tag(second) + path.read_bytes())
+    return path
+
+
+@needs_ffmpeg
+def test_genre_in_a_second_id3v2_tag_is_the_files_genre(tmp_path):
+    path = _two_tags(tmp_path, [_text_frame("TIT2", "Title")], [_text_frame("TCON", "Punk"),
+                                                                 _text_frame("TALB", "Album")])
+    assert _ffprobe(path)["genre"] == "Punk"  # FFmpeg reads both tags
+
+    state = read_tags(path)
+
+    assert (state.genres, state.album) == (("Punk",), "Album")
+
+
+@needs_ffmpeg
+def test_writing_over_a_second_tag_shows_the_new_genre_and_keeps_that_tag(tmp_path):
+    second = _id3v2_tag([_text_frame("TCON", "Punk"), _text_frame("TIT2", "Other")])
+    path = _two_tags(tmp_path, [_text_frame("TIT2", "Title")], [_text_frame("TCON", "Punk"),
+                                                                 _text_frame("TIT2", "Other")])
+    state = write_genre(path, ["Rock", "Punk"], provenance=PROV)  # what --overwrite or --merge write
+
+    assert state.genres == ("Rock", "Punk")
+    data = path.read_bytes()
+    assert data[ID3(path).size:][:len(second)] == second  # the second tag, byte for byte
+    shown = _ffprobe(path)
+    assert (shown["genre"], shown["title"]) == ("Rock", "Title")  # the first tag's values win

@@ -51,6 +51,7 @@ from genretag.tags.id3check import (
     drop_raw_frames,
     id3v1_block,
     id3v1_frames,
+    later_id3v2_tags,
     restore_id3v1,
     syncsafe_raw_frames,
 )
@@ -223,6 +224,8 @@ def _read_state(path: Path, shown: Path) -> TagState:
     try:
         tags = _raw_id3(audio, path, with_v1=True) if container in _ID3_CONTAINERS else audio.tags
         values = {role: family.get(tags, key) for role, key in family.keys.items()}
+        if container == "id3":
+            _add_later_tags(path, values)
     except (*_PARSER_ERRORS, OSError) as exc:
         raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
     version = None
@@ -243,6 +246,16 @@ def _read_state(path: Path, shown: Path) -> TagState:
         compilation=(first("compilation") or "0").lower() in ("1", "true", "yes"),
         ape_genres=ape,
     )
+
+
+def _add_later_tags(path: Path, values: dict[str, list[str]]) -> None:
+    """Fill the roles the first ID3v2 tag lacks from the tags right after it, as FFmpeg shows them."""
+    for later in later_id3v2_tags(path):
+        slash = later.version[1] == 3
+        for role, key in _ID3.keys.items():
+            if not values[role]:
+                found = _id3_get(later, key)
+                values[role] = [p for v in found for p in v.split("/")] if slash and key == "TCON" else found
 
 
 def _ape_genres(path: Path) -> tuple[str, ...]:

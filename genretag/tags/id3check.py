@@ -9,13 +9,14 @@ classes so such a tag raises :class:`DamagedID3` instead.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import mutagen
-from mutagen.id3 import Frames, Frames_2_2, ParseID3v1, TextFrame
+from mutagen.id3 import ID3, Frames, Frames_2_2, ParseID3v1, TextFrame
 
 ID3V1_SIZE = 128
 
@@ -171,3 +172,34 @@ def syncsafe_raw_frames(tags: Any) -> None:
         safe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
         fixed.append(raw[:4] + safe + raw[8:])
     tags.unknown_frames = fixed
+
+
+MAX_LATER_TAGS = 8
+"""Back-to-back ID3v2 tags read after the first (more is junk, not a tagger's doing)."""
+
+
+def later_id3v2_tags(path: Path, *, known_frames: dict[str, type] | None = None) -> list[Any]:
+    """The ID3v2 tags that follow the first one back to back at the start of an mp3.
+
+    Some taggers prepend a new tag instead of rewriting the old one. FFmpeg reads
+    them all, the first tag's value winning for a field several hold; mutagen
+    reads only the first. Damaged ones are left out.
+    """
+    found = []
+    with open(path, "rb") as f:
+        pos = 0
+        for _ in range(MAX_LATER_TAGS + 1):
+            f.seek(pos)
+            header = f.read(10)
+            if len(header) < 10 or header[:3] != b"ID3":
+                break
+            size = 10 + _syncsafe_size(b"\0\0\0\0" + header[6:10], 4) + 10 * bool(header[5] & 0x10)
+            if pos:
+                f.seek(pos)
+                try:
+                    found.append(checked_id3(ID3)(io.BytesIO(f.read(size)), known_frames=known_frames,
+                                                  translate=False, load_v1=False))
+                except (mutagen.MutagenError, ValueError, IndexError, KeyError, EOFError, OSError):
+                    pass
+            pos += size
+    return found

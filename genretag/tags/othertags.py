@@ -13,7 +13,8 @@ What is compared per container:
 ID3        every ID3v2 frame by its key (TXXX and COMM by description too), plus
            the frames an mp3's ID3v1 tag stands for where ID3v2 lacks them (as
            mutagen and players merge them), the ID3v1 bytes but its genre byte,
-           and an mp3's APEv2 items. When the write changes the ID3v2 version
+           an mp3's APEv2 items, and every frame of ID3v2 tags that follow the
+           first back to back (their genre too: a write never changes them). When the write changes the ID3v2 version
            (v2.2 upgraded, ``--id3v23``), both sides are compared as v2.4.
 Vorbis     every comment, in order per name, the vendor string and FLAC pictures
 MP4        every item (``gnre``, an old genre atom, excepted), and the atoms
@@ -116,7 +117,7 @@ def _id3_values(audio: Any, path: Path, *, translate: bool = False) -> tuple[Val
     from mutagen.apev2 import APEv2
 
     from genretag.tags.containers import _PARSER_ERRORS
-    from genretag.tags.id3check import checked_id3, id3v1_block, id3v1_frames
+    from genretag.tags.id3check import checked_id3, id3v1_block, id3v1_frames, later_id3v2_tags
 
     found: Values = {}
     version = None
@@ -131,6 +132,8 @@ def _id3_values(audio: Any, path: Path, *, translate: bool = False) -> tuple[Val
         found.update({key: _frame_value(frame) for key, frame in tags.items()})
         found.update({f"(unparsed {raw[:4]!r} {n})": raw[10:] for n, raw in enumerate(tags.unknown_frames)})
     if type(audio).__name__ == "MP3":
+        for n, later in enumerate(later_id3v2_tags(path, known_frames=AS_TEXT), start=2):
+            found.update({f"(ID3v2 tag {n}) {key}": _frame_value(frame) for key, frame in later.items()})
         for frame in id3v1_frames(path, version=4):  # where ID3v2 lacks them, as players merge them
             found.setdefault(frame.HashKey, _frame_value(frame))
         block = id3v1_block(path)
