@@ -14,7 +14,7 @@ from pathlib import Path
 import mutagen
 import pytest
 import synth
-from mutagen.id3 import ID3, TIT2
+from mutagen.id3 import ID3, TCON, TIT2
 
 from genretag.errors import TagError
 from genretag.tags import read_tags, write_genre
@@ -235,3 +235,36 @@ def test_writing_over_a_second_tag_shows_the_new_genre_and_keeps_that_tag(tmp_pa
     assert data[ID3(path).size:][:len(second)] == second  # the second tag, byte for byte
     shown = _ffprobe(path)
     assert (shown["genre"], shown["title"]) == ("Rock", "Title")  # the first tag's values win
+
+
+# --- case 7: placeholder genres ----------------------------------------------------------
+
+GENRE_KEY = {"mp3": "TCON", "flac": "GENRE", "m4a": "\xa9gen", "wma": "WM/Genre"}
+
+
+@pytest.mark.parametrize("container", list(GENRE_KEY))
+@pytest.mark.parametrize("placeholder", ["(None)", "Unknown", "Other", "genre", "<unknown>", "Unknown Genre"])
+def test_placeholder_genre_reads_as_no_genre(tmp_path, container, placeholder):
+    path = _titled(tmp_path, container)
+    audio = mutagen.File(path)
+    key = GENRE_KEY[container]
+    audio.tags[key] = TCON(encoding=3, text=placeholder) if key == "TCON" else [placeholder]
+    audio.save()
+
+    state = read_tags(path)
+
+    assert (state.genres, state.placeholders) == ((), (placeholder,))
+
+
+def test_placeholder_beside_a_real_genre_leaves_the_real_one(tmp_path):
+    path = _titled(tmp_path, "flac")
+    audio = mutagen.File(path)
+    audio["GENRE"] = ["Unknown", "Jazz"]
+    audio.save()
+    assert read_tags(path).genres == ("Jazz",)
+
+
+def test_id3v1_genre_other_is_no_genre(tmp_path):
+    path = _mp3(tmp_path)
+    path.write_bytes(path.read_bytes() + _v1("Song", "", "", "", "", 1, 12))  # 12: Other
+    assert read_tags(path).genres == ()

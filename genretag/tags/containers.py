@@ -92,6 +92,8 @@ class TagState:
     """The file says it is part of a compilation (ID3 ``TCMP``, ``COMPILATION``, MP4 ``cpil``)."""
     ape_genres: tuple[str, ...] = ()
     """An APEv2 tag's ``Genre`` on an mp3 (foobar2000, MusicBee and Mp3tag write them; some players prefer them)."""
+    placeholders: tuple[str, ...] = ()
+    """Values of the genre field that say "no genre" (:data:`PLACEHOLDER_GENRES`), left out of ``genres``."""
 
     def field(self, name: str) -> tuple[str, ...]:
         """The values of genre field ``name``: ``genre`` or ``genretag`` (see :data:`GENRE_FIELDS`)."""
@@ -189,6 +191,18 @@ _FIELDS: dict[str, _Family] = {
 }
 
 
+PLACEHOLDER_GENRES = frozenset({"none", "unknown", "unknown genre", "other", "genre"})
+"""Genre values that mean "no genre", compared case-insensitively and without brackets around them:
+``(None)`` (a real game soundtrack), ``Unknown``, ``<Unknown>``, ``Other`` (ID3v1 genre 12, many
+rippers' default), ``genre`` (a form field left as it was). A file holding only these has no genre:
+it is tagged without ``--overwrite``, and they are not kept by ``--merge``."""
+
+
+def is_placeholder(name: str) -> bool:
+    """Whether genre value ``name`` is one of :data:`PLACEHOLDER_GENRES`."""
+    return name.strip().strip("()[]<>").strip().casefold() in PLACEHOLDER_GENRES
+
+
 def split_genres(values: list[str], *, slash: bool = False) -> tuple[str, ...]:
     """Genre values as separate names: ``Rock; Pop`` (and ``Rock/Pop`` when ``slash``, as ID3v2.3
     joins them) give two; blanks and repeats are dropped."""
@@ -236,15 +250,17 @@ def _read_state(path: Path, shown: Path) -> TagState:
     def first(role: str) -> str | None:
         return next((v.strip() for v in values[role] if v.strip()), None)
 
+    genres = split_genres(values["genre"], slash=slash)
     return TagState(
         container=container,
-        genres=split_genres(values["genre"], slash=slash),
+        genres=tuple(g for g in genres if not is_placeholder(g)),
         provenance=first("provenance"),
         id3_version=version,
         own_genres=split_genres(values["genretag"], slash=slash),
         album=first("album"), artist=first("artist"), album_artist=first("album_artist"),
         compilation=(first("compilation") or "0").lower() in ("1", "true", "yes"),
         ape_genres=ape,
+        placeholders=tuple(g for g in genres if is_placeholder(g)),
     )
 
 
@@ -267,7 +283,8 @@ def _ape_genres(path: Path) -> tuple[str, ...]:
     except (*_PARSER_ERRORS, OSError):
         return ()
     item = next((ape[k] for k in ape.keys() if k.lower() == "genre"), None)
-    return split_genres(str(item).split("\0")) if item is not None else ()
+    names = split_genres(str(item).split("\0")) if item is not None else ()
+    return tuple(g for g in names if not is_placeholder(g))
 
 
 def _load(path: Path, shown: Path) -> tuple[Any, str]:
