@@ -268,3 +268,46 @@ def test_id3v1_genre_other_is_no_genre(tmp_path):
     path = _mp3(tmp_path)
     path.write_bytes(path.read_bytes() + _v1("Song", "", "", "", "", 1, 12))  # 12: Other
     assert read_tags(path).genres == ()
+
+
+# --- case 5: WMA, the genre players show ---------------------------------------------------
+
+
+def _wma(folder: Path, *, extension_last: bool) -> Path:
+    """A WMA as FFmpeg writes it (Header Extension object first), or with that object after the tags."""
+    path = synth.write_audio(folder / "song.wma", synth.tone_mix("Mid", seconds=0.5))
+    audio = mutagen.File(path)
+    audio["Title"] = ["Title"]
+    objects = audio._header.objects
+    names = [type(o).__name__ for o in objects]
+    assert names.index("HeaderExtensionObject") < names.index("ExtendedContentDescriptionObject")
+    if extension_last:
+        objects.append(objects.pop(names.index("HeaderExtensionObject")))
+    audio.save()
+    return path
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("extension_last", [False, True])
+def test_wma_shows_the_first_genre_written(tmp_path, extension_last):
+    path = _wma(tmp_path, extension_last=extension_last)
+    state = write_genre(path, ["Rock", "Pop"], provenance=PROV)
+    assert _ffprobe(path)["genre"] == "Rock"
+    assert state.genres == read_tags(path).genres == ("Rock", "Pop")
+    assert sorted(str(v) for v in mutagen.File(path)["WM/Genre"]) == ["Pop", "Rock"]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("extension_last", [False, True])
+def test_wma_reads_the_shown_genre_first(tmp_path, extension_last):
+    path = _wma(tmp_path, extension_last=extension_last)
+    audio = mutagen.File(path)
+    audio["WM/Genre"] = ["Punk", "Jazz"]  # as another tagger stores them
+    audio.save()
+    shown = _ffprobe(path)["genre"]
+    assert shown == ("Jazz" if extension_last else "Punk")
+
+    assert read_tags(path).genres[0] == shown
+    # --merge writes the file's genres first, then the new ones: the user's shown genre stays shown
+    write_genre(path, [*read_tags(path).genres, "Rock"], provenance=PROV)
+    assert _ffprobe(path)["genre"] == shown

@@ -167,6 +167,24 @@ def _asf_get(tags: Any, key: str) -> list[str]:
     return [str(v) for v in tags.get(key, [])]
 
 
+def asf_shows_last(audio: Any) -> bool:
+    """Whether FFmpeg shows the last of several values of an ASF attribute, not the first.
+
+    mutagen stores the first value in the Extended Content Description object and
+    the others in the Metadata Library (inside the Header Extension object); FFmpeg
+    reads the header's objects in file order and shows the value it read last.
+    Measured with ffprobe 5.1: ``[Rock, Pop]`` shows ``Rock`` when the Header
+    Extension comes first (as FFmpeg writes WMA), ``Pop`` when it comes after (as
+    other writers put it, and as mutagen appends a missing one).
+    """
+    names = [type(o).__name__ for o in audio._header.objects]
+    if "HeaderExtensionObject" not in names:
+        return True
+    if "ExtendedContentDescriptionObject" not in names:
+        return False  # mutagen appends it after the Header Extension
+    return names.index("HeaderExtensionObject") > names.index("ExtendedContentDescriptionObject")
+
+
 def _asf_set(tags: Any, key: str, values: list[str]) -> None:
     tags[key] = values
     if key == "WM/Genre" and "WM/GenreID" in tags:  # legacy second genre field
@@ -240,6 +258,9 @@ def _read_state(path: Path, shown: Path) -> TagState:
         values = {role: family.get(tags, key) for role, key in family.keys.items()}
         if container == "id3":
             _add_later_tags(path, values)
+        if container == "asf" and asf_shows_last(audio):  # the value players show first
+            for role in ("genre", "genretag"):
+                values[role] = values[role][-1:] + values[role][:-1]
     except (*_PARSER_ERRORS, OSError) as exc:
         raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
     version = None
@@ -343,7 +364,10 @@ def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str
         if audio.tags is None:
             audio.add_tags()
         family = _FIELDS[container]
-        family.set(audio.tags, family.keys[field], list(genres))
+        values = list(genres)
+        if container == "asf" and asf_shows_last(audio):  # the first genre is the one players show
+            values = values[1:] + values[:1]
+        family.set(audio.tags, family.keys[field], values)
         family.set(audio.tags, family.keys["provenance"], [provenance])
         audio.save(tmp)
     except _PARSER_ERRORS as exc:
