@@ -8,11 +8,13 @@ other readers (ffprobe, mutagen) see afterwards.
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 from pathlib import Path
 
 import mutagen
 import pytest
+import soundfile as sf
 import synth
 from mutagen.id3 import ID3, TCON, TIT2
 
@@ -311,3 +313,84 @@ def test_wma_reads_the_shown_genre_first(tmp_path, extension_last):
     # --merge writes the file's genres first, then the new ones: the user's shown genre stays shown
     write_genre(path, [*read_tags(path).genres, "Rock"], provenance=PROV)
     assert _ffprobe(path)["genre"] == shown
+
+
+# --- case 6: WAV with a RIFF LIST-INFO chunk ---------------------------------------------
+
+
+def _info_chunk(items: list[tuple[str, str]]) -> bytes:
+    body = b"INFO"
+    for key, value in items:
+        data = value.encode("utf-8") + b"\0"
+        body += key.encode() + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+    return b"LIST" + struct.pack("<I", len(body)) + body
+
+
+def _wav_with_info(folder: Path, items: list[tuple[str, str]], *, before_data: bool = True) -> Path:
+    """A WAV whose LIST-INFO chunk (as FFmpeg, Windows and rippers write it) holds ``items``."""
+    path = synth.write_audio(folder / "song.wav", synth.tone_mix("Mid", seconds=0.5))
+    data = path.read_bytes()
+    chunks, pos = [], 12
+    while pos + 8 <= len(data):
+        size = struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        chunks.append(data[pos:pos + 8 + size + (size & 1)])
+        pos += 8 + size + (size & 1)
+    at = [c[:4] for c in chunks].index(b"data") if before_data else len(chunks)
+    chunks.insert(at, _info_chunk(items))
+    body = b"WAVE" + b"".join(chunks)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+INFO_ITEMS = [("INAM", "Title"), ("IART", "Artist"), ("IPRD", "Album"), ("IGNR", "Punk"), ("ICRD", "1999"),
+              ("ITRK", "3"), ("ICMT", "odd length")]
+
+
+@needs_ffmpeg
+def test_wav_info_genre_album_and_artist_are_read(tmp_path):
+    path = _wav_with_info(tmp_path, INFO_ITEMS)
+    assert _ffprobe(path)["genre"] == "Punk"
+
+    state = read_tags(path)
+
+    assert (state.genres, state.album, state.artist) == (("Punk",), "Album", "Artist")
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("before_data", [True, False])
+def test_wav_info_genre_is_written_where_ffmpeg_looks(tmp_path, before_data):
+    path = _wav_with_info(tmp_path, INFO_ITEMS, before_data=before_data)
+    shown = _ffprobe(path)
+    samples = sf.read(path)[0]
+
+    state = write_genre(path, ["Rock", "Pop"], provenance=PROV)
+
+    after = _ffprobe(path)
+    assert after.pop("genre") == "Rock; Pop"
+    shown.pop("genre")
+    assert after == shown  # every other INFO item as FFmpeg showed it
+    assert state.genres == read_tags(path).genres == ("Rock", "Pop")
+    assert mutagen.File(path).tags["TCON"].text == ["Rock", "Pop"]  # the ID3 chunk too, for mutagen-based readers
+    assert (sf.read(path)[0] == samples).all()
+
+
+def test_wav_without_info_gets_no_info(tmp_path):
+    path = synth.write_audio(tmp_path / "song.wav", synth.tone_mix("Mid", seconds=0.5))
+    write_genre(path, ["Rock"], provenance=PROV)
+    assert b"LIST" not in path.read_bytes()
+
+
+def test_write_that_changes_an_info_item_is_refused(tmp_path, monkeypatch):
+    path = _wav_with_info(tmp_path, INFO_ITEMS)
+    original = path.read_bytes()
+    real_write = tags_module._write_tags
+
+    def also_retitle(tmp, *args, **kwargs):
+        real_write(tmp, *args, **kwargs)
+        tmp.write_bytes(tmp.read_bytes().replace(b"INAM\x06\x00\x00\x00Title\x00", b"INAM\x06\x00\x00\x00Other\x00"))
+
+    monkeypatch.setattr(tags_module, "_write_tags", also_retitle)
+    with pytest.raises(TagError) as err:
+        write_genre(path, ["Rock"], provenance=PROV)
+    assert err.value.reason == "cannot write tags: other tags would change (INFO:INAM)"
+    assert path.read_bytes() == original

@@ -14,7 +14,8 @@ container     files            genre field / provenance field
                                ``----:com.apple.iTunes:GENRETAG_MODEL``
 ``asf``       wma              ``WM/Genre`` (``WM/GenreID`` removed) /
                                ``GENRETAG_MODEL``
-``riff-id3``  wav              ID3 chunk, same frames as mp3
+``riff-id3``  wav              ID3 chunk, same frames as mp3; and ``IGNR`` of a
+                               RIFF INFO chunk, where there is one
 ``aiff-id3``  aiff             ID3 chunk, same frames as mp3
 ============  ===============  ==================================================
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from genretag.tags.id3check import (
     restore_id3v1,
     syncsafe_raw_frames,
 )
+from genretag.tags.riffinfo import ALBUM_ID, ARTIST_ID, GENRE_ID, read_info, set_info_genre
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
 _KINDS: tuple[tuple[type, str], ...] = (
@@ -251,7 +253,7 @@ def _read_state(path: Path, shown: Path) -> TagState:
     audio, container = _load(path, shown)
     ape = _ape_genres(path) if container == "id3" else ()
     if audio.tags is None:
-        return TagState(container, (), None, None, ape_genres=ape)
+        return _with_info(TagState(container, (), None, None, ape_genres=ape), path)
     family = _FIELDS[container]
     try:
         tags = _raw_id3(audio, path, with_v1=True) if container in _ID3_CONTAINERS else audio.tags
@@ -272,7 +274,7 @@ def _read_state(path: Path, shown: Path) -> TagState:
         return next((v.strip() for v in values[role] if v.strip()), None)
 
     genres = split_genres(values["genre"], slash=slash)
-    return TagState(
+    return _with_info(TagState(
         container=container,
         genres=tuple(g for g in genres if not is_placeholder(g)),
         provenance=first("provenance"),
@@ -282,6 +284,25 @@ def _read_state(path: Path, shown: Path) -> TagState:
         compilation=(first("compilation") or "0").lower() in ("1", "true", "yes"),
         ape_genres=ape,
         placeholders=tuple(g for g in genres if is_placeholder(g)),
+    ), path)
+
+
+def _with_info(state: TagState, path: Path) -> TagState:
+    """``state`` of a WAV with what its RIFF INFO chunk adds: its genre first (FFmpeg shows INFO's),
+    album (``IPRD``) and artist (``IART``) where the ID3 chunk lacks them."""
+    if state.container != "riff-id3":
+        return state
+    info = read_info(path)
+    if not info:
+        return state
+    found = dict(reversed(info))  # the first item of an ID wins
+    genres = split_genres([text for key, text in info if key == GENRE_ID])
+    return replace(
+        state,
+        genres=tuple(dict.fromkeys([*(g for g in genres if not is_placeholder(g)), *state.genres])),
+        placeholders=tuple(dict.fromkeys([*(g for g in genres if is_placeholder(g)), *state.placeholders])),
+        album=state.album or found.get(ALBUM_ID) or None,
+        artist=state.artist or found.get(ARTIST_ID) or None,
     )
 
 
@@ -360,6 +381,8 @@ def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str
         if container in _ID3_CONTAINERS:
             _write_id3(audio, tmp, genres, provenance, id3v23=id3v23, with_v1=container == "id3", field=field,
                        sep=id3v23_sep)
+            if container == "riff-id3" and field == "genre":  # FFmpeg shows INFO's genre where there is one
+                set_info_genre(tmp, genres)
             return
         if audio.tags is None:
             audio.add_tags()

@@ -34,6 +34,7 @@ from typing import Any
 from mutagen.id3 import ID3NoHeaderError, ID3TimeStamp
 
 from genretag.tags.id3check import AS_TEXT
+from genretag.tags.riffinfo import GENRE_ID, read_info
 
 _ID3_CONTAINERS = ("id3", "riff-id3", "aiff-id3")
 Values = dict[str, Any]
@@ -131,6 +132,10 @@ def _id3_values(audio: Any, path: Path, *, translate: bool = False) -> tuple[Val
             tags.update_to_v24()
         found.update({key: _frame_value(frame) for key, frame in tags.items()})
         found.update({f"(unparsed {raw[:4]!r} {n})": raw[10:] for n, raw in enumerate(tags.unknown_frames)})
+    if type(audio).__name__ == "WAVE":
+        for key, text in read_info(path) or []:
+            if key != GENRE_ID:
+                found.setdefault(f"INFO:{key}", []).append(text)
     if type(audio).__name__ == "MP3":
         for n, later in enumerate(later_id3v2_tags(path, known_frames=AS_TEXT), start=2):
             found.update({f"(ID3v2 tag {n}) {key}": _frame_value(frame) for key, frame in later.items()})
