@@ -394,3 +394,33 @@ def test_write_that_changes_an_info_item_is_refused(tmp_path, monkeypatch):
         write_genre(path, ["Rock"], provenance=PROV)
     assert err.value.reason == "cannot write tags: other tags would change (INFO:INAM)"
     assert path.read_bytes() == original
+
+
+# --- case 2: --id3v23 on an ID3v2.4 tag --------------------------------------------------
+
+
+def test_id3v23_refuses_a_v24_tag_it_would_cut(tmp_path):
+    path = _mp3(tmp_path)
+    frames = [_text_frame(k, v) for k, v in [("TIT2", "Title"), ("TDRC", "2001"), ("TDRL", "2002"),
+                                              ("TMOO", "calm"), ("TSOP", "Beatles, The")]]
+    path.write_bytes(_id3v2_tag(frames, padding=64) + path.read_bytes())
+    original = path.read_bytes()
+
+    with pytest.raises(TagError) as err:
+        write_genre(path, ["Rock"], provenance=PROV, id3v23=True)
+
+    assert err.value.reason == ("cannot write ID3v2.3 (--id3v23): this ID3v2.4 tag's TDRL, TMOO, TSOP would be "
+                                "lost or cut; without --id3v23 it stays v2.4")
+    assert path.read_bytes() == original
+    assert write_genre(path, ["Rock"], provenance=PROV).id3_version == 4  # without the option: written, v2.4
+
+
+@pytest.mark.parametrize("date", ["2001", "2001-05-03"])
+def test_id3v23_downgrades_a_v24_tag_v23_can_hold(tmp_path, date):
+    path = _mp3(tmp_path)
+    path.write_bytes(_id3v2_tag([_text_frame("TIT2", "Title"), _text_frame("TDRC", date)]) + path.read_bytes())
+
+    state = write_genre(path, ["Rock"], provenance=PROV, id3v23=True)
+
+    assert state.id3_version == 3
+    assert str(ID3(path)["TDRC"]) == date  # stored as TYER (+ TDAT), read back as the same date

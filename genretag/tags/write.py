@@ -82,7 +82,8 @@ def write_genre(
     ID3 (mp3, wav, aiff):
         * ID3v2.4 is written by default; ``id3v23=True`` writes v2.3, converting
           a v2.4 tag as mutagen's ``update_to_v23`` does (TDRC becomes TYER/TDAT/
-          TIME; frames v2.3 lacks, such as TDRL or TMOO, are dropped).
+          TIME). A v2.4 tag holding what v2.3 can't (TDRL, TMOO, TSOP..., a date
+          v2.3's frames can't hold) is refused: ``cannot write ID3v2.3 (--id3v23): ...``.
         * A file whose tag already is v2.3 stays v2.3 even without ``id3v23``,
           so the user's other frames are not silently converted. An ID3v2.2 tag
           (which cannot be written) is upgraded to v2.4 (or v2.3).
@@ -155,7 +156,7 @@ def write_genre(
             others = _snapshot(tmp, shown)
             _write_tags(tmp, shown, values, provenance, id3v23=id3v23, field=field, id3v23_sep=id3v23_sep)
             after = _read_back(tmp, shown, provenance, field=field)
-            _check_other_tags(others, tmp, shown, field=field)
+            _check_other_tags(others, tmp, shown, field=field, id3v23=id3v23)
             check_audio(real, tmp, shown)
             if keep_mtime:
                 os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -299,15 +300,23 @@ def _snapshot(tmp: Path, shown: Path) -> Snapshot:
         raise _tag_error(exc, shown, "unsupported or unreadable tags") from exc
 
 
-def _check_other_tags(before: Snapshot, tmp: Path, shown: Path, *, field: str) -> None:
-    """TagError unless every tag of the copy but the genre written and the provenance is as ``before``."""
+def _check_other_tags(before: Snapshot, tmp: Path, shown: Path, *, field: str, id3v23: bool = False) -> None:
+    """TagError unless every tag of the copy but the genre written and the provenance is as ``before``.
+
+    ``id3v23`` on a v2.4 tag: the frames v2.3 has no place for (TDRL, TMOO, TSOP...; a
+    TDOR or TDRC that v2.3's year/date/time frames can't hold) make the write refused.
+    """
     try:
         changed = changed_tags(before, tmp, shown, field=field)
     except _PARSER_ERRORS as exc:
         raise _tag_error(exc, shown, "cannot write tags") from exc
-    if changed:
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        raise TagError(f"cannot write tags: other tags would change ({', '.join(changed[:5])}{more})", shown)
+    if not changed:
+        return
+    listed = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    if id3v23 and before.id3_version == 4:
+        raise TagError(f"cannot write ID3v2.3 (--id3v23): this ID3v2.4 tag's {listed} would be lost or cut; "
+                       "without --id3v23 it stays v2.4", shown)
+    raise TagError(f"cannot write tags: other tags would change ({listed})", shown)
 
 
 def _short(name: str, limit: int = 100) -> str:
