@@ -2,7 +2,10 @@
 
 :mod:`~genretag.tags.containers` knows each container's fields,
 :mod:`~genretag.tags.write` makes the change atomic, :mod:`~genretag.tags.id3check`
-refuses damaged ID3 tags, :mod:`~genretag.tags.safefile` holds the file-safety steps.
+refuses damaged ID3 tags and keeps frames unparsed, :mod:`~genretag.tags.safefile` holds the
+file-safety steps, :mod:`~genretag.tags.othertags` checks that no other tag changed,
+:mod:`~genretag.tags.riffinfo` reads and writes a WAV's INFO chunk, :mod:`~genretag.tags.shown`
+says which genre players show.
 Imports mutagen, never TensorFlow.
 """
 

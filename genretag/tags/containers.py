@@ -57,6 +57,7 @@ from genretag.tags.id3check import (
     syncsafe_raw_frames,
 )
 from genretag.tags.riffinfo import ALBUM_ID, ARTIST_ID, GENRE_ID, read_info, set_info_genre
+from genretag.tags.shown import asf_shows_last, is_placeholder
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
 _KINDS: tuple[tuple[type, str], ...] = (
@@ -169,24 +170,6 @@ def _asf_get(tags: Any, key: str) -> list[str]:
     return [str(v) for v in tags.get(key, [])]
 
 
-def asf_shows_last(audio: Any) -> bool:
-    """Whether FFmpeg shows the last of several values of an ASF attribute, not the first.
-
-    mutagen stores the first value in the Extended Content Description object and
-    the others in the Metadata Library (inside the Header Extension object); FFmpeg
-    reads the header's objects in file order and shows the value it read last.
-    Measured with ffprobe 5.1: ``[Rock, Pop]`` shows ``Rock`` when the Header
-    Extension comes first (as FFmpeg writes WMA), ``Pop`` when it comes after (as
-    other writers put it, and as mutagen appends a missing one).
-    """
-    names = [type(o).__name__ for o in audio._header.objects]
-    if "HeaderExtensionObject" not in names:
-        return True
-    if "ExtendedContentDescriptionObject" not in names:
-        return False  # mutagen appends it after the Header Extension
-    return names.index("HeaderExtensionObject") > names.index("ExtendedContentDescriptionObject")
-
-
 def _asf_set(tags: Any, key: str, values: list[str]) -> None:
     tags[key] = values
     if key == "WM/Genre" and "WM/GenreID" in tags:  # legacy second genre field
@@ -209,18 +192,6 @@ _FIELDS: dict[str, _Family] = {
                     "artist": "Author", "album_artist": "WM/AlbumArtist", "compilation": "WM/IsCompilation"},
                    _asf_get, _asf_set),
 }
-
-
-PLACEHOLDER_GENRES = frozenset({"none", "unknown", "unknown genre", "other", "genre"})
-"""Genre values that mean "no genre", compared case-insensitively and without brackets around them:
-``(None)`` (a real game soundtrack), ``Unknown``, ``<Unknown>``, ``Other`` (ID3v1 genre 12, many
-rippers' default), ``genre`` (a form field left as it was). A file holding only these has no genre:
-it is tagged without ``--overwrite``, and they are not kept by ``--merge``."""
-
-
-def is_placeholder(name: str) -> bool:
-    """Whether genre value ``name`` is one of :data:`PLACEHOLDER_GENRES`."""
-    return name.strip().strip("()[]<>").strip().casefold() in PLACEHOLDER_GENRES
 
 
 def split_genres(values: list[str], *, slash: bool = False) -> tuple[str, ...]:
