@@ -254,9 +254,18 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
 def store_key(bundle: Bundle, options: ScanOptions = ScanOptions()) -> str:
     """What the prediction store files a model's predictions under: its id, the start of its weights'
-    sha256 (a retrained bundle with the same name and version is another model) and the windows a track
-    is listened to (``--windows 32`` is another prediction than 8), e.g. ``genretag-default 2.0 977094d2bb9e w8``."""
-    return f"{bundle.card.model_id} {bundle.card.sha256[:12]} w{options.windows}"
+    sha256 (a retrained bundle with the same name and version is another model), the windows a track
+    is listened to (``--windows 32`` is another prediction than 8) and a fingerprint of everything else on
+    the card that shapes a stored prediction (labels, features, calibration, pooling, styles, runtime: a
+    re-calibrated card is another model), e.g. ``genretag-default 3.0 977094d2bb9e w8 c1a2b3c4d``."""
+    import hashlib
+    import json
+
+    card = bundle.card.to_dict()
+    shaping = {k: card.get(k) for k in ("labels", "features", "sha256", "calibration", "pooling", "runtime",
+                                        "styles")}
+    fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{bundle.card.model_id} {bundle.card.sha256[:12]} w{options.windows} c{fingerprint[:9]}"
 
 
 def find_model(model: str | Path = "default") -> Bundle:

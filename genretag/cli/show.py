@@ -49,7 +49,7 @@ def show(
             except GenretagError as exc:
                 tags, failed = {"error": exc.reason}, True
             now = Identity.of(path)
-            stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity == now,
+            stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity.holds_for(now),
                        "top": [[g, round(float(p), 4)] for g, p in _ranked(e)[:3]],
                        **({"styles": [[n, round(float(p), 4)] for n, p in _styles(e)[:3]]} if e.styles else {}),
                        "error": e.error,

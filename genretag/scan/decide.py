@@ -176,21 +176,56 @@ def _ape_note(result: ScanResult, genres: tuple[str, ...], options: ScanOptions)
 def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:
     """Write a ``would-tag`` result's genres into its file (atomically); other results come back as they are.
 
-    ``model_id`` goes into the provenance field. Returns the result as ``tagged``,
-    or ``failed`` with the reason (the file is then as it was).
+    ``model_id`` goes into the provenance field. Whether the file keeps its genre is decided again on
+    its tags as they are at write time (read under the write's lock, see :func:`at_write_time`), never on
+    what was read earlier or stored: a file that gained a genre since comes back ``kept``, and one that
+    is no longer the file predicted (``result.identity``: replaced, or edited) ``failed``. Returns the
+    result as ``tagged``, ``kept``, or ``failed`` with the reason (the file is then as it was).
     """
     from genretag.tags import write_genre
 
     if result.status != "would-tag":
         return result
+    verdict: list[ScanResult] = []
+
+    def choose(state: TagState) -> tuple[str, ...] | None:
+        verdict.append(at_write_time(result, state, options))
+        return verdict[-1].genres if verdict[-1].status == "would-tag" else None
+
     try:
         after = write_genre(result.path, result.genres, provenance=model_id, field=options.write_to,
-                            id3v23=options.id3v23, id3v23_sep=options.id3v23_sep, keep_mtime=options.keep_mtime)
+                            id3v23=options.id3v23, id3v23_sep=options.id3v23_sep, keep_mtime=options.keep_mtime,
+                            choose=choose)
     except GenretagError as exc:
         return replace(result, status="failed", error=exc.reason)
     except (ValueError, TypeError) as exc:  # a genre no tag can hold (a control character in a reviewed report...)
         return replace(result, status="failed", error=f"cannot write tags: {exc}")
-    return replace(result, status="tagged", tags=after, identity=Identity.of(result.path))
+    if verdict and verdict[-1].status != "would-tag":
+        return verdict[-1]
+    return replace(result, status="tagged", genres=verdict[-1].genres if verdict else result.genres, tags=after,
+                   identity=Identity.of(result.path))
+
+
+def at_write_time(result: ScanResult, state: TagState, options: ScanOptions) -> ScanResult:
+    """What a ``would-tag`` ``result`` gets when its file's tags are ``state`` (read under the write's
+    lock): ``kept`` when the keep rule says so on these tags (a genre the user set after the file was
+    read is kept, with a note), else ``would-tag`` with the genres (merged anew with ``merge``). Raises
+    :class:`TagError` ``changed since it was predicted (scan it again)`` when the file is no longer the
+    one predicted (its identity is not ``result.identity``): its prediction is not its music's."""
+    from genretag.errors import TagError
+
+    now = replace(result, tags=state, previous=state.genres, provenance=state.provenance, notes=())
+    decided = decide_genres(now, result.genres, options)
+    if decided.status == "kept":
+        earlier = _existing(result, options.write_to)
+        note = () if state.field(options.write_to) == earlier else (
+            f"its genre became {'; '.join(state.field(options.write_to))!r} after it was read: kept",)
+        return replace(decided, notes=result.notes + note, identity=Identity.of(result.path))
+    if result.identity is not None and not result.identity.holds_for(Identity.of(result.path)):
+        raise TagError("changed since it was predicted (scan it again)", result.path)
+    if decided.status != "would-tag":
+        raise TagError(decided.error or "unreadable tags", result.path)
+    return replace(decided, notes=result.notes)
 
 
 def settle(result: ScanResult, *, model_id: str, options: ScanOptions, styles: Sequence[Style] = ()) -> ScanResult:

@@ -68,7 +68,7 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
         return replace(base, error=getattr(exc, "reason", str(exc)), identity=now)
     result = replace(base, status="predicted", previous=state.genres, provenance=state.provenance, identity=now,
                      tags=state, error=None)
-    if recorded is None or now != recorded:
+    if recorded is None or now.stamp != recorded.stamp:
         have = {g.casefold() for g in state.field(options.write_to)}
         if {g.casefold() for g in genres} <= have and state.provenance == row.get("model"):
             return replace(result, status="skipped", genres=genres)  # this report was applied already

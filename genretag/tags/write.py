@@ -59,6 +59,7 @@ def write_genre(
     id3v23: bool = False,
     id3v23_sep: str = ID3V23_SEPARATOR,
     keep_mtime: bool = False,
+    choose: Callable[[TagState], Sequence[str] | None] | None = None,
 ) -> TagState:
     """Replace the genre of one file and record ``provenance``; return the state after.
 
@@ -97,6 +98,12 @@ def write_genre(
         provenance: Value of the ``GENRETAG_MODEL`` field, e.g. ``"cnn1d 1.2"``.
         id3v23: Write ID3v2.3 instead of v2.4 (ID3-based containers only).
         keep_mtime: Give the result the original's access and modification times.
+        choose: Decides at write time. Called with the tags as the file holds them
+            under the lock (read from the copy, whose bytes the original must still
+            hash to right before the rename), it returns the genres to write instead
+            of ``genres``, or None to leave the file as it is: then nothing is
+            written and those tags are returned. So a genre another program set
+            after the caller read the file is seen (see :func:`genretag.scan.write`).
 
     Other writers:
         An exclusive ``flock`` is held on the original for the whole write
@@ -145,6 +152,11 @@ def write_genre(
         try:
             copy_file(real, tmp, before)
             copied = digest(tmp)
+            if choose is not None:
+                now, values = _chosen(tmp, shown, choose)
+                if values is None:
+                    discard(tmp)
+                    return now
             _write_tags(tmp, shown, values, provenance, id3v23=id3v23, field=field, id3v23_sep=id3v23_sep)
             after = _read_back(tmp, shown, provenance, field=field)
             check_audio(real, tmp, shown)
@@ -167,6 +179,15 @@ def write_genre(
         if opened_for_writing is None and held is not None and digest_of(held) != copied:
             _put_back(held, real, shown)
     return after
+
+
+def _chosen(tmp: Path, shown: Path, choose: Callable[[TagState], Sequence[str] | None],
+            ) -> tuple[TagState, tuple[str, ...] | None]:
+    """The tags in ``tmp`` (the locked copy of ``shown``), and what ``choose`` makes of them: genres to
+    write, or None."""
+    now = _read_state(tmp, shown)
+    chosen = choose(now)
+    return now, None if chosen is None else _clean_genres(chosen)
 
 
 def _make_temp(real: Path) -> Path:

@@ -1,0 +1,184 @@
+"""Issue 22, section B (cases 8-12): the user's genre and the user's decisions are never overwritten without
+``--overwrite``: edits between read and write, tag editors that keep the mtime, files replaced by other
+music, re-calibrated cards, ``--write-to genretag``, reviews. Real files, a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from mutagen.flac import FLAC
+from typer.testing import CliRunner
+
+import genretag
+import synth
+from genretag.cli import app
+from genretag.store import Store
+from genretag.tags import read_tags
+
+
+@pytest.fixture
+def lib(tmp_path) -> Path:
+    root = tmp_path / "lib"
+    for i, label in enumerate(("Low", "Mid", "High", "Mid")):
+        synth.write_audio(root / f"{i}-{label}.flac", synth.tone_mix(label, seconds=4.0, seed=300 + i))
+        FLAC(root / f"{i}-{label}.flac").save()  # padding, as taggers leave it: a small edit keeps the size
+    return root
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+def _run(runner, *args):
+    return runner.invoke(app, [*map(str, args)])
+
+
+def _rows(report: Path) -> dict[str, dict]:
+    return {Path(r["path"]).name: r for r in map(json.loads, report.read_text(encoding="utf-8").splitlines())}
+
+
+def hand_edit(path: Path, genre: str, *, keep_mtime: bool = False) -> None:
+    """What a tag editor does: set the genre in place (FLAC padding keeps the size), optionally putting the
+    modification time back (as Mp3tag's "preserve file modification time" does)."""
+    st = os.stat(path)
+    audio = FLAC(path)
+    audio["GENRE"] = [genre]
+    audio.save()
+    if keep_mtime:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size
+
+
+def replace_with_other_music(path: Path, label: str, *, seed: int, same_mtime: bool = False) -> None:
+    """Another recording under the same name (renamed over it, as a download or a copy does)."""
+    st = os.stat(path)
+    new = path.with_name(".new" + path.suffix)
+    synth.write_audio(new, synth.tone_mix(label, seconds=4.0, seed=seed))
+    if same_mtime:
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, path)
+
+
+# --- 8: an edit between read and write --------------------------------------------------------------
+
+
+def test_a_genre_set_after_the_file_was_read_is_kept(lib, knn_bundle, tmp_path):
+    """--group album predicts every file before the first write: the user sets a genre meanwhile."""
+    victim = lib / "2-High.flac"
+    edited = []
+
+    def meanwhile(done, total):
+        if done == total and not edited:  # every file read and predicted, none written yet
+            hand_edit(victim, "Punk")
+            edited.append(victim)
+
+    options = genretag.ScanOptions(group="album", jobs=0)
+    with Store(tmp_path / "p.sqlite") as store:
+        results = {r.path.name: r for r in genretag.tag([lib], model=knn_bundle, options=options,
+                                                       on_progress=meanwhile, store=store)}
+    assert edited
+    assert read_tags(victim).genres == ("Punk",) and read_tags(victim).provenance is None
+    assert results["2-High.flac"].status == "kept"
+    assert results["2-High.flac"].notes[-1] == "its genre became 'Punk' after it was read: kept"
+    assert {results[n].status for n in ("0-Low.flac", "1-Mid.flac", "3-Mid.flac")} == {"tagged"}
+
+
+def test_write_genre_decides_on_the_tags_under_its_lock(lib):
+    path = lib / "1-Mid.flac"
+    hand_edit(path, "Jazz")
+    before = path.read_bytes()
+    seen = []
+
+    def keep_a_genre(state):
+        seen.append(state.genres)
+        return None if state.genres else ("Rock",)
+
+    state = genretag.write_genre(path, ["Rock"], provenance="rel 1", choose=keep_a_genre)
+    assert seen == [("Jazz",)] and state.genres == ("Jazz",) and path.read_bytes() == before
+    other = lib / "0-Low.flac"
+    assert genretag.write_genre(other, ["Rock"], provenance="rel 1", choose=keep_a_genre).genres == ("Rock",)
+
+
+# --- 9: a tag editor that keeps the mtime ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["scan", "apply"])
+def test_a_hand_edit_that_keeps_size_and_mtime_is_never_overwritten(runner, lib, knn_bundle, tmp_path, command):
+    store = tmp_path / "p.sqlite"
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0",
+                "--dry-run").exit_code == 0
+    edited = lib / "1-Mid.flac"
+    hand_edit(edited, "Punk", keep_mtime=True)
+    report = tmp_path / "r.jsonl"
+    jobs = ("--jobs", "0") if command == "scan" else ()
+    result = _run(runner, command, lib, "--model", knn_bundle, "--store", store, *jobs, "--json", report)
+    assert read_tags(edited).genres == ("Punk",) and read_tags(edited).provenance is None
+    row = _rows(report)["1-Mid.flac"]
+    if command == "scan":  # read again: it keeps its genre
+        assert result.exit_code == 0, result.output
+        assert row["status"] == "kept" and row["previous"] == ["Punk"]
+    else:  # the store's entry is not this file any more
+        assert result.exit_code == 1
+        assert f"error: changed since it was predicted (scan it again) ({edited})" in result.stderr
+    assert {_rows(report)[n]["status"] for n in ("0-Low.flac", "2-High.flac", "3-Mid.flac")} == {"tagged"}
+
+
+# --- 10: a file replaced by other music; a re-calibrated card ----------------------------------------
+
+
+def test_a_file_replaced_after_decoding_does_not_get_the_old_files_genre(lib, knn_bundle, tmp_path):
+    victim = lib / "0-Low.flac"
+    swapped = []
+
+    def meanwhile(done, total):
+        if done == total and not swapped:
+            replace_with_other_music(victim, "High", seed=77)
+            swapped.append(victim.read_bytes())
+
+    options = genretag.ScanOptions(group="album", jobs=0)
+    results = {r.path.name: r for r in genretag.tag([lib], model=knn_bundle, options=options, on_progress=meanwhile)}
+    assert results["0-Low.flac"].status == "failed"
+    assert results["0-Low.flac"].error == "changed since it was predicted (scan it again)"
+    assert victim.read_bytes() == swapped[0] and read_tags(victim).genres == ()
+
+
+def test_another_file_with_the_same_size_and_mtime_gets_no_stored_prediction(runner, lib, knn_bundle, tmp_path):
+    store = tmp_path / "p.sqlite"
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0",
+                "--dry-run").exit_code == 0
+    victim = lib / "4-Low.wav"
+    synth.write_audio(victim, synth.tone_mix("Low", seconds=4.0, seed=5))
+    assert _run(runner, "scan", victim, "--model", knn_bundle, "--store", store, "--jobs", "0",
+                "--dry-run").exit_code == 0
+    size = victim.stat().st_size
+    replace_with_other_music(victim, "High", seed=301, same_mtime=True)  # other music, same size and mtime
+    assert victim.stat().st_size == size and victim.stat().st_mtime_ns == os.stat(victim).st_mtime_ns
+    result = _run(runner, "apply", lib, "--model", knn_bundle, "--store", store)
+    assert result.exit_code == 1
+    assert f"error: changed since it was predicted (scan it again) ({victim})" in result.stderr
+    assert read_tags(victim).genres == ()
+
+
+def test_a_recalibrated_card_is_another_model_in_the_store(runner, lib, knn_bundle, tmp_path, decoded):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(knn_bundle, bundle)
+    store = tmp_path / "p.sqlite"
+    assert _run(runner, "scan", lib, "--model", bundle, "--store", store, "--jobs", "0", "--dry-run").exit_code == 0
+    assert len(decoded) == 4
+    card = json.loads((bundle / "card.json").read_text())
+    card["calibration"] = {**card.get("calibration", {}), "temperature": 3.0}
+    (bundle / "card.json").write_text(json.dumps(card))
+    decoded.clear()
+    report, fresh = tmp_path / "r.jsonl", tmp_path / "fresh.jsonl"
+    assert _run(runner, "scan", lib, "--model", bundle, "--store", store, "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 0
+    assert len(decoded) == 4  # predicted again, not taken from the store
+    assert _run(runner, "scan", lib, "--model", bundle, "--no-store", "--jobs", "0", "--dry-run",
+                "--json", fresh).exit_code == 0
+    assert {n: r["probabilities"] for n, r in _rows(report).items()} == \
+        {n: r["probabilities"] for n, r in _rows(fresh).items()}
