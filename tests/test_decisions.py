@@ -96,7 +96,7 @@ def test_write_genre_decides_on_the_tags_under_its_lock(lib):
 
     def keep_a_genre(state):
         seen.append(state.genres)
-        return None if state.genres else ("Rock",)
+        return None if state.genres else genretag.tags.Plan(("Rock",), ("rel 1",))
 
     state = genretag.write_genre(path, ["Rock"], provenance="rel 1", choose=keep_a_genre)
     assert seen == [("Jazz",)] and state.genres == ("Jazz",) and path.read_bytes() == before
@@ -182,3 +182,67 @@ def test_a_recalibrated_card_is_another_model_in_the_store(runner, lib, knn_bund
                 "--json", fresh).exit_code == 0
     assert {n: r["probabilities"] for n, r in _rows(report).items()} == \
         {n: r["probabilities"] for n, r in _rows(fresh).items()}
+
+
+# --- 11: --write-to genretag leaves the genre field the user's ---------------------------------------
+
+
+def test_a_curated_genre_stays_after_write_to_genretag(runner, lib, knn_bundle, tmp_path):
+    store = tmp_path / "p.sqlite"
+    curated = lib / "1-Mid.flac"
+    hand_edit(curated, "Romantic Classical")
+    first = _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--write-to", "genretag")
+    assert first.exit_code == 0, first.output
+    assert read_tags(curated).genres == ("Romantic Classical",) and read_tags(curated).own_genres == ("Mid",)
+    for again in (["apply", lib], ["apply", lib, "--group", "album"],
+                  ["apply", lib, "--top-k", "2", "--next-min-confidence", "0"],
+                  ["scan", lib, "--force", "--jobs", "0"]):
+        result = _run(runner, *again, "--model", knn_bundle, "--store", store)
+        assert result.exit_code == 0, (again, result.output)
+        assert read_tags(curated).genres == ("Romantic Classical",), again
+    assert read_tags(lib / "0-Low.flac").genres == ("Low",)  # an untouched genre field is genretag's to fill
+    shown = _run(runner, "show", curated, "--store", store, "--json")
+    tags = json.loads(shown.stdout)["tags"]
+    assert tags["genres"] == ["Romantic Classical"] and tags["genre_by"] == "user"
+    assert tags["genretag"] == ["Mid"]
+    text = _run(runner, "show", curated, "--store", store).stdout
+    assert "genre: Romantic Classical (yours: genretag did not write it)" in text
+    assert "genretag's own field: Mid (written by rel 1)" in text
+
+
+# --- 12: a review is remembered --------------------------------------------------------------------
+
+
+def _review(runner, lib, knn_bundle, tmp_path, store, edits: dict[str, list[str]]) -> Path:
+    report = tmp_path / "review.jsonl"
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 0
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    for row in rows:
+        row["genres"] = edits.get(Path(row["path"]).name, row["genres"])
+    report.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    applied = _run(runner, "apply", report, "--model", knn_bundle, "--store", store)
+    assert applied.exit_code == 0, applied.output
+    return report
+
+
+def test_a_reviewed_decision_is_never_changed_without_overwrite_naming_the_file(runner, lib, knn_bundle, tmp_path):
+    store = tmp_path / "p.sqlite"
+    alone, changed = lib / "1-Mid.flac", lib / "0-Low.flac"
+    _review(runner, lib, knn_bundle, tmp_path, store, {"1-Mid.flac": [], "0-Low.flac": ["Deep Bass"]})
+    assert read_tags(alone).genres == () and read_tags(changed).genres == ("Deep Bass",)
+    for again in (["scan", lib, "--jobs", "0"], ["scan", lib, "--jobs", "0", "--force"],
+                  ["apply", lib, "--group", "album"], ["apply", lib, "--top-k", "2", "--next-min-confidence", "0"],
+                  ["apply", lib, "--overwrite"]):  # --overwrite on the folder names neither file
+        result = _run(runner, *again, "--model", knn_bundle, "--store", store)
+        assert result.exit_code == 0, (again, result.output)
+        assert read_tags(alone).genres == () and read_tags(changed).genres == ("Deep Bass",), again
+    assert "reviewed genre" in read_tags(changed).provenance_values
+    report = tmp_path / "r.jsonl"
+    _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--force", "--json", report)
+    assert _rows(report)["1-Mid.flac"]["status"] == "kept"
+    assert _rows(report)["1-Mid.flac"]["notes"] == [
+        "reviewed: left alone (only --overwrite naming the file changes a reviewed file)"]
+    named = _run(runner, "apply", changed, alone, "--overwrite", "--model", knn_bundle, "--store", store)
+    assert named.exit_code == 0, named.output
+    assert read_tags(changed).genres == ("Low",) and read_tags(alone).genres == ("Mid",)

@@ -51,7 +51,7 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     from genretag.tags import read_tags
 
     path = Path(os.fsdecode(os.fsencode(row["path"])))
-    base = ScanResult(path, "failed", error=None)
+    base = ScanResult(path, "failed", error=None, named=True)  # a row names its file
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
     if not genres:  # nothing to write: the row's own outcome, or left alone by the review
         status = row.get("status")

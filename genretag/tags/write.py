@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from genretag.errors import TagError, os_reason
 from genretag.tags.audiocheck import check_audio
@@ -59,7 +59,7 @@ def write_genre(
     id3v23: bool = False,
     id3v23_sep: str = ID3V23_SEPARATOR,
     keep_mtime: bool = False,
-    choose: Callable[[TagState], Sequence[str] | None] | None = None,
+    choose: Callable[[TagState], Plan | None] | None = None,
 ) -> TagState:
     """Replace the genre of one file and record ``provenance``; return the state after.
 
@@ -100,10 +100,12 @@ def write_genre(
         keep_mtime: Give the result the original's access and modification times.
         choose: Decides at write time. Called with the tags as the file holds them
             under the lock (read from the copy, whose bytes the original must still
-            hash to right before the rename), it returns the genres to write instead
-            of ``genres``, or None to leave the file as it is: then nothing is
-            written and those tags are returned. So a genre another program set
-            after the caller read the file is seen (see :func:`genretag.scan.write`).
+            hash to right before the rename), it returns a :class:`Plan` (the genres
+            and provenance values to write instead of ``genres`` and ``provenance``;
+            either may be empty: the field is then removed, as ``genretag undo``
+            does), or None to leave the file as it is: then nothing is written and
+            those tags are returned. So a genre another program set after the caller
+            read the file is seen (see :func:`genretag.scan.write`).
 
     Other writers:
         An exclusive ``flock`` is held on the original for the whole write
@@ -135,7 +137,7 @@ def write_genre(
     if field not in GENRE_FIELDS:
         raise ValueError(f"field must be one of {', '.join(GENRE_FIELDS)}, not {field!r}")
     values = _clean_genres(genres)
-    provenance = _clean_text(provenance, what="provenance")
+    provenance = (_clean_text(provenance, what="provenance"),)
     real = Path(os.path.realpath(shown))
     before = stat_for_write(real, shown)
     try:
@@ -153,12 +155,13 @@ def write_genre(
             copy_file(real, tmp, before)
             copied = digest(tmp)
             if choose is not None:
-                now, values = _chosen(tmp, shown, choose)
-                if values is None:
+                now, plan = _chosen(tmp, shown, choose)
+                if plan is None:
                     discard(tmp)
                     return now
+                values, provenance = plan
             _write_tags(tmp, shown, values, provenance, id3v23=id3v23, field=field, id3v23_sep=id3v23_sep)
-            after = _read_back(tmp, shown, provenance, field=field)
+            after = _read_back(tmp, shown, provenance, field=field, genres=values)
             check_audio(real, tmp, shown)
             if keep_mtime:
                 os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -181,13 +184,22 @@ def write_genre(
     return after
 
 
-def _chosen(tmp: Path, shown: Path, choose: Callable[[TagState], Sequence[str] | None],
-            ) -> tuple[TagState, tuple[str, ...] | None]:
-    """The tags in ``tmp`` (the locked copy of ``shown``), and what ``choose`` makes of them: genres to
-    write, or None."""
+class Plan(NamedTuple):
+    """What a :func:`write_genre` ``choose`` decided to write: the genre field's values and the provenance
+    field's (the model first). Empty: that field is removed."""
+
+    genres: Sequence[str]
+    provenance: Sequence[str]
+
+
+def _chosen(tmp: Path, shown: Path, choose: Callable[[TagState], Plan | None]) -> tuple[TagState, Plan | None]:
+    """The tags in ``tmp`` (the locked copy of ``shown``), and what ``choose`` makes of them (cleaned)."""
     now = _read_state(tmp, shown)
-    chosen = choose(now)
-    return now, None if chosen is None else _clean_genres(chosen)
+    plan = choose(now)
+    if plan is None:
+        return now, None
+    genres = _clean_genres(plan.genres) if plan.genres else ()
+    return now, Plan(genres, tuple(_clean_text(v, what="provenance") for v in plan.provenance))
 
 
 def _make_temp(real: Path) -> Path:
@@ -287,7 +299,8 @@ def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
     return removed
 
 
-def _read_back(tmp: Path, shown: Path, provenance: str, *, field: str = "genre") -> TagState:
+def _read_back(tmp: Path, shown: Path, provenance: tuple[str, ...], *, field: str = "genre",
+               genres: tuple[str, ...] = ()) -> TagState:
     """The copy's tags as any reader will now see them; TagError unless they hold the new genre.
 
     A damaged file can take a tag where no reader finds it: in a WAV or AIFF whose
@@ -298,7 +311,7 @@ def _read_back(tmp: Path, shown: Path, provenance: str, *, field: str = "genre")
         state = _read_state(tmp, shown)
     except TagError as exc:
         raise TagError(f"cannot write tags: they do not read back ({exc.reason})", shown) from exc
-    if state.provenance != provenance or not state.field(field):
+    if state.provenance != (provenance[0] if provenance else None) or bool(state.field(field)) != bool(genres):
         raise TagError("cannot write tags: they do not read back (is the file truncated or damaged?)", shown)
     return state
 
