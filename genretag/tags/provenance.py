@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from genretag.errors import TagError
 from genretag.tags.containers import TagState, split_genres
 
 _WROTE, _BEFORE, _REVIEWED = "wrote ", "before ", "reviewed "
@@ -100,6 +101,28 @@ def after_write(state: TagState, *, model: str, name: str, genres: Sequence[str]
     else:  # carried on; None for a file tagged before genretag recorded it (undo then refuses)
         before = old.before if old is not None and owns(state, "genre") else None
     return Provenance(model, wrote, before, frozenset(kept_reviews | ({name} if reviewed else set()))).values()
+
+
+def undo_plan(state: TagState, shown: object = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What ``genretag undo`` writes into a file whose tags are ``state``: the genre field's values before
+    genretag first wrote it (``()``: none, the field is removed) and the provenance left (genretag's own
+    field's record, if it still holds; else none, the field is removed).
+
+    Raises :class:`TagError` naming ``shown`` for a file it must not touch: genretag never wrote its genre,
+    the genre changed since genretag wrote it (it is the user's now), or genretag did not record what it was
+    before (a file tagged by a genretag before that record).
+    """
+    prov = Provenance.of(state)
+    if prov is None or (prov.wrote and "genre" not in prov.wrote):
+        raise TagError("not undone: genretag did not write its genre", shown)
+    if not owns(state, "genre"):
+        raise TagError("not undone: its genre changed since genretag wrote it", shown)
+    if prov.before is None:
+        raise TagError("not undone: genretag did not record the genre it had before (an older genretag tagged "
+                       "it)", shown)
+    wrote = {n: v for n, v in prov.wrote.items() if n != "genre"}
+    left = Provenance(prov.model, wrote, None, frozenset(prov.reviewed & set(wrote))).values() if wrote else ()
+    return prov.before, left
 
 
 def _same(a: Sequence[str], b: Sequence[str]) -> bool:

@@ -202,6 +202,28 @@ def _chosen(tmp: Path, shown: Path, choose: Callable[[TagState], Plan | None]) -
     return now, Plan(genres, tuple(_clean_text(v, what="provenance") for v in plan.provenance))
 
 
+def undo_genre(path: str | Path, *, dry_run: bool = False) -> tuple[TagState, tuple[str, ...]]:
+    """Put back the genre ``path`` had before genretag first wrote it (``genretag undo``), atomically and
+    under the same checks as :func:`write_genre`; only the genre and provenance fields change. Decided on
+    the tags under the write's lock (:func:`genretag.tags.provenance.undo_plan`). Returns the tags before
+    and the genres put back (``dry_run``: what would be; nothing is written). Raises :class:`TagError`
+    for a file genretag must not change (see ``undo_plan``) or can't write."""
+    from genretag.tags.provenance import undo_plan
+
+    shown = Path(path)
+    if dry_run:
+        state = _read_state(shown, shown)
+        return state, undo_plan(state, shown)[0]
+    seen: list[TagState] = []
+
+    def choose(state: TagState) -> Plan:
+        seen.append(state)
+        return Plan(*undo_plan(state, shown))
+
+    write_genre(shown, ["-"], provenance="-", choose=choose)
+    return seen[-1], undo_plan(seen[-1], shown)[0]
+
+
 def _make_temp(real: Path) -> Path:
     """An empty hidden file beside ``real``: ``.<name>.<random>.genretag-tmp``."""
     fd, name = tempfile.mkstemp(dir=real.parent, prefix=f".{_short(real.name)}.", suffix=TMP_SUFFIX)
