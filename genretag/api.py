@@ -225,8 +225,11 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
     def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
         if settle:
+            # A review that left the file alone lives only in the store; one that chose genres lives in the
+            # file's provenance ("reviewed genre"), so it goes when the file is replaced by other music.
+            review = recorder.review_of(result.path)
             result = replace(result, named=os.path.realpath(result.path) in named_files,
-                             review=recorder.review_of(result.path))
+                             review=review if review == () else None)
             result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles)
             if result.status == "tagged" and result.review is not None:  # --overwrite named it
                 recorder.forget_review(result.path)

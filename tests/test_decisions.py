@@ -246,3 +246,64 @@ def test_a_reviewed_decision_is_never_changed_without_overwrite_naming_the_file(
     named = _run(runner, "apply", changed, alone, "--overwrite", "--model", knn_bundle, "--store", store)
     assert named.exit_code == 0, named.output
     assert read_tags(changed).genres == ("Low",) and read_tags(alone).genres == ("Mid",)
+
+
+# --- a month in a library ----------------------------------------------------------------------------
+
+
+def _title(path: Path) -> str:
+    return FLAC(path)["TITLE"][0]
+
+
+def test_a_month_in_a_library(runner, tmp_path, knn_bundle):
+    """Scan, review (leave one alone, change one), apply, rescan, --group album, --top-k 2, --force, a new
+    file, a hand edit keeping the mtime, a file replaced by other music, undo of one file: every file the
+    user decided has exactly the user's genre, the rest genretag's, every title as it was."""
+    lib, store = tmp_path / "lib", tmp_path / "p.sqlite"
+    names = {"a": "Low", "b": "Mid", "c": "High", "d": "Low", "f": "Mid", "g": "High", "h": "Mid"}
+    for i, (name, label) in enumerate(names.items()):
+        path = lib / f"{name}.flac"
+        synth.write_audio(path, synth.tone_mix(label, seconds=4.0, seed=500 + i))
+        audio = FLAC(path)
+        audio["TITLE"] = [f"Title {name}"]
+        audio["ALBUM"] = ["One Album"]
+        if name == "h":
+            audio["GENRE"] = ["Jazz"]  # the user's from the start
+        audio.save()
+    scan = ("--model", knn_bundle, "--store", store)
+
+    def run(*args, code=0):
+        result = _run(runner, *args, *scan)
+        assert result.exit_code == code, (args, result.output)
+        return result
+
+    review = tmp_path / "review.jsonl"
+    run("scan", lib, "--jobs", "0", "--dry-run", "--json", review)
+    rows = [json.loads(line) for line in review.read_text().splitlines()]
+    model_says = {Path(r["path"]).stem: tuple(r["genres"]) for r in rows}
+    for row in rows:
+        row["genres"] = {"a": [], "b": ["Deep Bass"]}.get(Path(row["path"]).stem, row["genres"])
+    review.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run("apply", review)
+    run("scan", lib, "--jobs", "0")
+    run("apply", lib, "--group", "album")
+    run("apply", lib, "--top-k", "2", "--next-min-confidence", "0")
+    run("scan", lib, "--jobs", "0", "--force")
+    synth.write_audio(lib / "e.flac", synth.tone_mix("High", seconds=4.0, seed=600))  # a new file
+    hand_edit(lib / "f.flac", "Blues", keep_mtime=True)
+    replace_with_other_music(lib / "g.flac", "Low", seed=601)  # other music, no tags at all
+    last = tmp_path / "last.jsonl"
+    run("scan", lib, "--jobs", "0", "--json", last)
+    now_says = {Path(r["path"]).stem: tuple(r["genres"]) for r in map(json.loads, last.read_text().splitlines())}
+    user_decided = {n: read_tags(lib / f"{n}.flac").genres for n in "abfh"}
+    assert user_decided == {"a": (), "b": ("Deep Bass",), "f": ("Blues",), "h": ("Jazz",)}
+    assert read_tags(lib / "c.flac").genres == model_says["c"]
+    undo = _run(runner, "undo", lib / "c.flac")
+    assert undo.exit_code == 0, undo.output
+
+    genres = {p.stem: read_tags(p).genres for p in sorted(lib.glob("*.flac"))}
+    assert genres == {"a": (), "b": ("Deep Bass",), "c": (), "d": model_says["d"], "e": now_says["e"],
+                      "f": ("Blues",), "g": now_says["g"], "h": ("Jazz",)}
+    assert genres["e"] and genres["g"] and read_tags(lib / "g.flac").provenance == "rel 1"
+    assert {n: _title(lib / f"{n}.flac") for n in names if n != "g"} == {n: f"Title {n}" for n in names if n != "g"}
+    assert all(FLAC(lib / f"{n}.flac")["ALBUM"] == ["One Album"] for n in names if n != "g")
