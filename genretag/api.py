@@ -125,16 +125,20 @@ def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Mode
 
 def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
         options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
-        store: Store | None = None) -> Iterator[ScanResult]:
+        store: Store | None = None, named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
     """:func:`predict`, :func:`decide` and (unless ``options.dry_run``) :func:`write` for every file:
     what ``genretag scan`` does (named ``tag`` here: ``genretag.scan`` is the pipeline's package).
     Temporary copies a killed earlier run left beside these files are removed first
-    (not in a dry run). With a ``store``, what each file got is recorded too."""
-    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True)
+    (not in a dry run). With a ``store``, what each file got is recorded too, and a file a person reviewed
+    (``apply_report``) keeps what they decided unless ``options.overwrite`` and the file is among ``named``
+    (the files the user named, not a folder holding them)."""
+    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True,
+                    named=named)
 
 
 def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str | Path | Model = "default",
-          options: ScanOptions = ScanOptions(), on_progress: Progress | None = None) -> Iterator[ScanResult]:
+          options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
+          named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
     """Tag files from their stored predictions, decoding nothing: :func:`decide` and (unless
     ``options.dry_run``) :func:`write` with ``options``, as :func:`tag` would.
 
@@ -143,7 +147,7 @@ def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str |
     from an old prediction.
     """
     yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True,
-                    decode=False)
+                    decode=False, named=named)
 
 
 def apply_report(report: str | Path | list[dict], *, model_id: str | None = None,
@@ -163,6 +167,9 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
 
     ``store`` and ``model``: a file written from a row that ``model`` predicted gets its store entry
     updated (new size, modification time and tags), so the next scan or ``apply`` still knows it.
+    Every row applied is a person's decision: the provenance field says ``reviewed``, and the store
+    records the review (a row whose genres were emptied too: that file is left alone by later scans),
+    so later scans and applies keep it unless ``--overwrite`` names the file.
     """
     from genretag.scan import decide_row, read_report, write
 
@@ -176,16 +183,29 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
             decided = replace(decided, status="failed",
                               error="the report does not say which model predicted it (give the model)")
         elif decided.status == "would-tag" and not options.dry_run:
-            decided = write(decided, model_id=provenance, options=options)
+            decided = write(decided, model_id=provenance, options=options, reviewed=True)
             if bundle is not None and provenance == bundle.card.model_id:
                 recorder.after_write(decided, store_key(bundle, options))
+            if decided.status == "tagged":
+                recorder.note_review(decided.path, field=options.write_to, genres=decided.genres, model=provenance)
+        elif _left_alone(row, decided) and not options.dry_run:
+            recorder.note_review(decided.path, field=options.write_to, genres=(), model=provenance)
         if on_progress is not None:
             on_progress(done, len(rows))
         yield decided
 
 
+def _left_alone(row: dict, decided: ScanResult) -> bool:
+    """A reviewed row whose genres the person emptied (it was to be tagged): leave that file alone."""
+    return decided.status == "excluded" and not row.get("genres") and row.get("status") in (
+        "would-tag", "tagged", "kept", "predicted", "excluded")
+
+
 def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress: Progress | None,
-         store: Store | None, settle: bool, decode: bool = True) -> Iterator[ScanResult]:
+         store: Store | None, settle: bool, decode: bool = True, named: Iterable[str | Path] = ()
+         ) -> Iterator[ScanResult]:
+    import os
+
     from genretag.discover import Discovery, discover
     from genretag.scan import ScanResult, predict_files, with_groups
     from genretag.scan import settle as settle_result
@@ -194,6 +214,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     found = paths if isinstance(paths, Discovery) else discover(paths)
     total, done = len(found.files) + len(found.problems), 0
     recorder = StoreRecorder(store)
+    named_files = {os.path.realpath(p) for p in named}
 
     def tick(result: ScanResult) -> ScanResult:
         nonlocal done
@@ -204,7 +225,14 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
     def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
         if settle:
+            # A review that left the file alone lives only in the store; one that chose genres lives in the
+            # file's provenance ("reviewed genre"), so it goes when the file is replaced by other music.
+            review = recorder.review_of(result.path)
+            result = replace(result, named=os.path.realpath(result.path) in named_files,
+                             review=review if review == () else None)
             result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles)
+            if result.status == "tagged" and result.review is not None:  # --overwrite named it
+                recorder.forget_review(result.path)
         recorder.record(result, store_key(bundle, options))
         return result if counted else tick(result)
 
@@ -254,9 +282,18 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
 
 def store_key(bundle: Bundle, options: ScanOptions = ScanOptions()) -> str:
     """What the prediction store files a model's predictions under: its id, the start of its weights'
-    sha256 (a retrained bundle with the same name and version is another model) and the windows a track
-    is listened to (``--windows 32`` is another prediction than 8), e.g. ``genretag-default 2.0 977094d2bb9e w8``."""
-    return f"{bundle.card.model_id} {bundle.card.sha256[:12]} w{options.windows}"
+    sha256 (a retrained bundle with the same name and version is another model), the windows a track
+    is listened to (``--windows 32`` is another prediction than 8) and a fingerprint of everything else on
+    the card that shapes a stored prediction (labels, features, calibration, pooling, styles, runtime: a
+    re-calibrated card is another model), e.g. ``genretag-default 3.0 977094d2bb9e w8 c1a2b3c4d``."""
+    import hashlib
+    import json
+
+    card = bundle.card.to_dict()
+    shaping = {k: card.get(k) for k in ("labels", "features", "sha256", "calibration", "pooling", "runtime",
+                                        "styles")}
+    fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{bundle.card.model_id} {bundle.card.sha256[:12]} w{options.windows} c{fingerprint[:9]}"
 
 
 def find_model(model: str | Path = "default") -> Bundle:
@@ -307,6 +344,35 @@ class StoreRecorder:
         if entry.status == "kept":
             return "it kept its genre, so its last scan did not predict it (scan it with --overwrite or a report)"
         return "changed since it was predicted (scan it again)"
+
+    def review_of(self, path: Path) -> tuple[str, ...] | None:
+        """The genres a person chose for ``path`` (``()``: leave it alone), or None."""
+        from genretag.errors import StoreError
+
+        try:
+            review = self.store.reviewed(path) if self.store is not None else None
+        except StoreError:
+            self.store = None
+            return None
+        return None if review is None else review.genres
+
+    def note_review(self, path: Path, *, field: str, genres: tuple[str, ...], model: str | None) -> None:
+        from genretag.errors import StoreError
+
+        try:
+            if self.store is not None:
+                self.store.review(path, field=field, genres=genres, model=model)
+        except StoreError:
+            self.store = None
+
+    def forget_review(self, path: Path) -> None:
+        from genretag.errors import StoreError
+
+        try:
+            if self.store is not None:
+                self.store.forget_review(path)
+        except StoreError:
+            self.store = None
 
     def after_write(self, result: ScanResult, key: str) -> None:
         """A file was tagged outside a scan (from a report): update its entry, if it has one."""

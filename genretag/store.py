@@ -35,10 +35,14 @@ import numpy as np
 from genretag.errors import StoreError, describe
 from genretag.tags import TagState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first. 2: ``styles`` and ``style_scores`` (models with styles). 3: status ``kept`` (a file
 that keeps a genre genretag did not write, read for its tags only: no prediction); an older genretag
-would take such a row for a prediction, so it must refuse the store."""
+would take such a row for a prediction, so it must refuse the store. 4: ``ctime_ns`` and ``inode`` in a
+file's identity (a tag editor that keeps size and mtime still changes the ctime; a file replaced by
+another has another inode), and the ``reviews`` table (decisions a person made, see :meth:`Store.review`).
+Rows of an older store have no ctime and inode: until the file is next recorded, size and mtime say
+whether it is current (whether a file keeps its genre is decided on its tags at write time anyway)."""
 STORE_FILE = "predictions.sqlite"
 _APP = "genretag prediction store"
 _SCHEMA = """
@@ -60,15 +64,27 @@ CREATE TABLE IF NOT EXISTS predictions (
     updated REAL NOT NULL,          -- seconds since the epoch
     styles TEXT,                    -- (schema 2) JSON list of the model's style names (NULL: it has none)
     style_scores BLOB,              -- (schema 2) float32 little-endian, in styles' order
+    ctime_ns INTEGER,               -- (schema 4) identity: status-change time (no program can set it) ...
+    inode INTEGER,                  -- (schema 4) ... and inode number
     PRIMARY KEY (path, model)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reviews (  -- (schema 4) what a person decided for a file, whatever the model
+    path BLOB PRIMARY KEY,          -- the file's absolute path as bytes
+    field TEXT NOT NULL,            -- genre | genretag: the field the decision is for
+    genres TEXT NOT NULL,           -- JSON list: the genres chosen (empty: leave the file alone)
+    model TEXT,                     -- the model whose prediction was reviewed
+    updated REAL NOT NULL
 ) WITHOUT ROWID;
 """
 _COLUMNS = ("path", "model", "size", "mtime_ns", "status", "labels", "probabilities", "windows", "previous",
-            "provenance", "error", "tags", "outcome", "updated", "styles", "style_scores")
+            "provenance", "error", "tags", "outcome", "updated", "styles", "style_scores", "ctime_ns", "inode")
 """The ``predictions`` columns, in the order :func:`_entry` reads them."""
 _MIGRATIONS = {
     2: ("ALTER TABLE predictions ADD COLUMN styles TEXT", "ALTER TABLE predictions ADD COLUMN style_scores BLOB"),
     3: (),  # a new status value only
+    4: ("ALTER TABLE predictions ADD COLUMN ctime_ns INTEGER", "ALTER TABLE predictions ADD COLUMN inode INTEGER",
+        "CREATE TABLE IF NOT EXISTS reviews (path BLOB PRIMARY KEY, field TEXT NOT NULL, genres TEXT NOT NULL, "
+        "model TEXT, updated REAL NOT NULL) WITHOUT ROWID"),
 }
 """What brings a store of the version before each key up to it."""
 
@@ -95,10 +111,15 @@ def default_store_path() -> Path:
 
 @dataclass(frozen=True)
 class Identity:
-    """What says a file is still the one that was predicted."""
+    """What says a file is still the one that was predicted: its size, modification time, status-change
+    time and inode. A tag editor that keeps the size (padding) and puts the mtime back still changes the
+    ctime, which no program can set; a file replaced by another (a rename over it) has another inode."""
 
     size: int
     mtime_ns: int
+    ctime_ns: int | None = None
+    """None where it is not known (a row of a store before schema 4, a file in an object store)."""
+    inode: int | None = None
 
     @classmethod
     def of(cls, path: str | Path) -> Identity | None:
@@ -107,7 +128,19 @@ class Identity:
             st = os.stat(path)
         except OSError:
             return None
-        return cls(st.st_size, st.st_mtime_ns)
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def holds_for(self, now: Identity | None) -> bool:
+        """Whether a file whose identity is ``now`` is still the one this identity was taken of. A part not
+        recorded (``None``: a row from before schema 4, a file read through an object store) is not compared."""
+        return now is not None and self.stamp == now.stamp and all(
+            mine is None or mine == theirs
+            for mine, theirs in ((self.ctime_ns, now.ctime_ns), (self.inode, now.inode)))
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """``(size, mtime_ns)``: what a report row records."""
+        return self.size, self.mtime_ns
 
 
 @dataclass(frozen=True)
@@ -133,6 +166,18 @@ class Entry:
     """The model's style names; empty: it has none (or the row predates schema 2)."""
     style_scores: np.ndarray | None = None
     """``float32 [n_styles]`` in ``styles`` order; None unless ``predicted`` by a model with styles."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """A decision a person made for one file (see :meth:`Store.review`)."""
+
+    path: Path
+    field: str
+    genres: tuple[str, ...]
+    """Empty: leave the file alone."""
+    model: str | None
+    updated: float
 
 
 class Store:
@@ -211,7 +256,9 @@ class Store:
 
     def _select(self) -> str:
         """``SELECT`` of every column :func:`_entry` reads; a column an older (read-only) store lacks is NULL."""
-        have = _COLUMNS if self.schema >= 2 else _COLUMNS[:-2] + ("NULL", "NULL")
+        have = _COLUMNS if self.schema >= 4 else _COLUMNS[:-2] + ("NULL", "NULL")
+        if self.schema < 2:
+            have = have[:-4] + ("NULL",) * 4
         return f"SELECT {', '.join(have)} FROM predictions"
 
     def _transaction(self):
@@ -243,9 +290,10 @@ class Store:
         return None if row is None else _entry(row)
 
     def current(self, path: str | Path, model: str) -> Entry | None:
-        """The row for ``path`` and ``model`` if the file is still the one predicted (same size and mtime)."""
+        """The row for ``path`` and ``model`` if the file is still the one predicted (same size, mtime,
+        ctime and inode)."""
         entry = self.get(path, model)
-        return entry if entry is not None and Identity.of(path) == entry.identity else None
+        return entry if entry is not None and entry.identity.holds_for(Identity.of(path)) else None
 
     def entries(self, path: str | Path) -> list[Entry]:
         """Every model's row for ``path``, newest first."""
@@ -281,7 +329,8 @@ class Store:
                pred.windows if pred is not None else 0, json.dumps(list(result.previous)), result.provenance,
                result.error, _tags_json(result.tags), result.status, time.time(),
                json.dumps(list(pred.styles)) if scores is not None else None,
-               np.asarray(scores, "<f4").tobytes() if scores is not None else None)
+               np.asarray(scores, "<f4").tobytes() if scores is not None else None,
+               identity.ctime_ns, identity.inode)
         self._write(f"INSERT OR REPLACE INTO predictions ({', '.join(_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
 
@@ -291,10 +340,35 @@ class Store:
         identity = Identity.of(path)
         if identity is None:
             return
-        self._write("UPDATE predictions SET size = ?, mtime_ns = ?, previous = ?, provenance = ?, tags = ?, "
-                    "outcome = ?, updated = ? WHERE path = ? AND model = ?",
-                    (identity.size, identity.mtime_ns, json.dumps(list(tags.genres)), tags.provenance,
-                     _tags_json(tags), outcome, time.time(), _key(path), model))
+        self._write("UPDATE predictions SET size = ?, mtime_ns = ?, ctime_ns = ?, inode = ?, previous = ?, "
+                    "provenance = ?, tags = ?, outcome = ?, updated = ? WHERE path = ? AND model = ?",
+                    (identity.size, identity.mtime_ns, identity.ctime_ns, identity.inode,
+                     json.dumps(list(tags.genres)), tags.provenance, _tags_json(tags), outcome, time.time(),
+                     _key(path), model))
+
+    # --- reviews ------------------------------------------------------------------------------------
+
+    def review(self, path: str | Path, *, field: str, genres: tuple[str, ...], model: str | None) -> None:
+        """Record what a person decided for ``path`` (a reviewed report row applied): ``genres`` for its
+        genre field ``field``, or, empty, that the file is to be left alone. It holds, whatever model or
+        scan comes next, until a later review replaces it or ``--overwrite`` names the file."""
+        self._write("INSERT OR REPLACE INTO reviews (path, field, genres, model, updated) VALUES (?, ?, ?, ?, ?)",
+                    (_key(path), field, json.dumps(list(genres)), model, time.time()))
+
+    def forget_review(self, path: str | Path) -> None:
+        """The review of ``path`` no longer holds (``--overwrite`` named the file, or it was undone)."""
+        if self.schema >= 4:
+            self._write("DELETE FROM reviews WHERE path = ?", (_key(path),))
+
+    def reviewed(self, path: str | Path) -> Review | None:
+        """The person's decision recorded for ``path``, if any."""
+        if self.schema < 4:
+            return None
+        row = self._query("SELECT field, genres, model, updated FROM reviews WHERE path = ?",
+                          (_key(path),)).fetchone()
+        if row is None:
+            return None
+        return Review(Path(path), row[0], tuple(json.loads(row[1])), row[2], float(row[3]))
 
     def _write(self, sql: str, args: tuple) -> None:
         try:
@@ -322,9 +396,9 @@ def _tags_of(text: str | None) -> TagState | None:
 
 def _entry(row: tuple) -> Entry:
     (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, tags, outcome,
-     updated, styles, scores) = row
+     updated, styles, scores, ctime_ns, inode) = row
     return Entry(
-        path=Path(os.fsdecode(path)), model=model, identity=Identity(size, mtime_ns), status=status,
+        path=Path(os.fsdecode(path)), model=model, identity=Identity(size, mtime_ns, ctime_ns, inode), status=status,
         labels=tuple(json.loads(labels)) if labels else (),
         probabilities=np.frombuffer(probs, "<f4").astype(np.float32) if probs is not None else None,
         windows=int(windows or 0), previous=tuple(json.loads(previous)), provenance=provenance, error=error,

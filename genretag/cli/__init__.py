@@ -37,13 +37,14 @@ def root(
 
 
 def _register() -> None:
-    from genretag.cli import apply, models, scan, show, train
+    from genretag.cli import apply, models, scan, show, train, undo
     from genretag.cli import config as config_cmd
     from genretag.cli import eval as eval_cmd
 
     app.command("scan")(scan.scan)
     app.command("apply")(apply.apply)
     app.command("show")(show.show)
+    app.command("undo")(undo.undo)
     app.command("config")(config_cmd.config)
     app.command("train")(train.train)
     app.command("eval")(eval_cmd.evaluate)

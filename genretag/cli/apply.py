@@ -103,7 +103,8 @@ def apply(
             raise store_problem or UsageError("apply needs the prediction store (drop --no-store), or a report")
         files, total, model_id = found.files, len(found.files) + len(found.problems), bundle.card.model_id
         def run(on_progress):
-            return apply_stored(found, store=store, model=bundle.path, options=options, on_progress=on_progress)
+            return apply_stored(found, store=store, model=bundle.path, options=options, on_progress=on_progress,
+                                named=[p for p in sources if not p.is_dir()])
     check_report_paths([o.csv_path, o.json_path], files)
     writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=model_id,
                           styles=card_styles)

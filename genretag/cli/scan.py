@@ -105,7 +105,8 @@ def scan(
     total = len(found.files) + len(found.problems)
     try:
         tally = consume(lambda on_progress: tag(found, model=bundle.path, options=options, store=store,
-                                                 on_progress=on_progress),  # the model loads only if needed
+                                                 on_progress=on_progress,  # the model loads only if needed
+                                                 named=[p for p in paths if not p.is_dir()]),
                          total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
                          show_lines=(o.dry_run or o.verbose) and not o.quiet)
     finally:

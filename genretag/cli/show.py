@@ -45,11 +45,11 @@ def show(
         for path in found.files:
             try:
                 state = read_tags(path)
-                tags = {"genres": list(state.genres), "model": state.provenance}
+                tags = _tags(state)
             except GenretagError as exc:
                 tags, failed = {"error": exc.reason}, True
             now = Identity.of(path)
-            stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity == now,
+            stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity.holds_for(now),
                        "top": [[g, round(float(p), 4)] for g, p in _ranked(e)[:3]],
                        **({"styles": [[n, round(float(p), 4)] for n, p in _styles(e)[:3]]} if e.styles else {}),
                        "error": e.error,
@@ -74,6 +74,19 @@ class _NoStore:
         return None
 
 
+def _tags(state) -> dict:
+    """What ``show`` says of a file's tags: its genre field and whose it is (``genre_by``: ``genretag``,
+    ``reviewed`` (a person's review genretag wrote), ``user``, or None when empty), genretag's own field,
+    the model, and what ``genretag undo`` would put back (``undo``: None when it can't)."""
+    from genretag.tags.provenance import Provenance, owns, reviewed
+
+    prov = Provenance.of(state)
+    by = None if not state.genres else "reviewed" if reviewed(state) else "genretag" if owns(state) else "user"
+    undo = list(prov.before) if prov is not None and prov.before is not None and owns(state) else None
+    return {"genres": list(state.genres), "genre_by": by, "genretag": list(state.own_genres),
+            "model": state.provenance, "undo": undo}
+
+
 def _ranked(entry) -> list[tuple[str, float]]:
     if entry.probabilities is None:
         return []
@@ -93,8 +106,15 @@ def _render(console, path: Path, tags: dict, stored: list[dict]) -> None:
         console.print(f"  tags: [red]{shown(tags['error'])}[/red]")
     else:
         genre = "; ".join(tags["genres"]) or "-"
-        by = f" (written by {shown(tags['model'])})" if tags["model"] else ""
+        by = {"genretag": f" (written by {shown(tags['model'] or '')})",
+              "reviewed": f" (your review, written by {shown(tags['model'] or '')})",
+              "user": " (yours: genretag did not write it)"}.get(tags["genre_by"], "")
         console.print(f"  genre: {shown(genre)}{by}")
+        if tags["genretag"]:
+            console.print(f"  genretag's own field: {shown('; '.join(tags['genretag']))} "
+                          f"(written by {shown(tags['model'] or '')})")
+        if tags["undo"] is not None:
+            console.print(f"  undo would put back: {shown('; '.join(tags['undo']) or 'no genre')}")
     if not stored:
         console.print("  no stored prediction")
     for entry in stored:

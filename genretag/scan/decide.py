@@ -61,6 +61,12 @@ class ScanResult:
     ``prediction`` stays the track's own."""
     notes: tuple[str, ...] = ()
     """Things the user should know that are not failures (an APEv2 genre left as it was...)."""
+    review: tuple[str, ...] | None = None
+    """A person's decision for this file, as the prediction store recorded it (``genretag apply REPORT``):
+    the genres chosen, or ``()`` to leave it alone. None: no review recorded."""
+    named: bool = False
+    """The user named this file itself (not a folder holding it): ``overwrite`` then replaces a reviewed
+    genre too."""
 
     @property
     def failed(self) -> bool:
@@ -125,6 +131,10 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, styles: 
     """
     if result.status != "predicted" or result.prediction is None:
         return result
+    if result.review is not None and not (options.overwrite and result.named):
+        note = "reviewed: left alone" if not result.review else f"reviewed: {'; '.join(result.review)}"
+        return replace(result, status="kept", genres=_existing(result, options.write_to), notes=result.notes + (
+            f"{note} (only --overwrite naming the file changes a reviewed file)",))
     prediction = result.group_prediction or result.prediction
     genres = choose_genres(prediction, options, styles=styles)
     if not genres:
@@ -139,23 +149,40 @@ def decide_genres(result: ScanResult, genres: tuple[str, ...], options: ScanOpti
     nor ``merge`` is on; or ``merge`` has nothing to add), or
     ``failed`` when the file's tags could not be read."""
     existing = _existing(result, options.write_to)
+    if _reviewed_kept(result, options):
+        return replace(result, status="kept", genres=genres)
     if options.merge:
         known = {g.casefold() for g in existing}
         genres = existing + tuple(g for g in genres if g.casefold() not in known)
     if options.merge and genres == existing:
         return replace(result, status="kept", genres=genres)  # nothing to add
-    if not options.merge and keeps_existing(existing, result.provenance, options):
+    if not options.merge and keeps_existing(result, options):
         return replace(result, status="kept", genres=genres)
     if result.error is not None:  # tags could not be read: don't try to write them
         return replace(result, status="failed", genres=genres)
     return replace(result, status="would-tag", genres=genres, notes=result.notes + _ape_note(result, genres, options))
 
 
-def keeps_existing(existing: tuple[str, ...], provenance: str | None, options: ScanOptions) -> bool:
-    """Whether a file whose genre field holds ``existing`` keeps it whatever the model says (``merge``
-    aside): it has a genre genretag did not write (no ``provenance``), and ``options`` neither overwrite
-    it nor write to another field."""
-    return bool(existing) and provenance is None and options.write_to == "genre" and not options.overwrite
+def keeps_existing(result: ScanResult, options: ScanOptions) -> bool:
+    """Whether a file keeps the genre field it has whatever the model says (``merge`` aside): the field
+    holds a genre genretag did not write (it has no provenance, or the provenance says genretag wrote
+    other values, or the other field: see :func:`genretag.tags.provenance.owns`), or a person's reviewed
+    genres, and ``options`` neither overwrite it nor write to genretag's own field."""
+    from genretag.tags.provenance import owns
+
+    if options.write_to != "genre" or options.overwrite or not _existing(result, "genre"):
+        return _reviewed_kept(result, options)
+    if result.tags is None:
+        return result.provenance is None
+    return not owns(result.tags, "genre") or _reviewed_kept(result, options)
+
+
+def _reviewed_kept(result: ScanResult, options: ScanOptions) -> bool:
+    """The field being written holds a person's reviewed genres and ``overwrite`` does not name the file."""
+    from genretag.tags.provenance import reviewed
+
+    return (result.tags is not None and reviewed(result.tags, options.write_to)
+            and not (options.overwrite and result.named))
 
 
 def _existing(result: ScanResult, field: str) -> tuple[str, ...]:
@@ -173,24 +200,67 @@ def _ape_note(result: ScanResult, genres: tuple[str, ...], options: ScanOptions)
     return (f"its APEv2 tag says genre {'; '.join(ape)!r}, left as it was (foobar2000 and MusicBee may show that)",)
 
 
-def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:
+def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions(),
+          reviewed: bool = False) -> ScanResult:
     """Write a ``would-tag`` result's genres into its file (atomically); other results come back as they are.
 
-    ``model_id`` goes into the provenance field. Returns the result as ``tagged``,
-    or ``failed`` with the reason (the file is then as it was).
+    ``model_id`` goes into the provenance field, with which field was written and its values, what the
+    genre field held before genretag first wrote it (for ``genretag undo``) and, when ``reviewed`` (the
+    genres are a person's review), that it was reviewed (:mod:`genretag.tags.provenance`). Whether the file keeps its genre is decided again on
+    its tags as they are at write time (read under the write's lock, see :func:`at_write_time`), never on
+    what was read earlier or stored: a file that gained a genre since comes back ``kept``, and one that
+    is no longer the file predicted (``result.identity``: replaced, or edited) ``failed``. Returns the
+    result as ``tagged``, ``kept``, or ``failed`` with the reason (the file is then as it was).
     """
-    from genretag.tags import write_genre
+    from genretag.tags import Plan, write_genre
+    from genretag.tags.provenance import after_write
 
     if result.status != "would-tag":
         return result
+    verdict: list[ScanResult] = []
+
+    def choose(state: TagState) -> Plan | None:
+        verdict.append(at_write_time(result, state, options))
+        if verdict[-1].status != "would-tag":
+            return None
+        genres = verdict[-1].genres
+        return Plan(genres, after_write(state, model=model_id, name=options.write_to, genres=genres,
+                                        reviewed=reviewed))
+
     try:
         after = write_genre(result.path, result.genres, provenance=model_id, field=options.write_to,
-                            id3v23=options.id3v23, id3v23_sep=options.id3v23_sep, keep_mtime=options.keep_mtime)
+                            id3v23=options.id3v23, id3v23_sep=options.id3v23_sep, keep_mtime=options.keep_mtime,
+                            choose=choose)
     except GenretagError as exc:
         return replace(result, status="failed", error=exc.reason)
     except (ValueError, TypeError) as exc:  # a genre no tag can hold (a control character in a reviewed report...)
         return replace(result, status="failed", error=f"cannot write tags: {exc}")
-    return replace(result, status="tagged", tags=after, identity=Identity.of(result.path))
+    if verdict and verdict[-1].status != "would-tag":
+        return verdict[-1]
+    return replace(result, status="tagged", genres=verdict[-1].genres if verdict else result.genres, tags=after,
+                   identity=Identity.of(result.path))
+
+
+def at_write_time(result: ScanResult, state: TagState, options: ScanOptions) -> ScanResult:
+    """What a ``would-tag`` ``result`` gets when its file's tags are ``state`` (read under the write's
+    lock): ``kept`` when the keep rule says so on these tags (a genre the user set after the file was
+    read is kept, with a note), else ``would-tag`` with the genres (merged anew with ``merge``). Raises
+    :class:`TagError` ``changed since it was predicted (scan it again)`` when the file is no longer the
+    one predicted (its identity is not ``result.identity``): its prediction is not its music's."""
+    from genretag.errors import TagError
+
+    now = replace(result, tags=state, previous=state.genres, provenance=state.provenance, notes=())
+    decided = decide_genres(now, result.genres, options)
+    if decided.status == "kept":
+        earlier = _existing(result, options.write_to)
+        note = () if state.field(options.write_to) == earlier else (
+            f"its genre became {'; '.join(state.field(options.write_to))!r} after it was read: kept",)
+        return replace(decided, notes=result.notes + note, identity=Identity.of(result.path))
+    if result.identity is not None and not result.identity.holds_for(Identity.of(result.path)):
+        raise TagError("changed since it was predicted (scan it again)", result.path)
+    if decided.status != "would-tag":
+        raise TagError(decided.error or "unreadable tags", result.path)
+    return replace(decided, notes=result.notes)
 
 
 def settle(result: ScanResult, *, model_id: str, options: ScanOptions, styles: Sequence[Style] = ()) -> ScanResult:

@@ -51,7 +51,7 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     from genretag.tags import read_tags
 
     path = Path(os.fsdecode(os.fsencode(row["path"])))
-    base = ScanResult(path, "failed", error=None)
+    base = ScanResult(path, "failed", error=None, named=True)  # a row names its file
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
     if not genres:  # nothing to write: the row's own outcome, or left alone by the review
         status = row.get("status")
@@ -68,7 +68,7 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
         return replace(base, error=getattr(exc, "reason", str(exc)), identity=now)
     result = replace(base, status="predicted", previous=state.genres, provenance=state.provenance, identity=now,
                      tags=state, error=None)
-    if recorded is None or now != recorded:
+    if recorded is None or now.stamp != recorded.stamp:
         have = {g.casefold() for g in state.field(options.write_to)}
         if {g.casefold() for g in genres} <= have and state.provenance == row.get("model"):
             return replace(result, status="skipped", genres=genres)  # this report was applied already

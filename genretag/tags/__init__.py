@@ -10,7 +10,7 @@ Imports mutagen, never TensorFlow.
 """
 
 from genretag.tags.containers import GENRE_FIELDS, ID3V23_SEPARATOR, OWN_KEY, TagState, read_tags, split_genres
-from genretag.tags.write import TMP_SUFFIX, remove_stale_copies, write_genre
+from genretag.tags.write import TMP_SUFFIX, Plan, remove_stale_copies, write_genre
 
-__all__ = ["GENRE_FIELDS", "ID3V23_SEPARATOR", "OWN_KEY", "TMP_SUFFIX", "TagState", "read_tags", "remove_stale_copies",
+__all__ = ["GENRE_FIELDS", "ID3V23_SEPARATOR", "OWN_KEY", "Plan", "TMP_SUFFIX", "TagState", "read_tags", "remove_stale_copies",
            "split_genres", "write_genre"]

@@ -97,6 +97,9 @@ class TagState:
     """An APEv2 tag's ``Genre`` on an mp3 (foobar2000, MusicBee and Mp3tag write them; some players prefer them)."""
     placeholders: tuple[str, ...] = ()
     """Values of the genre field that say "no genre" (:data:`PLACEHOLDER_GENRES`), left out of ``genres``."""
+    provenance_values: tuple[str, ...] = ()
+    """Every value of the ``GENRETAG_MODEL`` field: the model first (``provenance``), then what genretag
+    recorded of its write (see :mod:`genretag.tags.provenance`)."""
 
     def field(self, name: str) -> tuple[str, ...]:
         """The values of genre field ``name``: ``genre`` or ``genretag`` (see :data:`GENRE_FIELDS`)."""
@@ -129,7 +132,9 @@ def _id3_get(tags: Any, key: str) -> list[str]:
 
 
 def _id3_set(tags: Any, key: str, values: list[str]) -> None:
-    if key == "TCON":
+    if not values:  # no value: no frame (genretag undo putting back "no genre")
+        tags.delall(key)
+    elif key == "TCON":
         # A name starting with "(" is escaped as "((" so it is not read as a numeric
         # ID3v1 reference. (A name that is all digits, "CR" or "RX" still reads as one.)
         tags.setall("TCON", [TCON(encoding=_UTF8, text=[f"({g}" if g.startswith("(") else g for g in values])])
@@ -155,10 +160,13 @@ def _mp4_get(tags: Any, key: str) -> list[str]:
 
 
 def _mp4_set(tags: Any, key: str, values: list[str]) -> None:
-    if key.startswith("----:"):
+    if not values:
+        tags.pop(key, None)
+    elif key.startswith("----:"):
         tags[key] = [MP4FreeForm(v.encode("utf-8"), dataformat=AtomDataType.UTF8) for v in values]
         return
-    tags[key] = values
+    else:
+        tags[key] = values
     if key == _MP4_GENRE:
         # mutagen reads a valid numeric ``gnre`` atom as ©gen, so it is not written back;
         # one with an unknown number sits in a private table and would be copied back
@@ -171,7 +179,10 @@ def _asf_get(tags: Any, key: str) -> list[str]:
 
 
 def _asf_set(tags: Any, key: str, values: list[str]) -> None:
-    tags[key] = values
+    if values:
+        tags[key] = values
+    elif key in tags:
+        del tags[key]
     if key == "WM/Genre" and "WM/GenreID" in tags:  # legacy second genre field
         del tags["WM/GenreID"]
 
@@ -249,6 +260,7 @@ def _read_state(path: Path, shown: Path) -> TagState:
         container=container,
         genres=tuple(g for g in genres if not is_placeholder(g)),
         provenance=first("provenance"),
+        provenance_values=tuple(v.strip() for v in values["provenance"] if v.strip()),
         id3_version=version,
         own_genres=split_genres(values["genretag"], slash=slash),
         album=first("album"), artist=first("artist"), album_artist=first("album_artist"),
@@ -344,9 +356,10 @@ def size_limit_problem(path: Path, size: int) -> str | None:
     return None
 
 
-def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool,
+def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str | tuple[str, ...], *, id3v23: bool,
                 field: str = "genre", id3v23_sep: str = ID3V23_SEPARATOR) -> None:
-    """Set genre field ``field`` and the provenance in the file ``tmp`` (a private copy of ``shown``)."""
+    """Set genre field ``field`` and the provenance in the file ``tmp`` (a private copy of ``shown``).
+    ``provenance``: its value, or values (none: the field is removed, as is a genre field given no genre)."""
     audio, container = _load(tmp, shown)
     try:
         if container in _ID3_CONTAINERS:
@@ -362,10 +375,14 @@ def _write_tags(tmp: Path, shown: Path, genres: tuple[str, ...], provenance: str
         if container == "asf" and asf_shows_last(audio):  # the first genre is the one players show
             values = values[1:] + values[:1]
         family.set(audio.tags, family.keys[field], values)
-        family.set(audio.tags, family.keys["provenance"], [provenance])
+        family.set(audio.tags, family.keys["provenance"], _listed(provenance))
         audio.save(tmp)
     except _PARSER_ERRORS as exc:
         raise _tag_error(exc, shown, "cannot write tags") from exc
+
+
+def _listed(provenance: str | tuple[str, ...]) -> list[str]:
+    return [provenance] if isinstance(provenance, str) else list(provenance)
 
 
 def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
@@ -384,7 +401,7 @@ def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
 
 
 def _write_id3(
-    audio: Any, path: Path, genres: tuple[str, ...], provenance: str, *, id3v23: bool, with_v1: bool,
+    audio: Any, path: Path, genres: tuple[str, ...], provenance: str | tuple[str, ...], *, id3v23: bool, with_v1: bool,
     field: str = "genre", sep: str = ID3V23_SEPARATOR,
 ) -> None:
     """Write the ID3v2 tag of ``path`` keeping its version (see :func:`write_genre`)."""
@@ -407,9 +424,9 @@ def _write_id3(
             tags.update_to_v24()  # v2.2, which mutagen cannot write
     # ID3v2.3 text frames hold one string: several genres are joined with ``sep`` there (and
     # v23_sep=None below keeps every other frame's values exactly as they were stored).
-    values = [sep.join(genres)] if target == 3 else list(genres)
+    values = [sep.join(genres)] if target == 3 and genres else list(genres)
     _id3_set(tags, _ID3.keys[field], values)
-    _id3_set(tags, _ID3.keys["provenance"], [provenance])
+    _id3_set(tags, _ID3.keys["provenance"], _listed(provenance))
     if not with_v1:  # ID3 chunk of wav/aiff: no ID3v1 there
         tags.save(path, v2_version=target, v23_sep=None)
         return

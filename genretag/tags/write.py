@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from genretag.errors import TagError, os_reason
 from genretag.tags.audiocheck import check_audio
@@ -62,6 +62,7 @@ def write_genre(
     id3v23: bool = False,
     id3v23_sep: str = ID3V23_SEPARATOR,
     keep_mtime: bool = False,
+    choose: Callable[[TagState], Plan | None] | None = None,
 ) -> TagState:
     """Replace the genre of one file and record ``provenance``; return the state after.
 
@@ -105,6 +106,14 @@ def write_genre(
         provenance: Value of the ``GENRETAG_MODEL`` field, e.g. ``"cnn1d 1.2"``.
         id3v23: Write ID3v2.3 instead of v2.4 (ID3-based containers only).
         keep_mtime: Give the result the original's access and modification times.
+        choose: Decides at write time. Called with the tags as the file holds them
+            under the lock (read from the copy, whose bytes the original must still
+            hash to right before the rename), it returns a :class:`Plan` (the genres
+            and provenance values to write instead of ``genres`` and ``provenance``;
+            either may be empty: the field is then removed, as ``genretag undo``
+            does), or None to leave the file as it is: then nothing is written and
+            those tags are returned. So a genre another program set after the caller
+            read the file is seen (see :func:`genretag.scan.write`).
 
     Other writers:
         An exclusive ``flock`` is held on the original for the whole write
@@ -136,7 +145,7 @@ def write_genre(
     if field not in GENRE_FIELDS:
         raise ValueError(f"field must be one of {', '.join(GENRE_FIELDS)}, not {field!r}")
     values = _clean_genres(genres)
-    provenance = _clean_text(provenance, what="provenance")
+    provenance = (_clean_text(provenance, what="provenance"),)
     real = Path(os.path.realpath(shown))
     before = stat_for_write(real, shown)
     try:
@@ -153,9 +162,15 @@ def write_genre(
         try:
             copy_file(real, tmp, before)
             copied = digest(tmp)
+            if choose is not None:
+                now, plan = _chosen(tmp, shown, choose)
+                if plan is None:
+                    discard(tmp)
+                    return now
+                values, provenance = plan
             others = _snapshot(tmp, shown)
             _write_tags(tmp, shown, values, provenance, id3v23=id3v23, field=field, id3v23_sep=id3v23_sep)
-            after = _read_back(tmp, shown, provenance, field=field)
+            after = _read_back(tmp, shown, provenance, field=field, genres=values)
             _check_other_tags(others, tmp, shown, field=field, id3v23=id3v23)
             check_audio(real, tmp, shown)
             if keep_mtime:
@@ -177,6 +192,46 @@ def write_genre(
         if opened_for_writing is None and held is not None and digest_of(held) != copied:
             _put_back(held, real, shown)
     return after
+
+
+class Plan(NamedTuple):
+    """What a :func:`write_genre` ``choose`` decided to write: the genre field's values and the provenance
+    field's (the model first). Empty: that field is removed."""
+
+    genres: Sequence[str]
+    provenance: Sequence[str]
+
+
+def _chosen(tmp: Path, shown: Path, choose: Callable[[TagState], Plan | None]) -> tuple[TagState, Plan | None]:
+    """The tags in ``tmp`` (the locked copy of ``shown``), and what ``choose`` makes of them (cleaned)."""
+    now = _read_state(tmp, shown)
+    plan = choose(now)
+    if plan is None:
+        return now, None
+    genres = _clean_genres(plan.genres) if plan.genres else ()
+    return now, Plan(genres, tuple(_clean_text(v, what="provenance") for v in plan.provenance))
+
+
+def undo_genre(path: str | Path, *, dry_run: bool = False) -> tuple[TagState, tuple[str, ...]]:
+    """Put back the genre ``path`` had before genretag first wrote it (``genretag undo``), atomically and
+    under the same checks as :func:`write_genre`; only the genre and provenance fields change. Decided on
+    the tags under the write's lock (:func:`genretag.tags.provenance.undo_plan`). Returns the tags before
+    and the genres put back (``dry_run``: what would be; nothing is written). Raises :class:`TagError`
+    for a file genretag must not change (see ``undo_plan``) or can't write."""
+    from genretag.tags.provenance import undo_plan
+
+    shown = Path(path)
+    if dry_run:
+        state = _read_state(shown, shown)
+        return state, undo_plan(state, shown)[0]
+    seen: list[TagState] = []
+
+    def choose(state: TagState) -> Plan:
+        seen.append(state)
+        return Plan(*undo_plan(state, shown))
+
+    write_genre(shown, ["-"], provenance="-", choose=choose)
+    return seen[-1], undo_plan(seen[-1], shown)[0]
 
 
 def _make_temp(real: Path) -> Path:
@@ -276,7 +331,8 @@ def remove_stale_copies(files: Iterable[str | Path]) -> list[Path]:
     return removed
 
 
-def _read_back(tmp: Path, shown: Path, provenance: str, *, field: str = "genre") -> TagState:
+def _read_back(tmp: Path, shown: Path, provenance: tuple[str, ...], *, field: str = "genre",
+               genres: tuple[str, ...] = ()) -> TagState:
     """The copy's tags as any reader will now see them; TagError unless they hold the new genre.
 
     A damaged file can take a tag where no reader finds it: in a WAV or AIFF whose
@@ -287,7 +343,7 @@ def _read_back(tmp: Path, shown: Path, provenance: str, *, field: str = "genre")
         state = _read_state(tmp, shown)
     except TagError as exc:
         raise TagError(f"cannot write tags: they do not read back ({exc.reason})", shown) from exc
-    if state.provenance != provenance or not state.field(field):
+    if state.provenance != (provenance[0] if provenance else None) or bool(state.field(field)) != bool(genres):
         raise TagError("cannot write tags: they do not read back (is the file truncated or damaged?)", shown)
     return state
 
