@@ -157,6 +157,19 @@ def _read_soundfile(path: Path, info: AudioInfo, spans: Sequence[tuple[float, fl
     return out
 
 
+def resample(segments: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """``float32 [k, n]`` at ``rate`` -> ``float32 [k, round(n * sample_rate / rate)]`` (soxr, HQ, as decoding
+    resamples): a window decoded once serves two models' rates."""
+    import soxr
+
+    n = int(round(segments.shape[-1] * sample_rate / rate))
+    out = np.zeros((len(segments), n), np.float32)
+    for row, segment in zip(out, segments):
+        done = soxr.resample(segment, rate, sample_rate, quality="HQ")[:n]
+        row[: len(done)] = done
+    return out
+
+
 def _to_rate(mono: np.ndarray, rate: int, sample_rate: int, path: Path) -> np.ndarray:
     import soxr
 

@@ -21,6 +21,11 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 SCALES: tuple[str, ...] = ("db", "logc")
 NORMALIZATIONS: tuple[str, ...] = ("track", "level", "none")
 
+AUDIOSET_RATE = 32_000
+AUDIOSET_MELS = 128
+AUDIOSET_HOP = 320  # 10 ms
+"""EfficientAT's input (:func:`genretag.features.audioset_log_mel`): 128 mel bands of 32 kHz audio every 10 ms."""
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -49,6 +54,11 @@ class FeatureConfig:
     decide the genre. ``level`` (``logc`` only): one gain per track, so that its mean
     compressed value is musicnn's training mean; the spectrum's shape and the
     compression stay as the pretrained network knows them. ``none``: as computed."""
+    audioset_rate: int = 0
+    """0: the window is this config's log-mel alone. Otherwise each window also carries the input of
+    the AudioSet network (EfficientAT's own log-mel, :func:`~genretag.features.audioset_log_mel`) of
+    the same audio decoded at this rate (32,000: all of it; lower: band-limited to half the rate),
+    stacked beneath it: the model input is then :attr:`patch_shape`."""
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -57,6 +67,8 @@ class FeatureConfig:
             raise ValueError(f"unknown normalisation {self.normalize!r} (expected {', '.join(NORMALIZATIONS)})")
         if self.normalize == "level" and self.scale != "logc":
             raise ValueError('normalize="level" needs scale="logc"')
+        if self.audioset_rate and not self.sample_rate <= self.audioset_rate <= AUDIOSET_RATE:
+            raise ValueError(f"audioset_rate must be 0 or between sample_rate and {AUDIOSET_RATE}")
         if min(self.sample_rate, self.n_fft, self.n_mels) < 1 or self.n_frames < 2 or self.window_seconds <= 0:
             raise ValueError("sample_rate, n_fft, n_mels and window_seconds must be positive, n_frames at least 2")
 
@@ -74,8 +86,26 @@ class FeatureConfig:
         """
         return self.window_samples // (self.n_frames - 1)
 
+    @property
+    def audioset_frames(self) -> int:
+        """EfficientAT frames in one window: ``1 + (n - 1) // 320`` of its ``n`` samples at 32 kHz
+        (298 for 2.976 s)."""
+        return 1 + (int(round(self.window_seconds * AUDIOSET_RATE)) - 1) // AUDIOSET_HOP
+
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        """The shape of one window as a model takes it: ``(n_mels, n_frames)``, or with
+        :attr:`audioset_rate` ``(n_mels + 128, max(n_frames, audioset_frames))``: this config's
+        log-mel in the top-left corner (zeros right of it), EfficientAT's beneath."""
+        if not self.audioset_rate:
+            return (self.n_mels, self.n_frames)
+        return (self.n_mels + AUDIOSET_MELS, max(self.n_frames, self.audioset_frames))
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.audioset_rate:  # a card without it reads the same in an older genretag
+            del data["audioset_rate"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":

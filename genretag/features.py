@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from genretag.config import FeatureConfig, WindowPolicy
+from genretag.config import AUDIOSET_HOP, AUDIOSET_MELS, AUDIOSET_RATE, FeatureConfig, WindowPolicy
 
 AMIN = 1e-10
 """Power floor before taking dB (-100 dB)."""
@@ -135,6 +135,71 @@ def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
     return np.where(mels >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels - _MIN_LOG_MEL)), _F_SP * mels)
 
 
+AUDIOSET_N_FFT = 1024
+AUDIOSET_WINDOW = 800  # 25 ms
+AUDIOSET_FMAX = 15_000.0
+"""EfficientAT's front end (the AudioSet network of :mod:`genretag.models.efficientat`): 32 kHz audio,
+pre-emphasis 0.97, 800-sample symmetric Hann windows in a 1024-point FFT every 320 samples, 128 Kaldi
+mel bands from 0 Hz to ``16 kHz - 1 kHz`` (its authors' inference range), ``(ln(mel + 1e-5) + 4.5) / 5``."""
+
+
+def _kaldi_mel(hz: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log(1.0 + np.asarray(hz, np.float64) / 700.0)
+
+
+@lru_cache(maxsize=2)
+def kaldi_mel_banks(n_mels: int = AUDIOSET_MELS, n_fft: int = AUDIOSET_N_FFT, sample_rate: int = AUDIOSET_RATE,
+                    fmin: float = 0.0, fmax: float = AUDIOSET_FMAX) -> np.ndarray:
+    """Kaldi's triangular mel filters (triangles in mel, peak 1, not area-normalised), as
+    ``torchaudio.compliance.kaldi.get_mel_banks`` builds them and EfficientAT pads them:
+    ``float64 [n_mels, 1 + n_fft // 2]`` (the Nyquist bin's column is 0)."""
+    low, high = _kaldi_mel(fmin), _kaldi_mel(fmax)
+    delta = (high - low) / (n_mels + 1)
+    left = low + np.arange(n_mels)[:, None] * delta
+    center, right = left + delta, left + 2 * delta
+    mel = _kaldi_mel(sample_rate / n_fft * np.arange(n_fft // 2))[None, :]
+    banks = np.maximum(0.0, np.minimum((mel - left) / (center - left), (right - mel) / (right - center)))
+    return np.pad(banks, ((0, 0), (0, 1)))
+
+
+def resample_fft(samples: np.ndarray, n: int) -> np.ndarray:
+    """``float [..., m]`` -> ``float64 [..., n]`` by zero-padding (or cutting) the spectrum: ideal
+    band-limited interpolation, so 16 kHz audio raised to 32 kHz has nothing above 8 kHz."""
+    m = samples.shape[-1]
+    spectrum = np.fft.rfft(np.asarray(samples, np.float64), axis=-1)
+    out = np.zeros(samples.shape[:-1] + (n // 2 + 1,), complex)
+    k = min(spectrum.shape[-1], out.shape[-1])
+    out[..., :k] = spectrum[..., :k]
+    if m % 2 == 0 and n > m:
+        out[..., m // 2] *= 0.5  # the old Nyquist bin is shared by +-f after upsampling
+    return np.fft.irfft(out, n, axis=-1) * (n / m)
+
+
+def audioset_log_mel(samples: np.ndarray, sample_rate: int, *, power_gain: float = 1.0) -> np.ndarray:
+    """EfficientAT's input for ``float32 [..., n]`` mono audio at ``sample_rate`` (raised to 32 kHz by
+    :func:`resample_fft` first when lower): ``float32 [..., 128, 1 + (m - 1) // 320]``, ``m`` the
+    32 kHz length (298 frames for 2.976 s). Equal (to float rounding) to its authors' PyTorch front end at
+    inference (``AugmentMelSTFT`` in eval mode: a reflect-padded, centred ``torch.stft``).
+    ``power_gain`` multiplies the mel power first (a level change of ``10 * log10(power_gain)`` dB)."""
+    samples = np.asarray(samples, np.float32)
+    rows = samples.reshape(-1, samples.shape[-1])
+    m = int(round(rows.shape[-1] * AUDIOSET_RATE / sample_rate))
+    window = np.zeros(AUDIOSET_N_FFT)
+    offset = (AUDIOSET_N_FFT - AUDIOSET_WINDOW) // 2
+    window[offset : offset + AUDIOSET_WINDOW] = 0.5 - 0.5 * np.cos(
+        2.0 * np.pi * np.arange(AUDIOSET_WINDOW) / (AUDIOSET_WINDOW - 1))
+    banks = kaldi_mel_banks().T
+    out = np.empty((len(rows), AUDIOSET_MELS, 1 + (m - 1) // AUDIOSET_HOP), np.float32)
+    for i, row in enumerate(rows):  # one signal at a time, as log_mel
+        x = resample_fft(row, m) if m != len(row) else row.astype(np.float64)
+        x = np.pad(x[1:] - 0.97 * x[:-1], AUDIOSET_N_FFT // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(x, AUDIOSET_N_FFT)[::AUDIOSET_HOP]
+        spectrum = np.fft.rfft(frames * window, axis=-1)
+        mel = (spectrum.real**2 + spectrum.imag**2) @ banks * power_gain
+        out[i] = ((np.log(mel + 1e-5) + 4.5) / 5.0).T
+    return out.reshape(samples.shape[:-1] + out.shape[1:])
+
+
 def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Clip and normalise all of one track's log-mel values together.
 
@@ -158,6 +223,13 @@ def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 def level_logc(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> np.ndarray:
     """Apply the one gain (at most +-``max_db`` dB) that brings the mean of ``logc``
+    values (``log10(1 + 10000 * power)``) to ``target`` (:func:`level_gain`)."""
+    power = np.power(np.float32(10.0), np.asarray(logc, np.float32)) - np.float32(1.0)
+    return np.log10(1.0 + power * np.float32(10.0 ** level_gain(logc, target, max_db=max_db))).astype(np.float32)
+
+
+def level_gain(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> float:
+    """``c``: the log10 power gain (at most +-``max_db`` dB) that brings the mean of ``logc``
     values (``log10(1 + 10000 * power)``) to ``target``.
 
     A gain on the audio multiplies the mel power; the mean of the compressed
@@ -176,7 +248,7 @@ def level_logc(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> np.n
             break  # on target, or at the bound on the side that can't get closer
         slope = float((scaled / (1.0 + scaled)).mean(dtype=np.float64))  # d mean / d c
         c = float(np.clip(c - miss / max(slope, 1e-6), -bound, bound))
-    return np.log10(1.0 + power * np.float32(10.0**c)).astype(np.float32)
+    return c
 
 
 def logc_gain(logc: np.ndarray, db: np.ndarray | float) -> np.ndarray:
@@ -185,14 +257,27 @@ def logc_gain(logc: np.ndarray, db: np.ndarray | float) -> np.ndarray:
     return np.log10(1.0 + power * np.power(10.0, np.asarray(db) / 10.0)).astype(np.float32)
 
 
-def track_windows(segments: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarray | None = None) -> np.ndarray:
     """Model input for one track from its decoded segments.
 
     ``segments``: ``float32 [k, m]`` (m <= window_samples is looped to fill).
-    Returns ``float32 [k, n_mels, n_frames]``, finished per track.
+    Returns ``float32 [k, n_mels, n_frames]``, finished per track; with ``config.audioset_rate``,
+    ``float32 [k, *config.patch_shape]``: EfficientAT's log-mel of ``wide`` (the same segments at
+    ``audioset_rate``) stacked beneath, brought to the level the musicnn part got (``normalize="level"``)
+    so that both networks hear the recording at one level.
     """
     segments = fit_length(segments, config.window_samples)
-    return finish_track(log_mel(segments, config), config)
+    mel = log_mel(segments, config)
+    if not config.audioset_rate:
+        return finish_track(mel, config)
+    if wide is None:
+        raise ValueError("a config with audioset_rate needs the segments at that rate too")
+    gain = 10.0 ** level_gain(mel, LEVEL_TARGET) if config.normalize == "level" else 1.0
+    wide = fit_length(wide, int(round(config.window_seconds * config.audioset_rate)))
+    out = np.zeros((len(segments),) + config.patch_shape, np.float32)
+    out[:, : config.n_mels, : config.n_frames] = finish_track(mel, config)
+    out[:, config.n_mels :, : config.audioset_frames] = audioset_log_mel(wide, config.audioset_rate, power_gain=gain)
+    return out
 
 
 def rms_dbfs(samples: np.ndarray) -> float:

@@ -129,7 +129,7 @@ class Infer:
         loaded = genretag.load_model(model, batch_size=batch_size)
         self.classifier = loaded.classifier
         card = loaded.bundle.card
-        self.shape = (card.features.n_mels, card.features.n_frames)
+        self.shape = card.features.patch_shape
         self.temperature = card.temperature  # the bundle's calibration, as the local scan applies it
         self.pooling = card.pooling
         self.n_genres, self.has_styles = len(card.labels), bool(card.styles)

@@ -280,8 +280,8 @@ def _load_openvino(openvino, bundle: Bundle, batch_size: int) -> OpenVINOClassif
         in_shape, out_shape = compiled.input(0).get_partial_shape(), compiled.output(0).get_partial_shape()
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError and its own types for a bad file
         raise ModelError(f"cannot load {card.runtime['file']} with OpenVINO: {describe(exc)}", path) from exc
-    f = card.features
-    expected_in, expected_out = f"[?,{f.n_mels},{f.n_frames}]", f"[?,{card.n_outputs}]"
+    rows, frames = card.features.patch_shape
+    expected_in, expected_out = f"[?,{rows},{frames}]", f"[?,{card.n_outputs}]"
     if in_shape.to_string() != expected_in or out_shape.to_string() != expected_out:
         raise ModelError(f"{card.runtime['file']} shape {in_shape}->{out_shape} does not match card.json", path)
     return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names)
@@ -301,11 +301,15 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
             raise ModelError(f"{RUNTIME_ENV}=openvino, but card.json lists no exported runtime file "
                              "(models/export_runtime.py)", bundle.path)
         keras = import_keras()
+        if card.features.audioset_rate:
+            from genretag.models.fusion import register_layers
+
+            register_layers()
         try:
             model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
             raise ModelError(f"cannot load Keras model: {describe(exc)}", bundle.weights_path) from exc
-        expected = (None, card.features.n_mels, card.features.n_frames)
+        expected = (None, *card.features.patch_shape)
         if tuple(model.input_shape) != expected or model.output_shape[-1] != card.n_outputs:
             raise ModelError(f"model shape {model.input_shape}->{model.output_shape} does not match card.json"
                              + (f" ({len(card.labels)} labels + {len(card.styles)} styles)" if card.styles else ""),

@@ -57,7 +57,7 @@ def extract_track(
     field has a value and no provenance tag (a genre genretag did not write) is
     returned as ``kept`` without decoding (:attr:`~genretag.config.ScanOptions.predict_kept`).
     """
-    from genretag.audio import load_segments, probe
+    from genretag.audio import load_segments, probe, resample
     from genretag.features import rms_dbfs, track_windows, window_starts
     from genretag.tags import read_tags
 
@@ -82,14 +82,16 @@ def extract_track(
             return result("error", duration=info.duration, genres=genres, provenance=provenance,
                           error=f"too short ({info.duration:.2f} s; needs at least {policy.min_seconds:g} s)")
         starts = window_starts(info.duration, config=config, policy=policy)
-        segments = load_segments(path, starts, seconds=config.window_seconds,
-                                 sample_rate=config.sample_rate, info=info)
+        rate = config.audioset_rate or config.sample_rate  # decoded once, at the higher rate a model needs
+        wide = load_segments(path, starts, seconds=config.window_seconds, sample_rate=rate, info=info)
+        segments = wide if rate == config.sample_rate else resample(wide, rate, config.sample_rate)
         usable = segments[:, : int(round(min(info.duration, config.window_seconds) * config.sample_rate))]
         if usable.size == 0 or rms_dbfs(usable) < policy.silence_dbfs:
             return result("silent", duration=info.duration, genres=genres, provenance=provenance, error=tag_error)
-        if info.duration < config.window_seconds:
-            segments = usable  # looped to a full window, not zero-padded
-        windows = track_windows(segments, config)
+        if info.duration < config.window_seconds:  # looped to a full window, not zero-padded
+            segments = usable
+            wide = wide[:, : int(round(min(info.duration, config.window_seconds) * rate))]
+        windows = track_windows(segments, config, wide=wide if config.audioset_rate else None)
     except GenretagError as exc:
         return result("error", genres=genres, provenance=provenance, error=exc.reason)
     except Exception as exc:  # noqa: BLE001 - a worker must turn every failure into a result
