@@ -1,0 +1,152 @@
+"""A genre model that hears each window twice: a musicnn genre head and the AudioSet network.
+
+Model 4.0 fuses two opinions per window (``genretag/models/README`` and the model card say how
+each was chosen):
+
+- a genre head on musicnn (pretrained on the Million Song Dataset; the head learned genretag's
+  10 labels from the corpus): ``p``, a distribution over the labels;
+- EfficientAT mn04 (pretrained on AudioSet's ~2 M human-labelled clips, never trained on the
+  corpus): its genre classes mapped onto the labels (:data:`GENRE_CLASSES`), each label scored by
+  its most probable class: ``q``.
+
+The window's genre distribution is ``softmax((1 - w) * log p + w * log q)``, a weighted product of
+the two (``w``: :class:`GenreFusion`'s ``weight``). The input is one patch per window
+(:attr:`genretag.config.FeatureConfig.patch_shape`): musicnn's log-mel in the top-left corner,
+EfficientAT's beneath it. Styles are AudioSet sub-genre classes scored on their own
+(:data:`STYLE_CLASSES`). Pure Keras 3 (keras.layers, keras.ops).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genretag.config import AUDIOSET_MELS, FeatureConfig
+
+GENRE_CLASSES: dict[str, tuple[tuple[int, str], ...]] = {
+    "Blues": ((251, "Blues"),),
+    "Classical": ((237, "Classical music"), (238, "Opera"), (184, "Orchestra")),
+    "Country": ((229, "Country"), (231, "Bluegrass")),
+    "Electronic": ((239, "Electronic music"), (240, "House music"), (241, "Techno"), (242, "Dubstep"),
+                   (243, "Drum and bass"), (244, "Electronica"), (245, "Electronic dance music"),
+                   (246, "Ambient music"), (247, "Trance music")),
+    "Hip-Hop": ((217, "Hip hop music"),),
+    "International": ((228, "Reggae"), (248, "Music of Latin America"), (249, "Salsa music"), (250, "Flamenco"),
+                      (256, "Music of Africa"), (257, "Afrobeat"), (234, "Middle Eastern music"),
+                      (260, "Music of Asia"), (261, "Carnatic music"), (262, "Music of Bollywood"), (263, "Ska"),
+                      (264, "Traditional music")),
+    "Jazz": ((235, "Jazz"), (230, "Swing music")),
+    "Pop": ((216, "Pop music"),),
+    "Rock": ((219, "Rock music"), (220, "Heavy metal"), (221, "Punk rock"), (222, "Grunge"),
+             (223, "Progressive rock"), (224, "Rock and roll"), (225, "Psychedelic rock")),
+    "Soul-RnB": ((226, "Rhythm and blues"), (227, "Soul music"), (232, "Funk"), (259, "Gospel music")),
+}
+"""AudioSet classes (output index, name in ``audioset_class_labels_indices.csv``) beneath each of the
+corpus's labels, by the FMA taxonomy the labels come from (Reggae, Latin and other regional musics
+are FMA's International; Funk and Gospel its Soul-RnB). ``Orchestra`` is an instrument class, not a
+genre: taken for Classical because, among the 10 labels, orchestral music has no other home (on
+the wesnoth score it raised the mapping from 20 to 26 of 40 songs Classical; see the card)."""
+
+STYLE_CLASSES: dict[str, tuple[str, int]] = {
+    "Heavy Metal": ("Rock", 220), "Punk": ("Rock", 221), "Grunge": ("Rock", 222),
+    "Progressive Rock": ("Rock", 223), "Rock & Roll": ("Rock", 224), "Psychedelic Rock": ("Rock", 225),
+    "House": ("Electronic", 240), "Techno": ("Electronic", 241), "Dubstep": ("Electronic", 242),
+    "Drum & Bass": ("Electronic", 243), "Trance": ("Electronic", 247), "Ambient": ("Electronic", 246),
+    "Swing": ("Jazz", 230), "Bluegrass": ("Country", 231),
+    "Reggae": ("International", 228), "Ska": ("International", 263), "Salsa": ("International", 249),
+    "Flamenco": ("International", 250), "Afrobeat": ("International", 257),
+    "Funk": ("Soul-RnB", 232), "Gospel": ("Soul-RnB", 259), "Opera": ("Classical", 238),
+}
+"""Candidate styles: a name to write, its parent label and its AudioSet class index. Scored by the class's
+probability (a sigmoid; the mean over a track's windows); the card lists the ones that ship, with floors."""
+
+MUSIC_CLASS = 137
+"""AudioSet's ``Music``."""
+
+
+def membership(labels: tuple[str, ...]) -> np.ndarray:
+    """``float32 [n_labels, 527]``: 1 where an AudioSet class is beneath a label (:data:`GENRE_CLASSES`)."""
+    from genretag.models.efficientat import N_CLASSES
+
+    out = np.zeros((len(labels), N_CLASSES), np.float32)
+    for i, label in enumerate(labels):
+        out[i, [index for index, _ in GENRE_CLASSES[label]]] = 1.0
+    return out
+
+
+_LAYERS: dict[str, type] = {}
+
+
+def register_layers() -> dict[str, type]:
+    """Define (once) and register the fusion layer, so that a saved model loads in Keras' safe mode."""
+    if _LAYERS:
+        return _LAYERS
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="genretag")
+    class GenreFusion(keras.layers.Layer):
+        """``[p float32 [b, n], logits float32 [b, 527]]`` -> ``float32 [b, n]``:
+        ``softmax((1 - w) * log p + w * log q)``, ``log q`` of a label the largest log-sigmoid of its
+        AudioSet classes (``members``: ``[n, 527]``, 0/1)."""
+
+        def __init__(self, n_labels: int, weight: float, **kwargs):
+            super().__init__(**kwargs)
+            self.n_labels, self.weight = n_labels, float(weight)
+            self.members = self.add_weight(shape=(n_labels, 527), initializer="zeros", trainable=False,
+                                           name="members")
+
+        def call(self, inputs):
+            p, logits = inputs
+            log_p = ops.log(ops.clip(p, 1e-7, 1.0))
+            log_s = ops.log_sigmoid(logits)[:, None, :] + (self.members[None] - 1.0) * 1e4  # others far below
+            log_q = ops.max(log_s, axis=-1)
+            return ops.softmax((1.0 - self.weight) * log_p + self.weight * log_q, axis=-1)
+
+        def compute_output_shape(self, shapes):
+            return (shapes[0][0], self.n_labels)
+
+        def get_config(self):
+            return {**super().get_config(), "n_labels": self.n_labels, "weight": self.weight}
+
+    _LAYERS["GenreFusion"] = GenreFusion
+    return _LAYERS
+
+
+def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weight: float,
+                styles: tuple[str, ...] = (), network=None, name: str = "musicnn_audioset"):
+    """Windows ``float32 [b, *features.patch_shape]`` -> the fused genre distribution, then one score per
+    style in ``styles`` (names of :data:`STYLE_CLASSES`): ``float32 [b, n_labels + n_styles]``.
+
+    ``head``: a Keras model from musicnn windows ``[b, n_mels, n_frames]`` to a distribution over
+    ``labels`` (a genretag musicnn bundle's model). ``network``: EfficientAT (default: built from the
+    shipped weights)."""
+    import keras
+    from keras import layers
+
+    from genretag.models import efficientat
+
+    rows, frames = features.patch_shape
+    fusion = register_layers()["GenreFusion"](len(labels), weight, name="genre_fusion")
+    network = network or efficientat.build_network(n_frames=features.audioset_frames)
+    inputs = keras.Input((rows, frames), name="patch")
+    x = layers.Reshape((rows, frames, 1))(inputs)
+    small = layers.Cropping2D(((0, AUDIOSET_MELS), (0, frames - features.n_frames)))(x)
+    wide = layers.Cropping2D(((features.n_mels, 0), (0, frames - features.audioset_frames)))(x)
+    small = layers.Reshape((features.n_mels, features.n_frames), name="musicnn_logmel")(small)
+    wide = layers.Reshape((AUDIOSET_MELS, features.audioset_frames), name="audioset_logmel")(wide)
+    head.trainable = False
+    logits, _ = network(wide)
+    genres = fusion([head(small), logits])
+    fusion.set_weights([membership(labels)])
+    outputs = [genres]
+    if styles:
+        pick = np.zeros((efficientat.N_CLASSES, len(styles)), np.float32)
+        for j, style in enumerate(styles):
+            pick[STYLE_CLASSES[style][1], j] = 1.0
+        select = layers.Dense(len(styles), use_bias=False, trainable=False, name="style_classes")
+        outputs.append(layers.Activation("sigmoid", name="styles")(select(logits)))
+        select.set_weights([pick])
+    out = layers.Concatenate(name="genres_styles")(outputs) if styles else genres
+    model = keras.Model(inputs, out, name=name)
+    model.trainable = False
+    return model

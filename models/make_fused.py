@@ -1,0 +1,83 @@
+"""Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
+
+    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--name genretag-default --version 4.0]
+
+``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model
+2.0's, whose weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``).
+Its head is kept as it is and joined with the AudioSet network (``genretag.models.fusion``);
+nothing is trained here. The card keeps the head's labels, pooling and training record, adds
+``audioset_rate`` to the features (every window decoded once at 32 kHz: EfficientAT hears all of
+it, musicnn its 16 kHz resampling) and the fusion's weight and class mapping, and drops the head's
+calibration and runtime: run ``models/calibrate.py OUT`` and ``models/export_runtime.py OUT``
+after, then ``models/check_sources.py --bundle new=OUT`` to judge it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> None:
+    from genretag.config import AUDIOSET_RATE
+    from genretag.files import replace_atomically
+    from genretag.models import efficientat
+    from genretag.models.bundle import read_bundle, sha256_file, verify_bundle, write_card
+    from genretag.models.fusion import GENRE_CLASSES, build_fused
+    from genretag.models.runtime import import_keras
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("head", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--weight", type=float, required=True, help="w in softmax((1 - w) log p + w log q)")
+    parser.add_argument("--name", default="genretag-default")
+    parser.add_argument("--version", default="4.0")
+    args = parser.parse_args()
+
+    head_bundle = read_bundle(args.head)
+    verify_bundle(head_bundle)
+    card = head_bundle.card
+    if card.architecture != "musicnn" or card.features.audioset_rate:
+        sys.exit(f"{args.head}: not a musicnn genre bundle")
+    keras = import_keras()
+    head = keras.saving.load_model(head_bundle.weights_path, compile=False, safe_mode=True)
+    features = replace(card.features, audioset_rate=AUDIOSET_RATE)
+    model = build_fused(head, labels=card.labels, features=features, weight=args.weight)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model.keras")
+        data = (Path(tmp) / "model.keras").read_bytes()
+    replace_atomically(args.out / "model.keras", lambda fh: fh.write(data))
+    fusion = {
+        "weight": args.weight,
+        "rule": "softmax((1 - weight) * log p_musicnn_head + weight * log q_audioset) per window",
+        "head": {"name": card.name, "version": card.version, "sha256": card.sha256,
+                 "training": card.training.get("command", "")},
+        "audioset_network": {"name": "EfficientAT mn04_as (mAP 0.432)", "licence": "MIT",
+                             "source_sha256": efficientat.SOURCE_SHA256,
+                             "converted_with": "models/convert_efficientat.py"},
+        "mapping": {label: [name for _, name in GENRE_CLASSES[label]] for label in card.labels},
+        "q": "each label's largest AudioSet class probability (sigmoid), renormalised by the softmax",
+        "command": f"python models/make_fused.py {args.head} {args.out} --weight {args.weight} "
+                   f"--name {args.name} --version {args.version}",
+    }
+    new = replace(card, name=args.name, version=args.version, architecture="musicnn+efficientat",
+                  features=features, sha256=sha256_file(args.out / "model.keras"),
+                  params=int(model.count_params()), calibration={}, runtime={}, styles=(),
+                  training={**card.training, "fusion": fusion},
+                  description=("A genre head on musicnn (Million Song Dataset) fused window by window with the "
+                               "genre classes of EfficientAT mn04 (AudioSet), which was never trained on the corpus."))
+    write_card(args.out, new)
+    print(f"wrote {args.out} ({new.params:,} parameters, weight {args.weight})")
+
+
+if __name__ == "__main__":
+    main()
