@@ -165,3 +165,55 @@ def test_fault_file_is_refused_on_import_with_auto(knn_bundle, tmp_path):
     assert "genretag_model" not in items[copy] and items[copy]["genres"] == []
     (flac,) = (p for p in items if p.endswith(".flac"))
     assert (items[flac]["genres"], items[flac]["genretag_model"], file_genres(flac)) == (["High"], MODEL_ID, ["High"])
+
+
+# 2. Only the genre (and genretag's provenance field) changes in the files --------------------------
+
+CONTAINERS = ("mp3", "flac", "ogg", "opus", "m4a", "wav", "aiff", "wma")
+
+
+def sparse_sources(src: Path) -> dict[str, Path]:
+    """One file per container, each with the few tags many files have (beets' ``write`` would add its
+    other fields: date, BPM, disc, track total, empty lyrics...), and album "Mixed"; plus a two-artist
+    album, which beets calls a compilation (album artist "Various Artists" in the database)."""
+    files = {ext: tagged_source(src / "Mixed", f"{ext}.{ext}", "Low", seed=300 + i, track=i + 1)
+             for i, ext in enumerate(CONTAINERS)}
+    for i, artist in enumerate(("One", "Two")):
+        files[f"va{i}"] = tagged_source(src / "Various", f"va{i}.mp3", "Mid", seed=400 + i, artist=artist)
+    return files
+
+
+def assert_only_genre_changed(before: dict[str, str], after: dict[str, str], *, where: str) -> None:
+    other = sorted((set(before) | set(after)) - GENRE_KEYS)
+    assert {k: after.get(k) for k in other} == {k: before.get(k) for k in other}, where
+    assert set(after) & GENRE_KEYS, f"{where}: no genre was written"  # the test can fail
+
+
+def test_beet_genretag_changes_only_the_genre_in_every_container(knn_bundle, tmp_path):
+    sparse_sources(tmp_path / "src")
+    lib = Library(tmp_path, knn_bundle)
+    run = lib("import", "-A", "-q", str(tmp_path / "src"))
+    assert run.returncode == 0, run.stderr
+    before = {p: tag_text(p) for p in lib.items()}
+    assert len(before) == len(CONTAINERS) + 2
+
+    run = lib("genretag")
+    assert run.returncode == 0, run.stderr
+    items = lib.items()
+    for path, fields in items.items():
+        assert_only_genre_changed(before[path], tag_text(path), where=path)
+        assert file_genres(path) == fields["genres"] == [fields["genretag_genre"]], path
+
+
+def test_import_with_auto_changes_only_the_genre_in_every_container(knn_bundle, tmp_path):
+    sources = sparse_sources(tmp_path / "src")
+    lib = Library(tmp_path, knn_bundle, auto=True)
+    run = lib("import", "-A", "-q", str(tmp_path / "src"))
+    assert run.returncode == 0, run.stderr
+    items = lib.items()
+    assert len(items) == len(sources)
+    by_title = {f["title"]: p for p, f in items.items()}
+    for source in sources.values():
+        copy = by_title[source.stem]
+        assert_only_genre_changed(tag_text(source), tag_text(copy), where=copy)
+        assert file_genres(copy) == items[copy]["genres"] == [items[copy]["genretag_genre"]], copy
