@@ -43,7 +43,7 @@ genretag:
   model: {model}
   jobs: 0
   auto: {auto}
-"""
+{extra}"""
 GENRE_KEYS = frozenset({"tcon", "genre", "\xa9gen", "gnre", "wm/genre", "wm/genreid",  # the genre field
                         "txxx:genretag_model", "genretag_model", "----:com.apple.itunes:genretag_model"})
 """Every container's genre field and genretag's provenance field, as mutagen names them (lower case)."""
@@ -52,11 +52,11 @@ GENRE_KEYS = frozenset({"tcon", "genre", "\xa9gen", "gnre", "wm/genre", "wm/genr
 class Library:
     """A beets library in ``root``; ``self(...)`` runs ``beet`` on it as a subprocess."""
 
-    def __init__(self, root: Path, model: Path, *, auto: bool = False) -> None:
+    def __init__(self, root: Path, model: Path, *, auto: bool = False, extra: str = "") -> None:
         self.root = root
         self.config = root / "config.yaml"
         root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(CONFIG.format(root=root, model=model, auto="yes" if auto else "no"))
+        self.config.write_text(CONFIG.format(root=root, model=model, auto="yes" if auto else "no", extra=extra))
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "BEETSDIR": str(self.root), "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -217,3 +217,116 @@ def test_import_with_auto_changes_only_the_genre_in_every_container(knn_bundle, 
         copy = by_title[source.stem]
         assert_only_genre_changed(tag_text(source), tag_text(copy), where=copy)
         assert file_genres(copy) == items[copy]["genres"] == [items[copy]["genretag_genre"]], copy
+
+
+# 3. kill -9, and Ctrl-C ------------------------------------------------------------------------------
+
+
+def small_library(root: Path, model: Path, *, albums: int, tracks: int, seconds: float, extra: str = "") -> Library:
+    """``albums`` albums of ``tracks`` synthetic tracks (flac, mp3, ogg in turn), imported as they are."""
+    kinds = ("flac", "mp3", "ogg")
+    for a in range(albums):
+        label = ("Low", "Mid", "High")[a % 3]
+        for t in range(tracks):
+            tagged_source(root / "src" / f"Album {a}", f"{t:02d}.{kinds[(a + t) % 3]}", label, seed=1000 * a + t,
+                          seconds=seconds, title=f"a{a}t{t}")
+    lib = Library(root, model, extra=extra)
+    run = lib("import", "-A", "-q", str(root / "src"))
+    assert run.returncode == 0, run.stderr
+    return lib
+
+
+def disagreements(lib: Library) -> dict[str, tuple]:
+    """path -> (database genres, file genres) where they differ."""
+    return {p: (f["genres"], file_genres(p)) for p, f in lib.items().items() if f["genres"] != file_genres(p)}
+
+
+def test_ctrl_c_exits_130_after_interrupted(knn_bundle, tmp_path):
+    """SIGINT to the process group (what Ctrl-C in a terminal sends) while tracks are predicted: the
+    "interrupted" warning, no traceback, exit 130; what was stored agrees with the files."""
+    lib = small_library(tmp_path, knn_bundle, albums=8, tracks=3, seconds=20.0)
+    proc = subprocess.Popen(lib.command("genretag"), env=lib.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lines = []
+    for line in proc.stderr:  # beets logs this before the first track is decoded
+        lines.append(line)
+        if "genretag: predicting 24 tracks" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    err = "".join(lines) + err
+    assert proc.returncode == 130, (out, err)
+    assert "genretag: interrupted: " in err and "tracks saved, the others are unchanged" in err, err
+    assert "Traceback" not in err
+    assert "predicted," not in out  # it stopped before the summary: the run did not finish
+    assert disagreements(lib) == {}
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_one_rerun_agrees(knn_bundle, tmp_path):
+    """20 runs of ``beet genretag`` killed (SIGKILL, the whole process group) at seeded random moments
+    while it predicts, decides, writes and stores (even trials: 0 to 1.1 times that phase of a full run; odd
+    ones: right after a random number of files were written), each followed by one complete rerun: then every track's genres in the
+    database are its file's, every track is predicted, the refused fault file is byte-identical, and no
+    temporary copy is left. The library: 3 albums of 3 tracks and an album with the fault m4a."""
+    fault = fault_or_skip()
+    # batches of one track's windows: each album is stored as soon as its tracks are in, not all at the end
+    lib = small_library(tmp_path, knn_bundle, albums=3, tracks=3, seconds=6.0, extra="  batch_size: 8\n")
+    (tmp_path / "src" / "Fault").mkdir()
+    shutil.copyfile(fault, tmp_path / "src" / "Fault" / fault.name)
+    run = lib("import", "-A", "-q", str(tmp_path / "src" / "Fault"))
+    assert run.returncode == 0, run.stderr
+    pristine = tmp_path / "pristine"
+    shutil.copytree(tmp_path / "music", pristine / "music")
+    shutil.copyfile(tmp_path / "library.db", pristine / "library.db")
+    fault_copy = next(p for p in lib.items() if p.endswith(".m4a"))
+    untouched = {p: os.stat(p).st_mtime_ns for p in lib.items() if p != fault_copy}  # restore() keeps them
+
+    def restore() -> None:
+        shutil.rmtree(tmp_path / "music")
+        shutil.copytree(pristine / "music", tmp_path / "music")
+        shutil.copyfile(pristine / "library.db", tmp_path / "library.db")
+
+    def started() -> tuple[subprocess.Popen, float]:
+        """``beet genretag`` running, once it has said it starts predicting (beets and the model loaded)."""
+        proc = subprocess.Popen(lib.command("genretag"), env=lib.env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        for line in proc.stderr:
+            if "genretag: predicting 10 tracks" in line:
+                break
+        return proc, time.monotonic()
+
+    proc, start = started()
+    proc.communicate(timeout=120)
+    work = time.monotonic() - start  # from the first decode to the exit
+    assert proc.returncode == 1
+
+    rng = random.Random(27)
+    partial = ahead = 0  # kills that left some tracks stored and others not; files the database did not know
+    for trial in range(20):
+        restore()
+        proc, start = started()
+        if trial % 2 == 0:  # at a random moment
+            time.sleep(rng.uniform(0.0, 1.1 * work))
+        else:  # right after the k-th file was renamed into place (a random k): its album is not stored yet
+            k = rng.randint(1, len(untouched) - 1)
+            while proc.poll() is None and sum(os.stat(p).st_mtime_ns != m for p, m in untouched.items()) < k:
+                time.sleep(0.002)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        stored = [f.get("genretag_model") == MODEL_ID for p, f in lib.items().items() if p != fault_copy]
+        partial += any(stored) and not all(stored)
+        ahead += bool(disagreements(lib))
+
+        rerun = lib("genretag")
+        where = f"trial {trial}: {rerun.stdout}{rerun.stderr}"
+        assert rerun.returncode == 1, where
+        assert f"genretag: {fault_copy}: cannot write tags: the audio would change" in rerun.stderr, where
+        items = lib.items()
+        assert disagreements(lib) == {}, where
+        assert all(f.get("genretag_model") == MODEL_ID and f["genres"] for p, f in items.items()
+                   if p != fault_copy), where
+        assert Path(fault_copy).read_bytes() == fault.read_bytes(), where
+        assert not list((tmp_path / "music").rglob("*.genretag-tmp")), where
+    print(f"kill -9: {partial}/20 partly stored, {ahead}/20 with files ahead of the database; work {work:.2f} s")
+    assert partial >= 1 and ahead >= 1, f"no kill landed while tracks were being stored ({partial}, {ahead})"
