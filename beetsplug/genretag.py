@@ -3,8 +3,10 @@
 Add ``genretag`` to ``plugins:`` in beets' config.yaml, then ``beet genretag [-p] [-f] [-a] [QUERY]``
 (or let ``auto`` tag albums as they are imported). Predictions go into flexible attributes
 (``genretag_genre``, ``genretag_confidence``, ``genretag_top``, ``genretag_model``); the ``genres``
-field (``genre`` on beets that lacks ``genres``) is set as configured and the files are written
-through beets (``item.try_sync``), so the database, the files and genretag agree.
+field (``genre`` on beets that lacks ``genres``) is set as configured, and the files get the new genre
+through genretag's own writer (:func:`genretag.write_genre`: a checked copy renamed over the file; only the
+genre and provenance fields change), never beets' ``item.write``, which would also write beets' other fields.
+A file the writer refuses is reported and its track is not stored.
 
 A front end like genretag's CLI: it calls the library API (:func:`genretag.load_model`,
 :func:`genretag.predict`, :func:`genretag.decide`) and owns the messages.
