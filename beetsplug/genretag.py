@@ -96,7 +96,7 @@ class GenretagPlugin(BeetsPlugin):
             "keep_existing": True,
             "count": 1,
             "styles": False,
-            "min_confidence": 0.0,
+            "min_confidence": None,  # the model's calibrated floor, as genretag scan uses it
             "album_consensus": True,
             "genre_map": {},
             "top": 3,
@@ -113,12 +113,14 @@ class GenretagPlugin(BeetsPlugin):
     # Settings --------------------------------------------------------------
 
     def _options(self) -> genretag.ScanOptions:
-        """The scan options the config asks for; ``force`` always (beets decides what to skip)."""
+        """The scan options the config asks for; ``force`` always (beets decides what to skip). A floor left at
+        ``null`` stays None: :func:`genretag.decide` with the model takes the model's calibrated one."""
         extra = {} if self.config["jobs"].get() is None else {"jobs": self.config["jobs"].get(int)}
+        floor = self.config["min_confidence"]
         try:
             return genretag.ScanOptions(
                 windows=self.config["windows"].get(int), batch_size=self.config["batch_size"].get(int),
-                top_k=self.config["count"].get(int), min_confidence=self.config["min_confidence"].as_number(),
+                top_k=self.config["count"].get(int), min_confidence=None if floor.get() is None else floor.as_number(),
                 styles=self.config["styles"].get(bool),
                 genre_map={str(k): str(v or "") for k, v in (self.config["genre_map"].get(dict) or {}).items()},
                 overwrite=True, force=True, **extra)
@@ -347,7 +349,7 @@ class GenretagPlugin(BeetsPlugin):
         if existing and not ours and self.config["keep_existing"].get(bool):
             return None
         decided = genretag.decide(genretag.ScanResult(prediction.path, "predicted", prediction=prediction), options,
-                                  styles=model.bundle.card.styles)
+                                  model=model)  # floors left at None: the model's calibrated ones
         return list(decided.genres) if decided.status == "would-tag" else None
 
     @staticmethod

@@ -52,9 +52,10 @@ GENRE_KEYS = frozenset({"tcon", "genre", "\xa9gen", "gnre", "wm/genre", "wm/genr
 class Library:
     """A beets library in ``root``; ``self(...)`` runs ``beet`` on it as a subprocess."""
 
-    def __init__(self, root: Path, model: Path, *, auto: bool = False, extra: str = "") -> None:
+    def __init__(self, root: Path, model: Path, *, auto: bool = False, extra: str = "",
+                 config: str = "config.yaml") -> None:
         self.root = root
-        self.config = root / "config.yaml"
+        self.config = root / config
         root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(CONFIG.format(root=root, model=model, auto="yes" if auto else "no", extra=extra))
 
@@ -330,3 +331,39 @@ def test_kill_9_at_random_points_then_one_rerun_agrees(knn_bundle, tmp_path):
         assert not list((tmp_path / "music").rglob("*.genretag-tmp")), where
     print(f"kill -9: {partial}/20 partly stored, {ahead}/20 with files ahead of the database; work {work:.2f} s")
     assert partial >= 1 and ahead >= 1, f"no kill landed while tracks were being stored ({partial}, {ahead})"
+
+
+# beets' own conventions -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def floored_bundle(knn_bundle, tmp_path_factory) -> Path:
+    """``knn_bundle`` whose card recommends a confidence floor of 0.75 (``calibration.min_confidence``)."""
+    import dataclasses
+
+    from genretag.models.bundle import read_bundle, write_card
+
+    out = tmp_path_factory.mktemp("floored") / "bundle"
+    shutil.copytree(knn_bundle, out)
+    write_card(out, dataclasses.replace(read_bundle(out).card, calibration={"min_confidence": 0.75}))
+    return out
+
+
+def test_confidence_floor_defaults_to_the_models(floored_bundle, tmp_path):
+    """``min_confidence`` unset: an album below the model's calibrated floor gets no genre (its prediction is
+    still stored), one above gets it, as ``genretag scan`` decides; ``min_confidence: 0.0`` writes them all."""
+    lib = small_library(tmp_path, floored_bundle, albums=3, tracks=2, seconds=6.0)
+    run = lib("genretag")
+    assert run.returncode == 0, run.stderr
+    items = lib.items()
+    unsure = {p for p, f in items.items() if float(f["genretag_confidence"]) < 0.75}
+    assert unsure and len(unsure) < len(items), {p: f["genretag_confidence"] for p, f in items.items()}
+    for path, f in items.items():
+        assert f["genretag_model"] == MODEL_ID
+        assert f["genres"] == file_genres(path) == ([] if path in unsure else [f["genretag_genre"]]), path
+
+    zero = Library(tmp_path, floored_bundle, extra="  min_confidence: 0.0\n", config="zero.yaml")
+    run = zero("genretag", "-f")
+    assert run.returncode == 0, run.stderr
+    assert f"{len(unsure)} genre changes" in run.stdout
+    assert all(f["genres"] == file_genres(p) == [f["genretag_genre"]] for p, f in lib.items().items())
