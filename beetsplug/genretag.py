@@ -165,8 +165,7 @@ class GenretagPlugin(BeetsPlugin):
     def _command(self, lib: Library, opts: Any, args: list[str]) -> None:
         force = self.config["force"].get(bool) if opts.force is None else opts.force
         if opts.album:
-            albums = list(lib.albums(args))
-            groups = [_Group(list(a.items()), a) for a in albums]
+            groups = [g for a in lib.albums(args) for g in _album_groups(list(a.items()), a)]
         else:
             groups = self._groups(list(lib.items(args)), lib)
         if not groups:
@@ -199,7 +198,10 @@ class GenretagPlugin(BeetsPlugin):
         for album_id, members in by_album.items():
             album = lib.get_album(album_id)
             whole = album is not None and {i.id for i in album.items()} <= {i.id for i in members}
-            groups.append(_Group(members, album if whole else None))
+            if album is not None and _compilation(album):
+                groups.extend(_Group([i]) for i in members)
+            else:
+                groups.append(_Group(members, album if whole else None))
         return groups
 
     # Import ---------------------------------------------------------------------
@@ -211,7 +213,7 @@ class GenretagPlugin(BeetsPlugin):
             return
         album = getattr(task, "album", None) if task.is_album else None
         if album is not None and self.config["album_consensus"].get(bool):
-            groups = [_Group(items, album)]
+            groups = _album_groups(items, album)
         else:
             groups = [_Group([i]) for i in items]
         write = ui.should_write()
@@ -377,6 +379,19 @@ def consensus(predictions: Iterable[Any], *, pooling: str = "mean") -> Any:
     from genretag.scan import pooled
 
     return pooled(list(predictions), pooling=pooling)
+
+
+def _compilation(album: Album) -> bool:
+    """beets' compilation flag, or an album artist such as "Various Artists": as ``genretag scan --group album``
+    tells a compilation, whose tracks are decided one by one."""
+    from genretag.scan.group import VARIOUS_ARTISTS
+
+    return bool(album.get("comp")) or (album.get("albumartist") or "").casefold() in VARIOUS_ARTISTS
+
+
+def _album_groups(items: list[Item], album: Album) -> list[_Group]:
+    """An album decided as a whole, or a compilation's tracks one by one (the album itself gets no decision)."""
+    return [_Group([i]) for i in items] if _compilation(album) else [_Group(items, album)]
 
 
 def _own(obj: Item | Album, key: str) -> Any:

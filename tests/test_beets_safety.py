@@ -367,3 +367,24 @@ def test_confidence_floor_defaults_to_the_models(floored_bundle, tmp_path):
     assert run.returncode == 0, run.stderr
     assert f"{len(unsure)} genre changes" in run.stdout
     assert all(f["genres"] == file_genres(p) == [f["genretag_genre"]] for p, f in lib.items().items())
+
+
+def test_compilation_tracks_are_decided_one_by_one(knn_bundle, tmp_path):
+    """A compilation (beets sets ``comp`` and album artist "Various Artists" on an album of several artists)
+    is not pooled: each track gets its own genre, on import with ``auto``, with ``-a`` and per item, as
+    ``genretag scan --group album`` decides it; the two Low tracks would outvote the High one if pooled."""
+    src = tmp_path / "src" / "Hits"
+    for i, (artist, label) in enumerate((("One", "Low"), ("Two", "Low"), ("Three", "High"))):
+        tagged_source(src, f"{i}.flac", label, seed=500 + i, artist=artist, title=label + str(i))
+    lib = Library(tmp_path, knn_bundle, auto=True)
+    run = lib("import", "-A", "-q", str(src.parent))
+    assert run.returncode == 0, run.stderr
+    expected = {"Low0": ["Low"], "Low1": ["Low"], "High2": ["High"]}
+    for args in ((), ("genretag", "-f", "-a"), ("genretag", "-f")):
+        if args:
+            run = lib(*args)
+            assert run.returncode == 0, run.stderr
+        items = lib.items()
+        assert {f["title"]: f["genres"] for f in items.values()} == expected, args
+        assert {f["title"]: file_genres(p) for p, f in items.items()} == expected, args
+        assert all(f["comp"] for f in items.values())
