@@ -79,6 +79,7 @@ class _Group:
     items: list[Item]
     album: Album | None = None
     predictions: dict[str, Any] = field(default_factory=dict)  # path -> genretag.Prediction
+    unheard: dict[str, str] = field(default_factory=dict)  # path -> "silent" or "failed" (nothing to decide from)
     waiting: set[str] = field(default_factory=set)
 
 
@@ -262,6 +263,8 @@ class GenretagPlugin(BeetsPlugin):
                 for group in by_path.get(key, ()):
                     if result.status == "predicted" and result.prediction is not None:
                         group.predictions[key] = result.prediction
+                    elif result.status in ("silent", "failed"):
+                        group.unheard[key] = result.status
                     group.waiting.discard(key)
                     if not group.waiting:
                         self._settle(group, model, options, pretend=pretend, write=write, tally=tally,
@@ -286,9 +289,13 @@ class GenretagPlugin(BeetsPlugin):
         """Decide the group's genre(s) and store them (and write the files) in one go."""
         done = [(item, group.predictions[os.fsdecode(item.path)]) for item in group.items
                 if os.fsdecode(item.path) in group.predictions]
-        if not done:
+        unheard = [(item, group.unheard[os.fsdecode(item.path)]) for item in group.items
+                   if os.fsdecode(item.path) in group.unheard]
+        if not done and not unheard:
             return
-        if group.album is not None or len(group.items) > 1:
+        if not done:
+            decisions = []
+        elif group.album is not None or len(group.items) > 1:
             shared = consensus([p for _, p in done], pooling=model.bundle.card.pooling)
             decisions = [(item, shared) for item, _ in done]
         else:
@@ -299,7 +306,9 @@ class GenretagPlugin(BeetsPlugin):
         for item, prediction in decisions:
             genres = self._genres(item, prediction, options, write_to, model)
             changes.append(_Change(item, self._assign(item, prediction, genres, model.model_id, top), genres))
-        if group.album is not None:
+        for item, status in unheard:  # recorded as such: not predicted again (unless -f), no genre of the album's
+            changes.append(_Change(item, _mark_unheard(item, status, model.model_id), None))
+        if group.album is not None and decisions:
             genres = self._genres(group.album, decisions[0][1], options, write_to, model)
             changes.append(_Change(group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top),
                                    genres))
@@ -363,6 +372,8 @@ class GenretagPlugin(BeetsPlugin):
         obj["genretag_confidence"] = round(float(ranked[0][1]), 4)
         obj["genretag_top"] = "; ".join(f"{label} {p:.3f}" for label, p in ranked[:max(top, 1)])
         obj["genretag_model"] = model_id
+        if _own(obj, "genretag_status") is not None:
+            del obj["genretag_status"]
         if genres is not None:
             if "genres" in GENRE_FIELDS:
                 obj["genres"] = genres
@@ -371,6 +382,19 @@ class GenretagPlugin(BeetsPlugin):
             else:
                 obj["genre"] = "; ".join(genres)
         return [k for k, v in before.items() if _own(obj, k) != v]
+
+
+def _mark_unheard(item: Item, status: str, model_id: str) -> list[str]:
+    """Record that ``model_id`` found ``item`` silent or could not decode it: ``genretag_status``, and an empty
+    ``genretag_genre`` of its own (so the album's does not show through); its genre field is left alone."""
+    before = {k: _own(item, k) for k in (*FLEX_FIELDS, "genretag_status")}
+    for key in ("genretag_confidence", "genretag_top"):
+        if key in item.keys(with_album=False):
+            del item[key]
+    item["genretag_genre"] = ""
+    item["genretag_model"] = model_id
+    item["genretag_status"] = status
+    return [k for k, v in before.items() if _own(item, k) != v]
 
 
 def consensus(predictions: Iterable[Any], *, pooling: str = "mean") -> Any:

@@ -388,3 +388,40 @@ def test_compilation_tracks_are_decided_one_by_one(knn_bundle, tmp_path):
         assert {f["title"]: f["genres"] for f in items.values()} == expected, args
         assert {f["title"]: file_genres(p) for p, f in items.items()} == expected, args
         assert all(f["comp"] for f in items.values())
+
+
+def test_silent_and_undecodable_tracks_are_recorded_not_inherited_nor_predicted_again(knn_bundle, tmp_path):
+    """An album with a silent track and one that does not decode: the album is decided from the other two;
+    the silent and the broken track get ``genretag_status`` (silent, failed), no genre (nor the album's
+    ``genretag_genre`` showing through), and the next run predicts nothing (``-f`` does)."""
+    import numpy as np
+
+    src = tmp_path / "src" / "Quiet"
+    for i in range(2):
+        tagged_source(src, f"{i}.flac", "Low", seed=600 + i, title=f"tone{i}")
+    silent = synth.write_audio(src / "silent.flac", np.zeros(22_050 * 6, np.float32))
+    tags = mediafile.MediaFile(silent)
+    tags.title, tags.artist, tags.album = "silent", "Synth", "Quiet"
+    tags.save()
+    lib = Library(tmp_path, knn_bundle)
+    run = lib("import", "-A", "-q", str(src.parent))
+    assert run.returncode == 0, run.stderr
+    broken = next(p for p, f in lib.items().items() if f["title"] == "tone1")
+    Path(broken).write_bytes(os.urandom(30_000))
+
+    run = lib("genretag")
+    assert run.returncode == 1 and "1 file could not be decoded" in run.stderr, run.stderr
+    assert "1 predicted" in run.stdout and "1 silent, 1 failed" in run.stdout, run.stdout
+    items = {f["title"]: f for f in lib.items().values()}
+    assert (items["tone0"]["genres"], items["tone0"]["genretag_genre"]) == (["Low"], "Low")
+    for title, status in (("silent", "silent"), ("tone1", "failed")):
+        f = items[title]
+        assert (f["genres"], f["genretag_genre"], f["genretag_status"], f["genretag_model"]) == (
+            [], "", status, MODEL_ID), title
+        assert "genretag_confidence" not in f
+    shown = lib("ls", "-f", "$title:$genretag_genre", "album:Quiet")
+    assert sorted(shown.stdout.split()) == ["silent:", "tone0:Low", "tone1:"], shown.stdout
+
+    run = lib("genretag")
+    assert run.returncode == 0, run.stderr
+    assert "0 predicted" in run.stdout and "3 skipped" in run.stdout, run.stdout
