@@ -3,8 +3,10 @@
 Add ``genretag`` to ``plugins:`` in beets' config.yaml, then ``beet genretag [-p] [-f] [-a] [QUERY]``
 (or let ``auto`` tag albums as they are imported). Predictions go into flexible attributes
 (``genretag_genre``, ``genretag_confidence``, ``genretag_top``, ``genretag_model``); the ``genres``
-field (``genre`` on beets that lacks ``genres``) is set as configured and the files are written
-through beets (``item.try_sync``), so the database, the files and genretag agree.
+field (``genre`` on beets that lacks ``genres``) is set as configured, and the files get the new genre
+through genretag's own writer (:func:`genretag.write_genre`: a checked copy renamed over the file; only the
+genre and provenance fields change), never beets' ``item.write``, which would also write beets' other fields.
+A file the writer refuses is reported and its track is not stored.
 
 A front end like genretag's CLI: it calls the library API (:func:`genretag.load_model`,
 :func:`genretag.predict`, :func:`genretag.decide`) and owns the messages.
@@ -28,6 +30,7 @@ from beets.plugins import BeetsPlugin
 from beets.util import displayable_path
 
 import genretag
+from genretag.tags import remove_stale_copies
 
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
@@ -41,6 +44,9 @@ GENRE_FIELDS = tuple(f for f in ("genres", "genre") if f in Item._fields)
 
 WRITE_TO = ("genre", "none")
 
+EXIT_INTERRUPTED = 130
+"""``beet genretag``'s exit status after Ctrl-C (128 + SIGINT), as ``genretag scan``'s."""
+
 
 @dataclass
 class _Tally:
@@ -50,6 +56,20 @@ class _Tally:
     failed: int = 0
     silent: int = 0
     saved: int = 0
+    unwritten: int = 0  # files genretag's writer refused (reported; their tracks are not stored)
+
+
+@dataclass
+class _Change:
+    """One track's (or album's) new values: the fields that changed, and the genres its file gets."""
+
+    obj: Item | Album
+    fields: list[str]
+    genres: list[str] | None
+
+    @property
+    def genre_changed(self) -> bool:
+        return any(f in GENRE_FIELDS for f in self.fields)
 
 
 @dataclass
@@ -59,6 +79,7 @@ class _Group:
     items: list[Item]
     album: Album | None = None
     predictions: dict[str, Any] = field(default_factory=dict)  # path -> genretag.Prediction
+    unheard: dict[str, str] = field(default_factory=dict)  # path -> "silent" or "failed" (nothing to decide from)
     waiting: set[str] = field(default_factory=set)
 
 
@@ -76,7 +97,7 @@ class GenretagPlugin(BeetsPlugin):
             "keep_existing": True,
             "count": 1,
             "styles": False,
-            "min_confidence": 0.0,
+            "min_confidence": None,  # the model's calibrated floor, as genretag scan uses it
             "album_consensus": True,
             "genre_map": {},
             "top": 3,
@@ -93,12 +114,14 @@ class GenretagPlugin(BeetsPlugin):
     # Settings --------------------------------------------------------------
 
     def _options(self) -> genretag.ScanOptions:
-        """The scan options the config asks for; ``force`` always (beets decides what to skip)."""
+        """The scan options the config asks for; ``force`` always (beets decides what to skip). A floor left at
+        ``null`` stays None: :func:`genretag.decide` with the model takes the model's calibrated one."""
         extra = {} if self.config["jobs"].get() is None else {"jobs": self.config["jobs"].get(int)}
+        floor = self.config["min_confidence"]
         try:
             return genretag.ScanOptions(
                 windows=self.config["windows"].get(int), batch_size=self.config["batch_size"].get(int),
-                top_k=self.config["count"].get(int), min_confidence=self.config["min_confidence"].as_number(),
+                top_k=self.config["count"].get(int), min_confidence=None if floor.get() is None else floor.as_number(),
                 styles=self.config["styles"].get(bool),
                 genre_map={str(k): str(v or "") for k, v in (self.config["genre_map"].get(dict) or {}).items()},
                 overwrite=True, force=True, **extra)
@@ -143,19 +166,23 @@ class GenretagPlugin(BeetsPlugin):
     def _command(self, lib: Library, opts: Any, args: list[str]) -> None:
         force = self.config["force"].get(bool) if opts.force is None else opts.force
         if opts.album:
-            albums = list(lib.albums(args))
-            groups = [_Group(list(a.items()), a) for a in albums]
+            groups = [g for a in lib.albums(args) for g in _album_groups(list(a.items()), a)]
         else:
             groups = self._groups(list(lib.items(args)), lib)
         if not groups:
             raise ui.UserError("genretag: no matching items")
-        tally = self.run(groups, pretend=opts.pretend, force=force, write=ui.should_write(), verbose=True)
+        try:
+            tally = self.run(groups, pretend=opts.pretend, force=force, write=ui.should_write(), verbose=True)
+        except KeyboardInterrupt:
+            raise SystemExit(EXIT_INTERRUPTED) from None  # run() said "interrupted"; beets would exit 0
         ui.print_(f"genretag: {tally.predicted} predicted, {tally.changed} genre changes"
                   f"{' (pretend)' if opts.pretend else ''}, {tally.skipped} skipped (already predicted), "
-                  f"{tally.silent} silent, {tally.failed} failed")
-        if tally.failed:
-            raise ui.UserError(f"genretag: {tally.failed} file{'s' if tally.failed != 1 else ''} could not be "
-                               "decoded (listed above); the others were processed")
+                  f"{tally.silent} silent, {tally.failed} failed, {tally.unwritten} not written")
+        problems = [f"{n} file{'s' if n != 1 else ''} could not be {what}"
+                    for n, what in ((tally.failed, "decoded"), (tally.unwritten, "written")) if n]
+        if problems:
+            raise ui.UserError(f"genretag: {' and '.join(problems)} (listed above; left as they were); "
+                               "the others were processed")
 
     def _groups(self, items: list[Item], lib: Library) -> list[_Group]:
         """Items decided together: per album (consensus), else one by one; an album whose every
@@ -172,7 +199,10 @@ class GenretagPlugin(BeetsPlugin):
         for album_id, members in by_album.items():
             album = lib.get_album(album_id)
             whole = album is not None and {i.id for i in album.items()} <= {i.id for i in members}
-            groups.append(_Group(members, album if whole else None))
+            if album is not None and _compilation(album):
+                groups.extend(_Group([i]) for i in members)
+            else:
+                groups.append(_Group(members, album if whole else None))
         return groups
 
     # Import ---------------------------------------------------------------------
@@ -184,7 +214,7 @@ class GenretagPlugin(BeetsPlugin):
             return
         album = getattr(task, "album", None) if task.is_album else None
         if album is not None and self.config["album_consensus"].get(bool):
-            groups = [_Group(items, album)]
+            groups = _album_groups(items, album)
         else:
             groups = [_Group([i]) for i in items]
         write = ui.should_write()
@@ -198,11 +228,20 @@ class GenretagPlugin(BeetsPlugin):
         Ctrl-C stops the prediction; groups already stored stay stored, the others are untouched.
         """
         tally = _Tally()
+        try:
+            self._run(groups, tally, pretend=pretend, force=force, write=write, verbose=verbose)
+        except KeyboardInterrupt:
+            self._log.warning("interrupted: {} tracks saved, the others are unchanged", tally.saved)
+            raise
+        return tally
+
+    def _run(self, groups: Sequence[_Group], tally: _Tally, *, pretend: bool, force: bool, write: bool,
+             verbose: bool) -> None:
         model_id = self.model_id()
         todo = [g for g in groups if force or any(_own(i, "genretag_model") != model_id for i in g.items)]
         tally.skipped = sum(len(g.items) for g in groups if g not in todo)
         if not todo:
-            return tally  # nothing to predict: no model loaded
+            return  # nothing to predict: no model loaded
         model = self.model()
         by_path: dict[str, list[_Group]] = {}
         for group in todo:
@@ -211,30 +250,29 @@ class GenretagPlugin(BeetsPlugin):
                 group.waiting.add(key)
                 by_path.setdefault(key, []).append(group)
         if not by_path:
-            return tally
+            return
         self._log.info("predicting {} tracks with {}", len(by_path), model.model_id)
         options = self._options()
+        if write and not pretend:
+            remove_stale_copies(by_path)  # what a kill -9 during a write left beside the files
         results = genretag.predict([Path(p) for p in by_path], model=model, options=options)
-        try:
-            with closing(results):
-                for result in results:
-                    key = os.fsdecode(os.fspath(result.path))
-                    self._note(result, tally)
-                    for group in by_path.get(key, ()):
-                        if result.status == "predicted" and result.prediction is not None:
-                            group.predictions[key] = result.prediction
-                        group.waiting.discard(key)
-                        if not group.waiting:
-                            self._settle(group, model, options, pretend=pretend, write=write, tally=tally,
-                                         verbose=verbose)
-            for group in todo:  # a path predict() merged with another (the same file twice)
-                if group.waiting:
-                    group.waiting.clear()
-                    self._settle(group, model, options, pretend=pretend, write=write, tally=tally, verbose=verbose)
-        except KeyboardInterrupt:
-            self._log.warning("interrupted: {} tracks saved, the others are unchanged", tally.saved)
-            raise
-        return tally
+        with closing(results):
+            for result in results:
+                key = os.fsdecode(os.fspath(result.path))
+                self._note(result, tally)
+                for group in by_path.get(key, ()):
+                    if result.status == "predicted" and result.prediction is not None:
+                        group.predictions[key] = result.prediction
+                    elif result.status in ("silent", "failed"):
+                        group.unheard[key] = result.status
+                    group.waiting.discard(key)
+                    if not group.waiting:
+                        self._settle(group, model, options, pretend=pretend, write=write, tally=tally,
+                                     verbose=verbose)
+        for group in todo:  # a path predict() merged with another (the same file twice)
+            if group.waiting:
+                group.waiting.clear()
+                self._settle(group, model, options, pretend=pretend, write=write, tally=tally, verbose=verbose)
 
     def _note(self, result: Any, tally: _Tally) -> None:
         if result.status == "failed":
@@ -251,39 +289,65 @@ class GenretagPlugin(BeetsPlugin):
         """Decide the group's genre(s) and store them (and write the files) in one go."""
         done = [(item, group.predictions[os.fsdecode(item.path)]) for item in group.items
                 if os.fsdecode(item.path) in group.predictions]
-        if not done:
+        unheard = [(item, group.unheard[os.fsdecode(item.path)]) for item in group.items
+                   if os.fsdecode(item.path) in group.unheard]
+        if not done and not unheard:
             return
-        if group.album is not None or len(group.items) > 1:
+        if not done:
+            decisions = []
+        elif group.album is not None or len(group.items) > 1:
             shared = consensus([p for _, p in done], pooling=model.bundle.card.pooling)
             decisions = [(item, shared) for item, _ in done]
         else:
             decisions = done
         write_to = self._write_to()
         top = self.config["top"].get(int)
-        changes: list[tuple[Item | Album, list[str]]] = []
+        changes: list[_Change] = []
         for item, prediction in decisions:
             genres = self._genres(item, prediction, options, write_to, model)
-            changes.append((item, self._assign(item, prediction, genres, model.model_id, top)))
-        if group.album is not None:
+            changes.append(_Change(item, self._assign(item, prediction, genres, model.model_id, top), genres))
+        for item, status in unheard:  # recorded as such: not predicted again (unless -f), no genre of the album's
+            changes.append(_Change(item, _mark_unheard(item, status, model.model_id), None))
+        if group.album is not None and decisions:
             genres = self._genres(group.album, decisions[0][1], options, write_to, model)
-            changes.append((group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top)))
+            changes.append(_Change(group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top),
+                                   genres))
         shown = [*GENRE_FIELDS, "genretag_genre", "genretag_confidence"]
-        for obj, changed in changes:
-            if isinstance(obj, Item) and any(f in GENRE_FIELDS for f in changed):
-                tally.changed += 1
+        for change in changes:
             if verbose:
-                ui.show_model_changes(obj, fields=shown)
+                ui.show_model_changes(change.obj, fields=shown)
             else:
-                self._log.debug("{}: {}", obj, ", ".join(changed))
+                self._log.debug("{}: {}", change.obj, ", ".join(change.fields))
         if pretend:
+            tally.changed += sum(isinstance(c.obj, Item) and c.genre_changed for c in changes)
             return
-        with _interrupt_deferred(), group.items[0]._db.transaction():
-            for obj, changed in changes:
-                if isinstance(obj, Album):
-                    obj.store(inherit=False)  # the tracks were decided one by one above
-                else:
-                    obj.try_sync(write=write and any(f in GENRE_FIELDS for f in changed), move=False)
-                    tally.saved += 1
+        with _interrupt_deferred():
+            # Files first, each through genretag's writer; then the database, in one transaction. A kill in
+            # between leaves files the database does not know: their tracks lack genretag_model, so the next
+            # run predicts them again and writes the same genre (a file is never newer in the database).
+            keep = [c for c in changes if not (write and isinstance(c.obj, Item) and c.genre_changed)
+                    or self._write_file(c.obj, c.genres, model.model_id, tally)]
+            with group.items[0]._db.transaction():
+                for change in keep:
+                    if isinstance(change.obj, Album):
+                        change.obj.store(inherit=False)  # the tracks were decided one by one above
+                    else:
+                        change.obj.store()
+                        tally.saved += 1
+                        tally.changed += change.genre_changed
+
+    def _write_file(self, item: Item, genres: list[str] | None, provenance: str, tally: _Tally) -> bool:
+        """Write ``item``'s new genres into its file through genretag's writer (a checked copy renamed over
+        the file: only the genre and the provenance field change); False, with the reason logged, if refused."""
+        path = os.fsdecode(item.path)
+        try:
+            genretag.write_genre(path, genres or [], provenance=provenance)
+        except (genretag.GenretagError, ValueError) as exc:
+            tally.unwritten += 1
+            self._log.error("{}: {}", displayable_path(item.path), getattr(exc, "reason", None) or exc)
+            return False
+        item.mtime = item.current_mtime()  # as beets' own write does: ``beet update`` sees nothing new
+        return True
 
     def _genres(self, obj: Item | Album, prediction: Any, options: genretag.ScanOptions,
                 write_to: str, model: genretag.Model) -> list[str] | None:
@@ -296,7 +360,7 @@ class GenretagPlugin(BeetsPlugin):
         if existing and not ours and self.config["keep_existing"].get(bool):
             return None
         decided = genretag.decide(genretag.ScanResult(prediction.path, "predicted", prediction=prediction), options,
-                                  styles=model.bundle.card.styles)
+                                  model=model)  # floors left at None: the model's calibrated ones
         return list(decided.genres) if decided.status == "would-tag" else None
 
     @staticmethod
@@ -308,6 +372,8 @@ class GenretagPlugin(BeetsPlugin):
         obj["genretag_confidence"] = round(float(ranked[0][1]), 4)
         obj["genretag_top"] = "; ".join(f"{label} {p:.3f}" for label, p in ranked[:max(top, 1)])
         obj["genretag_model"] = model_id
+        if _own(obj, "genretag_status") is not None:
+            del obj["genretag_status"]
         if genres is not None:
             if "genres" in GENRE_FIELDS:
                 obj["genres"] = genres
@@ -318,12 +384,38 @@ class GenretagPlugin(BeetsPlugin):
         return [k for k, v in before.items() if _own(obj, k) != v]
 
 
+def _mark_unheard(item: Item, status: str, model_id: str) -> list[str]:
+    """Record that ``model_id`` found ``item`` silent or could not decode it: ``genretag_status``, and an empty
+    ``genretag_genre`` of its own (so the album's does not show through); its genre field is left alone."""
+    before = {k: _own(item, k) for k in (*FLEX_FIELDS, "genretag_status")}
+    for key in ("genretag_confidence", "genretag_top"):
+        if key in item.keys(with_album=False):
+            del item[key]
+    item["genretag_genre"] = ""
+    item["genretag_model"] = model_id
+    item["genretag_status"] = status
+    return [k for k, v in before.items() if _own(item, k) != v]
+
+
 def consensus(predictions: Iterable[Any], *, pooling: str = "mean") -> Any:
     """An album's decision: the same pooling as ``genretag scan --group album`` (window-weighted, by the
     model's ``pooling``)."""
     from genretag.scan import pooled
 
     return pooled(list(predictions), pooling=pooling)
+
+
+def _compilation(album: Album) -> bool:
+    """beets' compilation flag, or an album artist such as "Various Artists": as ``genretag scan --group album``
+    tells a compilation, whose tracks are decided one by one."""
+    from genretag.scan.group import VARIOUS_ARTISTS
+
+    return bool(album.get("comp")) or (album.get("albumartist") or "").casefold() in VARIOUS_ARTISTS
+
+
+def _album_groups(items: list[Item], album: Album) -> list[_Group]:
+    """An album decided as a whole, or a compilation's tracks one by one (the album itself gets no decision)."""
+    return [_Group([i]) for i in items] if _compilation(album) else [_Group(items, album)]
 
 
 def _own(obj: Item | Album, key: str) -> Any:

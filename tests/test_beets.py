@@ -170,8 +170,10 @@ def test_corrupt_file_is_one_line_and_the_rest_are_tagged(beet):
     assert sum(bad.name in line for line in run.stderr.splitlines()) == 1, run.stderr
     assert "4 predicted" in run.stdout and "1 failed" in run.stdout
     after = beet.items()
-    done = {t for t, f in after.items() if f.get("genretag_model") == MODEL_ID}
+    done = {t for t, f in after.items() if f.get("genretag_model") == MODEL_ID and f.get("genretag_genre")}
     assert done == {t for t, f in after.items() if f["path"] != str(bad)}
+    (broken,) = (f for f in after.values() if f["path"] == str(bad))  # recorded as failed: not tried next run
+    assert (broken["genretag_status"], broken["genretag_genre"], broken["genretag_model"]) == ("failed", "", MODEL_ID)
 
 
 def test_styles_option_writes_each_genre_and_its_style(styles_bundle, tmp_path):
