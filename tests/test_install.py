@@ -49,7 +49,8 @@ sys.exit(code)
 """
 
 
-def slim_genretag(tmp_path: Path, *args: object, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+def slim_genretag(tmp_path: Path, *args: object,
+                  env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[str] | None]:
     """Run ``genretag ARGS`` with the train extra's modules uninstallable; (result, imports it attempted)."""
     attempts_file = tmp_path / "attempts.json"
     code = SLIM.format(blocked=TRAIN_EXTRA, args=[str(a) for a in args], attempts_file=str(attempts_file))
@@ -116,3 +117,9 @@ def test_version_without_a_bundled_model(tmp_path, monkeypatch):
 def test_the_version_is_the_changelogs_latest_release():
     releases = re.findall(r"^## (\d+\.\d+\.\d+)", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
     assert releases and releases[0] == genretag.__version__ != "0.1.0"
+
+
+def test_train_help_names_the_extra_that_brings_tf2onnx():
+    result = CliRunner(env={"COLUMNS": "300", "NO_COLOR": "1"}).invoke(app, ["train", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "part of pip install 'genretag[train]'" in " ".join(result.stdout.replace("│", " ").split())
