@@ -17,7 +17,8 @@ or mutagen; a model loads when a prediction needs it.
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"
+"""The package's version (CHANGELOG.md); the shipped default model has its own, in its card.json."""
 
 from genretag.api import (
     Model, apply, apply_report, decide, find_model, load_model, predict, predict_file, tag, write,

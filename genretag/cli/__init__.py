@@ -18,8 +18,17 @@ app = typer.Typer(
 
 
 def _version(value: bool) -> None:
+    """``genretag 0.4.0 (default model: genretag-default 3.0)``; the model part only when one is bundled."""
     if value:
-        typer.echo(f"genretag {__version__}")
+        from genretag.errors import ModelError
+        from genretag.models.bundle import read_bundle
+        from genretag.models.registry import BUNDLED_DIR, DEFAULT_MODEL
+
+        try:  # the bundled one, whatever folder the command runs in
+            model = f" (default model: {read_bundle(BUNDLED_DIR / DEFAULT_MODEL).card.model_id})"
+        except ModelError:
+            model = ""
+        typer.echo(f"genretag {__version__}{model}")
         raise typer.Exit()
 
 
@@ -27,7 +36,8 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version (and the default model's) and exit."),
 ) -> None:
     """Listen to a music library and tag every track with its genre.
 

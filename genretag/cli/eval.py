@@ -52,6 +52,9 @@ def evaluate(
         raise DatasetError("report folders as arguments need --compare (to evaluate, use --model and a dataset)")
     if model is None:
         raise DatasetError("--model is required (or use --compare with report folders)")
+    from genretag.extras import require
+
+    require("train", purpose="evaluation")
     from genretag.evaluate import evaluate as run_eval
     from genretag.models.registry import resolve_model
     from genretag.models.runtime import load_classifier

@@ -70,8 +70,8 @@ def train(
                                          help="Highest mel frequency in Hz (default: half the sample rate)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     export: bool = typer.Option(True, "--export/--no-export", help="Also write model.onnx beside model.keras, "
-                                "checked against Keras, so that scans run without TensorFlow (needs "
-                                "pip install 'genretag[export]'; without it the bundle runs on Keras)."),
+                                "checked against Keras, so that scans run without TensorFlow (needs tf2onnx, "
+                                "part of pip install 'genretag\\[train]'; without it the bundle runs on Keras)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name recorded in the bundle (default genretag-MODEL)."),
     version: str = typer.Option("1.0", "--version", help="Model version recorded in the bundle."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=0, help="Feature extraction workers (default: all cores)."),
@@ -79,6 +79,9 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a genre model and write a bundle that [bold]genretag scan --model DIR[/bold] uses."""
+    from genretag.extras import require
+
+    require("train", purpose="training")
     from genretag.train import model_features
     from genretag.train import train as run_training
 

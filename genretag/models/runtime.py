@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from genretag.config import HIDE_TF_STARTUP
-from genretag.errors import ModelError, describe
+from genretag.errors import ModelError, UsageError, describe
 from genretag.models.bundle import Bundle, verify_bundle
 
 RUNTIME_ENV = "GENRETAG_RUNTIME"
@@ -92,8 +92,9 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 
-def import_keras():
-    """Import Keras; ModelError if unavailable.
+def import_keras(purpose: str = "running a model on Keras"):
+    """Import Keras; if it can't be, UsageError ``<purpose> needs: pip install 'genretag[train]'``
+    (Keras and TensorFlow come with that extra, not with ``pip install genretag``).
 
     TensorFlow's C++ logger prints a few lines to fd 2 while importing, whatever
     TF_CPP_MIN_LOG_LEVEL says ("oneDNN custom operations are on ..."). They are
@@ -114,8 +115,11 @@ def import_keras():
             os.dup2(devnull, 2)
             os.close(devnull)
         import keras
-    except ImportError as exc:  # pragma: no cover - keras is a dependency
-        raise ModelError(f"cannot import Keras: {exc}") from exc
+    except ImportError as exc:
+        from genretag.extras import install_hint
+
+        detail = "" if exc.name == "keras" else f" (Keras: {describe(exc)})"  # e.g. its backend is missing
+        raise UsageError(f"{purpose} needs: {install_hint('train')}{detail}") from exc
     finally:
         if saved is not None:
             os.dup2(saved, 2)
@@ -291,16 +295,21 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
     card = bundle.card
     if card.kind == "keras":
         choice = chosen_runtime()
-        if choice != "keras" and card.runtime:
+        if choice == "keras":
+            purpose = f"{RUNTIME_ENV}=keras"
+        elif card.runtime:
             openvino = import_openvino()
             if openvino is not None:
                 return _load_openvino(openvino, bundle, batch_size)
             if choice == "openvino":
                 raise ModelError(f"{RUNTIME_ENV}=openvino, but OpenVINO cannot be imported (pip install openvino)")
+            purpose = "OpenVINO cannot be imported; running the model on Keras instead"
         elif choice == "openvino":
             raise ModelError(f"{RUNTIME_ENV}=openvino, but card.json lists no exported runtime file "
                              "(models/export_runtime.py)", bundle.path)
-        keras = import_keras()
+        else:
+            purpose = "running this model on Keras (its card lists no exported model.onnx)"
+        keras = import_keras(purpose)
         if card.features.audioset_rate:
             from genretag.models.fusion import register_layers
 
