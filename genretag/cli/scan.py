@@ -17,6 +17,7 @@ from genretag.cli.common import (
     handles_errors,
     open_store,
     out,
+    run_inputs,
     scan_options,
     settings_for,
     warn_without_styles,
@@ -97,7 +98,7 @@ def scan(
         for path, reason in found.problems:
             stderr.print(error_line(reason, path))
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
-    check_report_paths([o.csv_path, o.json_path], found.files)
+    check_report_paths([o.csv_path, o.json_path], found.files, inputs=run_inputs(o, bundle))
     store, store_problem = open_store(o)
     writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=bundle.card.model_id,
                           styles=bundle.card.styles)

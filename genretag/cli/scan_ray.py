@@ -19,6 +19,7 @@ from genretag.cli.common import (
     open_store,
     out,
     progress_bar,
+    run_inputs,
     scan_options,
     warn_without_styles,
 )
@@ -41,12 +42,14 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
         raise UsageError("--ray-address needs --engine ray")
     options = scan_options(o)
     console, stderr = out(), err()
-    warn_without_styles(stderr, options, resolve_model(o.model))
+    bundle = resolve_model(o.model)
+    warn_without_styles(stderr, options, bundle)
     stderr.print("[yellow]note:[/yellow] --engine ray writes no tags (as --dry-run); "
                  "'genretag apply REPORT.jsonl' writes them from --json")
     parquet = o.json_path is not None and Path(o.json_path).suffix.lower() == ".parquet"
     outputs = Outputs(json=None if parquet else o.json_path, csv=o.csv_path, parquet=o.json_path if parquet else None)
-    check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)])
+    check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)],
+                       inputs=run_inputs(o, bundle))
     store, store_problem = open_store(o)
     tally = Tally()
     show_lines = not o.quiet

@@ -1,0 +1,110 @@
+"""Issue 22, cases 13-15: reports onto a run's own inputs, ``engine`` in the config file,
+stored failures retried, reviewed genres the genre map would refuse, writes that change
+nothing, and dry runs of files that can't be written. Real files, a real SQLite store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import synth
+from genretag.cli import app
+from genretag.tags import read_tags
+
+MODEL_ID = "rel 1"  # conftest's knn_bundle
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses Linux file-system behaviour")
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+@pytest.fixture
+def lib(tmp_path) -> Path:
+    """Three short synthetic files, one per class."""
+    root = tmp_path / "lib"
+    for i, (label, ext) in enumerate((("Low", "flac"), ("Mid", "mp3"), ("High", "ogg"))):
+        synth.write_audio(root / f"{i}-{label}.{ext}", synth.tone_mix(label, seconds=4.0, seed=70 + i))
+    return root
+
+
+def _run(runner: CliRunner, *args: object):
+    return runner.invoke(app, [*map(str, args)])
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def _rows(report: Path) -> dict[str, dict]:
+    return {Path(r["path"]).name: r for r in map(json.loads, report.read_text(encoding="utf-8").splitlines())}
+
+
+# --- 13. a report path that is an input of the run ------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--csv", "--json"])
+@pytest.mark.parametrize("what", ["the genre map", "the config file", "the prediction store",
+                                  "the prediction store's WAL", "the model bundle"])
+def test_a_report_over_an_input_of_the_scan_is_refused_before_anything_is_opened(runner, lib, knn_bundle, tmp_path,
+                                                                                 option, what):
+    bundle = Path(shutil.copytree(knn_bundle, tmp_path / "bundle"))  # never the session's own bundle
+    store, mapping, config = tmp_path / "p.sqlite", tmp_path / "map.csv", tmp_path / "config.toml"
+    mapping.write_text("Low,Bass\n", encoding="utf-8")
+    config.write_text("[scan]\njobs = 0\n", encoding="utf-8")
+    assert _run(runner, "scan", lib, "--model", bundle, "--store", store, "--dry-run",
+                "--config", config).exit_code == 0
+    wal = Path(f"{store}-wal")
+    wal.write_bytes(b"")  # as a scan killed mid-write leaves it
+    target = {"the genre map": mapping, "the config file": config, "the prediction store": store,
+              "the prediction store's WAL": wal, "the model bundle": bundle / "card.json"}[what]
+    inputs = [mapping, config, store, wal, *sorted(p for p in bundle.rglob("*") if p.is_file()), *sorted(lib.iterdir())]
+    before = {p: _sha(p) for p in inputs}
+    result = _run(runner, "scan", lib, "--model", bundle, "--store", store, "--genre-map", mapping,
+                  "--config", config, option, target)
+    assert result.exit_code == 2, result.output
+    reason = "the prediction store" if what.startswith("the prediction store") else what
+    assert _errors(result.stderr) == [f"error: report would overwrite {reason} ({target})"]
+    assert {p: _sha(p) for p in inputs} == before  # nothing written, no file tagged
+    assert all(read_tags(p).genres == () for p in lib.iterdir())
+
+
+def test_a_report_over_the_default_config_file_or_store_is_refused(runner, lib, knn_bundle, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = tmp_path / "config" / "genretag" / "config.toml"  # not there yet: a report would become it
+    store = tmp_path / "cache" / "genretag" / "predictions.sqlite"
+    for target, reason in ((config, "the config file"), (store, "the prediction store")):
+        result = _run(runner, "scan", lib, "--model", knn_bundle, "--jobs", "0", "--json", target)
+        assert result.exit_code == 2, result.output
+        assert _errors(result.stderr) == [f"error: report would overwrite {reason} ({target})"]
+    assert not config.exists() and not store.exists()
+
+
+def test_apply_refuses_a_report_over_its_store_or_genre_map(runner, lib, knn_bundle, tmp_path):
+    store, mapping, review = tmp_path / "p.sqlite", tmp_path / "map.csv", tmp_path / "review.jsonl"
+    mapping.write_text("Low,Bass\n", encoding="utf-8")
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--dry-run",
+                "--json", review).exit_code == 0
+    for source in (review, lib):
+        for target, reason in ((store, "the prediction store"), (mapping, "the genre map")):
+            sha = _sha(target)
+            result = _run(runner, "apply", source, "--model", knn_bundle, "--store", store, "--genre-map", mapping,
+                          "--csv", target)
+            assert result.exit_code == 2, result.output
+            assert _errors(result.stderr) == [f"error: report would overwrite {reason} ({target})"]
+            assert _sha(target) == sha
+    assert all(read_tags(p).genres == () for p in lib.iterdir())
