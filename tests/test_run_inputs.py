@@ -108,3 +108,28 @@ def test_apply_refuses_a_report_over_its_store_or_genre_map(runner, lib, knn_bun
             assert _errors(result.stderr) == [f"error: report would overwrite {reason} ({target})"]
             assert _sha(target) == sha
     assert all(read_tags(p).genres == () for p in lib.iterdir())
+
+
+# --- 14. engine = "ray" in the config file -----------------------------------------------------------
+
+
+def test_config_shows_that_engine_ray_writes_no_tags(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[scan]\nengine = "ray"\n', encoding="utf-8")
+    result = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"}).invoke(app, ["config", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
+            if len(cells := [c.strip() for c in line.strip("│┃ ").split("│")]) == 3}
+    assert rows["[scan] engine"] == ["ray", str(config)]
+    assert rows["[scan] dry_run"] == ["True", "engine = ray: scan writes no tags"]
+
+
+def test_an_unknown_engine_in_the_config_file_is_refused(runner, lib, knn_bundle, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[scan]\nengine = "spark"\n', encoding="utf-8")
+    for command in (["config"], ["scan", str(lib), "--model", str(knn_bundle), "--jobs", "0"]):
+        result = _run(runner, *command, "--config", config)
+        assert result.exit_code == 2, result.output
+        assert _errors(result.stderr) == ["error: bad value for 'engine' in [scan] of config file: unknown engine "
+                                          f"'spark' (expected local, ray) ({config})"]
+    assert all(read_tags(p).genres == () for p in lib.iterdir())

@@ -23,9 +23,8 @@ from genretag.cli.common import (
     scan_options,
     warn_without_styles,
 )
+from genretag.config import ENGINES
 from genretag.errors import UsageError
-
-ENGINES = ("local", "ray")
 
 
 def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str | None) -> None:
@@ -68,16 +67,16 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
                 rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
                 progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
 
-            summary = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
-                                  store=store, on_progress=on_progress, on_result=on_result)
+            ran = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
+                            store=store, on_progress=on_progress, on_result=on_result)
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
                      "again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         store_problem = close_store(store, store_problem)
-    if summary.resumed:
-        stderr.print(f"resumed: {summary.resumed} files already in the output were not scanned again")
+    if ran.resumed:
+        stderr.print(f"resumed: {ran.resumed} files already in the output were not scanned again")
     done = sum(tally.statuses.values())
     summary(console, tally, done, time.perf_counter() - started, dry_run=True)
     finish(tally, stderr, store_problem)
