@@ -133,3 +133,90 @@ def test_an_unknown_engine_in_the_config_file_is_refused(runner, lib, knn_bundle
         assert _errors(result.stderr) == ["error: bad value for 'engine' in [scan] of config file: unknown engine "
                                           f"'spark' (expected local, ray) ({config})"]
     assert all(read_tags(p).genres == () for p in lib.iterdir())
+
+
+# --- 15. failures retried, reviewed genres checked, writes that change nothing, dry-run writability ---------
+
+
+def test_a_file_that_was_read_only_is_tagged_once_it_can_be_written(runner, lib, knn_bundle, tmp_path, decoded):
+    locked, store = lib / "1-Mid.mp3", tmp_path / "p.sqlite"
+    locked.chmod(0o444)
+    first = _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0")
+    assert first.exit_code == 1, first.output
+    assert _errors(first.stderr) == [f"error: file is read-only ({locked})"]
+    locked.chmod(0o644)  # mode only: size and modification time stay, so the stored prediction still holds
+    decoded.clear()
+    report = tmp_path / "again.jsonl"
+    again = _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--json", report)
+    assert again.exit_code == 0, again.output  # no --force needed
+    assert _errors(again.stderr) == [] and decoded == []  # from the store, not decoded again
+    assert _rows(report)[locked.name]["status"] == "tagged"
+    assert read_tags(locked).provenance == MODEL_ID and len(read_tags(locked).genres) == 1
+
+
+def test_apply_of_a_read_only_file_from_the_store_is_retried_too(runner, lib, knn_bundle, tmp_path):
+    locked, store = lib / "0-Low.flac", tmp_path / "p.sqlite"
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--dry-run").exit_code == 0
+    locked.chmod(0o444)
+    failed = _run(runner, "apply", lib, "--model", knn_bundle, "--store", store)
+    assert failed.exit_code == 1 and _errors(failed.stderr) == [f"error: file is read-only ({locked})"]
+    locked.chmod(0o644)
+    applied = _run(runner, "apply", lib, "--model", knn_bundle, "--store", store)
+    assert applied.exit_code == 0, applied.output
+    assert read_tags(locked).provenance == MODEL_ID
+
+
+@pytest.mark.parametrize("genre, shown", [("17", "17"), ("(17)", "(17)"), ("; /", "; /")])
+def test_apply_refuses_a_reviewed_genre_the_genre_map_would_refuse(runner, lib, knn_bundle, tmp_path, genre, shown):
+    review = tmp_path / "review.jsonl"
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--no-store", "--jobs", "0", "--dry-run",
+                "--json", review).exit_code == 0
+    rows = [json.loads(line) for line in review.read_text(encoding="utf-8").splitlines()]
+    victim = Path(rows[0]["path"])
+    rows[0]["genres"] = [genre]
+    review.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    before = _sha(victim)
+    result = _run(runner, "apply", review)
+    assert result.exit_code == 1, result.output
+    errors = _errors(result.stderr)
+    assert len(errors) == 1 and errors[0].startswith(f"error: cannot write genre: '{shown}' ")
+    assert errors[0].endswith(f" ({victim})")
+    assert _sha(victim) == before and read_tags(victim).genres == ()
+    assert "2 tagged" in result.stdout and "1 failed" in result.stdout  # only that row refused
+
+
+def test_apply_from_the_store_skips_files_a_write_would_not_change(runner, lib, knn_bundle, tmp_path):
+    store = tmp_path / "p.sqlite"
+    assert _run(runner, "apply", lib, "--model", knn_bundle, "--store", store).exit_code == 1  # nothing stored yet
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0").exit_code == 0
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns, _sha(p)) for p in lib.iterdir()}
+    report = tmp_path / "apply.jsonl"
+    result = _run(runner, "apply", lib, "--model", knn_bundle, "--store", store, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert {r["status"] for r in _rows(report).values()} == {"skipped"} and "3 skipped" in result.stdout
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns, _sha(p)) for p in lib.iterdir()} == before
+    # A decision that does change the file is still written.
+    two = _run(runner, "apply", lib, "--model", knn_bundle, "--store", store, "--top-k", "2",
+               "--next-min-confidence", "0")
+    assert two.exit_code == 0, two.output
+    assert all(len(read_tags(p).genres) == 2 for p in lib.iterdir())
+
+
+def test_a_dry_run_says_a_file_cannot_be_written(runner, lib, knn_bundle, tmp_path):
+    locked = lib / "2-High.ogg"
+    locked.chmod(0o444)
+    report = tmp_path / "dry.jsonl"
+    result = _run(runner, "scan", lib, "--model", knn_bundle, "--no-store", "--jobs", "0", "--dry-run",
+                  "--json", report)
+    assert result.exit_code == 1, result.output  # what the real run would end with
+    assert _errors(result.stderr) == [f"error: file is read-only ({locked})"]
+    assert f"{locked}:" not in result.stdout  # no "old -> new" line: it would not be tagged
+    rows = _rows(report)
+    assert rows[locked.name]["status"] == "failed" and rows[locked.name]["error"] == "file is read-only"
+    assert rows[locked.name]["genres"]  # the decision stays in the report: apply writes it once it can
+    assert {rows[n]["status"] for n in rows if n != locked.name} == {"would-tag"}
+    # apply REPORT --dry-run checks it the same way
+    applied = _run(runner, "apply", report, "--dry-run")
+    assert applied.exit_code == 1 and _errors(applied.stderr) == [f"error: file is read-only ({locked})"]
+    locked.chmod(0o644)
+    assert _run(runner, "apply", report).exit_code == 0 and read_tags(locked).provenance == MODEL_ID
