@@ -71,7 +71,8 @@ def scan(
     store: Optional[Path] = O.STORE,
     no_store: bool = O.NO_STORE,
     config: Optional[Path] = O.CONFIG,
-    engine: str = typer.Option(ENGINES[0], "--engine", callback=_known_engine, help="local: this machine's pool. ray: the same stages on Ray "
+    engine: str = typer.Option(ENGINES[0], "--engine", callback=_known_engine,
+                               help="local: this machine's pool. ray: the same stages on Ray "
                                "Data (pip install 'genretag[ray]'); writes no tags (implies --dry-run): "
                                "'genretag apply' writes them from --json; --json OUT.parquet writes a Parquet "
                                "dataset; resumes from the outputs a previous run left."),
