@@ -267,3 +267,46 @@ def test_a_dry_run_says_a_file_cannot_be_written(runner, lib, knn_bundle, tmp_pa
     locked.chmod(0o644)
     assert _run(runner, "apply", report).exit_code == 0 and read_tags(locked).provenance == MODEL_ID
 
+
+def test_a_write_that_only_ends_a_review_is_not_skipped(runner, lib, knn_bundle, tmp_path):
+    """The skip of a write that changes nothing (case 15) and reviews (case 12): --overwrite naming a reviewed
+    file whose decision is the genre it holds still writes it, so that the review ends, in the provenance
+    ("reviewed genre") and in the store (a row emptied: left alone)."""
+    from genretag.store import Store
+
+    store = tmp_path / "p.sqlite"
+    reviewed, alone = lib / "0-Low.flac", lib / "1-Mid.mp3"
+    report = tmp_path / "review.jsonl"
+    assert _run(runner, "scan", lib, "--model", knn_bundle, "--store", store, "--jobs", "0", "--dry-run",
+                "--json", report).exit_code == 0
+    rows = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    report.write_text("".join(json.dumps(r) + "\n" for r in rows if Path(r["path"]) == reviewed), encoding="utf-8")
+    assert _run(runner, "apply", report, "--model", knn_bundle, "--store", store).exit_code == 0
+    assert "reviewed genre" in read_tags(reviewed).provenance_values
+    # alone: tagged by genretag, then a review empties its row (leave it alone), recorded in the store
+    assert _run(runner, "scan", alone, "--model", knn_bundle, "--store", store, "--jobs", "0").exit_code == 0
+    genre = read_tags(alone).genres
+    assert genre
+    row = {**next(r for r in rows if Path(r["path"]) == alone), "genres": []}
+    report.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert _run(runner, "apply", report, "--model", knn_bundle, "--store", store).exit_code == 0
+    with Store(store) as opened:
+        assert opened.reviewed(alone).genres == ()
+    # Plain applies leave both alone (kept, no write)
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (reviewed, alone)}
+    assert _run(runner, "apply", lib, "--model", knn_bundle, "--store", store).exit_code == 0
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (reviewed, alone)} == before
+    # --overwrite naming them: each decision is the genre it holds, yet the write ends the review
+    out = tmp_path / "named.jsonl"
+    named = _run(runner, "apply", reviewed, alone, "--overwrite", "--model", knn_bundle, "--store", store,
+                 "--json", out)
+    assert named.exit_code == 0, named.output
+    assert {n: r["status"] for n, r in _rows(out).items()} == {reviewed.name: "tagged", alone.name: "tagged"}
+    assert "reviewed genre" not in read_tags(reviewed).provenance_values and read_tags(alone).genres == genre
+    with Store(store) as opened:
+        assert opened.reviewed(alone) is None
+    # and now nothing is left to change: skipped, not rewritten
+    again = _run(runner, "apply", reviewed, alone, "--overwrite", "--model", knn_bundle, "--store", store,
+                 "--json", out)
+    assert again.exit_code == 0, again.output
+    assert {r["status"] for r in _rows(out).values()} == {"skipped"}

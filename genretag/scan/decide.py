@@ -275,18 +275,26 @@ def settle(result: ScanResult, *, model_id: str, options: ScanOptions, styles: S
 
 
 def unchanged(result: ScanResult, *, model_id: str, options: ScanOptions) -> ScanResult:
-    """A ``would-tag`` result becomes ``skipped`` when its file, read now, already holds exactly its genres
-    in the field to write, written by ``model_id``: a write would change nothing but the file's inode and
-    modification time. (``apply`` from the store decides again for files this model tagged.)"""
+    """A ``would-tag`` result becomes ``skipped`` when a write would change nothing but the file's inode and
+    modification time: its file, read now, is still the one predicted (``result.identity``) and already holds
+    exactly its genres in the field to write, with the provenance the write would record (written by
+    ``model_id``, genretag's own values, not a review: see
+    :func:`~genretag.tags.provenance.rewrite_changes_nothing`). A file with a review in the store (``--overwrite``
+    named it) is written, which ends the review. Anything else is left to :func:`write`, whose keep rule and
+    identity check run under the write's lock. (``apply`` from the store decides again for files this model
+    tagged.)"""
     from genretag.tags import read_tags
+    from genretag.tags.provenance import rewrite_changes_nothing
 
-    if result.status != "would-tag":
+    if result.status != "would-tag" or result.review is not None:
         return result
+    if result.identity is not None and not result.identity.holds_for(Identity.of(result.path)):
+        return result  # the write says "changed since it was predicted"
     try:
         now = read_tags(result.path)
     except GenretagError:
         return result  # the write says why
-    if (now.field(options.write_to) == result.genres and now.provenance == model_id
+    if (rewrite_changes_nothing(now, model=model_id, name=options.write_to, genres=result.genres)
             and not (options.id3v23 and now.id3_version == 4)):  # --id3v23 would still convert a v2.4 tag
         return replace(result, status="skipped", tags=now)
     return result
