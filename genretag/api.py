@@ -172,6 +172,7 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     so later scans and applies keep it unless ``--overwrite`` names the file.
     """
     from genretag.scan import decide_row, read_report, write
+    from genretag.scan.decide import writable
 
     rows = report if isinstance(report, list) else read_report(report)
     bundle = model.bundle if isinstance(model, Model) else model
@@ -182,7 +183,9 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
         if decided.status == "would-tag" and not provenance:
             decided = replace(decided, status="failed",
                               error="the report does not say which model predicted it (give the model)")
-        elif decided.status == "would-tag" and not options.dry_run:
+        elif decided.status == "would-tag" and options.dry_run:
+            decided = writable(decided)  # a file that can't be written is said so, not "would tag"
+        elif decided.status == "would-tag":
             decided = write(decided, model_id=provenance, options=options, reviewed=True)
             if bundle is not None and provenance == bundle.card.model_id:
                 recorder.after_write(decided, store_key(bundle, options))
@@ -224,16 +227,21 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
         return result
 
     def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
+        undecided = result
         if settle:
             # A review that left the file alone lives only in the store; one that chose genres lives in the
             # file's provenance ("reviewed genre"), so it goes when the file is replaced by other music.
             review = recorder.review_of(result.path)
             result = replace(result, named=os.path.realpath(result.path) in named_files,
                              review=review if review == () else None)
-            result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles)
+            result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles,
+                                   unless_unchanged=not decode)
             if result.status == "tagged" and result.review is not None:  # --overwrite named it
                 recorder.forget_review(result.path)
-        recorder.record(result, store_key(bundle, options))
+        # The store keeps what the prediction found (a tag-read problem), never a failed write's reason:
+        # a file that was read-only is tried again once it can be written.
+        recorder.record(replace(result, error=undecided.error) if result.failed and undecided.prediction is not None
+                        else result, store_key(bundle, options))
         return result if counted else tick(result)
 
     def produce() -> Iterator[ScanResult]:

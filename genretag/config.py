@@ -144,6 +144,9 @@ GROUPS = ("track", "album", "artist")
 """What ``--group`` decides a genre for."""
 WRITE_TO = ("genre", "genretag")
 """Where ``--write-to`` writes: the genre field, or genretag's own ``GENRETAG_GENRE``."""
+ENGINES = ("local", "ray")
+"""What ``scan --engine`` (or ``engine`` in the config file) runs on: this machine's pool (the default), or
+Ray Data, which writes no tags (as ``--dry-run``)."""
 
 MAX_BATCH_SIZE = 256
 """Largest ``--batch-size``: memory grows with it (the default model: ~1.2 GB at 64), and

@@ -50,6 +50,8 @@ def _rows(path: Path) -> list[dict]:
 def test_same_predictions_as_local_engine(corpus, tmp_path):
     clips = sorted(corpus.glob("emotify/*/*.mp3"))[::40][:6]
     assert len(clips) == 6
+    # writable copies: a local dry run says a read-only file (the corpus's) can't be written; Ray can't know
+    clips = [Path(shutil.copyfile(c, tmp_path / f"{i}-{c.name}")) for i, c in enumerate(clips)]
     options = genretag.ScanOptions(jobs=1, top_k=2, dry_run=True)
     local = {str(r.path): r for r in genretag.tag(clips, options=options)}  # decided as 'scan --dry-run' does
     outputs = Outputs(json=tmp_path / "scan.jsonl", parquet=tmp_path / "scan.parquet")
@@ -85,7 +87,7 @@ def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle
     result = runner.invoke(app, ["scan", str(library), "--engine", "ray", "--model", str(knn_bundle),
                                  "--json", str(report), "--no-store", "-q"])
     assert result.exit_code == 1, result.output  # a file failed
-    assert "writes no tags" in result.output
+    assert "writes no tags" in result.output and "internal error" not in result.output
     rows = _rows(report)
     assert sorted(r["path"] for r in rows) == sorted(str(p) for p in library.iterdir())
     bad = next(r for r in rows if r["path"].endswith("corrupt.mp3"))
@@ -95,6 +97,29 @@ def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle
     applied = runner.invoke(app, ["apply", str(report), "--dry-run"])
     assert applied.exit_code == 1, applied.output  # the corrupt file's tags can't be read
     assert "21/21 files" in applied.output and "20 would be tagged" in applied.output
+
+
+def test_engine_ray_in_the_config_file_runs_on_ray_and_writes_no_tags(library, knn_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from genretag.cli import app
+    from genretag.tags import read_tags
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for src in sorted(library.glob("*.wav"))[:3]:
+        shutil.copyfile(src, lib / src.name)
+    before = {p: p.read_bytes() for p in lib.iterdir()}
+    config, report = tmp_path / "config.toml", tmp_path / "out.jsonl"
+    config.write_text('[scan]\nengine = "ray"\n', encoding="utf-8")
+    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+    result = runner.invoke(app, ["scan", str(lib), "--config", str(config), "--model", str(knn_bundle),
+                                 "--json", str(report), "--no-store", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "note: --engine ray writes no tags" in result.stderr and "3/3 files" in result.stdout
+    assert {p: p.read_bytes() for p in lib.iterdir()} == before  # not one tag written
+    assert all(read_tags(p).genres == () for p in lib.iterdir())
+    assert sorted(r["status"] for r in _rows(report)) == ["would-tag"] * 3
 
 
 def test_resume_after_an_interrupted_run(library, knn_bundle, tmp_path):

@@ -16,6 +16,7 @@ from genretag.cli.common import (
     handles_errors,
     open_store,
     out,
+    run_inputs,
     scan_options,
     settings_for,
     warn_without_styles,
@@ -105,7 +106,7 @@ def apply(
         def run(on_progress):
             return apply_stored(found, store=store, model=bundle.path, options=options, on_progress=on_progress,
                                 named=[p for p in sources if not p.is_dir()])
-    check_report_paths([o.csv_path, o.json_path], files)
+    check_report_paths([o.csv_path, o.json_path], files, inputs=run_inputs(o, bundle))
     writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=model_id,
                           styles=card_styles)
     started = time.perf_counter()

@@ -185,6 +185,19 @@ def warn_without_styles(stderr: Console, options: Any, bundle: Any) -> None:
                      "--styles writes genres only")
 
 
+def run_inputs(o: SimpleNamespace, bundle: Any = None) -> dict[str, Path | None]:
+    """What a run reads besides the audio, for :func:`~genretag.scan.check_report_paths`: a report
+    may not be written over any of them (the config file even when absent: a report there would
+    become the next run's broken config)."""
+    from genretag.cli.settings import config_path
+    from genretag.scan.report import STORE_INPUT
+    from genretag.store import default_store_path
+
+    store = None if o.no_store else Path(o.store).expanduser() if o.store else default_store_path()
+    return {"the config file": config_path(o.config), "the genre map": o.genre_map, STORE_INPUT: store,
+            "the model bundle": bundle.path if bundle is not None else None}
+
+
 def open_store(o: SimpleNamespace) -> tuple[Any, GenretagError | None]:
     """The prediction store the options ask for: ``(store, None)``, ``(None, None)`` with
     ``--no-store``, or ``(None, error)`` when it can't be opened (the run goes on without it)."""

@@ -9,6 +9,7 @@ import typer
 
 from genretag.cli import options as O
 from genretag.cli.common import handles_errors, out, shown
+from genretag.cli.settings import Setting
 
 
 @handles_errors
@@ -33,9 +34,19 @@ def config(
         command = root.get_command(ctx, name)
         sub = command.make_context(name, [], parent=ctx, resilient_parsing=True)
         params = dict(sub.params)
-        for setting in resolve(sub, params, config=config):
+        for setting in in_effect(resolve(sub, params, config=config)):
             if setting.name not in seen:
                 seen.add(setting.name)
                 value = "" if setting.value is None else str(getattr(setting.value, "value", setting.value))
                 table.add_row(shown(f"[scan] {setting.name}"), shown(value), shown(setting.source))
     out().print(table)
+
+
+def in_effect(settings: list[Setting]) -> list[Setting]:
+    """The settings as a scan runs with them: on the Ray engine (``engine = "ray"``), which writes no
+    tags, ``dry_run`` is on whatever it is set to."""
+    engine = next((s for s in settings if s.name == "engine"), None)
+    if engine is None or engine.value == "local":
+        return settings
+    return [Setting(s.name, True, f"engine = {engine.value}: scan writes no tags")
+            if s.name == "dry_run" else s for s in settings]

@@ -17,12 +17,13 @@ from genretag.cli.common import (
     handles_errors,
     open_store,
     out,
+    run_inputs,
     scan_options,
     settings_for,
     warn_without_styles,
 )
 from genretag.cli.tally import consume, finish, summary
-from genretag.config import MAX_BATCH_SIZE, ScanOptions
+from genretag.config import ENGINES, MAX_BATCH_SIZE, ScanOptions
 from genretag.errors import GenretagError
 from genretag.models.registry import resolve_model
 
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
     pass
 
 D = ScanOptions()
+
+
+def _known_engine(value: str) -> str:
+    """Refuse an engine that does not exist, on the command line and in the config file alike (exit 2)."""
+    if value not in ENGINES:
+        raise typer.BadParameter(f"unknown engine '{value}' (expected {', '.join(ENGINES)})")
+    return value
 
 
 @handles_errors
@@ -63,7 +71,8 @@ def scan(
     store: Optional[Path] = O.STORE,
     no_store: bool = O.NO_STORE,
     config: Optional[Path] = O.CONFIG,
-    engine: str = typer.Option("local", "--engine", help="local: this machine's pool. ray: the same stages on Ray "
+    engine: str = typer.Option(ENGINES[0], "--engine", callback=_known_engine,
+                               help="local: this machine's pool. ray: the same stages on Ray "
                                "Data (pip install 'genretag[ray]'); writes no tags (implies --dry-run): "
                                "'genretag apply' writes them from --json; --json OUT.parquet writes a Parquet "
                                "dataset; resumes from the outputs a previous run left."),
@@ -82,11 +91,11 @@ def scan(
     from genretag.discover import discover
     from genretag.scan import ReportWriter, check_report_paths
 
-    o = settings_for(ctx, config)
-    if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's own front end
+    o = settings_for(ctx, config)  # engine and ray_address too: `engine = "ray"` in the config file runs on Ray
+    if o.engine != "local" or o.ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's front end
         from genretag.cli.scan_ray import scan_ray
 
-        return scan_ray(o, paths, engine=engine, address=ray_address)
+        return scan_ray(o, paths, engine=o.engine, address=o.ray_address)
     # a file that keeps its genre is decoded only when a report asks for its prediction
     options = replace(scan_options(o), predict_kept=bool(o.csv_path or o.json_path))
     console, stderr = out(), err()
@@ -97,7 +106,7 @@ def scan(
         for path, reason in found.problems:
             stderr.print(error_line(reason, path))
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
-    check_report_paths([o.csv_path, o.json_path], found.files)
+    check_report_paths([o.csv_path, o.json_path], found.files, inputs=run_inputs(o, bundle))
     store, store_problem = open_store(o)
     writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=bundle.card.model_id,
                           styles=bundle.card.styles)

@@ -19,12 +19,12 @@ from genretag.cli.common import (
     open_store,
     out,
     progress_bar,
+    run_inputs,
     scan_options,
     warn_without_styles,
 )
+from genretag.config import ENGINES
 from genretag.errors import UsageError
-
-ENGINES = ("local", "ray")
 
 
 def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str | None) -> None:
@@ -41,12 +41,14 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
         raise UsageError("--ray-address needs --engine ray")
     options = scan_options(o)
     console, stderr = out(), err()
-    warn_without_styles(stderr, options, resolve_model(o.model))
+    bundle = resolve_model(o.model)
+    warn_without_styles(stderr, options, bundle)
     stderr.print("[yellow]note:[/yellow] --engine ray writes no tags (as --dry-run); "
                  "'genretag apply REPORT.jsonl' writes them from --json")
     parquet = o.json_path is not None and Path(o.json_path).suffix.lower() == ".parquet"
     outputs = Outputs(json=None if parquet else o.json_path, csv=o.csv_path, parquet=o.json_path if parquet else None)
-    check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)])
+    check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)],
+                       inputs=run_inputs(o, bundle))
     store, store_problem = open_store(o)
     tally = Tally()
     show_lines = not o.quiet
@@ -65,16 +67,16 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
                 rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
                 progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
 
-            summary = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
-                                  store=store, on_progress=on_progress, on_result=on_result)
+            ran = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
+                            store=store, on_progress=on_progress, on_result=on_result)
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
                      "again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         store_problem = close_store(store, store_problem)
-    if summary.resumed:
-        stderr.print(f"resumed: {summary.resumed} files already in the output were not scanned again")
+    if ran.resumed:
+        stderr.print(f"resumed: {ran.resumed} files already in the output were not scanned again")
     done = sum(tally.statuses.values())
     summary(console, tally, done, time.perf_counter() - started, dry_run=True)
     finish(tally, stderr, store_problem)

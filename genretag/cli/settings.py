@@ -47,6 +47,11 @@ class Setting:
     """``default``, ``command line`` or the config file's path."""
 
 
+def config_path(path: Path | None) -> Path:
+    """The config file a command reads: the one ``--config`` names, else the default."""
+    return Path(path).expanduser() if path is not None else default_config_path()
+
+
 def read_config(path: Path | None) -> tuple[Path, dict[str, dict[str, Any]]]:
     """The config file's tables (``{}`` when the default file does not exist).
 
@@ -54,7 +59,7 @@ def read_config(path: Path | None) -> tuple[Path, dict[str, dict[str, Any]]]:
     isn't TOML, an unknown table, or a table that is not a table.
     """
     explicit = path is not None
-    path = Path(path).expanduser() if explicit else default_config_path()
+    path = config_path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

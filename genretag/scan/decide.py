@@ -263,10 +263,56 @@ def at_write_time(result: ScanResult, state: TagState, options: ScanOptions) -> 
     return replace(decided, notes=result.notes)
 
 
-def settle(result: ScanResult, *, model_id: str, options: ScanOptions, styles: Sequence[Style] = ()) -> ScanResult:
-    """:func:`decide`, then :func:`write` unless ``options.dry_run``."""
+def settle(result: ScanResult, *, model_id: str, options: ScanOptions, styles: Sequence[Style] = (),
+           unless_unchanged: bool = False) -> ScanResult:
+    """:func:`decide`, then :func:`write`; with ``options.dry_run`` only :func:`writable` (a file that
+    can't be written is ``failed`` with the reason the write would give, not ``would-tag``).
+    ``unless_unchanged``: see :func:`unchanged`."""
     decided = decide(result, options, styles=styles)
-    return decided if options.dry_run else write(decided, model_id=model_id, options=options)
+    if unless_unchanged:
+        decided = unchanged(decided, model_id=model_id, options=options)
+    return writable(decided) if options.dry_run else write(decided, model_id=model_id, options=options)
+
+
+def unchanged(result: ScanResult, *, model_id: str, options: ScanOptions) -> ScanResult:
+    """A ``would-tag`` result becomes ``skipped`` when a write would change nothing but the file's inode and
+    modification time: its file, read now, is still the one predicted (``result.identity``) and already holds
+    exactly its genres in the field to write, with the provenance the write would record (written by
+    ``model_id``, genretag's own values, not a review: see
+    :func:`~genretag.tags.provenance.rewrite_changes_nothing`). A file with a review in the store (``--overwrite``
+    named it) is written, which ends the review. Anything else is left to :func:`write`, whose keep rule and
+    identity check run under the write's lock. (``apply`` from the store decides again for files this model
+    tagged.)"""
+    from genretag.tags import read_tags
+    from genretag.tags.provenance import rewrite_changes_nothing
+
+    if result.status != "would-tag" or result.review is not None:
+        return result
+    if result.identity is not None and not result.identity.holds_for(Identity.of(result.path)):
+        return result  # the write says "changed since it was predicted"
+    try:
+        now = read_tags(result.path)
+    except GenretagError:
+        return result  # the write says why
+    if (rewrite_changes_nothing(now, model=model_id, name=options.write_to, genres=result.genres)
+            and not (options.id3v23 and now.id3_version == 4)):  # --id3v23 would still convert a v2.4 tag
+        return replace(result, status="skipped", tags=now)
+    return result
+
+
+def writable(result: ScanResult) -> ScanResult:
+    """A ``would-tag`` result as a dry run reports it: ``failed`` with the reason when the file could not be
+    written (``file is read-only``, ``permission denied``, ``read-only file system``...), checked as the write
+    checks it before copying; other results come back as they are. Writes nothing."""
+    from genretag.tags.safefile import check_writable
+
+    if result.status != "would-tag":
+        return result
+    try:
+        check_writable(result.path)
+    except GenretagError as exc:
+        return replace(result, status="failed", error=exc.reason)
+    return result
 
 
 _NUMERIC = re.compile(r"\(?\d+\)?|RX|CR")
@@ -306,6 +352,17 @@ def read_genre_map(path: str | Path) -> dict[str, str]:
         mapping[label] = value
     mapping.pop("label", None)  # header row
     return mapping
+
+
+def genre_problem(value: str) -> str | None:
+    """Why ``value`` may not be written as a genre by the genre map's rules that a tag write would let
+    through (a number players read as an ID3v1 genre, only separators), or None. For genres that come
+    from elsewhere (a reviewed report's rows); control characters are the write's to refuse."""
+    if _NUMERIC.fullmatch(value):
+        return f"{value!r} would be read by players as an ID3v1 genre number; use a name"
+    if not value.replace(";", "").replace("/", "").strip():
+        return f"{value!r} holds only the separators genres are joined with (players would read no genre)"
+    return None
 
 
 def _bad_value(value: str) -> str | None:

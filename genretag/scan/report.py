@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -84,12 +84,22 @@ def csv_row(row: dict[str, Any], result: ScanResult, *, styles: Sequence[Style] 
     return flat
 
 
-def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path]) -> None:
+STORE_INPUT = "the prediction store"
+"""What :func:`check_report_paths` calls the store among a run's inputs."""
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database (``predictions.sqlite-wal``...): part of the store."""
+
+
+def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path], *,
+                       inputs: Mapping[str, Path | None] | None = None) -> None:
     """Refuse report paths that would destroy something, before anything is opened.
 
-    A report may not be one of the files being scanned, an existing audio file
-    (by name or by content), a folder, or the same file as another report.
-    Raises :class:`UsageError` naming the path.
+    A report may not be one of the files being scanned, an input of the run
+    (``inputs``: what each is, ``"the genre map"``, ``"the config file"``,
+    ``"the prediction store"`` (with SQLite's ``-wal``/``-shm``/``-journal`` files
+    beside it), ``"the model bundle"`` (a folder: nothing inside it) -> its path; None
+    when the run has none), an existing audio file (by name or by content), a folder, or the
+    same file as another report. Raises :class:`UsageError` naming the path.
     """
     wanted = [Path(r) for r in reports if r is not None]
     if not wanted:
@@ -103,10 +113,22 @@ def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path]) ->
         seen.add(real)
         if real in scanned:
             raise UsageError("report would overwrite a file being scanned", report)
+        for what, path in (inputs or {}).items():
+            if path is not None and _is_part_of(real, os.path.realpath(Path(path).expanduser()), what):
+                raise UsageError(f"report would overwrite {what}", report)
         if os.path.isdir(real):
             raise UsageError("report path is a folder", report)
         if os.path.exists(real) and (is_audio(report) or _looks_like_audio(Path(real))):
             raise UsageError("report would overwrite an audio file", report)
+
+
+def _is_part_of(real: str, input_real: str, what: str) -> bool:
+    """Whether the report at ``real`` would write over the input at ``input_real`` (both resolved)."""
+    if real == input_real:
+        return True
+    if os.path.isdir(input_real):  # a model bundle: card.json, the weights, ...
+        return os.path.commonpath([real, input_real]) == input_real
+    return what == STORE_INPUT and real in {input_real + side for side in SQLITE_SIDE_FILES}
 
 
 def _looks_like_audio(path: Path) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from genretag.config import ScanOptions
 from genretag.errors import UsageError
-from genretag.scan.decide import ScanResult, decide_genres
+from genretag.scan.decide import ScanResult, decide_genres, genre_problem
 from genretag.store import Identity
 
 
@@ -47,7 +47,9 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     """What a reviewed row's file gets now: its ``genres`` (renamed by the genre map), unless the row's
     genres are empty (its status as reported, the file untouched and not even read; ``excluded`` if it was
     to be tagged), the file changed since the report (``failed``; ``skipped`` when the change was this row
-    being applied), or it keeps its genre (``kept``, see :func:`~genretag.scan.decide.decide_genres`)."""
+    being applied), or it keeps its genre (``kept``, see :func:`~genretag.scan.decide.decide_genres`). A genre the
+    genre map would refuse (a number such as ``17``, which players read as ID3v1 Rock; only separators)
+    makes the row ``failed`` (:func:`~genretag.scan.decide.genre_problem`)."""
     from genretag.tags import read_tags
 
     path = Path(os.fsdecode(os.fsencode(row["path"])))
@@ -57,6 +59,9 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
         status = row.get("status")
         kept = status if status in ("low-confidence", "excluded", "silent", "failed", "skipped") else "excluded"
         return replace(base, status=kept, error=(row.get("error") or None) if kept == "failed" else None)
+    problem = next((found for g in genres if (found := genre_problem(g))), None)
+    if problem is not None:  # what the genre map refuses ("17" is ID3v1 Rock to players) is refused here too
+        return replace(base, error=f"cannot write genre: {problem}", identity=Identity.of(path))
     recorded = Identity(row["size"], row["mtime_ns"]) if isinstance(row.get("size"), int) and isinstance(
         row.get("mtime_ns"), int) else None
     now = Identity.of(path)

@@ -47,7 +47,12 @@ class Provenance:
     @classmethod
     def of(cls, state: TagState) -> Provenance | None:
         """The provenance of a file whose tags are ``state``; None when genretag never tagged it."""
-        values = state.provenance_values or ((state.provenance,) if state.provenance else ())
+        return cls.parse(state.provenance_values or ((state.provenance,) if state.provenance else ()))
+
+    @classmethod
+    def parse(cls, values: Sequence[str]) -> Provenance | None:
+        """The provenance the field's ``values`` say (as :meth:`values` writes them); None when empty."""
+        values = tuple(v.strip() for v in values if v.strip())
         if not values:
             return None
         wrote, before, reviewed = {}, None, set()
@@ -101,6 +106,20 @@ def after_write(state: TagState, *, model: str, name: str, genres: Sequence[str]
     else:  # carried on; None for a file tagged before genretag recorded it (undo then refuses)
         before = old.before if old is not None and owns(state, "genre") else None
     return Provenance(model, wrote, before, frozenset(kept_reviews | ({name} if reviewed else set()))).values()
+
+
+def rewrite_changes_nothing(state: TagState, *, model: str, name: str, genres: Sequence[str],
+                            reviewed: bool = False) -> bool:
+    """Whether writing ``genres`` into field ``name`` of a file whose tags are ``state`` (as
+    :func:`after_write` records it) would leave that field and the provenance as they are: the field holds
+    exactly ``genres`` and the record would say the same (same model, what genretag wrote, the genre before,
+    the reviews). A field that is the user's (:func:`owns` false), a reviewed one rewritten unreviewed, or an
+    older genretag's record (the model alone) is not: the write changes its record."""
+    if tuple(state.field(name)) != tuple(genres):
+        return False
+    now = Provenance.of(state)
+    return now is not None and now == Provenance.parse(
+        after_write(state, model=model, name=name, genres=genres, reviewed=reviewed))
 
 
 def undo_plan(state: TagState, shown: object = None) -> tuple[tuple[str, ...], tuple[str, ...]]:

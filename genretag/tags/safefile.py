@@ -45,6 +45,17 @@ def stat_for_write(real: Path, shown: Path) -> os.stat_result:
     return before
 
 
+def check_writable(path: Path) -> None:
+    """What a write checks before it copies anything, without writing: the file may be replaced
+    (:func:`stat_for_write`) and its folder can take the temporary copy. For dry runs; raises
+    :class:`TagError` with the reason the write would give."""
+    shown = Path(path)
+    real = Path(os.path.realpath(shown))
+    stat_for_write(real, shown)
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        raise TagError("read-only file system" if _on_read_only_mount(real.parent) else "permission denied", shown)
+
+
 def _can_write(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
