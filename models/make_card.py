@@ -37,7 +37,7 @@ def windows_per_second(bundle, seconds: float = 3.0) -> float:
 
     classifier = load_classifier(bundle)
     f = bundle.card.features
-    x = np.random.default_rng(0).standard_normal((64, f.n_mels, f.n_frames)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((64, *f.patch_shape)).astype(np.float32)
     classifier.predict(x)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

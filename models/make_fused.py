@@ -1,11 +1,11 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--name genretag-default --version 4.0]
+    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--pooling geometric --name genretag-default --version 4.0]
 
 ``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model
 2.0's, whose weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``).
 Its head is kept as it is and joined with the AudioSet network (``genretag.models.fusion``);
-nothing is trained here. The card keeps the head's labels, pooling and training record, adds
+nothing is trained here. The card keeps the head's labels and training record, adds
 ``audioset_rate`` to the features (every window decoded once at 32 kHz: EfficientAT hears all of
 it, musicnn its 16 kHz resampling) and the fusion's weight and class mapping, and drops the head's
 calibration and runtime: run ``models/calibrate.py OUT`` and ``models/export_runtime.py OUT``
@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("head", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--weight", type=float, required=True, help="w in softmax((1 - w) log p + w log q)")
+    parser.add_argument("--pooling", choices=("mean", "geometric"), default="geometric",
+                        help="how scan combines a track's windows (geometric: the softmax of their mean log-probabilities)")
     parser.add_argument("--name", default="genretag-default")
     parser.add_argument("--version", default="4.0")
     args = parser.parse_args()
@@ -67,11 +69,11 @@ def main() -> None:
         "mapping": {label: [name for _, name in GENRE_CLASSES[label]] for label in card.labels},
         "q": "each label's largest AudioSet class probability (sigmoid), renormalised by the softmax",
         "command": f"python models/make_fused.py {args.head} {args.out} --weight {args.weight} "
-                   f"--name {args.name} --version {args.version}",
+                   f"--pooling {args.pooling} --name {args.name} --version {args.version}",
     }
     new = replace(card, name=args.name, version=args.version, architecture="musicnn+efficientat",
                   features=features, sha256=sha256_file(args.out / "model.keras"),
-                  params=int(model.count_params()), calibration={}, runtime={}, styles=(),
+                  params=int(model.count_params()), calibration={}, runtime={}, styles=(), pooling=args.pooling,
                   training={**card.training, "fusion": fusion},
                   description=("A genre head on musicnn (Million Song Dataset) fused window by window with the "
                                "genre classes of EfficientAT mn04 (AudioSet), which was never trained on the corpus."))

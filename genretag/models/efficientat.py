@@ -48,6 +48,8 @@ HARD_SWISH_FROM = 7
 """Blocks from ``features.7`` on use hard swish, the ones before ReLU (MobileNetV3-Large)."""
 N_BLOCKS = 15
 N_CLASSES = 527
+NAME = "efficientat_mn04"
+"""The network's name as a layer of a genretag model."""
 EMBEDDING = 384
 """Channels of the last convolution, averaged over frequency and time: the network's embedding."""
 
@@ -55,7 +57,7 @@ EMBEDDING = 384
 # --- network ---------------------------------------------------------------------------------------------------
 
 
-def build_network(weights: dict[str, np.ndarray] | None = None, *, n_frames: int, name: str = "efficientat_mn04"):
+def build_network(weights: dict[str, np.ndarray] | None = None, *, n_frames: int, name: str = NAME):
     """The pretrained network, frozen: input ``float32 [batch, 128, n_frames]`` (EfficientAT's
     normalised log-mel, mel bands first like every genretag model); outputs the 527 AudioSet
     logits ``float32 [batch, 527]`` (a sigmoid each) and the embedding ``float32 [batch, 384]``."""

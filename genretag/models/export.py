@@ -44,13 +44,17 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     try:
         import tf2onnx  # noqa: F401 - Keras' ONNX export needs it
     except ImportError as exc:
-        raise ModelError("exporting model.onnx needs tf2onnx (pip install 'genretag[export]')", folder) from exc
+        raise ModelError("exporting model.onnx needs tf2onnx (pip install 'genretag[train]')", folder) from exc
     openvino = import_openvino()
     if openvino is None:
         raise ModelError("checking model.onnx needs openvino (pip install openvino)", folder)
     bundle = replace(bundle, card=replace(bundle.card, runtime={}))  # the old artifact, if any, is replaced
     verify_bundle(bundle)
     keras = import_keras()
+    if bundle.card.features.audioset_rate:
+        from genretag.models.fusion import register_layers
+
+        register_layers()
     model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
     model.predict_on_batch(windows[:1])  # built, so the export traces it
     artifact = folder / ARTIFACT

@@ -54,7 +54,8 @@ STYLE_CLASSES: dict[str, tuple[str, int]] = {
     "Swing": ("Jazz", 230), "Bluegrass": ("Country", 231),
     "Reggae": ("International", 228), "Ska": ("International", 263), "Salsa": ("International", 249),
     "Flamenco": ("International", 250), "Afrobeat": ("International", 257),
-    "Funk": ("Soul-RnB", 232), "Gospel": ("Soul-RnB", 259), "Opera": ("Classical", 238),
+    "Funk": ("Soul-RnB", 232), "Gospel": ("Soul-RnB", 259), "Soul": ("Soul-RnB", 227), "R&B": ("Soul-RnB", 226),
+    "Opera": ("Classical", 238),
 }
 """Candidate styles: a name to write, its parent label and its AudioSet class index. Scored by the class's
 probability (a sigmoid; the mean over a track's windows); the card lists the ones that ship, with floors."""
@@ -127,7 +128,7 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
 
     rows, frames = features.patch_shape
     fusion = register_layers()["GenreFusion"](len(labels), weight, name="genre_fusion")
-    network = network or efficientat.build_network(n_frames=features.audioset_frames)
+    network = network or efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)
     inputs = keras.Input((rows, frames), name="patch")
     x = layers.Reshape((rows, frames, 1))(inputs)
     small = layers.Cropping2D(((0, AUDIOSET_MELS), (0, frames - features.n_frames)))(x)
@@ -150,3 +151,16 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
     model = keras.Model(inputs, out, name=name)
     model.trainable = False
     return model
+
+
+def with_styles(model, styles: tuple[str, ...], *, labels: tuple[str, ...], features: FeatureConfig):
+    """The fused ``model`` (a loaded bundle's) rebuilt with ``styles`` scored after its genres: the same
+    head, network and fusion weight, so its genre outputs are unchanged."""
+    import keras
+
+    from genretag.models.efficientat import NAME
+
+    fusion = model.get_layer("genre_fusion")
+    head = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != NAME)
+    return build_fused(head, labels=labels, features=features, weight=fusion.weight, styles=styles,
+                       network=model.get_layer(NAME))
