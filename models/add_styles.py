@@ -2,6 +2,10 @@
 
     python models/add_styles.py BUNDLE [--candidates]
 
+A fused bundle (musicnn + EfficientAT, model 4.0) takes its styles from AudioSet's sub-genre
+classes instead (``genretag.models.fusion.STYLE_CLASSES``: Heavy metal, Punk rock, House music,
+Reggae, Swing...), each scored by its class probability, the genre outputs unchanged.
+
 The bundle's network (the pretrained extractor and the genre layer) gains a second
 output block: musicnn's back end (its 50 last.fm tags, trained on the Million Song
 Dataset, ``build_tagger``) and one fixed layer that scores each style as the mean
@@ -69,16 +73,32 @@ def main() -> None:
 
     card_path = args.bundle / "card.json"
     card = json.loads(card_path.read_text())
+    fused = card["architecture"] == "musicnn+efficientat"
+    if fused:
+        from genretag.models.fusion import register_layers
+
+        register_layers()
     model = keras.saving.load_model(args.bundle / card["weights"])
     if model.output.shape[-1] != len(card["labels"]):
         sys.exit(f"{args.bundle}: the model already has more outputs than genres (styles attached?)")
     from genretag.models.musicnn import attach_styles
 
-    styles = list(CANDIDATES) if args.candidates else [c for c in CANDIDATES if c[0] in SHIPPED]
-    shipped = {n: {"floor": 0.0} for n, _, _ in CANDIDATES} if args.candidates else SHIPPED
+    candidates = CANDIDATES
+    if fused:
+        from genretag.models.bundle import read_bundle
+        from genretag.models.fusion import STYLE_CLASSES, with_styles
+
+        candidates = tuple((name, parent, (f"audioset:{index}",)) for name, (parent, index) in STYLE_CLASSES.items())
+    styles = list(candidates) if args.candidates else [c for c in candidates if c[0] in SHIPPED]
+    shipped = {n: {"floor": 0.0} for n, _, _ in candidates} if args.candidates else SHIPPED
     if not styles:
         sys.exit("no style is shipped (SHIPPED is empty): nothing to attach; --candidates attaches all to measure")
-    combined = attach_styles(model, styles)
+    if fused:
+        bundle_card = read_bundle(args.bundle).card
+        combined = with_styles(model, tuple(n for n, _, _ in styles), labels=bundle_card.labels,
+                               features=bundle_card.features)
+    else:
+        combined = attach_styles(model, styles)
     x = np.random.default_rng(0).uniform(0, 4, (4, *model.input.shape[1:])).astype(np.float32)
     same = np.abs(np.asarray(combined(x))[:, : len(card["labels"])] - np.asarray(model(x))).max()
     print(f"genre block unchanged: max |diff| {same:.1e}")

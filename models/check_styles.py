@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SAYS = {"Alternative Rock": {"Alternative Rock", "Alt. Rock"}, "Hard Rock": {"Hard Rock"}, "Metal": {"Metal"},
-        "Punk": {"Punk"}, "Ambient Electronic": {"Ambient"}, "R&B": {"R&B"}, "Electro": {"Electro Rock"}}
+        "Punk": {"Punk"}, "Ambient Electronic": {"Ambient"}, "R&B": {"R&B"}, "Electro": {"Electro Rock"},
+        "Ambient": {"Ambient"}, "Reggae": {"Reggae"}, "Latin": {"Latin"}, "Salsa": {"Latin"}}
 """The check labels that confirm a style (the others confirm none: the corpus has no such label)."""
-PARENT_ONLY = {"Electronic", "Classical", "Pop/Rock", "Pop", "Rock"}
+PARENT_ONLY = {"Electronic", "Classical", "Pop/Rock", "Pop", "Rock", "International"}
 FLOORS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
@@ -83,6 +84,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--precision", type=float, default=0.7)
     parser.add_argument("--min-written", type=int, default=5)
+    parser.add_argument("--bundle", type=Path,
+                        help="the bundle the report was scanned with: its card's styles and parents (default: the "
+                             "musicnn candidates of models/add_styles.py)")
     args = parser.parse_args()
     labels = check_labels(args.corpus)
     parts = parts_seed0(args.corpus)
@@ -97,8 +101,10 @@ def main() -> None:
     from add_styles import CANDIDATES
 
     parent_of = {n: p for n, p, _ in CANDIDATES}
+    if args.bundle:
+        parent_of = {s["name"]: s["parent"] for s in json.loads((args.bundle / "card.json").read_text())["styles"]}
     result = {}
-    for style in [n for n, _, _ in CANDIDATES if n in names]:
+    for style in [n for n in parent_of if n in names]:
         parent = parent_of[style]
         choose = [r for r in rows if r["part"] == "train"]
         held = [r for r in rows if r["part"] in ("val", "test")]

@@ -53,7 +53,7 @@ STYLE_CLASSES: dict[str, tuple[str, int]] = {
     "Drum & Bass": ("Electronic", 243), "Trance": ("Electronic", 247), "Ambient": ("Electronic", 246),
     "Swing": ("Jazz", 230), "Bluegrass": ("Country", 231),
     "Reggae": ("International", 228), "Ska": ("International", 263), "Salsa": ("International", 249),
-    "Flamenco": ("International", 250), "Afrobeat": ("International", 257),
+    "Flamenco": ("International", 250), "Afrobeat": ("International", 257), "Latin": ("International", 248),
     "Funk": ("Soul-RnB", 232), "Gospel": ("Soul-RnB", 259), "Soul": ("Soul-RnB", 227), "R&B": ("Soul-RnB", 226),
     "Opera": ("Classical", 238),
 }
