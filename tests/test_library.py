@@ -68,7 +68,8 @@ def _rows(report: Path) -> list[dict]:
 
 def test_group_album_gives_one_genre_per_album_and_keeps_each_tracks_own(runner, albums, tmp_path):
     report = tmp_path / "r.jsonl"
-    result = _scan(runner, albums, "--group", "album", "--dry-run", "--json", report)
+    # no floor: this is about grouping (model 4.0 is unsure of the rock album, 0.4-0.6 a track)
+    result = _scan(runner, albums, "--group", "album", "--dry-run", "--json", report, "--min-confidence", "0")
     assert result.exit_code == 0, result.output
     rows = _rows(report)
     assert len(rows) == 12
@@ -83,7 +84,7 @@ def test_group_album_gives_one_genre_per_album_and_keeps_each_tracks_own(runner,
     own = {r["genre"] for r in rows}  # ... while each row keeps the track's own prediction
     assert len(own) >= 3
     track = tmp_path / "t.jsonl"
-    assert _scan(runner, albums, "--dry-run", "--json", track).exit_code == 0
+    assert _scan(runner, albums, "--dry-run", "--json", track, "--min-confidence", "0").exit_code == 0
     assert {r["path"]: r["genre"] for r in _rows(track)} == {r["path"]: r["genre"] for r in rows}
     assert all(r["group"] == "" for r in _rows(track))
 

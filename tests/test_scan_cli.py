@@ -517,7 +517,10 @@ def test_help_loads_no_tensorflow(args):
 def test_version():
     proc = _python("-m", "genretag", "--version")
     assert proc.returncode == 0
-    assert proc.stdout.strip() == f"genretag {__version__}"
+    from genretag.api import find_model
+
+    card = find_model("default").card
+    assert proc.stdout.strip() == f"genretag {__version__} (default model: {card.name} {card.version})"
 
 
 def test_models_lists_bundled(runner):
