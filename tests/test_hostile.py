@@ -1,0 +1,185 @@
+"""Hostile inputs (issue 24): named pipes, ``/dev/zero`` and huge files where genretag reads a
+genre map, a config file, a report or a model card; hostile card values; damaged store rows;
+report rows whose path is no file name; escape sequences in names and tags.
+
+Every case runs the real CLI in a subprocess with a timeout, so a hang fails the test instead
+of hanging the suite; each asserts the exact error line and exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import synth
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 60
+"""Seconds a CLI run may take; the hangs these tests catch never end."""
+
+pytestmark = pytest.mark.slow
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, NO_COLOR="1", COLUMNS="200", TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def _genretag(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genretag", *map(str, args)], capture_output=True, text=True,
+                          env=_env(), timeout=TIMEOUT, stdin=subprocess.DEVNULL, cwd=cwd)
+
+
+def _errors(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> Path:
+    """One short synthetic WAV (read-only source: tests copy it)."""
+    return synth.write_audio(tmp_path_factory.mktemp("song") / "a.wav", synth.tone_mix("Low", seconds=4.0))
+
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+def _sparse(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes that takes no disk space (all zeros)."""
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    return path
+
+
+# --- files that are not regular, or too large --------------------------------------------------
+
+
+@pytest.mark.parametrize("option, what", [("--genre-map", "genre map"), ("--config", "config file")])
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero"])
+def test_a_named_pipe_or_dev_zero_as_genre_map_or_config_is_a_usage_error(option, what, target, fifo, song,
+                                                                          knn_bundle, tmp_path):
+    path = fifo if target == "fifo" else Path(target)
+    kind = "a named pipe (FIFO)" if target == "fifo" else "a character device"
+    result = _genretag("scan", "--dry-run", "--no-store", "--model", knn_bundle, option, path, song)
+    assert result.returncode == 2, result.stderr
+    assert _errors(result) == [f"error: cannot read {what}: {kind}, not a regular file ({path})"]
+
+
+def test_a_named_pipe_as_genre_map_in_the_config_file(fifo, song, knn_bundle, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[scan]\ngenre_map = "{fifo}"\n')
+    result = _genretag("scan", "--dry-run", "--no-store", "--model", knn_bundle, "--config", config, song)
+    assert result.returncode == 2, result.stderr
+    assert _errors(result) == [f"error: cannot read genre map: a named pipe (FIFO), not a regular file ({fifo})"]
+
+
+@pytest.mark.parametrize("option, what, size", [("--genre-map", "genre map", "10 MiB"),
+                                                ("--config", "config file", "1 MiB")])
+def test_a_genre_map_or_config_past_its_size_limit_is_refused(option, what, size, song, knn_bundle, tmp_path):
+    limit = {"10 MiB": 10 << 20, "1 MiB": 1 << 20}[size]
+    path = _sparse(tmp_path / "big.txt", limit + 1)
+    result = _genretag("scan", "--dry-run", "--no-store", "--model", knn_bundle, option, path, song)
+    assert result.returncode == 2, result.stderr
+    assert _errors(result) == [f"error: cannot read {what}: larger than {size} ({path})"]
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO), not a regular file"),
+    (lambda p: os.symlink("/dev/zero", p), "a character device, not a regular file"),
+    (lambda p: _sparse(p, (1 << 30) + 1), "larger than 1 GiB"),
+])
+def test_a_report_that_is_a_pipe_a_device_or_too_large_is_a_usage_error(make, reason, knn_bundle, tmp_path):
+    report = tmp_path / "review.jsonl"
+    make(report)
+    result = _genretag("apply", "--no-store", "--model", knn_bundle, report)
+    assert result.returncode == 2, result.stderr
+    assert _errors(result) == [f"error: cannot read report: {reason} ({report})"]
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO), not a regular file"),
+    (lambda p: os.symlink("/dev/zero", p), "a character device, not a regular file"),
+    (lambda p: _sparse(p, (1 << 20) + 1), "larger than 1 MiB"),
+])
+def test_a_card_that_is_a_pipe_a_device_or_too_large_is_a_model_error(make, reason, knn_bundle, song, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(knn_bundle, bundle)
+    (bundle / "card.json").unlink()
+    make(bundle / "card.json")
+    result = _genretag("scan", "--dry-run", "--no-store", "--model", bundle, song)
+    assert result.returncode == 1, result.stderr
+    assert _errors(result) == [f"error: not a model bundle: unreadable card.json ({reason}) ({bundle / 'card.json'})"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("n_fft", 2 ** 31, "n_fft 2147483648 is out of range (16 to 65536)"),
+    ("window_seconds", 1e7, "window_seconds 10000000.0 is out of range (0.0 to 60.0)"),
+    ("sample_rate", 10 ** 9, "sample_rate 1000000000 is out of range (1000 to 192000)"),
+    ("n_mels", "many", "n_mels must be an integer, got 'many'"),
+    ("n_frames", 10_000, "window_seconds 0.1 is too short for 10000 frames"),
+])
+def test_a_card_with_hostile_feature_values_is_refused_when_read(key, value, message, knn_bundle, song, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(knn_bundle, bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    card["features"][key] = value
+    if key == "n_frames":
+        card["features"]["window_seconds"] = 0.1
+    (bundle / "card.json").write_text(json.dumps(card))
+    result = _genretag("scan", "--dry-run", "--no-store", "--model", bundle, song)
+    assert result.returncode == 1, result.stderr
+    assert _errors(result) == [f"error: malformed card.json: {message} ({bundle / 'card.json'})"]
+    assert "decode failed" not in result.stderr
+
+
+# --- report rows --------------------------------------------------------------------------------
+
+
+def _row(path: str, song: Path, **extra) -> str:
+    st = song.stat()
+    return json.dumps({"path": path, "status": "would-tag", "genres": ["Rock"], "size": st.st_size,
+                       "mtime_ns": st.st_mtime_ns, "model": "rel 1", **extra})
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("pipe", "not an audio file: a named pipe (FIFO)"),
+    ("a\x00b.wav", "not a file name: the report's path holds a NUL character"),
+    ("a\ud800b.wav", "not a file name: the report's path holds '\\ud800', which no file name can"),
+])
+def test_a_report_row_whose_path_is_a_pipe_or_no_file_name_fails_that_row_only(bad, reason, song, knn_bundle,
+                                                                              tmp_path, fifo):
+    good = shutil.copy2(song, tmp_path / "good.wav")
+    path = str(tmp_path / bad)
+    report = tmp_path / "review.jsonl"
+    report.write_text(_row(path, song) + "\n" + _row(str(good), Path(good)) + "\n", encoding="utf-8",
+                      errors="surrogatepass")
+    result = _genretag("apply", "--no-store", "--model", knn_bundle, "--json", tmp_path / "out.jsonl", report)
+    assert result.returncode == 1, result.stderr
+    shown = path.replace("\x00", "\\x00").replace("\ud800", "\\ud800")
+    assert _errors(result) == [f"error: {reason} ({shown})"]
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["status"], r["error"]) for r in rows] == [("failed", reason), ("tagged", "")]
+
+
+def test_a_non_text_model_in_a_report_row_fails_that_row_only(song, knn_bundle, tmp_path):
+    first, second = (shutil.copy2(song, tmp_path / name) for name in ("first.wav", "second.wav"))
+    report = tmp_path / "review.jsonl"
+    report.write_text(_row(str(first), Path(first), model=5) + "\n"
+                      + _row(str(second), Path(second), model=None) + "\n")
+    result = _genretag("apply", "--no-store", "--model", knn_bundle, report)
+    assert result.returncode == 1, result.stderr
+    assert _errors(result) == [f"error: the report's 'model' in this row is not a text ({first})"]
+    from genretag.tags import read_tags
+
+    assert read_tags(first).genres == () and read_tags(first).provenance is None
+    assert read_tags(second).genres == ("Rock",)
+    assert read_tags(second).provenance == "rel 1"  # --model's, not the first row's 5
