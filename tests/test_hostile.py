@@ -183,3 +183,60 @@ def test_a_non_text_model_in_a_report_row_fails_that_row_only(song, knn_bundle, 
     assert read_tags(first).genres == () and read_tags(first).provenance is None
     assert read_tags(second).genres == ("Rock",)
     assert read_tags(second).provenance == "rel 1"  # --model's, not the first row's 5
+
+
+# --- damaged store rows ------------------------------------------------------------------------
+
+
+DAMAGE = {
+    "labels": "UPDATE predictions SET labels = '{not json'",
+    "tags": "UPDATE predictions SET tags = '[1'",
+    "previous": "UPDATE predictions SET previous = 'nope'",
+    "short probabilities": "UPDATE predictions SET probabilities = x'0000'",
+    "label count": "UPDATE predictions SET labels = '[\"Low\"]'",
+    "labels not texts": "UPDATE predictions SET labels = '[1, 2, 3]'",
+    "status": "UPDATE predictions SET status = 'bogus'",
+}
+NOTE = "note: a damaged row of the prediction store ignored, as if missing ({store})"
+
+
+def _damaged_store(song: Path, knn_bundle: Path, tmp_path: Path, damage: str) -> tuple[Path, Path]:
+    """A copy of ``song`` scanned (dry run) into a fresh store whose one row then gets ``damage``."""
+    import sqlite3
+
+    audio = Path(shutil.copy2(song, tmp_path / "song.wav"))
+    store = tmp_path / "store.sqlite"
+    first = _genretag("scan", "--dry-run", "--store", store, "--model", knn_bundle, audio)
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(store) as db:
+        db.execute(DAMAGE[damage])
+    return audio, store
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_store_row_is_taken_for_no_row_and_the_file_predicted_again(damage, song, knn_bundle, tmp_path):
+    import sqlite3
+
+    audio, store = _damaged_store(song, knn_bundle, tmp_path, damage)
+    result = _genretag("scan", "--dry-run", "--store", store, "--model", knn_bundle, audio)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [NOTE.format(store=store)]
+    assert "1 would be tagged" in result.stdout
+    with sqlite3.connect(store) as db:  # predicted again: the row is whole again
+        labels, blob, previous, status = db.execute(
+            "SELECT labels, probabilities, previous, status FROM predictions").fetchone()
+    assert json.loads(labels) == ["High", "Low", "Mid"] and len(blob) == 12 and previous == "[]"
+    assert status == "predicted"
+
+
+@pytest.mark.parametrize("damage", ["labels", "short probabilities", "label count"])
+def test_apply_and_show_take_a_damaged_row_for_no_row(damage, song, knn_bundle, tmp_path):
+    audio, store = _damaged_store(song, knn_bundle, tmp_path, damage)
+    applied = _genretag("apply", "--store", store, "--model", knn_bundle, audio)
+    assert applied.returncode == 1, applied.stderr
+    assert applied.stderr.splitlines()[0] == f"error: no stored prediction by this model (scan it first) ({audio})"
+    assert NOTE.format(store=store) in applied.stderr.splitlines()
+    shown = _genretag("show", "--store", store, audio)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [str(audio), "  genre: -", "  no stored prediction"]  # never Low's 100% on High
+    assert shown.stderr.splitlines() == [NOTE.format(store=store)]

@@ -204,4 +204,14 @@ def close_store(store: Any, problem: GenretagError | None) -> GenretagError | No
     if store is None:
         return problem
     store.close()
+    note_damaged(err(), store)
     return store.failed
+
+
+def note_damaged(stderr: Any, store: Any) -> None:
+    """One line when rows of the store could not be read (taken for no row: scan predicts those files again)."""
+    if store.damaged:
+        count = len(store.damaged)
+        rows = "a damaged row" if count == 1 else f"{count} damaged rows"
+        stderr.print(f"[yellow]note:[/yellow] {rows} of the prediction store ignored, as if missing "
+                     f"({shown(store.path)})")
