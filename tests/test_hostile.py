@@ -240,3 +240,50 @@ def test_apply_and_show_take_a_damaged_row_for_no_row(damage, song, knn_bundle, 
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [str(audio), "  genre: -", "  no stored prediction"]  # never Low's 100% on High
     assert shown.stderr.splitlines() == [NOTE.format(store=store)]
+
+
+# --- Ray: URIs as typed, a foreign JSON output -------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/music", "gs://bucket/music", "file:///srv/music"])
+def test_the_cli_hands_uris_to_the_ray_engine_as_typed(uri, monkeypatch, knn_bundle):
+    """Click turns arguments into Paths, and ``Path("s3://b")`` is ``s3:/b``: the CLI passes what was typed.
+    (Which URI schemes the engine reads is :func:`test_a_file_uri_is_scanned_on_ray_through_the_cli`'s.)"""
+    from typer.testing import CliRunner
+
+    import genretag.engines.ray_scan as ray_scan
+    from genretag.cli import app
+
+    seen = []
+
+    def fake(paths, **kwargs):
+        seen.extend(paths)
+        raise KeyboardInterrupt  # stop here: the engine itself is not under test
+
+    monkeypatch.setattr(ray_scan, "scan_on_ray", fake)
+    result = CliRunner().invoke(app, ["scan", "--engine", "ray", "--no-store", "-q", "--model", str(knn_bundle), uri])
+    assert result.exit_code == 130, result.output
+    assert seen == [uri]
+
+
+def test_a_file_uri_is_scanned_on_ray_through_the_cli(song, knn_bundle, tmp_path):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    shutil.copy2(song, folder / "a.wav")
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run([sys.executable, "-m", "genretag", "scan", "--engine", "ray", "--no-store", "-q",
+                             "--model", str(knn_bundle), "--json", str(out), folder.as_uri()],
+                            capture_output=True, text=True, env=_env(), timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["path"], r["status"]) for r in rows] == [((folder / "a.wav").as_uri(), "would-tag")]
+
+
+@pytest.mark.parametrize("line", ["[1]", "17", '{"no path": 1}'])
+def test_a_ray_json_output_with_a_line_that_is_no_row_is_a_clear_error(line, song, knn_bundle, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text(line + "\n")
+    result = _genretag("scan", "--engine", "ray", "--no-store", "-q", "--model", knn_bundle, "--json", out, song)
+    assert result.returncode == 1, result.stderr
+    assert _errors(result) == [f"error: cannot resume from this output: line 1 is not a row of 'genretag scan "
+                               f"--json' (no 'path') ({out})"]

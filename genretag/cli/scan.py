@@ -35,7 +35,7 @@ D = ScanOptions()
 @handles_errors
 def scan(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
+    paths: list[str] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
     model: str = O.MODEL,
     dry_run: bool = O.DRY_RUN,
     csv_path: Optional[Path] = O.CSV,
@@ -86,7 +86,8 @@ def scan(
     if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's own front end
         from genretag.cli.scan_ray import scan_ray
 
-        return scan_ray(o, paths, engine=engine, address=ray_address)
+        return scan_ray(o, paths, engine=engine, address=ray_address)  # as typed: Path() would make s3:// s3:/
+    paths = [Path(p) for p in paths]
     # a file that keeps its genre is decoded only when a report asks for its prediction
     options = replace(scan_options(o), predict_kept=bool(o.csv_path or o.json_path))
     console, stderr = out(), err()

@@ -27,8 +27,9 @@ from genretag.errors import UsageError
 ENGINES = ("local", "ray")
 
 
-def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str | None) -> None:
-    """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does."""
+def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str | None) -> None:
+    """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does. ``paths``:
+    as typed (local paths, or URIs such as ``s3://bucket/music``: a :class:`Path` would make that ``s3:/...``)."""
     from genretag.cli.tally import Tally, finish, render, summary
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray
@@ -65,7 +66,7 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
                 rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
                 progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
 
-            summary = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
+            ran = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
                                   store=store, on_progress=on_progress, on_result=on_result)
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
@@ -73,8 +74,8 @@ def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         store_problem = close_store(store, store_problem)
-    if summary.resumed:
-        stderr.print(f"resumed: {summary.resumed} files already in the output were not scanned again")
+    if ran.resumed:
+        stderr.print(f"resumed: {ran.resumed} files already in the output were not scanned again")
     done = sum(tally.statuses.values())
     summary(console, tally, done, time.perf_counter() - started, dry_run=True)
     finish(tally, stderr, store_problem)
