@@ -287,3 +287,27 @@ def test_a_ray_json_output_with_a_line_that_is_no_row_is_a_clear_error(line, son
     assert result.returncode == 1, result.stderr
     assert _errors(result) == [f"error: cannot resume from this output: line 1 is not a row of 'genretag scan "
                                f"--json' (no 'path') ({out})"]
+
+
+# --- terminal safety ---------------------------------------------------------------------------
+
+
+def test_control_characters_in_names_and_tags_are_shown_escaped_and_reports_keep_them(song, knn_bundle, tmp_path):
+    from mutagen.flac import FLAC
+
+    name = "e\x1b[2K\x1b[1Ab\u202e.flac"
+    audio = synth.write_audio(tmp_path / name, synth.tone_mix("Low", seconds=4.0))
+    tags = FLAC(audio)
+    tags["GENRE"] = "\x1b[8mHidden"
+    tags.save()
+    store, out = tmp_path / "store.sqlite", tmp_path / "out.jsonl"
+    scanned = _genretag("scan", "--dry-run", "--store", store, "--model", knn_bundle, "--json", out, tmp_path)
+    shown = _genretag("show", "--store", store, audio)
+    for result in (scanned, shown):
+        assert result.returncode == 0, result.stderr
+        assert not any(c in result.stdout + result.stderr for c in "\x1b\u202e"), repr(result.stdout)
+    escaped = str(tmp_path / "e\\x1b[2K\\x1b[1Ab\\u202e.flac")
+    assert scanned.stdout.splitlines()[0].startswith(f"{escaped}: \\x1b[8mHidden -> Low (")
+    assert shown.stdout.splitlines()[:2] == [escaped, "  genre: \\x1b[8mHidden (yours: genretag did not write it)"]
+    row = json.loads(out.read_text())
+    assert row["path"] == str(audio) and row["previous"] == ["\x1b[8mHidden"]
