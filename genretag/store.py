@@ -196,13 +196,14 @@ class Store:
         such a row is taken for no row (the file is predicted again, which replaces it)."""
         if readonly and not self.path.is_file():
             raise StoreError("no prediction store here (nothing has been scanned with it yet)", self.path)
+        _check_regular(self.path)
         try:
             if readonly:
                 self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
                                            isolation_level=None)
                 self._check_schema()
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self._init_schema()  # first: a file that is not a store is refused before anything is changed
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -393,6 +394,33 @@ class Store:
         except sqlite3.Error as exc:
             self.failed = StoreError(f"cannot write the prediction store: {_reason(exc)}", self.path)
             raise self.failed from exc
+
+
+def _check_regular(path: Path) -> None:
+    """StoreError unless ``path`` is missing or a regular file (``--store /dev/null`` would make SQLite
+    create ``/dev/null-journal``; a named pipe would hang it)."""
+    import stat
+
+    from genretag.files import kind_of
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot use the prediction store: {describe(exc, path=path)}", path) from exc
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"cannot use the prediction store: {kind_of(mode)}, not a regular file", path)
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's folder (0700) and the store (0600) if missing: it holds every path and tag of a
+    library. SQLite gives its ``-wal`` and ``-shm`` files the store's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600))
+    except FileExistsError:
+        _check_regular(path)  # swapped for something else since the first check
 
 
 def _key(path: str | Path) -> bytes:

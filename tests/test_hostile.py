@@ -311,3 +311,32 @@ def test_control_characters_in_names_and_tags_are_shown_escaped_and_reports_keep
     assert shown.stdout.splitlines()[:2] == [escaped, "  genre: \\x1b[8mHidden (yours: genretag did not write it)"]
     row = json.loads(out.read_text())
     assert row["path"] == str(audio) and row["previous"] == ["\x1b[8mHidden"]
+
+
+# --- a private store ---------------------------------------------------------------------------
+
+
+def test_a_new_store_and_its_folder_are_private(song, knn_bundle, tmp_path):
+    store = tmp_path / "new" / "store.sqlite"
+    old = os.umask(0o022)
+    try:
+        result = _genretag("scan", "--dry-run", "-q", "--store", store, "--model", knn_bundle, song)
+    finally:
+        os.umask(old)
+    assert result.returncode == 0, result.stderr
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    assert oct(store.parent.stat().st_mode & 0o777) == "0o700"
+    for side in store.parent.glob("store.sqlite-*"):  # -wal, -shm while they exist
+        assert side.stat().st_mode & 0o077 == 0, side
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/null"])
+def test_a_store_that_is_not_a_regular_file_is_refused(target, fifo, song, knn_bundle):
+    path = fifo if target == "fifo" else Path(target)
+    journal = Path(f"{path}-journal")
+    existed = journal.exists()
+    result = _genretag("scan", "--dry-run", "-q", "--store", path, "--model", knn_bundle, song)
+    assert result.returncode == 1, result.stderr
+    kind = "a named pipe (FIFO)" if target == "fifo" else "a character device"
+    assert _errors(result) == [f"error: cannot use the prediction store: {kind}, not a regular file ({path})"]
+    assert journal.exists() == existed
