@@ -340,3 +340,111 @@ def test_a_store_that_is_not_a_regular_file_is_refused(target, fifo, song, knn_b
     kind = "a named pipe (FIFO)" if target == "fifo" else "a character device"
     assert _errors(result) == [f"error: cannot use the prediction store: {kind}, not a regular file ({path})"]
     assert journal.exists() == existed
+
+
+# --- fuzz: no internal error, bounded time per case --------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=40, deadline=5_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+"""At most 5 s a case: a case that hangs or reads without end fails instead."""
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=8)
+
+
+PATH_TEXT = st.text(st.sampled_from(["a", "/", ".", "\x00", "\ud800", "\udcff", "\x1b", "é"]), max_size=8)
+"""Report paths, hostile characters included (NUL, lone surrogates: ``st.text`` leaves surrogates out)."""
+
+
+@FUZZ
+@given(rows=st.lists(st.fixed_dictionaries({"path": PATH_TEXT | JSON}, optional={
+    "genres": st.lists(st.text(max_size=8), max_size=3) | JSON, "status": st.text(max_size=10) | JSON,
+    "size": st.integers() | JSON, "mtime_ns": st.integers() | JSON, "model": st.text(max_size=8) | JSON,
+    "error": JSON}), max_size=4))
+def test_fuzz_report_rows(rows, tmp_path, song):
+    from genretag.config import ScanOptions
+    from genretag.errors import UsageError
+    from genretag.scan import decide_row, read_report
+
+    shutil.copy2(song, tmp_path / "a.wav")
+    report = tmp_path / "fuzz.jsonl"
+    report.write_text("".join(json.dumps({**r, "path": str(tmp_path / r["path"]) if isinstance(r["path"], str)
+                                          else r["path"]}) + "\n" for r in rows))
+    try:
+        read = read_report(report)
+    except UsageError:
+        return
+    for row in read:
+        result = decide_row(row, options=ScanOptions(dry_run=True, jobs=0))
+        assert result.status in ("failed", "would-tag", "kept", "skipped", "excluded", "low-confidence", "silent")
+
+
+@FUZZ
+@given(values=st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from(["predicted", "silent", "failed", "kept"]) | st.text(max_size=5),
+    "labels": st.none() | st.text(max_size=30) | JSON.map(json.dumps),
+    "probabilities": st.none() | st.binary(max_size=20),
+    "previous": st.text(max_size=20) | JSON.map(json.dumps),
+    "tags": st.none() | st.text(max_size=20) | JSON.map(json.dumps),
+    "styles": st.none() | st.text(max_size=20) | JSON.map(json.dumps),
+    "style_scores": st.none() | st.binary(max_size=12),
+    "windows": st.none() | st.integers(-2 ** 63, 2 ** 63 - 1) | st.text(max_size=3),
+    "size": st.integers(-2 ** 63, 2 ** 63 - 1) | st.text(max_size=3) | st.floats(allow_nan=False),
+    "ctime_ns": st.none() | st.integers(-2 ** 63, 2 ** 63 - 1) | st.text(max_size=3),
+}))
+def test_fuzz_store_rows(values, tmp_path_factory):
+    import sqlite3
+
+    from genretag.store import Store
+
+    path = tmp_path_factory.mktemp("fuzz_store") / "s.sqlite"
+    Store(path).close()
+    row = {"path": os.fsencode("/x/a.wav"), "model": "m", "size": 1, "mtime_ns": 1, "status": "predicted",
+           "labels": '["A", "B"]', "probabilities": b"\0" * 8, "windows": 1, "previous": "[]", "updated": 1.0,
+           **values}
+    with sqlite3.connect(path) as db:
+        db.execute(f"INSERT INTO predictions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                   tuple(row.values()))
+    with Store(path, readonly=True) as store:
+        entry = store.get("/x/a.wav", "m")
+        assert len(store.entries("/x/a.wav")) == (entry is not None)
+        assert (entry is None) == bool(store.damaged)
+        if entry is not None and entry.probabilities is not None:
+            assert len(entry.probabilities) == len(entry.labels)
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") else repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return json.dumps(value)
+
+
+TOML_VALUE = st.recursive(st.booleans() | st.integers(-2 ** 63, 2 ** 63 - 1) | st.floats()
+                          | st.text(st.characters(blacklist_categories=("Cs",)), max_size=10),
+                          lambda inner: st.lists(inner, max_size=3), max_leaves=4)
+
+
+@FUZZ
+@given(settings_=st.dictionaries(st.sampled_from(["top_k", "min_confidence", "batch_size", "windows", "genre_map",
+                                                  "store", "timeout", "group", "write_to", "id3v23_sep", "jobs",
+                                                  "styles", "model"]), TOML_VALUE, max_size=3))
+def test_fuzz_config_values(settings_, tmp_path_factory, knn_bundle):
+    from typer.testing import CliRunner
+
+    from genretag.cli import app
+
+    folder = tmp_path_factory.mktemp("fuzz_config")
+    config = folder / "config.toml"
+    config.write_text("[scan]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in settings_.items()))
+    args = ["scan", "--dry-run", "-q", "--no-store", "--config", str(config), str(folder / "missing.wav")]
+    if "model" not in settings_:
+        args[1:1] = ["--model", str(knn_bundle)]
+    result = CliRunner().invoke(app, args)
+    assert "internal error" not in result.output, result.output
+    assert result.exit_code in (1, 2), result.output
