@@ -18,6 +18,26 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 """File name suffixes scan and the dataset loaders accept (lower case)."""
 
 
+MAX_CARD_BYTES = 1 << 20
+"""A model bundle's ``card.json`` is read only up to this size (1 MiB; the default model's is ~10 KiB)."""
+MAX_GENRE_MAP_BYTES = 10 << 20
+"""A genre map is read only up to this size (10 MiB)."""
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is read only up to this size (1 MiB)."""
+MAX_REPORT_BYTES = 1 << 30
+"""A report ``genretag apply`` reads is read only up to this size (1 GiB: about two million rows of
+``scan --json``; its rows are held in memory, a few times the file's size)."""
+
+
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    "sample_rate": (1_000, 192_000), "n_fft": (16, 65_536), "n_mels": (1, 1_024), "n_frames": (2, 10_000),
+    "window_seconds": (0.0, 60.0), "fmin": (0.0, 1e6), "top_db": (0.0, 1_000.0),
+}
+"""What a :class:`FeatureConfig` (and so a model card's ``features``) may hold; an integer bound means an
+integer value. Beyond these a worker would try to allocate gigabytes per window (``n_fft`` 2^31: 8 GiB;
+``window_seconds`` 60 at 192 kHz is 46 MB). ``audioset_rate`` is checked on its own: 0, or an integer from
+``sample_rate`` to :data:`AUDIOSET_RATE`."""
+
 SCALES: tuple[str, ...] = ("db", "logc")
 NORMALIZATIONS: tuple[str, ...] = ("track", "level", "none")
 
@@ -67,10 +87,21 @@ class FeatureConfig:
             raise ValueError(f"unknown normalisation {self.normalize!r} (expected {', '.join(NORMALIZATIONS)})")
         if self.normalize == "level" and self.scale != "logc":
             raise ValueError('normalize="level" needs scale="logc"')
+        for name, (low, high) in FEATURE_RANGES.items():
+            value = getattr(self, name)
+            integer = isinstance(low, int)
+            if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+                raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+            if not low <= value <= high:  # also refuses NaN
+                raise ValueError(f"{name} {value!r} is out of range ({low} to {high})")
+        if self.window_seconds <= 0 or self.hop_length < 1:
+            raise ValueError(f"window_seconds {self.window_seconds!r} is too short for {self.n_frames} frames")
+        if self.fmax is not None and not (isinstance(self.fmax, (int, float)) and self.fmin < self.fmax <= 1e6):
+            raise ValueError(f"fmax {self.fmax!r} must be above fmin and at most 1e6")
+        if isinstance(self.audioset_rate, bool) or not isinstance(self.audioset_rate, int):
+            raise ValueError(f"audioset_rate must be an integer, got {self.audioset_rate!r}")
         if self.audioset_rate and not self.sample_rate <= self.audioset_rate <= AUDIOSET_RATE:
             raise ValueError(f"audioset_rate must be 0 or between sample_rate and {AUDIOSET_RATE}")
-        if min(self.sample_rate, self.n_fft, self.n_mels) < 1 or self.n_frames < 2 or self.window_seconds <= 0:
-            raise ValueError("sample_rate, n_fft, n_mels and window_seconds must be positive, n_frames at least 2")
 
     @property
     def window_samples(self) -> int:

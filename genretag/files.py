@@ -1,17 +1,96 @@
-"""Write a file so that readers see the old one or the new one, never half of one.
+"""Write a file so that readers see the old one or the new one, never half of one; read one that
+is not audio without hanging on a named pipe or filling memory from ``/dev/zero``.
 
 Reports, plots, model cards and the feature cache are written through
 :func:`replace_atomically`. Audio files have their own, stricter path
-(:mod:`genretag.tags.write`: copy, tag, read back, check, rename).
+(:mod:`genretag.tags.write`: copy, tag, read back, check, rename). Genre maps, config files,
+reports and model cards are read through :func:`read_limited` / :func:`open_limited`.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+class RefusedFile(OSError):
+    """A file genretag will not read: not a regular file, or larger than its limit.
+
+    ``str(exc)`` and ``exc.strerror`` are the reason in a user's words (``a named pipe (FIFO), not a
+    regular file``), so callers that show ``os_reason(exc)`` or ``exc.strerror`` need no special case.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.strerror = reason
+
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def kind_of(mode: int) -> str:
+    """What a non-regular file is, in a user's words (``a named pipe (FIFO)``)."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def size_text(limit: int) -> str:
+    """``1 MiB``, ``512 KiB``, ``1 GiB``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if limit >= 1 << shift:
+            return f"{limit / (1 << shift):g} {unit}"
+    return f"{limit} bytes"
+
+
+def open_limited(path: str | Path, *, limit: int) -> BinaryIO:
+    """Open ``path`` for reading, refusing (:class:`RefusedFile`) anything but a regular file of at most
+    ``limit`` bytes (a reader must still stop at ``limit``: the file may grow).
+
+    The type is checked with ``stat`` before opening, and again with ``fstat`` on what was opened:
+    the open itself uses ``O_NONBLOCK``, so a file swapped for a named pipe in between does not
+    block it (a FIFO opens at once without a writer, then fails the second check). Other
+    ``OSError``\ s (not found, permission denied) pass through.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise RefusedFile(f"{kind_of(mode)}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RefusedFile(f"{kind_of(mode)}, not a regular file")
+        if os.fstat(fd).st_size > limit:
+            raise RefusedFile(f"larger than {size_text(limit)}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_limited(path: str | Path, *, limit: int) -> bytes:
+    """All of a regular file's bytes, at most ``limit`` of them (:class:`RefusedFile` past that, or
+    for a named pipe, a device, a folder; see :func:`open_limited`)."""
+    with open_limited(path, limit=limit) as fh:
+        data = fh.read(limit + 1)  # one more than allowed tells a file that grew past the limit
+    if len(data) > limit:
+        raise RefusedFile(f"larger than {size_text(limit)}")
+    return data
+
+
+def lines_limited(fh: BinaryIO, *, limit: int) -> Iterator[bytes]:
+    """The lines of an open file (from :func:`open_limited`), refusing (:class:`RefusedFile`) once
+    more than ``limit`` bytes were read in all, or one line is longer than that."""
+    read = 0
+    while line := fh.readline(limit - read + 1):
+        read += len(line)
+        if read > limit:
+            raise RefusedFile(f"larger than {size_text(limit)}")
+        yield line
 
 
 def replace_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:

@@ -191,15 +191,19 @@ class Store:
         """The schema of the file (an older one only when opened ``readonly``: it is read as it is)."""
         self.failed: StoreError | None = None
         """The error that made a reading or writing call fail, if one did."""
+        self.damaged: set[Path] = set()
+        """Files whose row could not be read (bad JSON, a probabilities blob that does not match its labels...):
+        such a row is taken for no row (the file is predicted again, which replaces it)."""
         if readonly and not self.path.is_file():
             raise StoreError("no prediction store here (nothing has been scanned with it yet)", self.path)
+        _check_regular(self.path)
         try:
             if readonly:
                 self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
                                            isolation_level=None)
                 self._check_schema()
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self._init_schema()  # first: a file that is not a store is refused before anything is changed
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -287,7 +291,7 @@ class Store:
     def get(self, path: str | Path, model: str) -> Entry | None:
         """The row for ``path`` and ``model``, whatever the file is now (see :meth:`current`)."""
         row = self._query(f"{self._select()} WHERE path = ? AND model = ?", (_key(path), model)).fetchone()
-        return None if row is None else _entry(row)
+        return None if row is None else self._entry(row)
 
     def current(self, path: str | Path, model: str) -> Entry | None:
         """The row for ``path`` and ``model`` if the file is still the one predicted (same size, mtime,
@@ -298,7 +302,15 @@ class Store:
     def entries(self, path: str | Path) -> list[Entry]:
         """Every model's row for ``path``, newest first."""
         rows = self._query(f"{self._select()} WHERE path = ? ORDER BY updated DESC", (_key(path),))
-        return [_entry(r) for r in rows]
+        return [entry for r in rows if (entry := self._entry(r)) is not None]
+
+    def _entry(self, row: tuple) -> Entry | None:
+        """The row as an :class:`Entry`, or None (and its file in :attr:`damaged`) when it is malformed."""
+        try:
+            return _entry(row)
+        except (ValueError, TypeError):  # JSONDecodeError and UnicodeError are ValueErrors
+            self.damaged.add(Path(os.fsdecode(row[0])) if isinstance(row[0], bytes) else Path(str(row[0])))
+            return None
 
     def _query(self, sql: str, args: tuple) -> sqlite3.Cursor:
         try:
@@ -368,7 +380,12 @@ class Store:
                           (_key(path),)).fetchone()
         if row is None:
             return None
-        return Review(Path(path), row[0], tuple(json.loads(row[1])), row[2], float(row[3]))
+        try:
+            return Review(Path(path), _text(row[0]), _texts(row[1]), row[2] if row[2] is None else _text(row[2]),
+                          float(row[3]))
+        except (ValueError, TypeError):
+            self.damaged.add(Path(path))
+            return None
 
     def _write(self, sql: str, args: tuple) -> None:
         try:
@@ -379,6 +396,33 @@ class Store:
             raise self.failed from exc
 
 
+def _check_regular(path: Path) -> None:
+    """StoreError unless ``path`` is missing or a regular file (``--store /dev/null`` would make SQLite
+    create ``/dev/null-journal``; a named pipe would hang it)."""
+    import stat
+
+    from genretag.files import kind_of
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot use the prediction store: {describe(exc, path=path)}", path) from exc
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"cannot use the prediction store: {kind_of(mode)}, not a regular file", path)
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's folder (0700) and the store (0600) if missing: it holds every path and tag of a
+    library. SQLite gives its ``-wal`` and ``-shm`` files the store's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600))
+    except FileExistsError:
+        _check_regular(path)  # swapped for something else since the first check
+
+
 def _key(path: str | Path) -> bytes:
     return os.fsencode(os.path.abspath(path))
 
@@ -387,24 +431,79 @@ def _tags_json(tags: TagState | None) -> str | None:
     return None if tags is None else json.dumps(dataclasses.asdict(tags))
 
 
+_STATUSES = ("predicted", "silent", "failed", "kept")
+"""The statuses a row may hold."""
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a text, got {type(value).__name__}")
+    return value
+
+
+def _texts(text: object) -> tuple[str, ...]:
+    """A JSON list of texts; ValueError or TypeError for anything else."""
+    value = json.loads(_text(text))
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a JSON list of texts")
+    return tuple(value)
+
+
+def _integer(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _scores(blob: object, names: tuple[str, ...]) -> np.ndarray:
+    """A float32 blob with one finite value per name."""
+    if not isinstance(blob, bytes) or len(blob) != 4 * len(names):
+        raise ValueError(f"a scores blob that is not {len(names)} float32 values")
+    scores = np.frombuffer(blob, "<f4").astype(np.float32)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("a score that is not a finite number")
+    return scores
+
+
 def _tags_of(text: str | None) -> TagState | None:
     if not text:
         return None
-    data = json.loads(text)
-    return TagState(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    data = json.loads(_text(text))
+    if not isinstance(data, dict):
+        raise TypeError("tags: expected a JSON object")
+    tags = TagState(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    for name in ("genres", "own_genres", "ape_genres", "placeholders", "provenance_values"):
+        if not all(isinstance(v, str) for v in getattr(tags, name)):
+            raise TypeError(f"tags: {name} must be texts")
+    for name in ("provenance", "album", "artist", "album_artist"):
+        if getattr(tags, name) is not None:
+            _text(getattr(tags, name))
+    return tags
 
 
 def _entry(row: tuple) -> Entry:
+    """A row as an :class:`Entry`; ValueError or TypeError when it is malformed (a damaged or hand-edited
+    store): probabilities that are not one float32 per label, JSON that is not what genretag writes."""
     (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, tags, outcome,
      updated, styles, scores, ctime_ns, inode) = row
+    if status not in _STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    names = _texts(labels) if labels else ()
+    probabilities = _scores(probs, names) if probs is not None else None
+    if (probabilities is None or not names) and status == "predicted":
+        raise ValueError("a prediction without probabilities")
+    style_names = _texts(styles) if styles and scores is not None else ()
     return Entry(
-        path=Path(os.fsdecode(path)), model=model, identity=Identity(size, mtime_ns, ctime_ns, inode), status=status,
-        labels=tuple(json.loads(labels)) if labels else (),
-        probabilities=np.frombuffer(probs, "<f4").astype(np.float32) if probs is not None else None,
-        windows=int(windows or 0), previous=tuple(json.loads(previous)), provenance=provenance, error=error,
-        tags=_tags_of(tags), outcome=outcome, updated=float(updated),
-        styles=tuple(json.loads(styles)) if styles and scores is not None else (),
-        style_scores=np.frombuffer(scores, "<f4").astype(np.float32) if styles and scores is not None else None,
+        path=Path(os.fsdecode(path)), model=_text(model),
+        identity=Identity(_integer(size), _integer(mtime_ns), ctime_ns if ctime_ns is None else _integer(ctime_ns),
+                          inode if inode is None else _integer(inode)),
+        status=status, labels=names, probabilities=probabilities,
+        windows=int(windows or 0), previous=_texts(previous),
+        provenance=provenance if provenance is None else _text(provenance),
+        error=error if error is None else _text(error),
+        tags=_tags_of(tags), outcome=outcome if outcome is None else _text(outcome), updated=float(updated),
+        styles=style_names,
+        style_scores=_scores(scores, style_names) if style_names else None,
     )
 
 

@@ -83,7 +83,8 @@ def apply(
         rows = read_report(reports[0])
         # provenance: each row's model; rows without one (an older report), the --model given
         bundle = resolve_model(o.model)
-        model_id = next((r["model"] for r in rows if r.get("model")), None) or bundle.card.model_id
+        model_id = next((r["model"] for r in rows if isinstance(r.get("model"), str) and r["model"]), None) \
+            or bundle.card.model_id
         files, total = [Path(r["path"]) for r in rows] + [reports[0]], len(rows)
         store, store_problem = open_store(o)  # files written from the report keep their store entries current
 

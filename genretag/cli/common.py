@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import importlib
 import sys
 import traceback
@@ -93,10 +94,17 @@ def debug_enabled() -> bool:
     return False
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Characters a terminal acts on (ESC starts sequences that erase lines or hide text; bidi overrides
+reorder what follows): in a file name or a tag value they are shown escaped (``\\x1b``)."""
+
+
 def shown(text: object) -> str:
     """Text for the terminal, markup escaped: bytes of a file name that are not UTF-8
-    appear as ``\\xff`` (a terminal can't print them, and they must not stop the run)."""
+    appear as ``\\xff`` (a terminal can't print them, and they must not stop the run), control
+    characters as ``\\x1b`` / ``\\u202e`` (reports keep the raw value)."""
     raw = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    raw = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", raw)
     return escape(raw)
 
 
@@ -217,4 +225,14 @@ def close_store(store: Any, problem: GenretagError | None) -> GenretagError | No
     if store is None:
         return problem
     store.close()
+    note_damaged(err(), store)
     return store.failed
+
+
+def note_damaged(stderr: Any, store: Any) -> None:
+    """One line when rows of the store could not be read (taken for no row: scan predicts those files again)."""
+    if store.damaged:
+        count = len(store.damaged)
+        rows = "a damaged row" if count == 1 else f"{count} damaged rows"
+        stderr.print(f"[yellow]note:[/yellow] {rows} of the prediction store ignored, as if missing "
+                     f"({shown(store.path)})")

@@ -43,7 +43,7 @@ def _known_engine(value: str) -> str:
 @handles_errors
 def scan(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
+    paths: list[str] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
     model: str = O.MODEL,
     dry_run: bool = O.DRY_RUN,
     csv_path: Optional[Path] = O.CSV,
@@ -95,7 +95,8 @@ def scan(
     if o.engine != "local" or o.ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's front end
         from genretag.cli.scan_ray import scan_ray
 
-        return scan_ray(o, paths, engine=o.engine, address=o.ray_address)
+        return scan_ray(o, paths, engine=o.engine, address=o.ray_address)  # as typed: Path() would make s3:/
+    paths = [Path(p) for p in paths]
     # a file that keeps its genre is decoded only when a report asks for its prediction
     options = replace(scan_options(o), predict_kept=bool(o.csv_path or o.json_path))
     console, stderr = out(), err()

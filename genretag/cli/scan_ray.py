@@ -27,8 +27,9 @@ from genretag.config import ENGINES
 from genretag.errors import UsageError
 
 
-def scan_ray(o: SimpleNamespace, paths: list[Path], *, engine: str, address: str | None) -> None:
-    """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does."""
+def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str | None) -> None:
+    """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does. ``paths``:
+    as typed (local paths, or URIs such as ``s3://bucket/music``: a :class:`Path` would make that ``s3:/...``)."""
     from genretag.cli.tally import Tally, finish, render, summary
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray

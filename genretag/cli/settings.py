@@ -60,14 +60,20 @@ def read_config(path: Path | None) -> tuple[Path, dict[str, dict[str, Any]]]:
     """
     explicit = path is not None
     path = config_path(path)
+    from genretag.config import MAX_CONFIG_BYTES
+    from genretag.errors import os_reason
+    from genretag.files import read_limited
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_limited(path, limit=MAX_CONFIG_BYTES).decode("utf-8"))
     except FileNotFoundError as exc:
         if explicit:
             raise UsageError("config file not found", path) from exc
         return path, {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file: {exc}", path) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read config file: {os_reason(exc)}", path) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read config file: not UTF-8 text (byte {exc.start})", path) from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file is not valid TOML: {exc}", path) from exc
     for table, values in data.items():

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, handles_errors, out, shown
+from genretag.cli.common import err, error_line, handles_errors, note_damaged, out, shown
 
 
 @handles_errors
@@ -60,6 +60,8 @@ def show(
                 typer.echo(json.dumps({"path": str(path), "tags": tags, "stored": stored}))
             else:
                 _render(console, path, tags, stored)
+    if db is not None:
+        note_damaged(stderr, db)
     if failed:
         raise typer.Exit(1)
 

@@ -82,9 +82,12 @@ def _read_paths(name: str, path: Path) -> set[str]:
     if name == "json":
         found = set()
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            for line in fh:
+            for number, line in enumerate(fh, start=1):
                 if line.endswith("\n") and line.strip():
-                    found.add(json.loads(line)["path"])
+                    row = json.loads(line)
+                    if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+                        raise ValueError(f"line {number} is not a row of 'genretag scan --json' (no 'path')")
+                    found.add(row["path"])
         return found
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
         return {row["path"] for row in csv.DictReader(fh)}

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genretag.config import FeatureConfig
+from genretag.config import MAX_CARD_BYTES, FeatureConfig
 from genretag.errors import ModelError, describe
-from genretag.files import replace_atomically
+from genretag.files import read_limited, replace_atomically
 
 CARD_FILE = "card.json"
 BUNDLE_FORMAT = "genretag-bundle"
@@ -220,7 +220,7 @@ def read_bundle(path: str | Path) -> Bundle:
     card_path = path / CARD_FILE if path.is_dir() else path
     folder = card_path.parent
     try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
+        data = json.loads(read_limited(card_path, limit=MAX_CARD_BYTES).decode("utf-8"))
     except FileNotFoundError as exc:
         raise ModelError("not a model bundle: no card.json", path) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genretag.config import ScanOptions
+from genretag.config import MAX_GENRE_MAP_BYTES, ScanOptions
 from genretag.errors import GenretagError, UsageError, os_reason
 from genretag.scan.batching import Prediction
 from genretag.store import Identity
@@ -327,9 +327,11 @@ def read_genre_map(path: str | Path) -> dict[str, str]:
     not UTF-8, a row without exactly two columns, a control character, a
     value players would read as an ID3v1 genre number.
     """
+    from genretag.files import read_limited
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_limited(path, limit=MAX_GENRE_MAP_BYTES).decode("utf-8-sig")
     except OSError as exc:
         raise UsageError(f"cannot read genre map: {os_reason(exc)}", path) from exc
     except UnicodeDecodeError as exc:

@@ -104,7 +104,12 @@ def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path], *,
     wanted = [Path(r) for r in reports if r is not None]
     if not wanted:
         return
-    scanned = {os.path.realpath(f) for f in files}
+    scanned = set()
+    for f in files:
+        try:
+            scanned.add(os.path.realpath(f))
+        except (ValueError, UnicodeError):  # a report row's path with a NUL or a lone surrogate: no file to overwrite
+            continue
     seen: set[str] = set()
     for report in wanted:
         real = os.path.realpath(report)

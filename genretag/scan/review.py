@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from genretag.config import ScanOptions
-from genretag.errors import UsageError
+from genretag.config import MAX_REPORT_BYTES, ScanOptions
+from genretag.errors import UsageError, os_reason
 from genretag.scan.decide import ScanResult, decide_genres, genre_problem
 from genretag.store import Identity
 
@@ -21,11 +22,14 @@ from genretag.store import Identity
 def read_report(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a JSON Lines report (blank lines skipped). Raises :class:`UsageError` naming the
     report and the line for anything that is not a row of ``scan --json``."""
+    from genretag.files import lines_limited, open_limited
+
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        with open_limited(path, limit=MAX_REPORT_BYTES) as fh:
+            lines = [raw.decode("utf-8", errors="surrogateescape") for raw in lines_limited(fh, limit=MAX_REPORT_BYTES)]
     except OSError as exc:
-        raise UsageError(f"cannot read report: {exc.strerror or exc}", path) from exc
+        raise UsageError(f"cannot read report: {os_reason(exc)}", path) from exc
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -43,6 +47,27 @@ def read_report(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _row_path(text: str) -> tuple[Path, str | None]:
+    """A row's path as the file name it stands for, and why it can't be one (None: it can)."""
+    if "\x00" in text:
+        return Path(text.replace("\x00", "\\x00")), "not a file name: the report's path holds a NUL character"
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError as exc:
+        return Path(text.encode("utf-8", "backslashreplace").decode("utf-8")), (
+            f"not a file name: the report's path holds {text[exc.start]!a}, which no file name can")
+    path = Path(os.fsdecode(raw))
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path, None  # missing or unreadable: the checks below say which
+    if not stat.S_ISREG(mode):
+        from genretag.files import kind_of
+
+        return path, f"not an audio file: {kind_of(mode)}"
+    return path, None
+
+
 def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> ScanResult:
     """What a reviewed row's file gets now: its ``genres`` (renamed by the genre map), unless the row's
     genres are empty (its status as reported, the file untouched and not even read; ``excluded`` if it was
@@ -52,8 +77,12 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     makes the row ``failed`` (:func:`~genretag.scan.decide.genre_problem`)."""
     from genretag.tags import read_tags
 
-    path = Path(os.fsdecode(os.fsencode(row["path"])))
-    base = ScanResult(path, "failed", error=None, named=True)  # a row names its file
+    path, problem = _row_path(row["path"])
+    if problem is None and row.get("model") is not None and not isinstance(row["model"], str):
+        problem = "the report's 'model' in this row is not a text"
+    base = ScanResult(path, "failed", error=problem, named=True)  # a row names its file
+    if problem is not None:
+        return base
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
     if not genres:  # nothing to write: the row's own outcome, or left alone by the review
         status = row.get("status")
