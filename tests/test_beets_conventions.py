@@ -147,6 +147,12 @@ def test_force_and_keep_existing_mean_what_lastgenre_means(knn_bundle, tmp_path)
     assert run.returncode == 0 and "2 genre changes (pretend)" in run.stdout, run.stdout
     assert state() == before
 
+    one = sorted(lib.items())[0]  # genretag undo (the CLI) gives the file the user's genre back
+    undo = subprocess.run([sys.executable, "-m", "genretag", "undo", one], env=lib.env(), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert file_genres(one) == ["Jazz"]
+
     run = lib("genretag", "-f", "-s", "track")
     assert run.returncode == 0, run.stderr
     assert {"genretag_album_confidence" in f for f in lib.items().values()} == {False}
