@@ -22,7 +22,7 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,24 +35,16 @@ from beets.util import displayable_path
 import genretag
 from genretag.tags import remove_stale_copies
 
+from ._genretag_fields import (
+    GENRE_FIELDS, Rules, assign, assign_album, genres_for, genres_of, mark_unheard, own,
+)
+
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
     from beets.library import Library
 
     from genretag.models.bundle import Bundle
     from genretag.store import Store
-
-OWN_FIELDS = ("genretag_genre", "genretag_confidence", "genretag_top", "genretag_model")
-"""A track's own prediction (an album's: its decision), as flexible attributes."""
-ALBUM_FIELDS = ("genretag_album_genre", "genretag_album_confidence")
-"""On a track decided with its album: the album's decision (what its genre field got)."""
-GENRE_RECORD = ("genretag_wrote", "genretag_before")
-"""What genretag wrote into the genre field, and what the field held before genretag first wrote it
-(as the files' provenance field records them)."""
-FLEX_FIELDS = (*OWN_FIELDS, *ALBUM_FIELDS, *GENRE_RECORD)
-
-GENRE_FIELDS = tuple(f for f in ("genres", "genre") if f in Item._fields)
-"""The genre fields this beets has: ``genres`` (a list; beets 2.14+), ``genre`` (a string; older)."""
 
 WRITE_TO = ("genre", "none")
 SOURCES = ("album", "track")
@@ -99,19 +91,6 @@ class _Group:
     waiting: set[str] = field(default_factory=set)
     decision: Any = None  # the prediction the group's genres were chosen from
     genres: list[str] | None = None  # what the group's genre fields got (None: left as they were)
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """How a decision meets the genres an object already has (lastgenre's ``force`` and ``keep_existing``)."""
-
-    force: bool
-    keep_existing: bool
-    merge: bool
-
-    @property
-    def merging(self) -> bool:
-        return self.merge or (self.force and self.keep_existing)
 
 
 class GenretagPlugin(BeetsPlugin):
@@ -170,8 +149,8 @@ class GenretagPlugin(BeetsPlugin):
     def _source(self) -> str:
         return self.config["source"].as_choice(SOURCES)
 
-    def _rules(self) -> _Rules:
-        return _Rules(self.config["force"].get(bool), self.config["keep_existing"].get(bool),
+    def _rules(self) -> Rules:
+        return Rules(self.config["force"].get(bool), self.config["keep_existing"].get(bool),
                       self.config["merge"].get(bool))
 
     def bundle(self) -> Bundle:
@@ -312,7 +291,7 @@ class GenretagPlugin(BeetsPlugin):
         bundle = self.bundle()
         model_id = bundle.card.model_id
         rules = self._rules()
-        todo = [g for g in groups if rules.force or any(_own(i, "genretag_model") != model_id for i in g.items)]
+        todo = [g for g in groups if rules.force or any(own(i, "genretag_model") != model_id for i in g.items)]
         tally.skipped = sum(len(g.items) for g in groups if g not in todo)
         by_path: dict[str, list[_Group]] = {}
         for group in todo:
@@ -391,7 +370,7 @@ class GenretagPlugin(BeetsPlugin):
         elif result.status == "predicted":
             tally.predicted += 1
 
-    def _settle(self, group: _Group, bundle: Bundle, options: genretag.ScanOptions, rules: _Rules, *,
+    def _settle(self, group: _Group, bundle: Bundle, options: genretag.ScanOptions, rules: Rules, *,
                 pretend: bool, write: bool, tally: _Tally, verbose: bool) -> None:
         """Decide the group's genre(s) and store them (and write the files) in one go."""
         done = [(item, group.predictions[os.fsdecode(item.path)]) for item in group.items
@@ -409,15 +388,15 @@ class GenretagPlugin(BeetsPlugin):
         model_id = bundle.card.model_id
         changes: list[_Change] = []
         for item, prediction in done:  # each track keeps its own prediction; its genre field gets the decision
-            genres = self._genres(item, group.genres, write_to, rules)
-            fields = _assign(item, prediction, genres, model_id, top)
-            fields += _assign_album(item, group.decision if together else None)
+            genres = genres_for(item, group.genres, write_to, rules)
+            fields = assign(item, prediction, genres, model_id, top)
+            fields += assign_album(item, group.decision if together else None)
             changes.append(_Change(item, fields, genres))
         for item, status in unheard:  # recorded as such: not predicted again (unless -f), no genre of the album's
-            changes.append(_Change(item, _mark_unheard(item, status, model_id), None))
+            changes.append(_Change(item, mark_unheard(item, status, model_id), None))
         if group.album is not None and done:
-            genres = self._genres(group.album, group.genres, write_to, rules)
-            changes.append(_Change(group.album, _assign(group.album, group.decision, genres, model_id, top), genres))
+            genres = genres_for(group.album, group.genres, write_to, rules)
+            changes.append(_Change(group.album, assign(group.album, group.decision, genres, model_id, top), genres))
         shown = [*GENRE_FIELDS, "genretag_genre", "genretag_confidence", "genretag_album_confidence"]
         for change in changes:
             if verbose:
@@ -478,89 +457,18 @@ class GenretagPlugin(BeetsPlugin):
                                   styles=bundle.card.styles)
         return list(decided.genres) if decided.status == "would-tag" else None
 
-    @staticmethod
-    def _genres(obj: Item | Album, decided: list[str] | None, write_to: str, rules: _Rules) -> list[str] | None:
-        """The genres ``obj`` gets, or ``None``: leave its genre field as it is. As lastgenre: genres genretag
-        did not write are kept unless ``force``; ``force`` replaces them, with ``keep_existing`` (or
-        ``merge``) the new ones are added after them. Genres genretag wrote are its own to replace."""
-        if write_to == "none" or not decided:
-            return None
-        existing = _genres_of(obj)
-        wrote = _listed(_own(obj, "genretag_wrote"))
-        ours = bool(existing) and wrote is not None and _folded(existing) == _folded(wrote)
-        users = (_listed(_own(obj, "genretag_before")) or []) if ours else existing
-        if existing and not ours and not (rules.force or rules.merge):
-            return None
-        if rules.merging:
-            known = {g.casefold() for g in users}
-            return [*users, *(g for g in decided if g.casefold() not in known)]
-        return list(decided)
-
-
-def _assign(obj: Item | Album, prediction: Any, genres: list[str] | None, model_id: str, top: int) -> list[str]:
-    """Set ``obj``'s own prediction fields (and its genre field, unless ``genres`` is None); the names of the
-    fields that changed."""
-    before = {k: _own(obj, k) for k in (*FLEX_FIELDS, *GENRE_FIELDS)}
-    ranked = prediction.ranked()
-    obj["genretag_genre"] = ranked[0][0]
-    obj["genretag_confidence"] = round(float(ranked[0][1]), 4)
-    obj["genretag_top"] = "; ".join(f"{label} {p:.3f}" for label, p in ranked[:max(top, 1)])
-    obj["genretag_model"] = model_id
-    if _own(obj, "genretag_status") is not None:
-        del obj["genretag_status"]
-    if genres is not None:
-        existing = _genres_of(obj)
-        wrote = _listed(_own(obj, "genretag_wrote"))
-        if not (existing and wrote is not None and _folded(existing) == _folded(wrote)):
-            obj["genretag_before"] = "; ".join(existing)  # the user's (or none), as the provenance field's
-        obj["genretag_wrote"] = "; ".join(genres)
-        if "genres" in GENRE_FIELDS:
-            obj["genres"] = genres
-            if "genre" in GENRE_FIELDS:
-                obj["genre"] = genres[0] if genres else ""
-        else:
-            obj["genre"] = "; ".join(genres)
-    return [k for k, v in before.items() if _own(obj, k) != v]
-
-
-def _assign_album(item: Item, decision: Any) -> list[str]:
-    """Set (or, for a track decided on its own, remove) the album's decision on ``item``."""
-    before = {k: _own(item, k) for k in ALBUM_FIELDS}
-    if decision is None:
-        for key in ALBUM_FIELDS:
-            if key in item.keys(with_album=False):
-                del item[key]
-    else:
-        label, p = decision.ranked()[0]
-        item["genretag_album_genre"] = label
-        item["genretag_album_confidence"] = round(float(p), 4)
-    return [k for k, v in before.items() if _own(item, k) != v]
-
-
-def _mark_unheard(item: Item, status: str, model_id: str) -> list[str]:
-    """Record that ``model_id`` found ``item`` silent or could not decode it: ``genretag_status``, and an empty
-    ``genretag_genre`` of its own (so the album's does not show through); its genre field is left alone."""
-    before = {k: _own(item, k) for k in (*FLEX_FIELDS, "genretag_status")}
-    for key in ("genretag_confidence", "genretag_top", *ALBUM_FIELDS):
-        if key in item.keys(with_album=False):
-            del item[key]
-    item["genretag_genre"] = ""
-    item["genretag_model"] = model_id
-    item["genretag_status"] = status
-    return [k for k, v in before.items() if _own(item, k) != v]
-
-
 def _import_line(obj: Item | Album, groups: Sequence[_Group], tally: _Tally) -> str:
     """What ``auto`` did to one imported album (or singleton), on one line: what genretag heard, the genres
     its tracks have now, and how many files it decoded."""
     heard = [g.decision.ranked()[0] for g in groups if g.decision is not None]
     if len(groups) > 1:
-        said = "one by one (a compilation, or source: track): heard " + ", ".join(f"{label} {p:.2f}" for label, p in heard)
+        said = "one by one (a compilation, or source: track): heard " + ", ".join(
+            f"{label} {p:.2f}" for label, p in heard)
     elif heard:
         said = f"heard {heard[0][0]} {heard[0][1]:.2f}" + ("" if groups[0].genres else " (below the floor)")
     else:
         said = "nothing heard"
-    now = sorted({"; ".join(_genres_of(i)) or "none" for g in groups for i in g.items})
+    now = sorted({"; ".join(genres_of(i)) or "none" for g in groups for i in g.items})
     tracks = sum(len(g.items) for g in groups)
     counts = [f"{tracks} track{'s' if tracks != 1 else ''}", f"{tally.decoded} decoded"]
     counts += [f"{n} {what}" for n, what in ((tally.stored, "from the prediction store"), (tally.skipped, "skipped"),
@@ -583,27 +491,6 @@ def _compilation(album: Album) -> bool:
     from genretag.scan.group import VARIOUS_ARTISTS
 
     return bool(album.get("comp")) or (album.get("albumartist") or "").casefold() in VARIOUS_ARTISTS
-
-
-def _own(obj: Item | Album, key: str) -> Any:
-    """``obj``'s own value of ``key``: an item's ``get`` falls back to its album's fields."""
-    return obj.get(key, with_album=False) if isinstance(obj, Item) else obj.get(key)
-
-
-def _genres_of(obj: Item | Album) -> list[str]:
-    if "genres" in GENRE_FIELDS:
-        return [g for g in (_own(obj, "genres") or []) if g]
-    value = _own(obj, "genre") or ""
-    return [value] if value else []
-
-
-def _listed(value: str | None) -> list[str] | None:
-    """A ``"; "``-joined field as a list (None: the field is absent)."""
-    return None if value is None else [g for g in str(value).split("; ") if g]
-
-
-def _folded(genres: Iterable[str]) -> list[str]:
-    return [g.casefold() for g in genres]
 
 
 @contextmanager
