@@ -161,6 +161,19 @@ def test_force_and_keep_existing_mean_what_lastgenre_means(knn_bundle, tmp_path)
     assert run.stderr == "configuration error: genretag.source: must be one of ['album', 'track'], not 'artist'\n"
 
 
+def test_merge_adds_the_prediction_to_the_users_genres(knn_bundle, tmp_path):
+    """``merge: yes`` (the CLI's ``--merge``): a track with the user's genre gets the predicted one after it,
+    in the database and the file, without ``force``."""
+    small_library(tmp_path, knn_bundle, albums=1, tracks=2, seconds=6.0)
+    lib = Library(tmp_path, knn_bundle, extra="  merge: yes\n")
+    assert lib("modify", "-y", "genres=Jazz").returncode == 0
+    run = lib("genretag")
+    assert run.returncode == 0, run.stderr
+    assert "2 genre changes" in run.stdout, run.stdout
+    assert {(tuple(f["genres"]), tuple(file_genres(p))) for p, f in lib.items().items()} == {
+        (("Jazz", "Low"), ("Jazz", "Low"))}
+
+
 # Memory: genretag's prediction store ----------------------------------------------------------------------
 
 
