@@ -1,12 +1,15 @@
 """beets plugin: genretag listens to each track and records its genre in the beets library.
 
-Add ``genretag`` to ``plugins:`` in beets' config.yaml, then ``beet genretag [-p] [-f] [-a] [QUERY]``
-(or let ``auto`` tag albums as they are imported). Predictions go into flexible attributes
-(``genretag_genre``, ``genretag_confidence``, ``genretag_top``, ``genretag_model``); the ``genres``
-field (``genre`` on beets that lacks ``genres``) is set as configured, and the files get the new genre
-through genretag's own writer (:func:`genretag.write_genre`: a checked copy renamed over the file; only the
-genre and provenance fields change), never beets' ``item.write``, which would also write beets' other fields.
-A file the writer refuses is reported and its track is not stored.
+Add ``genretag`` to ``plugins:`` in beets' config.yaml, then ``beet genretag [-p] [-f] [-k] [-s SOURCE] [-a] [QUERY]``
+(or let ``auto`` tag albums as they are imported). Each track's own prediction goes into flexible attributes
+(``genretag_genre``, ``genretag_confidence``, ``genretag_top``, ``genretag_model``), its album's decision into
+the album's (and ``genretag_album_genre``, ``genretag_album_confidence`` on the tracks decided with it); the
+``genres`` field (``genre`` on beets that lacks ``genres``) is set as lastgenre's options mean it (``force``,
+``keep_existing``, ``count``, ``source``), and the files get the new genre through genretag's own writer
+(:func:`genretag.write_genre`: a checked copy renamed over the file; only the genre and provenance fields
+change), never beets' ``item.write``, which would also write beets' other fields. A file the writer refuses is
+reported and its track is not stored. Predictions are kept in genretag's prediction store (the CLI's, keyed as
+the CLI keys them), so a file is decoded once whichever of the two predicted it.
 
 A front end like genretag's CLI: it calls the library API (:func:`genretag.load_model`,
 :func:`genretag.predict`, :func:`genretag.decide`) and owns the messages.
@@ -32,17 +35,20 @@ from beets.util import displayable_path
 import genretag
 from genretag.tags import remove_stale_copies
 
+from ._genretag_fields import (
+    GENRE_FIELDS, Rules, assign, assign_album, genres_for, genres_of, mark_unheard, own,
+)
+
 if TYPE_CHECKING:
     from beets.importer import ImportSession, ImportTask
     from beets.library import Library
 
-FLEX_FIELDS = ("genretag_genre", "genretag_confidence", "genretag_top", "genretag_model")
-"""The flexible attributes the plugin sets on items (and on albums it decides as a whole)."""
-
-GENRE_FIELDS = tuple(f for f in ("genres", "genre") if f in Item._fields)
-"""The genre fields this beets has: ``genres`` (a list; beets 2.14+), ``genre`` (a string; older)."""
+    from genretag.models.bundle import Bundle
+    from genretag.store import Store
 
 WRITE_TO = ("genre", "none")
+SOURCES = ("album", "track")
+"""lastgenre's ``source`` values genretag has: an album decided as a whole, or each track on its own."""
 
 EXIT_INTERRUPTED = 130
 """``beet genretag``'s exit status after Ctrl-C (128 + SIGINT), as ``genretag scan``'s."""
@@ -51,6 +57,8 @@ EXIT_INTERRUPTED = 130
 @dataclass
 class _Tally:
     predicted: int = 0
+    decoded: int = 0  # files decoded in this run
+    stored: int = 0  # predictions taken from the prediction store (nothing decoded)
     changed: int = 0
     skipped: int = 0
     failed: int = 0
@@ -74,17 +82,20 @@ class _Change:
 
 @dataclass
 class _Group:
-    """Tracks decided together: an album's (with ``album_consensus``) or a single track."""
+    """Tracks decided together: an album's (``source: album``) or a single track."""
 
     items: list[Item]
     album: Album | None = None
     predictions: dict[str, Any] = field(default_factory=dict)  # path -> genretag.Prediction
     unheard: dict[str, str] = field(default_factory=dict)  # path -> "silent" or "failed" (nothing to decide from)
     waiting: set[str] = field(default_factory=set)
+    decision: Any = None  # the prediction the group's genres were chosen from
+    genres: list[str] | None = None  # what the group's genre fields got (None: left as they were)
 
 
 class GenretagPlugin(BeetsPlugin):
-    item_types: ClassVar[dict[str, types.Type]] = {"genretag_confidence": types.Float(3)}  # numeric queries: 0.5..
+    item_types: ClassVar[dict[str, types.Type]] = {  # numeric queries: genretag_confidence:..0.5
+        "genretag_confidence": types.Float(3), "genretag_album_confidence": types.Float(3)}
     album_types: ClassVar[dict[str, types.Type]] = {"genretag_confidence": types.Float(3)}
 
     def __init__(self) -> None:
@@ -93,29 +104,33 @@ class GenretagPlugin(BeetsPlugin):
         self.config.add({
             "auto": True,
             "model": "default",
-            "write_to": "genre",
-            "keep_existing": True,
-            "count": 1,
-            "styles": False,
-            "min_confidence": None,  # the model's calibrated floor, as genretag scan uses it
-            "album_consensus": True,
-            "genre_map": {},
-            "top": 3,
+            "source": "album",
             "force": False,
+            "keep_existing": False,
+            "merge": False,
+            "count": 1,
+            "min_confidence": None,  # the model's calibrated floor, as genretag scan uses it
+            "styles": False,
+            "genre_map": {},
+            "write_to": "genre",
+            "pretend": False,
+            "store": None,  # genretag's prediction store: null, the CLI's; a path; no: none
+            "top": 3,
             "jobs": None,
             "batch_size": defaults.batch_size,
             "windows": defaults.windows,
         })
         self._model: genretag.Model | None = None
+        self._recorded: tuple[Store | None, str] = (None, "")
         self._model_lock = threading.Lock()
         if self.config["auto"].get(bool):
             self.register_listener("import_task_files", self.imported)
 
     # Settings --------------------------------------------------------------
 
-    def _options(self) -> genretag.ScanOptions:
-        """The scan options the config asks for; ``force`` always (beets decides what to skip). A floor left at
-        ``null`` stays None: :func:`genretag.decide` with the model takes the model's calibrated one."""
+    def _options(self, bundle: Bundle) -> genretag.ScanOptions:
+        """The scan options the config asks for, floors left at ``null`` taken from the model's card (its
+        calibrated ones, as ``genretag scan`` takes them); ``force`` always (beets decides what to skip)."""
         extra = {} if self.config["jobs"].get() is None else {"jobs": self.config["jobs"].get(int)}
         floor = self.config["min_confidence"]
         try:
@@ -124,17 +139,24 @@ class GenretagPlugin(BeetsPlugin):
                 top_k=self.config["count"].get(int), min_confidence=None if floor.get() is None else floor.as_number(),
                 styles=self.config["styles"].get(bool),
                 genre_map={str(k): str(v or "") for k, v in (self.config["genre_map"].get(dict) or {}).items()},
-                overwrite=True, force=True, **extra)
+                overwrite=True, force=True, **extra).for_model(bundle.card.calibration)
         except genretag.GenretagError as exc:
             raise ui.UserError(f"genretag: {exc}") from exc
 
     def _write_to(self) -> str:
         return self.config["write_to"].as_choice(WRITE_TO)
 
-    def model_id(self) -> str:
-        """The configured model's id, from its card alone (nothing loaded)."""
+    def _source(self) -> str:
+        return self.config["source"].as_choice(SOURCES)
+
+    def _rules(self) -> Rules:
+        return Rules(self.config["force"].get(bool), self.config["keep_existing"].get(bool),
+                      self.config["merge"].get(bool))
+
+    def bundle(self) -> Bundle:
+        """The configured model's bundle, from its card alone (nothing loaded)."""
         try:
-            return genretag.find_model(self.config["model"].as_str()).card.model_id
+            return genretag.find_model(self.config["model"].as_str())
         except genretag.GenretagError as exc:
             raise ui.UserError(f"genretag: {exc}") from exc
 
@@ -150,33 +172,57 @@ class GenretagPlugin(BeetsPlugin):
                     raise ui.UserError(f"genretag: {exc}") from exc
             return self._model
 
+    def _open_store(self) -> Store | None:
+        """genretag's prediction store as ``store`` says (null: the CLI's default path); None with ``store: no``
+        or when it can't be opened (said once; the run goes on without it)."""
+        from genretag.store import Store, default_store_path
+
+        where = self.config["store"].get()
+        if where is False or where == "":
+            return None
+        path = default_store_path() if where in (None, True) else Path(str(where)).expanduser()
+        try:
+            return Store(path)
+        except genretag.GenretagError as exc:
+            self._log.warning("prediction store not used: {}", exc)
+            return None
+
     # Command ----------------------------------------------------------------
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("genretag", help="predict genres from the audio and store them")
-        cmd.parser.add_option("-p", "--pretend", action="store_true", default=False,
-                              help="show old -> new and change nothing")
-        cmd.parser.add_option("-f", "--force", action="store_true", default=None,
-                              help="predict again tracks this model already predicted")
+        add = cmd.parser.add_option
+        add("-p", "--pretend", action="store_true", default=None, help="show old -> new and change nothing")
+        add("-f", "--force", dest="force", action="store_true", default=None,
+            help="replace existing genres (and decide again tracks this model already did)")
+        add("-F", "--no-force", dest="force", action="store_false", help="keep existing genres")
+        add("-k", "--keep-existing", dest="keep_existing", action="store_true", default=None,
+            help="with --force: combine the existing genres with the new ones")
+        add("-K", "--no-keep-existing", dest="keep_existing", action="store_false",
+            help="with --force: replace the existing genres")
+        add("-s", "--source", dest="source", default=None, help=f"decide per: {', '.join(SOURCES)}")
         cmd.parser.add_album_option()
         cmd.parser.usage += " [QUERY]"
         cmd.func = self._command
         return [cmd]
 
     def _command(self, lib: Library, opts: Any, args: list[str]) -> None:
-        force = self.config["force"].get(bool) if opts.force is None else opts.force
+        self.config.set_args({k: getattr(opts, k) for k in ("pretend", "force", "keep_existing", "source")
+                              if getattr(opts, k) is not None})
+        pretend = self.config["pretend"].get(bool)
         if opts.album:
-            groups = [g for a in lib.albums(args) for g in _album_groups(list(a.items()), a)]
+            groups = [g for a in lib.albums(args) for g in self._album_groups(list(a.items()), a)]
         else:
             groups = self._groups(list(lib.items(args)), lib)
         if not groups:
             raise ui.UserError("genretag: no matching items")
         try:
-            tally = self.run(groups, pretend=opts.pretend, force=force, write=ui.should_write(), verbose=True)
+            tally = self.run(groups, pretend=pretend, write=ui.should_write(), verbose=True)
         except KeyboardInterrupt:
             raise SystemExit(EXIT_INTERRUPTED) from None  # run() said "interrupted"; beets would exit 0
-        ui.print_(f"genretag: {tally.predicted} predicted, {tally.changed} genre changes"
-                  f"{' (pretend)' if opts.pretend else ''}, {tally.skipped} skipped (already predicted), "
+        ui.print_(f"genretag: {tally.predicted} predicted ({tally.decoded} decoded, {tally.stored} from the "
+                  f"prediction store), {tally.changed} genre changes"
+                  f"{' (pretend)' if pretend else ''}, {tally.skipped} skipped (already predicted), "
                   f"{tally.silent} silent, {tally.failed} failed, {tally.unwritten} not written")
         problems = [f"{n} file{'s' if n != 1 else ''} could not be {what}"
                     for n, what in ((tally.failed, "decoded"), (tally.unwritten, "written")) if n]
@@ -185,9 +231,9 @@ class GenretagPlugin(BeetsPlugin):
                                "the others were processed")
 
     def _groups(self, items: list[Item], lib: Library) -> list[_Group]:
-        """Items decided together: per album (consensus), else one by one; an album whose every
+        """Items decided together: per album (``source: album``), else one by one; an album whose every
         track is among ``items`` is also decided as an album."""
-        if not self.config["album_consensus"].get(bool):
+        if self._source() == "track":
             return [_Group([i]) for i in items]
         by_album: dict[int, list[Item]] = {}
         groups: list[_Group] = []
@@ -205,44 +251,48 @@ class GenretagPlugin(BeetsPlugin):
                 groups.append(_Group(members, album if whole else None))
         return groups
 
+    def _album_groups(self, items: list[Item], album: Album) -> list[_Group]:
+        """An album decided as a whole, or its tracks one by one (a compilation, or ``source: track``)."""
+        if _compilation(album) or self._source() == "track":
+            return [_Group([i]) for i in items]
+        return [_Group(items, album)]
+
     # Import ---------------------------------------------------------------------
 
     def imported(self, session: ImportSession, task: ImportTask) -> None:
-        """``auto``: predict the tracks of each imported album (or singleton), after beets moved the files."""
+        """``auto``: predict the tracks of each imported album (or singleton), after beets moved the files,
+        and say in one line what the album got."""
         items = list(task.imported_items())
         if not items:
             return
         album = getattr(task, "album", None) if task.is_album else None
-        if album is not None and self.config["album_consensus"].get(bool):
-            groups = _album_groups(items, album)
-        else:
-            groups = [_Group([i]) for i in items]
-        write = ui.should_write()
-        self.run(groups, pretend=False, force=self.config["force"].get(bool), write=write, verbose=False)
+        groups = self._album_groups(items, album) if album is not None else [_Group([i]) for i in items]
+        tally = self.run(groups, pretend=self.config["pretend"].get(bool), write=ui.should_write(), verbose=False)
+        ui.print_(f"genretag: {_import_line(album or items[0], groups, tally)}")
 
     # The work -------------------------------------------------------------------
 
-    def run(self, groups: Sequence[_Group], *, pretend: bool, force: bool, write: bool, verbose: bool) -> _Tally:
+    def run(self, groups: Sequence[_Group], *, pretend: bool, write: bool, verbose: bool) -> _Tally:
         """Predict every group that needs it, decide and store each group as soon as its last track is in.
 
         Ctrl-C stops the prediction; groups already stored stay stored, the others are untouched.
         """
         tally = _Tally()
         try:
-            self._run(groups, tally, pretend=pretend, force=force, write=write, verbose=verbose)
+            self._run(groups, tally, pretend=pretend, write=write, verbose=verbose)
         except KeyboardInterrupt:
             self._log.warning("interrupted: {} tracks saved, the others are unchanged", tally.saved)
             raise
         return tally
 
-    def _run(self, groups: Sequence[_Group], tally: _Tally, *, pretend: bool, force: bool, write: bool,
-             verbose: bool) -> None:
-        model_id = self.model_id()
-        todo = [g for g in groups if force or any(_own(i, "genretag_model") != model_id for i in g.items)]
+    def _run(self, groups: Sequence[_Group], tally: _Tally, *, pretend: bool, write: bool, verbose: bool) -> None:
+        from genretag.api import store_key
+
+        bundle = self.bundle()
+        model_id = bundle.card.model_id
+        rules = self._rules()
+        todo = [g for g in groups if rules.force or any(own(i, "genretag_model") != model_id for i in g.items)]
         tally.skipped = sum(len(g.items) for g in groups if g not in todo)
-        if not todo:
-            return  # nothing to predict: no model loaded
-        model = self.model()
         by_path: dict[str, list[_Group]] = {}
         for group in todo:
             for item in group.items:
@@ -250,29 +300,65 @@ class GenretagPlugin(BeetsPlugin):
                 group.waiting.add(key)
                 by_path.setdefault(key, []).append(group)
         if not by_path:
-            return
-        self._log.info("predicting {} tracks with {}", len(by_path), model.model_id)
-        options = self._options()
+            return  # nothing to predict: no model loaded
+        options = self._options(bundle)
         if write and not pretend:
             remove_stale_copies(by_path)  # what a kill -9 during a write left beside the files
-        results = genretag.predict([Path(p) for p in by_path], model=model, options=options)
+        store = self._open_store()
+        self._recorded = (store, store_key(bundle, options))  # where _write_file notes what it wrote
+        try:
+            results = self._predictions(list(by_path), bundle, options, store, tally)
+            with closing(results):
+                for result in results:
+                    key = os.fsdecode(os.fspath(result.path))
+                    self._note(result, tally)
+                    for group in by_path.get(key, ()):
+                        if result.status == "predicted" and result.prediction is not None:
+                            group.predictions[key] = result.prediction
+                        elif result.status in ("silent", "failed"):
+                            group.unheard[key] = result.status
+                        group.waiting.discard(key)
+                        if not group.waiting:
+                            self._settle(group, bundle, options, rules, pretend=pretend, write=write, tally=tally,
+                                         verbose=verbose)
+            for group in todo:  # a path predict() merged with another (the same file twice)
+                if group.waiting:
+                    group.waiting.clear()
+                    self._settle(group, bundle, options, rules, pretend=pretend, write=write, tally=tally,
+                                 verbose=verbose)
+        finally:
+            self._recorded = (None, "")
+            if store is not None:
+                store.close()
+                if store.failed is not None:
+                    self._log.warning("prediction store set aside: {}", store.failed)
+
+    def _predictions(self, paths: list[str], bundle: Bundle, options: genretag.ScanOptions, store: Store | None,
+                     tally: _Tally) -> Iterator[Any]:
+        """Every path's result: from the prediction store where it holds this model's prediction of the file as
+        it is now (as ``genretag scan`` keys it: :func:`genretag.api.store_key`), else decoded and predicted
+        (and recorded in the store); the model is loaded only when something is left to decode."""
+        from genretag.api import StoreRecorder, store_key
+
+        recorder = StoreRecorder(store)
+        key = store_key(bundle, options)
+        todo = []
+        for path in paths:
+            known = recorder.known(Path(path), key, provenance=bundle.card.model_id, skip_own=False)
+            if known is None:
+                todo.append(path)
+            else:
+                tally.stored += 1
+                yield known
+        if not todo:
+            return
+        model = self.model()
+        self._log.info("predicting {} tracks with {}", len(todo), model.model_id)
+        results = genretag.predict([Path(p) for p in todo], model=model, options=options, store=recorder.store)
         with closing(results):
             for result in results:
-                key = os.fsdecode(os.fspath(result.path))
-                self._note(result, tally)
-                for group in by_path.get(key, ()):
-                    if result.status == "predicted" and result.prediction is not None:
-                        group.predictions[key] = result.prediction
-                    elif result.status in ("silent", "failed"):
-                        group.unheard[key] = result.status
-                    group.waiting.discard(key)
-                    if not group.waiting:
-                        self._settle(group, model, options, pretend=pretend, write=write, tally=tally,
-                                     verbose=verbose)
-        for group in todo:  # a path predict() merged with another (the same file twice)
-            if group.waiting:
-                group.waiting.clear()
-                self._settle(group, model, options, pretend=pretend, write=write, tally=tally, verbose=verbose)
+                tally.decoded += 1
+                yield result
 
     def _note(self, result: Any, tally: _Tally) -> None:
         if result.status == "failed":
@@ -284,8 +370,8 @@ class GenretagPlugin(BeetsPlugin):
         elif result.status == "predicted":
             tally.predicted += 1
 
-    def _settle(self, group: _Group, model: genretag.Model, options: genretag.ScanOptions, *, pretend: bool,
-                write: bool, tally: _Tally, verbose: bool) -> None:
+    def _settle(self, group: _Group, bundle: Bundle, options: genretag.ScanOptions, rules: Rules, *,
+                pretend: bool, write: bool, tally: _Tally, verbose: bool) -> None:
         """Decide the group's genre(s) and store them (and write the files) in one go."""
         done = [(item, group.predictions[os.fsdecode(item.path)]) for item in group.items
                 if os.fsdecode(item.path) in group.predictions]
@@ -293,26 +379,25 @@ class GenretagPlugin(BeetsPlugin):
                    if os.fsdecode(item.path) in group.unheard]
         if not done and not unheard:
             return
-        if not done:
-            decisions = []
-        elif group.album is not None or len(group.items) > 1:
-            shared = consensus([p for _, p in done], pooling=model.bundle.card.pooling)
-            decisions = [(item, shared) for item, _ in done]
-        else:
-            decisions = done
+        together = group.album is not None or len(group.items) > 1
+        if done:
+            group.decision = consensus([p for _, p in done], pooling=bundle.card.pooling) if together else done[0][1]
+            group.genres = self._decided(group.decision, options, bundle)
         write_to = self._write_to()
         top = self.config["top"].get(int)
+        model_id = bundle.card.model_id
         changes: list[_Change] = []
-        for item, prediction in decisions:
-            genres = self._genres(item, prediction, options, write_to, model)
-            changes.append(_Change(item, self._assign(item, prediction, genres, model.model_id, top), genres))
+        for item, prediction in done:  # each track keeps its own prediction; its genre field gets the decision
+            genres = genres_for(item, group.genres, write_to, rules)
+            fields = assign(item, prediction, genres, model_id, top)
+            fields += assign_album(item, group.decision if together else None)
+            changes.append(_Change(item, fields, genres))
         for item, status in unheard:  # recorded as such: not predicted again (unless -f), no genre of the album's
-            changes.append(_Change(item, _mark_unheard(item, status, model.model_id), None))
-        if group.album is not None and decisions:
-            genres = self._genres(group.album, decisions[0][1], options, write_to, model)
-            changes.append(_Change(group.album, self._assign(group.album, decisions[0][1], genres, model.model_id, top),
-                                   genres))
-        shown = [*GENRE_FIELDS, "genretag_genre", "genretag_confidence"]
+            changes.append(_Change(item, mark_unheard(item, status, model_id), None))
+        if group.album is not None and done:
+            genres = genres_for(group.album, group.genres, write_to, rules)
+            changes.append(_Change(group.album, assign(group.album, group.decision, genres, model_id, top), genres))
+        shown = [*GENRE_FIELDS, "genretag_genre", "genretag_confidence", "genretag_album_confidence"]
         for change in changes:
             if verbose:
                 ui.show_model_changes(change.obj, fields=shown)
@@ -326,7 +411,7 @@ class GenretagPlugin(BeetsPlugin):
             # between leaves files the database does not know: their tracks lack genretag_model, so the next
             # run predicts them again and writes the same genre (a file is never newer in the database).
             keep = [c for c in changes if not (write and isinstance(c.obj, Item) and c.genre_changed)
-                    or self._write_file(c.obj, c.genres, model.model_id, tally)]
+                    or self._write_file(c.obj, c.genres, model_id, tally)]
             with group.items[0]._db.transaction():
                 for change in keep:
                     if isinstance(change.obj, Album):
@@ -336,65 +421,60 @@ class GenretagPlugin(BeetsPlugin):
                         tally.saved += 1
                         tally.changed += change.genre_changed
 
-    def _write_file(self, item: Item, genres: list[str] | None, provenance: str, tally: _Tally) -> bool:
+    def _write_file(self, item: Item, genres: list[str] | None, model_id: str, tally: _Tally) -> bool:
         """Write ``item``'s new genres into its file through genretag's writer (a checked copy renamed over
-        the file: only the genre and the provenance field change); False, with the reason logged, if refused."""
+        the file: only the genre and the provenance field change), the provenance recorded as ``genretag scan``
+        records it (the model, the genres written, the genre before genretag first wrote it: ``genretag undo``
+        works on the file); False, with the reason logged, if refused."""
+        from genretag.tags import Plan
+        from genretag.tags.provenance import after_write
+
         path = os.fsdecode(item.path)
+        values = tuple(genres or ())
+
+        def choose(state: genretag.TagState) -> Plan:
+            return Plan(values, after_write(state, model=model_id, name="genre", genres=values))
+
         try:
-            genretag.write_genre(path, genres or [], provenance=provenance)
+            after = genretag.write_genre(path, values, provenance=model_id, choose=choose)
         except (genretag.GenretagError, ValueError) as exc:
             tally.unwritten += 1
             self._log.error("{}: {}", displayable_path(item.path), getattr(exc, "reason", None) or exc)
             return False
+        store, key = self._recorded
+        if store is not None:  # the file's prediction stays current though its bytes changed, as after a scan
+            try:
+                store.after_write(path, key, tags=after, outcome="tagged")
+            except genretag.GenretagError as exc:
+                self._log.warning("prediction store: {}", exc)
         item.mtime = item.current_mtime()  # as beets' own write does: ``beet update`` sees nothing new
         return True
 
-    def _genres(self, obj: Item | Album, prediction: Any, options: genretag.ScanOptions,
-                write_to: str, model: genretag.Model) -> list[str] | None:
-        """The genres ``obj`` gets (with ``styles``, each followed by its best style), or ``None``: leave its
-        genre field as it is."""
-        if write_to == "none":
-            return None
-        existing = _genres_of(obj)
-        ours = _own(obj, "genretag_model") is not None and existing[:1] == [_own(obj, "genretag_genre")]
-        if existing and not ours and self.config["keep_existing"].get(bool):
-            return None
+    def _decided(self, prediction: Any, options: genretag.ScanOptions, bundle: Bundle) -> list[str] | None:
+        """The genres a decision gives (``count``, the floors, ``genre_map``, ``styles``), or None: below the
+        floor, or mapped away."""
         decided = genretag.decide(genretag.ScanResult(prediction.path, "predicted", prediction=prediction), options,
-                                  model=model)  # floors left at None: the model's calibrated ones
+                                  styles=bundle.card.styles)
         return list(decided.genres) if decided.status == "would-tag" else None
 
-    @staticmethod
-    def _assign(obj: Item | Album, prediction: Any, genres: list[str] | None, model_id: str, top: int) -> list[str]:
-        """Set the flexible attributes (and the genre field, unless ``genres`` is None); the names of changed fields."""
-        before = {k: _own(obj, k) for k in (*FLEX_FIELDS, *GENRE_FIELDS)}
-        ranked = prediction.ranked()
-        obj["genretag_genre"] = ranked[0][0]
-        obj["genretag_confidence"] = round(float(ranked[0][1]), 4)
-        obj["genretag_top"] = "; ".join(f"{label} {p:.3f}" for label, p in ranked[:max(top, 1)])
-        obj["genretag_model"] = model_id
-        if _own(obj, "genretag_status") is not None:
-            del obj["genretag_status"]
-        if genres is not None:
-            if "genres" in GENRE_FIELDS:
-                obj["genres"] = genres
-                if "genre" in GENRE_FIELDS:
-                    obj["genre"] = genres[0] if genres else ""
-            else:
-                obj["genre"] = "; ".join(genres)
-        return [k for k, v in before.items() if _own(obj, k) != v]
-
-
-def _mark_unheard(item: Item, status: str, model_id: str) -> list[str]:
-    """Record that ``model_id`` found ``item`` silent or could not decode it: ``genretag_status``, and an empty
-    ``genretag_genre`` of its own (so the album's does not show through); its genre field is left alone."""
-    before = {k: _own(item, k) for k in (*FLEX_FIELDS, "genretag_status")}
-    for key in ("genretag_confidence", "genretag_top"):
-        if key in item.keys(with_album=False):
-            del item[key]
-    item["genretag_genre"] = ""
-    item["genretag_model"] = model_id
-    item["genretag_status"] = status
-    return [k for k, v in before.items() if _own(item, k) != v]
+def _import_line(obj: Item | Album, groups: Sequence[_Group], tally: _Tally) -> str:
+    """What ``auto`` did to one imported album (or singleton), on one line: what genretag heard, the genres
+    its tracks have now, and how many files it decoded."""
+    heard = [g.decision.ranked()[0] for g in groups if g.decision is not None]
+    if len(groups) > 1:
+        said = "one by one (a compilation, or source: track): heard " + ", ".join(
+            f"{label} {p:.2f}" for label, p in heard)
+    elif heard:
+        said = f"heard {heard[0][0]} {heard[0][1]:.2f}" + ("" if groups[0].genres else " (below the floor)")
+    else:
+        said = "nothing heard"
+    now = sorted({"; ".join(genres_of(i)) or "none" for g in groups for i in g.items})
+    tracks = sum(len(g.items) for g in groups)
+    counts = [f"{tracks} track{'s' if tracks != 1 else ''}", f"{tally.decoded} decoded"]
+    counts += [f"{n} {what}" for n, what in ((tally.stored, "from the prediction store"), (tally.skipped, "skipped"),
+                                             (tally.silent, "silent"), (tally.failed, "failed"),
+                                             (tally.unwritten, "not written")) if n]
+    return f"{obj}: {said}; genres: {', '.join(now)} ({', '.join(counts)})"
 
 
 def consensus(predictions: Iterable[Any], *, pooling: str = "mean") -> Any:
@@ -411,23 +491,6 @@ def _compilation(album: Album) -> bool:
     from genretag.scan.group import VARIOUS_ARTISTS
 
     return bool(album.get("comp")) or (album.get("albumartist") or "").casefold() in VARIOUS_ARTISTS
-
-
-def _album_groups(items: list[Item], album: Album) -> list[_Group]:
-    """An album decided as a whole, or a compilation's tracks one by one (the album itself gets no decision)."""
-    return [_Group([i]) for i in items] if _compilation(album) else [_Group(items, album)]
-
-
-def _own(obj: Item | Album, key: str) -> Any:
-    """``obj``'s own value of ``key``: an item's ``get`` falls back to its album's fields."""
-    return obj.get(key, with_album=False) if isinstance(obj, Item) else obj.get(key)
-
-
-def _genres_of(obj: Item | Album) -> list[str]:
-    if "genres" in GENRE_FIELDS:
-        return [g for g in (_own(obj, "genres") or []) if g]
-    value = _own(obj, "genre") or ""
-    return [value] if value else []
 
 
 @contextmanager

@@ -48,10 +48,11 @@ class Beets:
         self.config = root / "config.yaml"
         self.config.write_text(CONFIG.format(root=root, extra=""))
         self.overwrite = root / "overwrite.yaml"
-        self.overwrite.write_text(CONFIG.format(root=root, extra="  keep_existing: no\n"))
+        self.overwrite.write_text(CONFIG.format(root=root, extra="  force: yes\n"))
 
     def __call__(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
         env = {**os.environ, "BEETSDIR": str(self.root), "TF_CPP_MIN_LOG_LEVEL": "3",
+               "XDG_CACHE_HOME": str(self.root / "cache"),  # genretag's prediction store: this library's own
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         return subprocess.run([sys.executable, "-m", "beets", "-c", str(config or self.config), *args],
                               env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -92,6 +93,7 @@ def beet(corpus: Path, tmp_path_factory) -> Beets:
     beet = Beets(root)
     run = beet("import", "-A", "-q", str(root / "src"))
     assert run.returncode == 0, run.stderr
+    beet.imported = run
     return beet
 
 
@@ -100,6 +102,9 @@ def album_of(items: dict[str, dict], album: str) -> list[dict]:
 
 
 def test_auto_tags_imported_albums_by_consensus(beet):
+    """Each album's tracks get the album's decision in their genre field (and in ``genretag_album_*``), the
+    album its decision in its ``genretag_*`` fields, and each track its own prediction in its own; import says
+    what it did, one line per album."""
     items = beet.items()
     assert len(items) == 5
     expected = {"A": "Electronic", "B": "Classical"}
@@ -107,14 +112,22 @@ def test_auto_tags_imported_albums_by_consensus(beet):
         tracks = album_of(items, album)
         for f in tracks:  # the rock clip too: the album's decision
             assert f["genretag_model"] == MODEL_ID
-            assert f["genretag_genre"] == genre
-            assert f["genres"] == [genre]
-            assert f["album_genres"] == [genre]
+            assert (f["genres"], f["album_genres"], f["genretag_album_genre"]) == ([genre], [genre], genre)
             assert f["album_flex"]["genretag_genre"] == genre
-            assert f["genretag_top"].startswith(f"{genre} ")
+            assert f["album_flex"]["genretag_top"].startswith(f"{genre} ")
+            assert float(f["album_flex"]["genretag_confidence"]) == float(f["genretag_album_confidence"])
+            assert f["genretag_top"].startswith(f"{f['genretag_genre']} ")
             assert 0.0 < float(f["genretag_confidence"]) <= 1.0
-        assert len({f["genretag_confidence"] for f in tracks}) == 1  # one decision per album
+        assert len({f["genretag_album_confidence"] for f in tracks}) == 1  # one decision per album
+    own = sorted(f["genretag_genre"] for f in album_of(items, "A"))  # each track's own prediction
+    assert own == ["Electronic", "Electronic", "Rock"], own
     assert beet.file_genres() == {t: [expected[f["album"][-1]]] for t, f in items.items()}
+    lines = [line for line in beet.imported.stdout.splitlines() if line.startswith("genretag: ")]
+    assert [line.split(": heard ")[0] for line in lines] == ["genretag: Artist - Album A", "genretag: Artist - Album B"]
+    for line, (album, genre) in zip(lines, expected.items()):
+        confidence = float(album_of(items, album)[0]["genretag_album_confidence"])
+        assert line.endswith(f": heard {genre} {confidence:.2f}; genres: {genre} ({len(CLIPS[album])} tracks, "
+                             f"{len(CLIPS[album])} decoded)"), line
 
 
 def test_query_by_prediction(beet):
@@ -131,7 +144,9 @@ def test_rerun_skips_what_this_model_did(beet):
     assert beet.snapshot() == before
 
 
-def test_pretend_keep_existing_and_overwrite(beet):
+def test_pretend_force_and_keep_existing(beet):
+    """A genre the user set: ``-p`` with ``force: yes`` shows old -> new and changes nothing; without force it
+    is kept (the prediction is stored); with ``force: yes`` it is replaced (``-a``: the album too)."""
     run = beet("modify", "-y", "-a", "album:Album A", "genres=Jazz")  # the user's genre, written to the files
     assert run.returncode == 0, run.stderr
     assert {g[0] for t, g in beet.file_genres().items() if beet.items()[t]["album"] == "Album A"} == {"Jazz"}
@@ -143,19 +158,26 @@ def test_pretend_keep_existing_and_overwrite(beet):
     assert "3 genre changes (pretend)" in run.stdout
     assert beet.snapshot() == before
 
-    run = beet("genretag", "-f", "album:Album A")  # keep_existing (default): Jazz stays
+    run = beet("genretag", "-F", "album:Album A")  # force: no (the default): Jazz stays
     assert run.returncode == 0, run.stderr
-    assert "3 predicted, 0 genre changes" in run.stdout
+    assert "0 genre changes" in run.stdout and "3 skipped" in run.stdout, run.stdout
     tracks = album_of(beet.items(), "A")
     assert {tuple(f["genres"]) for f in tracks} == {("Jazz",)}
-    assert {f["genretag_genre"] for f in tracks} == {"Electronic"}
+    assert sorted(f["genretag_genre"] for f in tracks) == ["Electronic", "Electronic", "Rock"]  # their own
 
-    run = beet("genretag", "-f", "-a", "album:Album A", config=beet.overwrite)
+    run = beet("genretag", "-a", "album:Album A", config=beet.overwrite)
     assert run.returncode == 0, run.stderr
     items = beet.items()
     assert {tuple(f["genres"]) for f in album_of(items, "A")} == {("Electronic",)}
     assert album_of(items, "A")[0]["album_genres"] == ["Electronic"]
     assert {tuple(g) for t, g in beet.file_genres().items() if items[t]["album"] == "Album A"} == {("Electronic",)}
+
+    run = beet("genretag", "-s", "track", "album:Album A", config=beet.overwrite)  # lastgenre's source: track
+    assert run.returncode == 0, run.stderr
+    tracks = album_of(beet.items(), "A")
+    assert sorted((f["genres"][0], f["genretag_genre"]) for f in tracks) == [
+        ("Electronic", "Electronic"), ("Electronic", "Electronic"), ("Rock", "Rock")]
+    assert not any("genretag_album_genre" in f for f in tracks)
 
 
 def test_corrupt_file_is_one_line_and_the_rest_are_tagged(beet):

@@ -61,6 +61,7 @@ class Library:
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "BEETSDIR": str(self.root), "TF_CPP_MIN_LOG_LEVEL": "3",
+                "XDG_CACHE_HOME": str(self.root / "cache"),  # genretag's prediction store: this library's own
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
     def command(self, *args: str) -> list[str]:
@@ -138,7 +139,7 @@ def test_fault_file_is_refused_by_beet_genretag_and_left_byte_identical(knn_bund
                        "#0 (byte 2,924 -> 2,924) points at other bytes)"], run.stderr
     assert "error: genretag: 1 file could not be written (listed above; left as they were); the others were " \
            "processed" in run.stderr
-    assert "2 predicted, 1 genre changes" in run.stdout and "1 not written" in run.stdout
+    assert "2 predicted (2 decoded, 0 from the prediction store), 1 genre changes" in run.stdout and "1 not written" in run.stdout
     assert Path(copy).read_bytes() == fault.read_bytes()
     items = lib.items()
     assert items[copy] == before  # not a field of it changed (nor its mtime)
@@ -356,17 +357,17 @@ def test_confidence_floor_defaults_to_the_models(floored_bundle, tmp_path):
     run = lib("genretag")
     assert run.returncode == 0, run.stderr
     items = lib.items()
-    unsure = {p for p, f in items.items() if float(f["genretag_confidence"]) < 0.75}
-    assert unsure and len(unsure) < len(items), {p: f["genretag_confidence"] for p, f in items.items()}
+    unsure = {p for p, f in items.items() if float(f["genretag_album_confidence"]) < 0.75}  # the album's decision
+    assert unsure and len(unsure) < len(items), {p: f["genretag_album_confidence"] for p, f in items.items()}
     for path, f in items.items():
         assert f["genretag_model"] == MODEL_ID
-        assert f["genres"] == file_genres(path) == ([] if path in unsure else [f["genretag_genre"]]), path
+        assert f["genres"] == file_genres(path) == ([] if path in unsure else [f["genretag_album_genre"]]), path
 
     zero = Library(tmp_path, floored_bundle, extra="  min_confidence: 0.0\n", config="zero.yaml")
     run = zero("genretag", "-f")
     assert run.returncode == 0, run.stderr
     assert f"{len(unsure)} genre changes" in run.stdout
-    assert all(f["genres"] == file_genres(p) == [f["genretag_genre"]] for p, f in lib.items().items())
+    assert all(f["genres"] == file_genres(p) == [f["genretag_album_genre"]] for p, f in lib.items().items())
 
 
 def test_compilation_tracks_are_decided_one_by_one(knn_bundle, tmp_path):
