@@ -121,3 +121,4 @@ def decoded(monkeypatch) -> list[Path]:
 
     monkeypatch.setattr(pipeline, "extract_track", spy)
     return seen
+

@@ -175,3 +175,12 @@ def misbehaving_worker(item: str, *, factor: int = 2) -> str:
 def worker_pid(item: str) -> int:
     """Which process ran ``item``."""
     return os.getpid()
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts: Ctrl-C as in a terminal, even when the test run itself
+    was started in the background by a shell without job control, which starts it with SIGINT ignored (and a
+    child inherits that, so Python would not turn SIGINT into KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+import faults
 import synth
 
 pytest.importorskip("beets")
@@ -248,7 +250,7 @@ def test_ctrl_c_exits_130_after_interrupted(knn_bundle, tmp_path):
     "interrupted" warning, no traceback, exit 130; what was stored agrees with the files."""
     lib = small_library(tmp_path, knn_bundle, albums=8, tracks=3, seconds=20.0)
     proc = subprocess.Popen(lib.command("genretag"), env=lib.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=faults.default_sigint)
     lines = []
     for line in proc.stderr:  # beets logs this before the first track is decoded
         lines.append(line)

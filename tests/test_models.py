@@ -136,7 +136,7 @@ def test_unparsable_card_refused(tmp_path, text):
 @pytest.mark.parametrize("field, value, message", [
     ("scale", "mel", "unknown scale 'mel'"),
     ("normalize", "global", "unknown normalisation 'global'"),
-    ("n_frames", 0, "n_frames at least 2"),
+    ("n_frames", 0, r"n_frames 0 is out of range \(2 to 10000\)"),
 ])
 def test_card_with_invalid_features_is_one_model_error_at_load(tiny_bundle, tmp_path, field, value, message):
     """A bad feature config is refused when the card is read, not once per decoded file."""

@@ -86,7 +86,7 @@ def _start(*args: object, log: Path, slow_writes: float = 0.0) -> subprocess.Pop
     env["PYTHONPATH"] += os.pathsep + str(Path(__file__).parent)
     with open(log, "w") as fh:
         return subprocess.Popen([*command, *map(str, args)], stdout=fh, stderr=fh, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+                                env=env, start_new_session=True, preexec_fn=faults.default_sigint)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
