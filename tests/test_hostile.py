@@ -220,7 +220,7 @@ def test_a_damaged_store_row_is_taken_for_no_row_and_the_file_predicted_again(da
     audio, store = _damaged_store(song, knn_bundle, tmp_path, damage)
     result = _genretag("scan", "--dry-run", "--store", store, "--model", knn_bundle, audio)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [NOTE.format(store=store)]
+    assert result.stderr.splitlines() == [NOTE.format(store=store)], result.stderr
     assert "1 would be tagged" in result.stdout
     with sqlite3.connect(store) as db:  # predicted again: the row is whole again
         labels, blob, previous, status = db.execute(
