@@ -215,14 +215,15 @@ def corpus(files: list[Path]) -> dict[str, Any]:
 def keeps_genre(path: Path) -> bool:
     """Whether a scan without --overwrite keeps this file's genre (one genretag did not write)."""
     from genretag.errors import GenretagError
-    from genretag.scan.decide import keeps_existing
+    from genretag.scan.decide import ScanResult, keeps_existing
     from genretag.tags import read_tags
 
     try:
         tags = read_tags(path)
     except GenretagError:
         return False
-    return keeps_existing(tags.genres, tags.provenance, ScanOptions())
+    result = ScanResult(path=path, status="predicted", genres=tags.genres, provenance=tags.provenance, tags=tags)
+    return keeps_existing(result, ScanOptions())
 
 
 def test_split(root: Path) -> list[Path]:
