@@ -211,6 +211,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def load_pretrained(path: Path, sha256: str, what: str) -> dict[str, "np.ndarray"]:
+    """The arrays of a shipped pretrained ``.npz`` (``what``: its network's name), sha256-checked and
+    never unpickled; ModelError when missing or damaged."""
+    import numpy as np
+
+    if not path.is_file():
+        raise ModelError(f"pretrained {what} weights are missing from the installation", path)
+    if sha256_file(path) != sha256:
+        raise ModelError(f"pretrained {what} weights are damaged (sha256 mismatch)", path)
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
 def read_bundle(path: str | Path) -> Bundle:
     """Read and validate a bundle's card (no weights are loaded, no Keras import)."""
     path = Path(path)

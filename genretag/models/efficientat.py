@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag.errors import ModelError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "efficientat_mn04_as.npz"
 WEIGHTS_SHA256 = "555fa2e2b3273bbdd7bbef5c8b26227a116d7a3c483df549f76ca18739cb5213"
@@ -142,12 +141,7 @@ def _block(x, w, prefix: str, *, stride: int, activation: str):
 
 def load_weights(path: Path = WEIGHTS) -> dict[str, np.ndarray]:
     """The shipped pretrained weights (sha256-checked, never unpickled)."""
-    from genretag.models.bundle import sha256_file
+    from genretag.models.bundle import load_pretrained
 
-    if not path.is_file():
-        raise ModelError("pretrained EfficientAT weights are missing from the installation", path)
-    if sha256_file(path) != WEIGHTS_SHA256:
-        raise ModelError("pretrained EfficientAT weights are damaged (sha256 mismatch)", path)
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return load_pretrained(path, WEIGHTS_SHA256, "EfficientAT")
 

@@ -151,14 +151,9 @@ def set_weights(model, weights: dict[str, np.ndarray]) -> None:
 
 def load_weights(path: Path = WEIGHTS) -> dict[str, np.ndarray]:
     """The shipped pretrained weights (sha256-checked, never unpickled)."""
-    from genretag.models.bundle import sha256_file
+    from genretag.models.bundle import load_pretrained
 
-    if not path.is_file():
-        raise ModelError("pretrained musicnn weights are missing from the installation", path)
-    if sha256_file(path) != WEIGHTS_SHA256:
-        raise ModelError("pretrained musicnn weights are damaged (sha256 mismatch)", path)
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return load_pretrained(path, WEIGHTS_SHA256, "musicnn")
 
 
 def attach_styles(model, styles: list[tuple[str, str, tuple[str, ...]]]):
