@@ -222,13 +222,6 @@ def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 def level_logc(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> np.ndarray:
     """Apply the one gain (at most +-``max_db`` dB) that brings the mean of ``logc``
-    values (``log10(1 + 10000 * power)``) to ``target`` (:func:`level_gain`)."""
-    power = np.power(np.float32(10.0), np.asarray(logc, np.float32)) - np.float32(1.0)
-    return np.log10(1.0 + power * np.float32(10.0 ** level_gain(logc, target, max_db=max_db))).astype(np.float32)
-
-
-def level_gain(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> float:
-    """``c``: the log10 power gain (at most +-``max_db`` dB) that brings the mean of ``logc``
     values (``log10(1 + 10000 * power)``) to ``target``.
 
     A gain on the audio multiplies the mel power; the mean of the compressed
@@ -247,7 +240,7 @@ def level_gain(logc: np.ndarray, target: float, *, max_db: float = 40.0) -> floa
             break  # on target, or at the bound on the side that can't get closer
         slope = float((scaled / (1.0 + scaled)).mean(dtype=np.float64))  # d mean / d c
         c = float(np.clip(c - miss / max(slope, 1e-6), -bound, bound))
-    return c
+    return np.log10(1.0 + power * np.float32(10.0**c)).astype(np.float32)
 
 
 def logc_gain(logc: np.ndarray, db: np.ndarray | float) -> np.ndarray:
