@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genretag.config import AUDIOSET_MELS
+
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "efficientat_mn04_as.npz"
 WEIGHTS_SHA256 = "555fa2e2b3273bbdd7bbef5c8b26227a116d7a3c483df549f76ca18739cb5213"
@@ -37,8 +39,6 @@ WEIGHTS_SHA256 = "555fa2e2b3273bbdd7bbef5c8b26227a116d7a3c483df549f76ca18739cb52
 SOURCE_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
 """sha256 of the authors' ``mn04_as_mAP_432.pt`` the weights were converted from."""
 
-N_MELS = 128
-"""Mel bands of its input (:data:`genretag.features.AUDIOSET_MELS`)."""
 BN_EPSILON = 1e-3
 
 STRIDE_2 = (2, 4, 7, 13)
@@ -64,8 +64,8 @@ def build_network(weights: dict[str, np.ndarray] | None = None, *, n_frames: int
     from keras import layers
 
     w = load_weights() if weights is None else weights
-    inputs = keras.Input((N_MELS, n_frames), name="audioset_logmel")
-    x = layers.Reshape((N_MELS, n_frames, 1))(inputs)
+    inputs = keras.Input((AUDIOSET_MELS, n_frames), name="audioset_logmel")
+    x = layers.Reshape((AUDIOSET_MELS, n_frames, 1))(inputs)
     x = _conv(x, w, "features.0", stride=2, activation="hard_silu")
     for i in range(1, N_BLOCKS + 1):
         x = _block(x, w, f"features.{i}", stride=2 if i in STRIDE_2 else 1,
