@@ -20,6 +20,14 @@ CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")
+def runner():
+    """Typer's in-process runner, wide and without colour, so output reads as a user sees it."""
+    from typer.testing import CliRunner
+
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     """``../shared/corpus`` (real clips, read-only); skips when absent."""
     if not (CORPUS / "labels.csv").is_file():

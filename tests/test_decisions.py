@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from mutagen.flac import FLAC
-from typer.testing import CliRunner
 
 import genretag
 import synth
@@ -27,11 +26,6 @@ def lib(tmp_path) -> Path:
         synth.write_audio(root / f"{i}-{label}.flac", synth.tone_mix(label, seconds=4.0, seed=300 + i))
         FLAC(root / f"{i}-{label}.flac").save()  # padding, as taggers leave it: a small edit keeps the size
     return root
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 def _run(runner, *args):

@@ -12,7 +12,6 @@ import mutagen
 import pytest
 from mutagen.apev2 import APEv2
 from mutagen.id3 import ID3, TALB, TCMP, TCON, TPE2
-from typer.testing import CliRunner
 
 import genretag
 import synth
@@ -21,11 +20,6 @@ from genretag.tags import read_tags, write_genre
 
 ALBUMS = {"Quiet Strings": "classical", "Loud Guitars": "rock", "Night Machines": "electronic"}
 """Three albums of four real Emotify clips each (the folder each clip comes from)."""
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 def _retag(path: Path, *, album: str | None, album_artist: str | None, genre: str | None = None,

@@ -57,11 +57,6 @@ pytestmark = pytest.mark.slow
 # --- fixtures and helpers ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-
 def _env() -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     return dict(os.environ, PYTHONPATH=path, NO_COLOR="1", COLUMNS="200", TF_CPP_MIN_LOG_LEVEL="3")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,11 +20,6 @@ from genretag.tags import read_tags
 MODEL_ID = "rel 1"  # conftest's knn_bundle
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses Linux file-system behaviour")
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 @pytest.fixture

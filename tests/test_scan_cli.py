@@ -100,11 +100,6 @@ def lib(library, tmp_path) -> Path:
     return Path(shutil.copytree(library, tmp_path / "Music"))
 
 
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 

@@ -31,11 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses Linux file-system behaviour")
 
 
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-
 @pytest.fixture
 def lib(tmp_path) -> Path:
     """Four short synthetic files: 01.mp3, 02.flac, 03.wav, 04.ogg (classes in turn)."""

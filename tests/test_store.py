@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import synth
 from genretag.cli import app
@@ -34,11 +33,6 @@ def lib(tmp_path) -> Path:
         synth.write_audio(root / f"{i}-{label}.flac", synth.tone_mix(label, seconds=4.0, seed=300 + i))
     synth.write_audio(root / "silence.wav", synth.tone_mix("Low", seconds=4.0) * 0)
     return root
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 def _run(runner, *args):

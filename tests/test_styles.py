@@ -37,11 +37,6 @@ STYLES = (Style("Shrill", "High", 0.5), Style("Piercing", "High", 0.5), Style("R
 
 
 @pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-
-@pytest.fixture(scope="module")
 def songs(tmp_path_factory) -> Path:
     """Two 4-s High clips, a Low and a Mid one (FLAC). The tiny model often calls Mid High: tests assert
     what it reliably gets (High, Low), and only the rule for the Mid clip."""

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import mutagen
 import pytest
-from mutagen.id3 import ID3, TCON, TIT2
-from typer.testing import CliRunner
+from mutagen.id3 import TCON, TIT2
 
 import genretag
 import synth
@@ -48,11 +47,6 @@ def _title(path: Path) -> str:
             value = tags[key]
             return str(value.text[0] if hasattr(value, "text") else value[0])
     raise AssertionError("no title")
-
-
-@pytest.fixture(scope="module")
-def runner() -> CliRunner:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 @pytest.mark.parametrize("ext", CONTAINERS)

@@ -211,7 +211,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_pretrained(path: Path, sha256: str, what: str) -> dict[str, "np.ndarray"]:
+def load_pretrained(path: Path, sha256: str, what: str) -> dict[str, Any]:
     """The arrays of a shipped pretrained ``.npz`` (``what``: its network's name), sha256-checked and
     never unpickled; ModelError when missing or damaged."""
     import numpy as np
