@@ -133,26 +133,45 @@ def mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
     return bytes(buf)
 
 
-# --- slow writes (for kill -9) ------------------------------------------------------------------
+# --- a process held at a chosen point (for kill -9 and Ctrl-C at a known moment) ------------------
 
 
-def slow_writes(seconds: float) -> None:
-    """Make every ``write_genre`` in this process hold its temporary copy ``seconds``
-    longer after copying and again after tagging it, so that a kill at a random
-    moment is likely to land in the middle of a write."""
-    import genretag.tags.write as tags
+def hold(target: str, *, call: int, flag: Path) -> None:
+    """Make this process stop for good right after the ``call``-th call (counting from 1) of
+    ``target`` (``"module:function"`` or ``"module:Class.method"``, replaced where it is defined, so
+    callers that reach it through the module or the class see it) returns: it creates ``flag`` and sleeps until killed.
+    A test waits for ``flag`` and then signals the process, knowing exactly where it is."""
+    import importlib
 
-    copy, write = tags.copy_file, tags._write_tags
+    module_name, attribute = target.split(":")
+    owner = importlib.import_module(module_name)
+    *parents, name = attribute.split(".")  # "Class.method" replaces the method on the class
+    for parent in parents:
+        owner = getattr(owner, parent)
+    original = getattr(owner, name)
+    calls = 0
 
-    def slow_copy(*args, **kwargs):
-        copy(*args, **kwargs)
-        time.sleep(seconds)
+    def held(*args, **kwargs):
+        nonlocal calls
+        result = original(*args, **kwargs)
+        calls += 1
+        if calls == call:
+            Path(flag).write_text(str(os.getpid()))
+            while True:
+                time.sleep(3600)
+        return result
 
-    def slow_write(*args, **kwargs):
-        write(*args, **kwargs)
-        time.sleep(seconds)
+    setattr(owner, name, held)
 
-    tags.copy_file, tags._write_tags = slow_copy, slow_write
+
+def wait_for(flag: Path, proc, *, limit: float = 120) -> bool:
+    """Wait until ``flag`` exists (the process reached its hold); False if ``proc`` ended first."""
+    deadline = time.monotonic() + limit
+    while not flag.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # --- pool workers ----------------------------------------------------------------------------------

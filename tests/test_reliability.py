@@ -16,7 +16,6 @@ import errno
 import json
 import os
 import pickle
-import random
 import re
 import shutil
 import signal
@@ -67,13 +66,12 @@ def _genretag(*args: object, timeout: float = 120) -> subprocess.CompletedProces
                           env=_env(), timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def _start(*args: object, log: Path, slow_writes: float = 0.0) -> subprocess.Popen:
+def _start(*args: object, log: Path, setup: str = "") -> subprocess.Popen:
     """``python -m genretag ARGS`` in its own process group (it and its decode workers get
-    the signal, as from a terminal). ``slow_writes``: each tag write holds its temporary
-    copy that many seconds longer, twice (see :func:`faults.slow_writes`)."""
-    if slow_writes:
-        code = (f"import sys, faults; faults.slow_writes({slow_writes}); "
-                "from genretag.cli import main; sys.argv[0] = 'genretag'; main()")
+    the signal, as from a terminal). ``setup``: Python run first, with :mod:`faults` imported
+    (e.g. ``faults.hold(...)``: stop at a known point)."""
+    if setup:
+        code = f"import sys, faults; {setup}; from genretag.cli import main; sys.argv[0] = 'genretag'; main()"
         command = [sys.executable, "-c", code]
     else:
         command = [sys.executable, "-m", "genretag"]
@@ -298,67 +296,40 @@ def twelve_files(tmp_path_factory) -> Path:
     return root
 
 
-def _wait_for_row(report: Path, proc: subprocess.Popen, *, status: str, count: int, limit: float = 60) -> bool:
-    """Wait until the scan's CSV has ``count`` rows with ``status``; False if it ended first."""
-    deadline = time.monotonic() + limit
-    while True:
-        ended = proc.poll() is not None
-        if report.is_file() and report.read_text(encoding="utf-8", errors="replace").count(f",{status},") >= count:
-            return True
-        if ended or time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+# Where a write can be cut short, in the order write_genre passes them: after the hidden copy is made, after
+# its tags are written, after its audio is checked against the original, after it is synced, after it has
+# replaced the file (before the folder is synced and the store records it). At each, on the third file.
+KILL_POINTS = ("copy_file", "_write_tags", "check_audio", "_sync", "_replace")
 
 
-def _timed_scan(args: tuple, report: Path, log: Path) -> tuple[float, float]:
-    """Run a scan to the end; seconds from start to its first tagged row, and to its exit."""
-    started = time.monotonic()
-    proc = _start(*args, log=log)
-    assert _wait_for_row(report, proc, status="tagged", count=1), log.read_text()
-    first = time.monotonic() - started
-    assert proc.wait(timeout=60) == 0, log.read_text()
-    return first, time.monotonic() - started
+def _start_held(*args: object, log: Path, point: str, call: int, flag: Path) -> subprocess.Popen:
+    """``genretag ARGS`` that stops for good after the ``call``-th ``genretag.tags.write.<point>``."""
+    setup = f"faults.hold('genretag.tags.write:{point}', call={call}, flag={str(flag)!r})"
+    return _start(*args, log=log, setup=setup)
 
 
-def test_kill_9_leaves_each_file_old_or_fully_tagged(knn_bundle, twelve_files, tmp_path):
-    """SIGKILL ``genretag scan`` at random moments while it writes; every file must stay whole.
-
-    A first, timed run shows when writing starts and ends; plain runs are killed
-    at a random moment in that span. Every other run holds each temporary copy a
-    little longer (a slow disk), so that most of those kills land mid-write.
-    """
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill_9_leaves_each_file_old_or_fully_tagged(knn_bundle, twelve_files, tmp_path, point):
+    """SIGKILL ``genretag scan`` at each step of a write; every file must stay whole, and the next scan
+    removes the hidden copy a kill before the replace leaves, and tags what is left."""
     lib = Path(shutil.copytree(twelve_files, tmp_path / "lib"))
     files = _files(lib)
     original = {p: p.read_bytes() for p in files}
     audio = {p: _decoded(p) for p in files}
-    rng = random.Random(20240607)
-    report, log = tmp_path / "kill.csv", tmp_path / "kill.log"
-    # --force: every run rewrites every file, so kills land among writes however many ran before
-    args = ("scan", lib, "--model", knn_bundle, "--jobs", "1", "-q", "--force", "--csv", report)
-    first, end = _timed_scan(args, report, log)
-    runs, kills, mid_write = 0, 0, 0
-    deadline = time.monotonic() + 40
-    while runs < 10 and time.monotonic() < deadline:
-        slow = 0.4 if runs % 2 else 0.0
-        runs += 1
-        report.unlink(missing_ok=True)
-        started = time.monotonic()
-        proc = _start(*args, log=log, slow_writes=slow)
-        if slow:
-            _wait_for_row(report, proc, status="tagged", count=1)
-            time.sleep(rng.uniform(0.0, 3.0))
-        else:
-            time.sleep(max(0.0, started + rng.uniform(0.8 * first, end) - time.monotonic()))
-        _signal_group(proc, signal.SIGKILL)
-        returncode = proc.wait(timeout=30)
-        assert returncode in (0, -signal.SIGKILL), log.read_text()
-        kills += returncode == -signal.SIGKILL
-        for path in files:
-            if path.read_bytes() != original[path]:
-                _assert_tagged(path, audio[path])
-        mid_write += bool(_temp_copies(lib))
-    print(f"{runs} runs, {kills} killed, {mid_write} of them mid-write")
-    assert kills >= runs // 2 and mid_write >= 1
+    log, flag = tmp_path / "kill.log", tmp_path / "held"
+    proc = _start_held("scan", lib, "--model", knn_bundle, "--jobs", "1", "-q", log=log, point=point, call=3,
+                       flag=flag)
+    assert faults.wait_for(flag, proc), log.read_text()
+    _signal_group(proc, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, log.read_text()
+    changed = [p for p in files if p.read_bytes() != original[p]]
+    for path in changed:
+        _assert_tagged(path, audio[path])
+    # two files were written whole before the third stopped; the third is replaced only at the last point
+    assert len(changed) == (3 if point == "_replace" else 2), changed
+    # one hidden copy: the tagged copy, or after the replace the old file's hard link kept aside under a lease
+    # (none where no lease could be taken)
+    assert len(_temp_copies(lib)) == 1 or (point == "_replace" and not _temp_copies(lib))
 
     result = _genretag("scan", lib, "--model", knn_bundle, "--jobs", "1", "-q")
     assert result.returncode == 0, result.stderr
@@ -402,9 +373,11 @@ def test_ctrl_c_exits_130_with_a_valid_report_and_a_rerun_finishes(knn_bundle, t
     report = tmp_path / "report.csv"
     args = ("scan", lib, "--model", knn_bundle, "--jobs", "1", "-q", "--csv", report)
 
-    # slow writes: the scan surely runs a few seconds, and Ctrl-C most likely lands mid-write
-    proc = _start(*args, log=tmp_path / "first.log", slow_writes=0.1)
-    assert _wait_for_row(report, proc, status="tagged", count=3), (tmp_path / "first.log").read_text()
+    # Ctrl-C while the fourth file's hidden copy has its new tags but has not replaced the file
+    flag = tmp_path / "held"
+    proc = _start_held(*args, log=tmp_path / "first.log", point="_write_tags", call=4, flag=flag)
+    assert faults.wait_for(flag, proc), (tmp_path / "first.log").read_text()
+    assert len(_temp_copies(lib)) == 1
     _signal_group(proc, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
     assert proc.wait(timeout=60) == 130
     log = (tmp_path / "first.log").read_text()
@@ -412,14 +385,13 @@ def test_ctrl_c_exits_130_with_a_valid_report_and_a_rerun_finishes(knn_bundle, t
 
     rows = _csv_rows(report)
     done = {Path(r["path"]) for r in rows if r["status"] == "tagged"}
-    assert 3 <= len(done) < len(files), rows
-    assert {r["status"] for r in rows} == {"tagged"}
+    assert len(done) == 3 and {r["status"] for r in rows} == {"tagged"}, rows
     for path in files:
         if path in done:
             _assert_tagged(path)
-        elif path.read_bytes() != original[path]:  # tagged after its row was due: still whole
-            _assert_tagged(path)
-    assert not _temp_copies(lib)
+        else:
+            assert path.read_bytes() == original[path], path
+    assert not _temp_copies(lib)  # the interrupted write removed its copy
 
     result = _genretag(*args)
     assert result.returncode == 0, result.stderr

@@ -8,11 +8,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+import faults
 import synth
 from genretag.cli import app
 from genretag.store import Store
@@ -138,10 +138,13 @@ def test_a_report_that_is_not_one_is_a_usage_error(runner, tmp_path):
     assert result.stderr.strip() == f"error: report line 2 is not JSON (Expecting value) ({bad})"
 
 
-def _scan_process(*args, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1", COLUMNS="200")
+def _scan_process(*args, log: Path, setup: str = "") -> subprocess.Popen:
+    """``genretag scan ARGS`` in its own process group; ``setup``: Python run first with :mod:`faults` imported."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(REPO), str(Path(__file__).parent))), NO_COLOR="1",
+               COLUMNS="200")
+    code = f"import sys, faults; {setup or 'pass'}; from genretag.cli import main; sys.argv[0] = 'genretag'; main()"
     with open(log, "w") as fh:
-        return subprocess.Popen([sys.executable, "-m", "genretag", "scan", *map(str, args)], stdout=fh,
+        return subprocess.Popen([sys.executable, "-c", code, "scan", *map(str, args)], stdout=fh,
                                 stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -173,24 +176,22 @@ def test_two_scans_share_a_store_at_once(knn, tmp_path):
 
 def test_a_killed_scan_keeps_what_it_finished_and_the_store_stays_usable(knn, tmp_path):
     store, folder = tmp_path / "k.sqlite", tmp_path / "lib"
-    clip = synth.tone_mix("Mid", seconds=20.0, seed=1)
-    for i in range(40):
-        synth.write_audio(folder / f"{i:02d}.wav", clip[i * 100:])  # 40 different files, slow enough to kill mid-run
-    proc = _scan_process(folder, "--model", knn, "--store", store, "--jobs", "1", "--dry-run", log=tmp_path / "k.log")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and (not store.exists() or len(_check_store(store)) < 3):
-        time.sleep(0.02)
-    assert proc.poll() is None, (tmp_path / "k.log").read_text()  # still running: kill it mid-scan
+    clip = synth.tone_mix("Mid", seconds=4.0, seed=1)
+    for i in range(12):
+        synth.write_audio(folder / f"{i:02d}.wav", clip[i * 100:])  # 12 different files
+    flag = tmp_path / "held"  # the scan stops for good once it has stored its third prediction
+    proc = _scan_process(folder, "--model", knn, "--store", store, "--jobs", "1", "--dry-run", log=tmp_path / "k.log",
+                         setup=f"faults.hold('genretag.store:Store.put', call=3, flag={str(flag)!r})")
+    assert faults.wait_for(flag, proc), (tmp_path / "k.log").read_text()
     os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-run, not finished
-    done = _check_store(store)
-    assert 3 <= len(done) < 40
+    assert len(_check_store(store)) == 3
     report = tmp_path / "rest.jsonl"
     rest = subprocess.run([sys.executable, "-m", "genretag", "scan", str(folder), "--model", str(knn), "--store",
                            str(store), "--jobs", "0", "--dry-run", "--json", str(report)], capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=240)
     assert rest.returncode == 0, rest.stderr
-    assert len(_rows(report)) == 40 and len(_check_store(store)) == 40
+    assert len(_rows(report)) == 12 and len(_check_store(store)) == 12
 
 
 @pytest.mark.parametrize("content, reason", [
