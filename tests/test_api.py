@@ -44,8 +44,7 @@ def test_predict_file_on_a_real_clip_loads_tensorflow_only_when_predicting(corpu
     before, genre, total, windows, n = result.stdout.split()
     assert before == "False"
     assert total == "1.0" and int(windows) == 8 and int(n) == 10
-    assert genre in {"Blues", "Classical", "Country", "Electronic", "Hip-Hop", "International", "Jazz", "Pop",
-                     "Rock", "Soul-RnB"}
+    assert genre == "Rock"  # the clip's label (Emotify "rock"); the default model says Rock at 0.92
 
 
 @pytest.fixture
