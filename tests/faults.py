@@ -174,6 +174,41 @@ def wait_for(flag: Path, proc, *, limit: float = 120) -> bool:
     return True
 
 
+# --- Ray workers that die once (a Ray ``worker_process_setup_hook``) -----------------------------------
+
+RAY_KILL_DIR = "GENRETAG_TEST_RAY_KILL_DIR"
+"""Environment variable naming a folder; a file ``decode_batch`` or ``Infer`` in it is a kill order."""
+
+
+def ray_kill_once() -> None:
+    """Run by every Ray worker as it starts: the next call of the decode stage
+    (``ray_stages.decode_batch``) or of an inference actor (``ray_stages.Infer``) after a test
+    drops a file of that name in ``$GENRETAG_TEST_RAY_KILL_DIR`` SIGKILLs the worker running it.
+    The first worker to remove the file takes the order, so each order kills exactly one worker."""
+    import genretag.engines.ray_stages as stages
+
+    folder = Path(os.environ[RAY_KILL_DIR])
+
+    def ordered(name: str) -> None:
+        try:
+            (folder / name).unlink()
+        except FileNotFoundError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    decode, infer = stages.decode_batch, stages.Infer.__call__
+
+    def decode_batch(*args, **kwargs):
+        ordered("decode_batch")
+        return decode(*args, **kwargs)
+
+    def infer_call(self, batch):
+        ordered("Infer")
+        return infer(self, batch)
+
+    stages.decode_batch, stages.Infer.__call__ = decode_batch, infer_call
+
+
 # --- pool workers ----------------------------------------------------------------------------------
 
 

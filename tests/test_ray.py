@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+import faults
 from synth import CLASS_BANDS, tone_mix, write_audio
 
 import genretag
@@ -23,11 +21,21 @@ from genretag.engines.ray_scan import LOST, scan_on_ray
 from genretag.scan import read_report, report_row
 
 
+@pytest.fixture(scope="module")
+def kill_orders(tmp_path_factory) -> Path:
+    """Drop a file ``decode_batch`` or ``Infer`` here and the next worker to run that stage is SIGKILLed
+    (:func:`faults.ray_kill_once`, every worker's setup hook)."""
+    return tmp_path_factory.mktemp("ray_kill_orders")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    here = str(Path(__file__).resolve().parents[1])  # workers import this checkout's genretag
-    os.environ["PYTHONPATH"] = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def local_ray(kill_orders):
+    here = Path(__file__).resolve()  # workers import this checkout's genretag, and faults from tests/
+    paths = [str(here.parents[1]), str(here.parent), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths).rstrip(os.pathsep)
+    os.environ[faults.RAY_KILL_DIR] = str(kill_orders)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": "faults.ray_kill_once"})
     yield
     ray.shutdown()
 
@@ -154,43 +162,12 @@ def _assert_once_in_each(outputs: Outputs, n: int) -> None:
     assert sorted(pq.read_table(outputs.parquet).column("path").to_pylist()) == sorted(paths)
 
 
-def _ray_workers(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if cmdline.startswith("ray::") and name in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def test_killed_workers_lose_and_duplicate_nothing(library, knn_bundle, tmp_path):
-    killed: list[str] = []
-    stop = threading.Event()
-
-    def killer() -> None:  # SIGKILL the first decode task seen running, then the inference actor
-        for name in ("decode_batch", "Infer"):
-            while not stop.is_set():
-                pids = _ray_workers(name)
-                if pids:
-                    os.kill(pids[0], signal.SIGKILL)
-                    killed.append(name)
-                    break
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+def test_killed_workers_lose_and_duplicate_nothing(library, knn_bundle, kill_orders, tmp_path):
+    for stage in ("decode_batch", "Infer"):  # the first decode task and the first inference call: SIGKILL
+        (kill_orders / stage).write_text("")
     outputs = Outputs(json=tmp_path / "out.jsonl")
-    try:
-        summary = scan_on_ray([library], model=knn_bundle, outputs=outputs)
-    finally:
-        stop.set()
-        thread.join()
-    assert "decode_batch" in killed
+    summary = scan_on_ray([library], model=knn_bundle, outputs=outputs)
+    assert not list(kill_orders.iterdir())  # both orders were carried out
     rows = _rows(outputs.json)
     paths = [r["path"] for r in rows]
     assert len(paths) == len(set(paths)) == 21 and summary.total == 21
