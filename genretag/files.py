@@ -53,7 +53,7 @@ def open_limited(path: str | Path, *, limit: int) -> BinaryIO:
     The type is checked with ``stat`` before opening, and again with ``fstat`` on what was opened:
     the open itself uses ``O_NONBLOCK``, so a file swapped for a named pipe in between does not
     block it (a FIFO opens at once without a writer, then fails the second check). Other
-    ``OSError``\ s (not found, permission denied) pass through.
+    ``OSError`` exceptions (not found, permission denied) pass through.
     """
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
