@@ -418,7 +418,7 @@ def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
     if entry.status == "silent":
         return ScanResult(**base, status="silent")
     if entry.status == "kept":
-        return ScanResult(**base, status="kept", genres=entry.previous)
+        return ScanResult(**base, status="kept")
     prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores)
     status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
     return ScanResult(**base, status=status, prediction=prediction)

@@ -200,13 +200,11 @@ class ScanOptions:
     top_k: int = 1
     min_confidence: float | None = None
     """The top genre is written only at this (calibrated) probability or more. None: the floor the model's
-    card recommends (``calibration.min_confidence``; 0 when it has none). The default model's is 0.5,
-    chosen on its validation split: 84% of the tracks it then tags are right, and it tags 77% of them (at 0:
-    69% right, all tagged); see the model card's confidence table."""
+    card recommends (``calibration.min_confidence``; 0 when it has none), chosen on its validation split; the
+    card's confidence table (``genretag models default``) says how often a track is then right and tagged."""
     next_min_confidence: float | None = None
     """Genres after the first (``top_k`` above 1) need this much each. None: the card's
-    (``calibration.next_min_confidence``; the default model's is 0.2, where a second genre was the
-    track's label most often on validation, 26%)."""
+    (``calibration.next_min_confidence``; 0 when it has none)."""
     overwrite: bool = False
     force: bool = False
     dry_run: bool = False
@@ -308,7 +306,8 @@ SPLIT_MODES: tuple[str, ...] = ("official", "random")
 artists (``val_fraction``/``test_fraction``); the first is the default."""
 
 EVAL_PARTS: tuple[str, ...] = ("test", "val", "train", "all")
-"""What ``genretag eval --part`` scores: one part of the dataset's split, or all of it; the first is the default."""
+"""What ``genretag eval --part`` scores: one part of the dataset's split, or all of it (default: the first where the
+dataset brings its own split or trained the model, else ``all``: see ``genretag.cli.eval.default_part``)."""
 
 HIDE_TF_STARTUP = "GENRETAG_HIDE_TF_STARTUP"
 """Environment variable: ``1`` hides TensorFlow's start-up lines by pointing fd 2 at /dev/null

@@ -94,8 +94,10 @@ def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle
     runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
     result = runner.invoke(app, ["scan", str(library), "--engine", "ray", "--model", str(knn_bundle),
                                  "--json", str(report), "--no-store", "-q"])
-    assert result.exit_code == 1, result.output  # a file failed
+    assert result.exit_code == 1, result.output  # a file failed (an internal error would be 70)
     assert "writes no tags" in result.output and "internal error" not in result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        next(line for line in result.stderr.splitlines() if "corrupt.mp3" in line)]
     rows = _rows(report)
     assert sorted(r["path"] for r in rows) == sorted(str(p) for p in library.iterdir())
     bad = next(r for r in rows if r["path"].endswith("corrupt.mp3"))
@@ -105,6 +107,25 @@ def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle
     applied = runner.invoke(app, ["apply", str(report), "--dry-run"])
     assert applied.exit_code == 1, applied.output  # the corrupt file's tags can't be read
     assert "21/21 files" in applied.output and "20 would be tagged" in applied.output
+    assert f"error: {bad['error']} ({bad['path']})" in applied.stderr
+    # The same command again scans nothing, and says so in its summary line (no Ray started).
+    again = runner.invoke(app, ["scan", str(library), "--engine", "ray", "--model", str(knn_bundle),
+                                "--json", str(report), "--no-store", "-q"])
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0].endswith(
+        f"0 failed; 21 already in {report} from an earlier run, not scanned again"), again.stdout
+    assert again.stdout.startswith("0/0 files in ")
+
+
+def test_progress_has_its_total_before_the_first_row(library, knn_bundle, tmp_path):
+    """The bar shows done/total from the start, not 0/? until Ray's first rows come back."""
+    heard: list[tuple[str, object]] = []
+    clips = sorted(library.glob("*.wav"))[:3]
+    scan_on_ray(clips, model=knn_bundle, outputs=Outputs(json=tmp_path / "out.jsonl"),
+                on_progress=lambda done, total: heard.append(("progress", (done, total))),
+                on_result=lambda result: heard.append(("result", result.path.name)))
+    assert heard[0] == ("progress", (0, 3))
+    assert [what for what, _ in heard].count("result") == 3 and heard[-1] == ("progress", (3, 3))
 
 
 def test_engine_ray_in_the_config_file_runs_on_ray_and_writes_no_tags(library, knn_bundle, tmp_path):

@@ -272,7 +272,7 @@ def test_the_default_config_file_is_read(runner, lib, knn, tmp_path, monkeypatch
     ("[scan]\ntop_k = 0\n", "bad value for 'top_k' in [scan] of config file"),
     ("[scan]\nwindows = \"many\"\n", "bad value for 'windows' in [scan] of config file"),
     ("[train]\nepochs = 3\n", "unknown table [train] in config file"),
-    ("top_k = 2\n", "unknown table [top_k] in config file"),
+    ("top_k = 2\n", "'top_k' in config file is outside any table: settings go under [scan]"),
     ("[scan\n", "config file is not valid TOML"),
 ])
 def test_a_bad_config_is_one_usage_error(runner, lib, knn, tmp_path, content, reason):

@@ -211,7 +211,7 @@ def test_eval_compare_prints_both_models(runs):
 
 def test_eval_compare_needs_report_folders(runs):
     result = cli("eval", "--compare")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert result.stderr.startswith("error: --compare needs report folders")
     missing = cli("eval", "--compare", runs.root / "no-such-report")
     assert missing.exit_code == 1 and "error: no evaluation report found" in missing.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from genretag import __version__
 
@@ -46,19 +47,37 @@ def root(
     ctx.obj = {"debug": debug}
 
 
+class _Command(typer.core.TyperCommand):
+    """A subcommand whose usage line and help name arguments as a reader expects: ``scan [OPTIONS] PATH...``
+    (Typer 0.29 writes ``{paths}...`` and a ``<list[Path]>`` type column)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "argument":
+                param.display_type_rich = lambda ctx: None  # the metavar says it
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                continue
+            name = param.metavar or param.name.upper()
+            if param.nargs != 1 and not name.endswith("..."):
+                name += "..."
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
 def _register() -> None:
     from genretag.cli import apply, models, scan, show, train, undo
     from genretag.cli import config as config_cmd
     from genretag.cli import eval as eval_cmd
 
-    app.command("scan")(scan.scan)
-    app.command("apply")(apply.apply)
-    app.command("show")(show.show)
-    app.command("undo")(undo.undo)
-    app.command("config")(config_cmd.config)
-    app.command("train")(train.train)
-    app.command("eval")(eval_cmd.evaluate)
-    app.command("models")(models.models)
+    for name, fn in (("scan", scan.scan), ("apply", apply.apply), ("show", show.show), ("undo", undo.undo),
+                     ("config", config_cmd.config), ("train", train.train), ("eval", eval_cmd.evaluate),
+                     ("models", models.models)):
+        app.command(name, cls=_Command)(fn)
 
 
 _register()

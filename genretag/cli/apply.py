@@ -10,6 +10,7 @@ import typer
 
 from genretag.cli import options as O
 from genretag.cli.common import (
+    require_paths,
     close_store,
     err,
     error_line,
@@ -95,6 +96,7 @@ def apply(
         bundle = resolve_model(o.model)
         warn_without_styles(stderr, options, bundle)
         card_styles = bundle.card.styles
+        require_paths(sources)
         found = discover(sources)
         if not found.files:
             for path, reason in found.problems:

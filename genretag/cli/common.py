@@ -30,6 +30,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+"""A bug in genretag, not a problem with the input (``EX_SOFTWARE`` of BSD's sysexits.h): a test or a script
+that expects 1 for a failed file can't mistake a crash for it."""
 EXIT_INTERRUPTED = 130
 
 
@@ -117,7 +120,7 @@ def error_line(reason: str, path: object | None = None) -> str:
 def handles_errors(fn: F) -> F:
     """The one top-level handler: a GenretagError becomes ``error: ...`` on stderr
     and exit 1 (a UsageError exit 2); Ctrl-C exits 130; anything unexpected is one
-    ``error: internal error ...`` line and exit 1; tracebacks only with ``--debug``."""
+    ``error: internal error ...`` line and exit 70 (:data:`EXIT_INTERNAL`); tracebacks only with ``--debug``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -136,7 +139,7 @@ def handles_errors(fn: F) -> F:
             _traceback_if_debug()
             hint = "" if debug_enabled() else "; run with --debug for the traceback"
             err().print(error_line(f"internal error: {describe(exc, with_type=True)}{hint}"))
-            raise typer.Exit(EXIT_FAILURES) from None
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -161,6 +164,15 @@ def progress_bar(console: Console, *, quiet: bool, unit: str = "files") -> Progr
         transient=False,
         redirect_stdout=False,  # results stay on stdout, even when only stderr is a terminal
     )
+
+
+def require_paths(paths: list[Path]) -> None:
+    """A path the user typed that does not exist is a usage error (exit 2, one line), before anything runs."""
+    import os
+
+    for path in paths:
+        if not os.path.lexists(path):
+            raise UsageError("no such file or folder", path)
 
 
 # --- options shared by the commands that tag (scan, apply) -------------------------------------------------

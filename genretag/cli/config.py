@@ -18,7 +18,7 @@ def config(
     config: Optional[Path] = O.CONFIG,
 ) -> None:
     """Print the effective value of every setting the config file can hold, and where it comes from
-    (default or the file). The file is TOML: a [scan] table (read by scan and apply), keys spelled as
+    (default or the file). The file is TOML: a \\[scan] table (read by scan and apply), keys spelled as
     the long options without dashes, e.g. [bold]top_k = 2[/bold]. An unknown key or a bad value is an
     error (exit 2)."""
     from rich.table import Table
@@ -34,12 +34,39 @@ def config(
         command = root.get_command(ctx, name)
         sub = command.make_context(name, [], parent=ctx, resilient_parsing=True)
         params = dict(sub.params)
-        for setting in in_effect(resolve(sub, params, config=config)):
+        settings = in_effect(resolve(sub, params, config=config))
+        for setting in filled_in(settings):
             if setting.name not in seen:
                 seen.add(setting.name)
                 value = "" if setting.value is None else str(getattr(setting.value, "value", setting.value))
                 table.add_row(shown(f"[scan] {setting.name}"), shown(value), shown(setting.source))
     out().print(table)
+
+
+def filled_in(settings: list[Setting]) -> list[Setting]:
+    """Settings left open (None) shown with the value a scan then uses: the confidence floors from the model's
+    card, the prediction store's default path."""
+    from genretag.errors import GenretagError
+    from genretag.store import default_store_path
+
+    values = {s.name: s.value for s in settings}
+    calibration = None
+    shown_settings = []
+    for s in settings:
+        if s.value is None and s.name in ("min_confidence", "next_min_confidence"):
+            if calibration is None:
+                from genretag.models.registry import resolve_model
+
+                try:
+                    calibration = resolve_model(values.get("model") or "default").card.calibration
+                except GenretagError:
+                    calibration = {}
+            floor = float(calibration.get(s.name, 0.0))
+            s = Setting(s.name, f"{floor:g}", f"{s.source}: the model's card")
+        elif s.value is None and s.name == "store" and not values.get("no_store"):
+            s = Setting(s.name, str(default_store_path()), s.source)
+        shown_settings.append(s)
+    return shown_settings
 
 
 def in_effect(settings: list[Setting]) -> list[Setting]:

@@ -12,8 +12,8 @@ from rich.table import Table
 from genretag.cli import data as data_options
 from genretag.cli.common import err, handles_errors, out, progress_bar
 from genretag.cli.data import Part, SplitMode, Subset, dataset_from_options, describe_dataset
-from genretag.config import EVAL_PARTS, TrainConfig
-from genretag.errors import DatasetError
+from genretag.config import EVAL_PARTS, ScanOptions, TrainConfig
+from genretag.errors import DatasetError, UsageError
 
 if TYPE_CHECKING:
     from genretag.evaluate import EvalReport
@@ -23,13 +23,16 @@ D = TrainConfig()
 
 @handles_errors
 def evaluate(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled model name or bundle folder."),
+    model: str = typer.Option(ScanOptions().model, "--model", "-m", help="Bundled model name or bundle folder."),
     dataset: Optional[Path] = data_options.DATASET,
     fma_metadata: Optional[Path] = data_options.FMA_METADATA,
     fma_audio: Optional[Path] = data_options.FMA_AUDIO,
     subset: Subset = data_options.SUBSET,
     split_mode: SplitMode = data_options.SPLIT_MODE,
-    part: Part = typer.Option(EVAL_PARTS[0], "--part", help="Which part of the split to score (all: every track)."),
+    part: Optional[Part] = typer.Option(None, "--part", show_default=False,
+                                        help="Which part of the split to score (all: every track). Default: test "
+                                             "when the dataset brings its own split or the model was trained on "
+                                             "it, else all."),
     min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1),
     seed: int = typer.Option(D.seed, "--seed", help="Seed of the split (use the one training used)."),
     report: Optional[Path] = typer.Option(None, "--report", "-r", help="Write report.json, report.md, confusion.png here."),
@@ -45,13 +48,11 @@ def evaluate(
 
     if compare:
         if not reports:
-            raise DatasetError("--compare needs report folders: genretag eval --compare DIR1 DIR2 ...")
+            raise UsageError("--compare needs report folders: genretag eval --compare DIR1 DIR2 ...")
         _print_compare([load_report(p) for p in reports])
         return
     if reports:
-        raise DatasetError("report folders as arguments need --compare (to evaluate, use --model and a dataset)")
-    if model is None:
-        raise DatasetError("--model is required (or use --compare with report folders)")
+        raise UsageError("report folders as arguments need --compare (to evaluate, give a dataset)")
     from genretag.extras import require
 
     require("train", purpose="evaluation")
@@ -64,7 +65,7 @@ def evaluate(
     bundle = resolve_model(model)
     data = dataset_from_options(dataset=dataset, fma_metadata=fma_metadata, fma_audio=fma_audio, subset=subset.value,
                                 split_mode=split_mode.value, min_per_class=min_per_class, seed=seed)
-    part_name = part.value
+    part_name = part.value if part is not None else default_part(data, bundle, dataset)
     if not quiet:
         describe_dataset(data, stderr)
     tracks = data.tracks if part_name == "all" else data.split(part_name)
@@ -129,3 +130,13 @@ def _print_compare(reports: list["EvalReport"]) -> None:
                       f"{row['track_macro_f1']:.3f}", f"{row['window_accuracy']:.3f}", f"{row['window_macro_f1']:.3f}",
                       str(row["n"]))
     out().print(table)
+
+
+def default_part(data, bundle, dataset: Optional[Path]) -> str:
+    """``test`` when the dataset brings its own split (FMA, a CSV's split column) or is the one the model's card
+    says it was trained on (its held-out part is then the only fair one); else ``all``: a folder the model never
+    saw is scored on every track, not on a 10% slice."""
+    trained_on = str(bundle.card.training.get("dataset", ""))
+    if data.own_split or (dataset is not None and trained_on.split(" (")[0] == Path(dataset).name):
+        return EVAL_PARTS[0]
+    return "all"

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genretag.cli.common import handles_errors, out
+from genretag.cli.common import handles_errors, out, shown
 from genretag.models.registry import list_bundled, resolve_model
 
 
@@ -17,11 +17,15 @@ def models(
     model: Optional[str] = typer.Argument(None, help="A bundled name or bundle folder to describe."),
     as_json: bool = typer.Option(False, "--json", help="Print the card(s) as JSON."),
 ) -> None:
-    """List the bundled models, or show one model's card."""
+    """List the bundled models, or show one model's card (labels, test figures, confidence floors, training)."""
     bundles = [resolve_model(model)] if model else list_bundled()
     console = out()
     if as_json:
         console.print_json(json.dumps([b.card.to_dict() for b in bundles]))
+        return
+    if model:
+        for key, value in card_lines(bundles[0]):
+            console.print(f"[bold]{key}:[/bold] {shown(value)}" if key else shown(value))
         return
     if not bundles:
         console.print("No models are bundled. Train one with [bold]genretag train[/bold] and use --model DIR.")
@@ -37,3 +41,37 @@ def models(
     console.print(table)
     for b in bundles:
         console.print(f"{b.path.name}: {', '.join(b.card.labels)} ({b.path})")
+
+
+def card_lines(bundle) -> list[tuple[str, str]]:
+    """A model card as ``(field, text)`` lines for the terminal; every figure is the card's own."""
+    card = bundle.card
+    lines = [("", f"{card.model_id} ({card.architecture}, {card.params:,} parameters)")]
+    if card.description:
+        lines.append(("", card.description))
+    lines.append(("labels", ", ".join(card.labels)))
+    if card.styles:
+        lines.append(("styles", ", ".join(f"{s.name} ({s.parent}, floor {s.floor:g})" for s in card.styles)))
+    for part in ("test", "val"):
+        m = card.metrics.get(part)
+        if m and m.get("track_accuracy") is not None:
+            lines.append((f"{part} split", f"{m.get('tracks', '?')} tracks: {m['track_accuracy']:.1%} right, "
+                                           f"macro-F1 {m.get('track_macro_f1', float('nan')):.3f}"))
+    calibration = card.calibration
+    if "min_confidence" in calibration:
+        floor = float(calibration["min_confidence"])
+        at = next((r for r in calibration.get("val", {}).get("top", []) if r.get("floor") == floor), None)
+        said = f" (validation: {at['precision']:.0%} of the tracks it tags are right, it tags {at['coverage']:.0%})" \
+            if at else ""
+        lines.append(("min_confidence", f"{floor:g}{said}"))
+    else:
+        lines.append(("min_confidence", "0 (the card sets no floor)"))
+    if "next_min_confidence" in calibration:
+        lines.append(("next_min_confidence", f"{float(calibration['next_min_confidence']):g}"))
+    training = card.training
+    trained = ", ".join(str(v) for v in (training.get("dataset"), training.get("trained_at"), training.get("machine"))
+                        if v)
+    if trained:
+        lines.append(("trained on", trained))
+    lines.append(("bundle", str(bundle.path)))
+    return lines

@@ -19,12 +19,12 @@ JSON = typer.Option(None, "--json", dir_okay=False,
 TOP_K = typer.Option(D.top_k, "--top-k", min=1, help="Write up to this many genres per file.")
 MIN_CONFIDENCE = typer.Option(D.min_confidence, "--min-confidence", min=0.0, max=1.0, show_default=False,
                               help="Write the top genre only at this calibrated probability or more (a file below "
-                                   "gets none). Default: the model's own floor (the default model's 0.5: on its "
-                                   "validation split 84% right, 77% tagged); 0 for models without one.")
+                                   "gets none). Default: the model's own floor, from its card ('genretag models "
+                                   "default' and 'genretag config' show it); 0 for models without one.")
 NEXT_MIN_CONFIDENCE = typer.Option(D.next_min_confidence, "--next-min-confidence", min=0.0, max=1.0,
                                    show_default=False,
                                    help="With --top-k above 1: each further genre needs this probability. Default: "
-                                        "the model's own (the default model's 0.2); 0 for models without one.")
+                                        "the model's own, from its card; 0 for models without one.")
 GENRE_MAP = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
                          help="CSV of 'label,new name' rows to rename genres (e.g. Hip-Hop,Hip Hop; 'Spoken,' never "
                               "writes Spoken).")

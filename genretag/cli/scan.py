@@ -11,6 +11,7 @@ import typer
 
 from genretag.cli import options as O
 from genretag.cli.common import (
+    require_paths,
     close_store,
     err,
     error_line,
@@ -73,7 +74,7 @@ def scan(
     config: Optional[Path] = O.CONFIG,
     engine: str = typer.Option(ENGINES[0], "--engine", callback=_known_engine,
                                help="local: this machine's pool. ray: the same stages on Ray "
-                               "Data (pip install 'genretag[ray]'); writes no tags (implies --dry-run): "
+                               "Data (pip install 'genretag\\[ray]'); writes no tags (implies --dry-run): "
                                "'genretag apply' writes them from --json; --json OUT.parquet writes a Parquet "
                                "dataset; resumes from the outputs a previous run left."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: the cluster "
@@ -85,7 +86,7 @@ def scan(
     provenance field (GENRETAG_MODEL) change; everything else stays byte-identical.
     Files that already have a genre keep it unless [bold]--overwrite[/bold] (and are not
     decoded unless --csv/--json asks for their prediction).
-    Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted.
+    Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted, 70 internal error.
     """
     from genretag.api import tag
     from genretag.discover import discover
@@ -102,6 +103,7 @@ def scan(
     console, stderr = out(), err()
     bundle = resolve_model(o.model)
     warn_without_styles(stderr, options, bundle)
+    require_paths(paths)
     found = discover(paths)
     if not found.files:
         for path, reason in found.problems:

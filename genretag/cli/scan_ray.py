@@ -19,6 +19,7 @@ from genretag.cli.common import (
     open_store,
     out,
     progress_bar,
+    require_paths,
     run_inputs,
     scan_options,
     warn_without_styles,
@@ -40,6 +41,7 @@ def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str 
         raise UsageError(f"unknown engine '{engine}' (expected {', '.join(ENGINES)})")
     if address is not None and engine != "ray":
         raise UsageError("--ray-address needs --engine ray")
+    require_paths([Path(p) for p in paths if "://" not in str(p)])
     options = scan_options(o)
     console, stderr = out(), err()
     bundle = resolve_model(o.model)
@@ -60,6 +62,7 @@ def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str 
 
             def on_result(result) -> None:
                 tally.statuses[result.status] += 1
+                tally.unheard += result.status == "kept" and result.prediction is None
                 if result.genres and result.status == "would-tag":
                     tally.genres[result.genres[0]] += 1
                 render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
@@ -76,8 +79,6 @@ def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str 
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         store_problem = close_store(store, store_problem)
-    if ran.resumed:
-        stderr.print(f"resumed: {ran.resumed} files already in the output were not scanned again")
-    done = sum(tally.statuses.values())
-    summary(console, tally, done, time.perf_counter() - started, dry_run=True)
+    summary(console, tally, ran.total - ran.resumed, time.perf_counter() - started, dry_run=True,
+            resumed=ran.resumed, output=o.json_path or o.csv_path)
     finish(tally, stderr, store_problem)

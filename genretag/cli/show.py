@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, handles_errors, note_damaged, out, shown
+from genretag.cli.common import err, error_line, handles_errors, note_damaged, out, shown, require_paths
 
 
 @handles_errors
@@ -30,6 +30,7 @@ def show(
     from genretag.tags import read_tags
 
     console, stderr = out(), err()
+    require_paths(paths)
     found = discover(paths)
     for path, reason in found.problems:
         stderr.print(error_line(reason, path))

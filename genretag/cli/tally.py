@@ -41,6 +41,8 @@ def finish(tally: "Tally", stderr, store_problem) -> None:
 class Tally:
     statuses: Counter = field(default_factory=Counter)
     genres: Counter = field(default_factory=Counter)
+    unheard: int = 0
+    """Files that kept their genre without being decoded (nothing was predicted for them)."""
     interrupted: bool = False
     stopped_by: GenretagError | None = None
     """The report error that stopped the scan."""
@@ -82,12 +84,17 @@ def take(result: "ScanResult", tally: Tally, *, writer) -> bool:
         tally.stopped_by = exc
         return False
     tally.statuses[result.status] += 1
+    tally.unheard += result.status == "kept" and result.prediction is None
     if result.genres and result.status in ("tagged", "would-tag"):
         tally.genres[result.genres[0]] += 1
     return True
 
 
 def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
+    """One line per file, saying what the file has now and what the model heard: ``OLD -> NEW (67%)`` only
+    for a genre written (or that a dry run would write); otherwise the genre that stays and why
+    (``Soundtrack (kept; heard Electronic 43%)``, ``- (unsure: heard Electronic 45%, below --min-confidence)``).
+    The figure is the one that decided: the group's with ``--group``."""
     if result.status == "failed":
         stderr.print(error_line(result.error or "failed", result.path))
         return
@@ -95,23 +102,28 @@ def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
         stderr.print(f"[yellow]note:[/yellow] {shown(note)} ({shown(result.path)})")
     if not show_lines:
         return
-    old = "; ".join(result.previous) or "-"
-    if result.status == "kept" and result.prediction is None:  # not decoded: nothing was predicted
-        console.print(f"{shown(result.path)}: {shown(old)} [dim](kept: has a genre; --overwrite replaces it, "
-                      "--csv/--json predict it)[/dim]")
-        return
-    new = "; ".join(result.genres) or "-"
-    conf = f" ({result.prediction.confidence:.0%})" if result.prediction is not None else ""
-    note = {"kept": " [dim](kept: has a genre; --overwrite replaces it)[/dim]",
-            "skipped": " [dim](already tagged by this model)[/dim]",
-            "silent": " [dim](silent: no genre)[/dim]",
-            "low-confidence": " [dim](below --min-confidence)[/dim]",
-            "excluded": " [dim](excluded: the genre map or a review left no genre to write)[/dim]"}.get(result.status, "")
+    old = shown("; ".join(result.previous) or "-")
+    decider = result.group_prediction or result.prediction
+    heard = f"{shown(decider.genre)} {decider.confidence:.0%}" if decider is not None else ""
     group = f" [dim]({shown(result.group)})[/dim]" if result.group else ""
-    console.print(f"{shown(result.path)}: {shown(old)} -> [bold]{shown(new)}[/bold]{conf}{note}{group}")
+    if result.status in ("tagged", "would-tag"):
+        conf = f" ({decider.confidence:.0%})" if decider is not None else ""
+        console.print(f"{shown(result.path)}: {old} -> [bold]{shown('; '.join(result.genres))}[/bold]{conf}{group}")
+        return
+    why = {"kept": "kept: has a genre", "skipped": "already tagged by this model", "silent": "silent: no genre",
+           "low-confidence": "unsure", "excluded": "excluded: the genre map or a review left no genre to write",
+           }.get(result.status, result.status)
+    if heard:
+        why += f": heard {heard}" if result.status == "low-confidence" else f"; heard {heard}"
+    if result.status == "low-confidence":
+        why += ", below --min-confidence"
+    console.print(f"{shown(result.path)}: {old} [dim]({why})[/dim]{group}")
 
 
-def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool) -> None:
+def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool, resumed: int = 0,
+            output: object = None) -> None:
+    """The counts line, the genres line, and a hint for each count that needs one (said once here, not on
+    every file's line). ``resumed``: files a Ray run found already in its ``output`` and did not scan again."""
     counts, genres = tally.statuses, tally.genres
     done = sum(counts.values())
     parts = [f"{counts[s]} {label}" for s, label in (
@@ -119,6 +131,24 @@ def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool)
         ("kept", "kept existing genre"), ("skipped", "skipped (already tagged)"),
         ("low-confidence", "low confidence"), ("excluded", "excluded by the genre map"), ("silent", "silent"),
         ("failed", "failed"))]
-    console.print(f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts))
+    line = f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts)
+    if resumed:
+        line += f"; {resumed} already in {shown(output)} from an earlier run, not scanned again"
+    console.print(line)
     if genres:
         console.print("genres: " + ", ".join(f"{shown(g)} {n}" for g, n in genres.most_common()))
+    if tally.unheard:
+        console.print(f"[dim]hint: {_files(tally.unheard)} kept {_their(tally.unheard)} genre without being listened "
+                      "to: --csv/--json predicts them, --overwrite replaces their genre[/dim]")
+    if counts["skipped"]:
+        console.print(f"[dim]hint: {_files(counts['skipped'])} already tagged by this model "
+                      f"{'was' if counts['skipped'] == 1 else 'were'} left unchanged: use genretag apply "
+                      "(or --force) to decide again with these options[/dim]")
+
+
+def _files(n: int) -> str:
+    return "1 file" if n == 1 else f"{n} files"
+
+
+def _their(n: int) -> str:
+    return "its" if n == 1 else "their"

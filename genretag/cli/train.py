@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 import sys
 from pathlib import Path
 from typing import Optional
@@ -98,12 +99,17 @@ def train(
     command = "genretag train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     with progress_bar(stderr, quiet=quiet, unit="files") as progress:
         task = progress.add_task("features", total=len(data.tracks), rate="-")
+        started = time.perf_counter()
 
         def on_event(kind: str, info: dict) -> None:
+            rate = f"{info.get('done', 0) / max(time.perf_counter() - started, 1e-9):.1f}"
             if kind == "features":
-                progress.update(task, completed=info["done"], rate="")
+                progress.update(task, completed=info["done"], rate=rate)
             elif kind == "embedding":
-                progress.update(task, description="pretrained features", completed=info["done"], total=info["total"])
+                progress.update(task, description="pretrained features", completed=info["done"], total=info["total"],
+                                rate=rate)
+            elif kind == "stage" and not quiet:
+                progress.console.print(f"{info['name']}...")
             elif kind == "epoch" and not quiet:
                 progress.console.print(
                     f"epoch {info['epoch']}/{info['epochs']}: loss {info.get('loss', 0):.3f} "

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, handles_errors, out, shown
+from genretag.cli.common import err, error_line, handles_errors, out, shown, require_paths
 
 
 @handles_errors
@@ -24,6 +24,7 @@ def undo(
     from genretag.tags.write import undo_genre
 
     console, stderr = out(), err()
+    require_paths(paths)
     found = discover(paths)
     failed = len(found.problems)
     for path, reason in found.problems:

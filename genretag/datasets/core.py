@@ -64,6 +64,8 @@ class Dataset:
     """``(class, tracks)`` of each class removed for having fewer than ``min_per_class`` tracks."""
     description: str
     """One line saying where the data and its split come from."""
+    own_split: bool = False
+    """Every track's split came with the data (FMA's, a labels CSV's ``split`` column), none was assigned here."""
 
     def split(self, name: str) -> tuple[Track, ...]:
         """The tracks of split ``name`` (``train``, ``val`` or ``test``), in dataset order."""
@@ -218,4 +220,5 @@ def build_dataset(
         skipped=tuple(skipped),
         dropped_classes=tuple(sorted(too_small.items())),
         description=description,
+        own_split=not unsplit,
     )

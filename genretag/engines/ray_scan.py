@@ -91,7 +91,8 @@ def scan_on_ray(
     overwrite, force); ``dry_run`` is implied. ``resume``: skip the paths already in every
     existing output and append (otherwise the outputs are replaced). ``store``: new
     predictions are recorded in it (local paths only). ``on_progress(done, total)`` and
-    ``on_result(result)`` hear of each file as its row is written. ``actors``: inference
+    ``on_result(result)`` hear of each file as its row is written (``on_progress`` also once before the first
+    row, with the files already in the outputs counted as done). ``actors``: inference
     actors at most (default: one per GPU, or one per 4 CPUs).
     Raises :class:`~genretag.errors.UsageError` without Ray installed, and
     :class:`~genretag.errors.GenretagError` when an output can't be read or written.
@@ -140,6 +141,8 @@ def scan_on_ray(
             if on_progress is not None:
                 on_progress(count["done"], total)
 
+        if on_progress is not None:  # the total is known before Ray starts (which takes seconds)
+            on_progress(count["done"], total)
         for path, reason in problems:
             emit(_failed(path, reason), path)
         run = _Cluster(address) if todo else None

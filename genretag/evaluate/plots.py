@@ -49,11 +49,17 @@ def plot_confusion(metrics: Confusions, labels: Sequence[str], path: Path, *, ti
     return replace_atomically(path, lambda fh: fig.savefig(fh, format="png"))
 
 
+TRACK_METRIC = "val_track_accuracy"
+"""The CSVLogger column of the metric early stopping monitors (``genretag.train.fitloop.MONITOR``)."""
+
+
 def plot_curves(history_csv: Path, path: Path) -> Path:
-    """Training curves from a Keras ``CSVLogger`` file: loss and accuracy, train vs val.
+    """Training curves from a Keras ``CSVLogger`` file: loss and accuracy, train vs val; the accuracy panel also
+    plots ``val_track_accuracy``, the metric early stopping and the best epoch go by (``accuracy`` and
+    ``val_accuracy`` are per window).
 
     Epochs are plotted from 1. Columns other than ``epoch``, ``loss``,
-    ``accuracy`` and their ``val_`` twins are ignored. Raises
+    ``accuracy``, their ``val_`` twins and ``val_track_accuracy`` are ignored. Raises
     :class:`GenretagError` if the file is missing or has neither loss nor accuracy.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -68,10 +74,13 @@ def plot_curves(history_csv: Path, path: Path) -> Path:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     for ax, key in zip(axes, ("loss", "accuracy")):
-        for name, style in ((key, "-"), (f"val_{key}", "--")):
+        lines = [(key, "-", "train windows" if key == "accuracy" else "train"),
+                 (f"val_{key}", "--", "val windows" if key == "accuracy" else "val")]
+        if key == "accuracy":  # what early stopping and the best epoch go by
+            lines.append((TRACK_METRIC, "-", "val tracks (early stopping)"))
+        for name, style, label in lines:
             if name in cols:
-                ax.plot(epochs, cols[name], style, marker="o", markersize=3,
-                        label="val" if name.startswith("val_") else "train")
+                ax.plot(epochs, cols[name], style, marker="o", markersize=3, label=label)
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -92,7 +101,7 @@ def _read_history(path: Path) -> dict[str, list[float]]:
         raise GenretagError(f"cannot read training history: {exc.strerror}", path) from exc
     except csv.Error as exc:
         raise GenretagError(f"malformed training history: {exc}", path) from exc
-    wanted = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+    wanted = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", TRACK_METRIC)
     cols = {k: [_num(row.get(k)) for row in rows] for k in wanted if rows and k in rows[0]}
     if not any(k in cols for k in ("loss", "accuracy")):
         raise GenretagError("training history has no loss or accuracy rows", path)

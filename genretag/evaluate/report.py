@@ -104,7 +104,8 @@ def compute_metrics(
 
     ``y_true`` and ``y_pred`` are ``int [n]`` class indices into ``labels``.
     Every label gets a row even when it never occurs; a class that is never
-    predicted has precision 0 (no warning). Raises ``ValueError`` on empty or
+    predicted has precision 0 (no warning). Macro and weighted averages are over the
+    classes ``y_true`` holds (a class the data lacks would pull macro-F1 down by 1/n). Raises ``ValueError`` on empty or
     mismatched input or an index outside ``range(len(labels))``.
     """
     from sklearn.metrics import (
@@ -125,9 +126,10 @@ def compute_metrics(
             raise ValueError(f"{name} has a class index outside 0..{n_classes - 1}")
 
     idx = list(range(n_classes))
+    present = sorted(set(y_true.tolist()))  # a class the data has no track of has no F1 to average
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
     averaged = {
-        avg: precision_recall_fscore_support(y_true, y_pred, labels=idx, average=avg,
+        avg: precision_recall_fscore_support(y_true, y_pred, labels=present, average=avg,
                                              zero_division=0)[:3]
         for avg in ("macro", "weighted")
     }

@@ -42,7 +42,8 @@ class ScanResult:
     status: str
     """One of :data:`STATUSES`."""
     genres: tuple[str, ...] = ()
-    """Genres written (or decided, or that a dry run would write)."""
+    """Genres written (or that a dry run would write); empty for every other status (a ``kept`` file's genres
+    are ``previous``)."""
     previous: tuple[str, ...] = ()
     """Genre tags the file had before."""
     provenance: str | None = None
@@ -133,11 +134,13 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, styles: 
         return result
     if result.review is not None and not (options.overwrite and result.named):
         note = "reviewed: left alone" if not result.review else f"reviewed: {'; '.join(result.review)}"
-        return replace(result, status="kept", genres=_existing(result, options.write_to), notes=result.notes + (
+        return replace(result, status="kept", genres=(), notes=result.notes + (
             f"{note} (only --overwrite naming the file changes a reviewed file)",))
     prediction = result.group_prediction or result.prediction
     genres = choose_genres(prediction, options, styles=styles)
     if not genres:
+        if not options.merge and keeps_existing(result, options):  # as when it is not even decoded
+            return replace(result, status="kept")
         above = any(p >= (options.min_confidence or 0.0) for _, p in prediction.ranked()[: options.top_k])
         return replace(result, status="excluded" if above else "low-confidence")
     return decide_genres(result, genres, options)
@@ -150,14 +153,14 @@ def decide_genres(result: ScanResult, genres: tuple[str, ...], options: ScanOpti
     ``failed`` when the file's tags could not be read."""
     existing = _existing(result, options.write_to)
     if _reviewed_kept(result, options):
-        return replace(result, status="kept", genres=genres)
+        return replace(result, status="kept", genres=())
     if options.merge:
         known = {g.casefold() for g in existing}
         genres = existing + tuple(g for g in genres if g.casefold() not in known)
     if options.merge and genres == existing:
-        return replace(result, status="kept", genres=genres)  # nothing to add
+        return replace(result, status="kept", genres=())  # nothing to add
     if not options.merge and keeps_existing(result, options):
-        return replace(result, status="kept", genres=genres)
+        return replace(result, status="kept", genres=())
     if result.error is not None:  # tags could not be read: don't try to write them
         return replace(result, status="failed", genres=genres)
     return replace(result, status="would-tag", genres=genres, notes=result.notes + _ape_note(result, genres, options))

@@ -49,7 +49,7 @@ def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult
     if track.status in ("skipped", "silent"):
         return ScanResult(**base, status=track.status)
     if track.status == "kept":
-        return ScanResult(**base, status="kept", genres=track.genres)
+        return ScanResult(**base, status="kept")
     if track.status == "error" or prediction is None:
         return ScanResult(**{**base, "error": track.error or "no audio windows"}, status="failed")
     return ScanResult(**base, status="predicted", prediction=prediction)

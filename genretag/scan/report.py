@@ -112,6 +112,8 @@ def check_report_paths(reports: Sequence[Path | None], files: Iterable[Path], *,
             continue
     seen: set[str] = set()
     for report in wanted:
+        if str(report) == "-":  # not stdout: the per-file lines and the summary are there
+            raise UsageError("a report goes to a file, not to stdout: give --csv/--json a file name", report)
         real = os.path.realpath(report)
         if real in seen:
             raise UsageError("--csv and --json name the same file", report)

@@ -80,13 +80,16 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     path, problem = _row_path(row["path"])
     if problem is None and row.get("model") is not None and not isinstance(row["model"], str):
         problem = "the report's 'model' in this row is not a text"
-    base = ScanResult(path, "failed", error=problem, named=True)  # a row names its file
+    previous = tuple(g for g in row.get("previous", []) if isinstance(g, str)) if isinstance(
+        row.get("previous"), list) else ()
+    base = ScanResult(path, "failed", error=problem, named=True, previous=previous)  # a row names its file
     if problem is not None:
         return base
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
     if not genres:  # nothing to write: the row's own outcome, or left alone by the review
         status = row.get("status")
-        kept = status if status in ("low-confidence", "excluded", "silent", "failed", "skipped") else "excluded"
+        kept = status if status in ("kept", "low-confidence", "excluded", "silent", "failed", "skipped") \
+            else "excluded"
         return replace(base, status=kept, error=(row.get("error") or None) if kept == "failed" else None)
     problem = next((found for g in genres if (found := genre_problem(g))), None)
     if problem is not None:  # what the genre map refuses ("17" is ID3v1 Rock to players) is refused here too
@@ -108,5 +111,5 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
             return replace(result, status="skipped", genres=genres)  # this report was applied already
         return replace(base, error="changed since it was predicted (scan it again)", identity=now)
     if not options.merge and state.field(options.write_to) == genres:
-        return replace(result, status="kept", genres=genres)  # the file holds exactly these already
+        return replace(result, status="kept")  # the file holds exactly these already
     return decide_genres(result, genres, options)

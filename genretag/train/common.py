@@ -15,7 +15,7 @@ CHECKPOINT_DIR = "checkpoint"
 
 Progress = Callable[[str, dict[str, Any]], None]
 """``on_event(kind, info)``: ``features`` (done, total), ``embedding`` (done, total: musicnn),
-``epoch`` (epoch, epochs, best_epoch, and the epoch's logs)."""
+``epoch`` (epoch, epochs, best_epoch, and the epoch's logs), ``stage`` (name: what runs after the last epoch)."""
 
 
 @dataclass(frozen=True)

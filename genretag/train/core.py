@@ -178,6 +178,8 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
                   "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     )
     write_card(out, card)
+    if on_event is not None:
+        on_event("stage", {"name": "scoring the validation and test splits"})
     reports = {}
     for split in ("val", "test"):
         data = splits[split]
@@ -190,6 +192,8 @@ def train(dataset: Dataset, out: Path, *, config: TrainConfig, features: Feature
     write_card(out, replace(card, metrics=metrics))
     if (out / "training.csv").is_file():
         plot_curves(out / "training.csv", out / "curves.png")
+    if card.kind == "keras" and export and on_event is not None:
+        on_event("stage", {"name": "exporting model.onnx and checking it against Keras"})
     runtime = _export(out, card, splits["val"]) if card.kind == "keras" and export else ""
     return TrainResult(read_bundle(out), epochs, best, seconds, seconds / max(fit.epochs_trained, 1),
                        fit.windows_seen / max(seconds, 1e-9),
