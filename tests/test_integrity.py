@@ -91,8 +91,12 @@ def test_audio_check_sees_one_changed_audio_byte_in_every_container(one_per_cont
     check_audio(original, copy, original)
 
     with _mapped(copy) as data:
-        start, end = layout(data).spans[-1]
-    spot = (start + end) // 2
+        if ext in ("ogg", "opus"):  # Ogg is compared packet by packet: a byte inside the last page's packets
+            last = bytes(data).rindex(b"OggS")
+            spot = last + 27 + data[last + 26] + 1
+        else:
+            start, end = layout(data).spans[-1]
+            spot = (start + end) // 2
     damaged = bytearray(copy.read_bytes())
     damaged[spot] ^= 0x01
     copy.write_bytes(bytes(damaged))

@@ -174,12 +174,18 @@ def _flac_frames(data: bytes) -> bytes:
             return data[pos:]
 
 
-def _ogg_audio_packets(path: Path, headers: int) -> list[bytes]:
+def _ogg_pages(path: Path) -> list[OggPage]:
+    pages = []
     with open(path, "rb") as f:
-        pages = []
-        while f.peek(4)[:4] == b"OggS":
-            pages.append(OggPage(f))
-    return OggPage.to_packets(pages)[headers:]
+        while True:  # (peek() may see fewer than 4 bytes at the end of its buffer: read until EOF instead)
+            try:
+                pages.append(OggPage(f))
+            except EOFError:
+                return pages
+
+
+def _ogg_audio_packets(path: Path, headers: int) -> list[bytes]:
+    return OggPage.to_packets(_ogg_pages(path))[headers:]
 
 
 def _payload(path: Path) -> object:
@@ -653,3 +659,61 @@ def test_corpus_mp3_tags(tmp_path):
     assert (state.genres, state.provenance, state.id3_version) == (("Rock", "Pop"), PROV, version)
     assert _other_tags(path) == tags_before
     assert _payload(path) == payload_before
+
+
+# --- Vorbis whose first audio packet shares the last header page ---------------------------------------
+
+
+def _first_audio_packet_on_the_header_page(path: Path) -> None:
+    """Repack ``path`` (Vorbis) as Debian's wesnoth-1.16-music songs are: the comment and setup headers and
+    the first audio packet (which yields no samples) share one page, granule position 0, and the other packets
+    of the first audio page follow on a page of their own. When the comments grow, mutagen moves that audio
+    packet onto a page of its own, again at granule position 0."""
+    pages = _ogg_pages(path)
+    end = next(j for j in range(2, len(pages) + 1)  # pages 1..j-1 hold 2 headers + at least 1 audio packet
+               if pages[j - 1].complete and len(OggPage.to_packets(pages[1:j])) >= 3)
+    packets = OggPage.to_packets(pages[1:end])
+    joined = OggPage.from_packets(packets[:3], sequence=1, default_size=1 << 20)
+    joined[-1].position = 0
+    if packets[3:]:
+        joined += OggPage.from_packets(packets[3:], sequence=len(joined) + 1, default_size=1 << 20)
+        joined[-1].position = pages[end - 1].position
+    rest = pages[end:]
+    for n, page in enumerate([*joined, *rest], start=1):
+        page.serial, page.sequence = pages[0].serial, n
+    path.write_bytes(b"".join(page.write() for page in [pages[0], *joined, *rest]))
+
+
+def _ffmpeg_samples(path: Path) -> bytes:
+    return subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-"],
+                          capture_output=True, check=True).stdout
+
+
+def test_vorbis_with_audio_on_the_last_header_page_is_tagged(originals, tmp_path):
+    """The packets and granule positions stay, so ffmpeg decodes the same samples. (libsndfile does not read
+    the layout the Vorbis spec forbids, audio on a header page, as ffmpeg does: this file 256 samples short
+    before the write and like ffmpeg after it; a wesnoth song shifted by 128 samples.)"""
+    if not synth.have_ffmpeg():
+        pytest.skip("needs ffmpeg to decode")
+    path = _copy(originals, "ogg", tmp_path)
+    _first_audio_packet_on_the_header_page(path)
+    audio = _ffmpeg_samples(path)
+    packets = _ogg_audio_packets(path, headers=3)
+    long_names = [" ".join(["A genre name long enough to make the comment header outgrow its page"] * 40)]
+    write_genre(path, long_names, provenance=PROV)  # mutagen moves the audio packet onto a page of its own
+    assert read_tags(path).genres == tuple(long_names)
+    assert _ogg_audio_packets(path, headers=3) == packets
+    assert _ffmpeg_samples(path) == audio
+
+
+def test_real_vorbis_game_score_is_tagged(tmp_path):
+    """A song of Debian's wesnoth-1.16-music, whose first audio packet shares the last header page."""
+    listing = subprocess.run(["dpkg", "-L", "wesnoth-1.16-music"], capture_output=True, text=True)
+    songs = sorted(line for line in listing.stdout.split() if line.endswith("battle-epic.ogg"))
+    if not songs:
+        pytest.skip("apt-get install wesnoth-1.16-music")
+    path = Path(shutil.copyfile(songs[0], tmp_path / "battle-epic.ogg"))
+    packets = _ogg_audio_packets(path, headers=3)
+    write_genre(path, ["Classical"], provenance=PROV)
+    assert read_tags(path).genres == ("Classical",)
+    assert _ogg_audio_packets(path, headers=3) == packets

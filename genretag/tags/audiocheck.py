@@ -11,8 +11,8 @@ container  what must be the same bytes
 =========  ==========================================================================
 mp3        everything after the ID3v2 tag(s) and before an ID3v1 tag (MPEG frames, APE)
 flac       STREAMINFO, and everything from the first audio frame to the end
-ogg/opus   every page after the header packets: payload, granule position, flags,
-           serial and lacing (sequence numbers and CRCs may change: pages are renumbered)
+ogg/opus   every packet after the header packets: its bytes, the granule position of the page
+           it ends on, end of stream (pages may be repacked and renumbered: CRCs change)
 mp4/m4a    every chunk the sample tables (``stco``/``co64``, ``stsc``, ``stsz``) point at,
            in order: the offsets may move, the bytes they point at may not
 wma/asf    everything after the ASF header object (the data object and indexes)
@@ -33,6 +33,7 @@ costs a decode of both files.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import shutil
 import struct
@@ -65,7 +66,7 @@ class Layout:
     fixed: list[object] = field(default_factory=list)
     """Values that must be equal in both files (codec headers, page granules...)."""
     what: str = "audio"
-    """How the spans are named in an error: ``mp4 chunk offsets``, ``ogg pages``..."""
+    """How the spans are named in an error: ``mp4 chunk offsets``, ``ogg packets``..."""
     compressed_wav: bool = False
     """A WAV whose payload is not PCM/float: decode both as well."""
 
@@ -115,6 +116,10 @@ def _mapped(path: Path) -> Iterator[bytes]:
 def compare(old: bytes, before: Layout, new: bytes, after: Layout) -> str | None:
     """What differs between two layouts' audio, or None when it is the same bytes."""
     if before.fixed != after.fixed:
+        if before.what == "ogg packets":
+            differ = next((n for n, (a, b) in enumerate(zip(before.fixed, after.fixed)) if a != b), None)
+            return (f"{before.what}: {len(before.fixed)} before, {len(after.fixed)} after" if differ is None
+                    else f"{before.what}: #{differ} differs")
         return f"{before.what}: headers differ"
     if len(before.spans) != len(after.spans):
         return f"{before.what}: {len(before.spans)} before, {len(after.spans)} after"
@@ -178,13 +183,18 @@ def _flac(data: bytes, pos: int) -> Layout:
 
 
 def _ogg(data: bytes) -> Layout:
-    """Audio pages of every logical stream; the pages holding header packets are skipped.
+    """Every audio packet of every logical stream, as a decoder reads them; header packets are skipped.
 
-    Header packets: 3 for Vorbis, 2 for Opus, 1 + the count in the first packet
-    for Ogg FLAC; any other codec: none (its pages must all stay as they were).
+    Header packets: 3 for Vorbis, 2 for Opus, 1 + the count in the first packet for Ogg FLAC; any
+    other codec: none (all its packets must stay). Each audio packet is compared by its bytes (a
+    digest), the granule position of the page it ends on and whether that page ends the stream. Pages
+    themselves may be repacked: an encoder may put the first audio packet on the last header page,
+    and when the comments grow, mutagen moves that packet onto a page of its own (with the same
+    granule position), as real Vorbis files from Debian's wesnoth-1.16-music showed.
     """
-    out = Layout(what="ogg pages")
+    out = Layout(what="ogg packets")
     headers_left: dict[int, int] = {}
+    packet: dict[int, tuple[hashlib._Hash, int]] = {}  # serial -> (digest so far, length) of an unfinished packet
     pos, n = 0, len(data)
     while pos + 27 <= n and bytes(data[pos:pos + 4]) == b"OggS":
         flags, granule, serial = struct.unpack_from("<xBqI", data, pos + 4)
@@ -199,13 +209,22 @@ def _ogg(data: bytes) -> Layout:
             headers_left[serial] = (3 if first.startswith(b"\x01vorbis") else 2 if first.startswith(b"OpusHead")
                                     else 1 + int.from_bytes(first[7:9], "big") if first.startswith(b"\x7fFLAC")
                                     else 0)
-        left = headers_left.get(serial, 0)
-        if left > 0:
-            headers_left[serial] = left - sum(1 for v in lacing if v < 255)
-        else:
-            out.spans.append((body, end))
-            out.fixed.append((serial, flags, granule, lacing))
+        at = body
+        for size in lacing:
+            if headers_left.get(serial, 0) == 0:
+                digest, length = packet.get(serial) or (hashlib.blake2b(digest_size=16), 0)
+                digest.update(data[at:at + size])
+                packet[serial] = (digest, length + size)
+            at += size
+            if size < 255:  # the packet ends here
+                if headers_left.get(serial, 0) > 0:
+                    headers_left[serial] -= 1
+                else:
+                    digest, length = packet.pop(serial)
+                    out.fixed.append((serial, length, digest.digest(), granule, bool(flags & 0x04)))
         pos = end
+    for serial, (digest, length) in packet.items():  # a last packet cut short: it must stay cut the same way
+        out.fixed.append((serial, length, digest.digest(), None, False))
     if pos < n:  # trailing bytes that are not a page (junk, an ID3v1 tag): they must stay too
         out.spans.append((pos, n))
     return out
