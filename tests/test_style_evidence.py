@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import synth
 
 from genretag.models.fusion import STYLE_CLASSES
 
@@ -115,3 +117,20 @@ def test_the_default_model_with_its_shipped_styles_writes_heavy_metal_on_death_m
     assert sum(g == ["Rock", "Heavy Metal"] for g in written) >= 2, written
     assert all(g in (["Rock"], ["Rock", "Heavy Metal"]) or "Rock" not in g for g in written), written
     assert not any(s in g for g in written for s in ("Punk", "Reggae", "Latin")), written
+
+
+def test_a_json_report_of_a_model_with_styles_keeps_going_past_a_silent_file(runner, styles_bundle, tmp_path):
+    """A silent file has no prediction: its row has no style scores (the run went down with an AttributeError
+    on the first such file, e.g. wesnoth's ``silence.ogg``), and the files after it are still reported."""
+    from genretag.cli import app
+
+    synth.write_audio(tmp_path / "a-silence.flac", np.zeros(22_050 * 4, np.float32))
+    synth.write_audio(tmp_path / "b-high.flac", synth.tone_mix("High", seconds=4.0, seed=7))
+    report = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["scan", str(tmp_path), "--model", str(styles_bundle), "--styles", "--dry-run",
+                                 "--no-store", "--jobs", "0", "--json", str(report)])
+    assert "internal error" not in result.output, result.output
+    rows = {Path(r["path"]).name: r for r in map(json.loads, report.read_text().splitlines())}
+    assert rows["a-silence.flac"]["status"] == "silent" and rows["a-silence.flac"]["styles"] == {}
+    assert set(rows["b-high.flac"]["styles"]) == {"Shrill", "Piercing", "Rumble"}
+    assert result.exit_code == 0, result.output
