@@ -5,10 +5,14 @@
     python models/check_styles.py /tmp/styles.jsonl [--corpus ../shared/corpus]
 
 Check labels, never model inputs: the Emotify files' own genre tags (their uploaders': Alternative
-Rock, Alt. Rock, Hard Rock, Electro Rock, Ambient, New Age, World...) and 4Q's AllMusic genres
-(``source_genre`` of labels.csv and labels-multi.csv: R&B, Rap, Reggae, Latin...). A style is
-*checked* on a clip whose check labels say more than a parent genre (``Electronic``, ``Pop/Rock``...
-neither confirm nor refute a style); it is *right* when one of them names it. A style is written
+Rock, Alt. Rock, Hard Rock, Electro Rock, Ambient, New Age, World...), 4Q's AllMusic genres
+(``source_genre`` of labels.csv and labels-multi.csv: R&B, Rap, Reggae, Latin...) and, with
+``--artists`` (default ``models/style_artists.csv``), the styles the clip's artist is chiefly known
+for (death metal -> Heavy Metal, hardcore punk -> Punk, Celia Cruz -> Salsa...: one row per artist,
+its candidate styles, empty for an artist known for none of them; artists not listed are not
+judged). A style is *checked* on a clip whose check labels say more than a parent genre
+(``Electronic``, ``Pop/Rock``... neither confirm nor refute a style); it is *right* when one of them
+names it. A style is written
 on a clip whose top genre (as scan decides it) is the style's parent and whose style score reaches
 the floor.
 
@@ -32,14 +36,26 @@ sys.path.insert(0, str(ROOT))
 
 SAYS = {"Alternative Rock": {"Alternative Rock", "Alt. Rock"}, "Hard Rock": {"Hard Rock"}, "Metal": {"Metal"},
         "Punk": {"Punk"}, "Ambient Electronic": {"Ambient"}, "R&B": {"R&B"}, "Electro": {"Electro Rock"},
-        "Ambient": {"Ambient"}, "Reggae": {"Reggae"}, "Latin": {"Latin"}, "Salsa": {"Latin"}}
-"""The check labels that confirm a style (the others confirm none: the corpus has no such label)."""
+        "Ambient": {"Ambient"}, "Reggae": {"Reggae"}, "Latin": {"Latin"}}
+"""The corpus's check labels that confirm a style, besides the style's own name (an artist's, see
+:func:`artist_labels`). AllMusic's ``Latin`` does not confirm Salsa: most Latin music is not salsa."""
+ARTIST_NONE = "(artist: none of the styles)"
+"""The check label of a clip whose artist is known for none of the candidate styles: checked, never right."""
 PARENT_ONLY = {"Electronic", "Classical", "Pop/Rock", "Pop", "Rock", "International"}
 FLOORS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
-def check_labels(corpus: Path) -> dict[Path, set[str]]:
-    """Every corpus clip's check labels (see the module docstring)."""
+def artist_labels(path: Path) -> dict[str, set[str]]:
+    """``models/style_artists.csv`` (``artist,styles,known_for``) -> each artist's candidate styles
+    (``;``-separated; an empty set: known for none of them)."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {row["artist"]: {s.strip() for s in row["styles"].split(";") if s.strip()} for row in csv.DictReader(fh)}
+
+
+def check_labels(corpus: Path, artists: dict[str, set[str]] | None = None) -> dict[Path, set[str]]:
+    """Every corpus clip's check labels (see the module docstring); ``artists``: :func:`artist_labels`."""
     import mutagen
     import pandas as pd
 
@@ -52,6 +68,8 @@ def check_labels(corpus: Path) -> dict[Path, set[str]]:
                 out[path] = set(tags.get("genre", [])) if tags is not None and tags.tags else set()
             else:
                 out[path] = {g.strip() for g in row["source_genre"].split(";")}
+            if artists is not None and row["artist"] in artists:
+                out[path] |= artists[row["artist"]] or {ARTIST_NONE}
     return out
 
 
@@ -67,7 +85,7 @@ def parts_seed0(corpus: Path) -> dict[Path, str]:
 
 
 def tally(rows: list[dict], style: str, parent: str, floor: float, labels: dict[Path, set[str]]) -> dict:
-    says = SAYS.get(style, set())
+    says = SAYS.get(style, set()) | {style}
     parent_rows = [r for r in rows if r["genre"] == parent]
     written = [r for r in parent_rows if r["styles"].get(style, 0.0) >= floor]
     checked = [labels[r["path"]] - PARENT_ONLY for r in written]
@@ -84,11 +102,15 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--precision", type=float, default=0.7)
     parser.add_argument("--min-written", type=int, default=5)
+    parser.add_argument("--artists", type=Path, default=ROOT / "models" / "style_artists.csv",
+                        help="artists' styles as further check labels (see the module docstring); "
+                             "'none': the corpus's own labels only")
     parser.add_argument("--bundle", type=Path,
                         help="the bundle the report was scanned with: its card's styles and parents (default: the "
                              "musicnn candidates of models/add_styles.py)")
     args = parser.parse_args()
-    labels = check_labels(args.corpus)
+    artists = None if str(args.artists) == "none" else artist_labels(args.artists)
+    labels = check_labels(args.corpus, artists)
     parts = parts_seed0(args.corpus)
     rows = []
     for line in args.report.read_text().splitlines():

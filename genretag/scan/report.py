@@ -47,7 +47,7 @@ def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "",
     (``{name: score}``; empty without a prediction)."""
     pred = result.prediction
     ranked = pred.ranked() if pred is not None else []
-    scores = pred.style_scores if pred is not None and pred.style_scores is not None else ()
+    names, scores = (pred.styles, pred.style_scores) if pred is not None and pred.style_scores is not None else ((), ())
     return {
         "path": str(result.path),
         "status": result.status,
@@ -65,7 +65,7 @@ def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "",
         "group_genre": result.group_prediction.genre if result.group_prediction is not None else "",
         "group_confidence": round(result.group_prediction.confidence, 4) if result.group_prediction else None,
         "notes": list(result.notes),
-        **({"styles": {name: round(float(score), 4) for name, score in zip(pred.styles, scores)}}
+        **({"styles": {name: round(float(score), 4) for name, score in zip(names, scores)}}
            if styles else {}),
     }
 
