@@ -140,11 +140,44 @@ def key_of(param: Any) -> str:
     return (long[0][2:] if long else param.name).replace("-", "_")
 
 
+TOML_TYPES = {bool: "true or false", int: "a whole number", float: "a number", str: "a text"}
+"""What a config value must be, by the option's Python type (anything else, a path or a choice, is a text)."""
+_TOML_NAMES = {bool: "a boolean", int: "a whole number", float: "a decimal number", str: "a text", list: "an array",
+               dict: "a table"}
+
+
+def _expected(param: Any) -> type:
+    """The TOML type an option's value must have: a flag takes a boolean, ``--top-k`` a whole number, ..."""
+    if getattr(param, "is_flag", False):
+        return bool
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", str)
+    return annotation if annotation in (bool, int, float) else str
+
+
+def _check_type(param: Any, value: Any, *, where: str, path: Path) -> None:
+    """A value of the wrong TOML type is refused rather than coerced (``min_confidence = true`` is no 1.0,
+    ``top_k = 2.0`` no 2, ``styles = "yes"`` no flag): the command line takes only texts, so only the
+    config file can give a wrong type. A whole number is a number (``min_confidence = 1``)."""
+    expected = _expected(param)
+    ok = type(value) is expected or (expected is float and type(value) is int)
+    if not ok:
+        got = next((name for kind, name in _TOML_NAMES.items() if type(value) is kind), type(value).__name__)
+        raise UsageError(f"bad value for {where}: expected {TOML_TYPES[expected]}, got {got} ({_toml(value)})", path)
+
+
+def _toml(value: Any) -> str:
+    """A value as the config file spells it, cut short."""
+    import json
+
+    text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value, ensure_ascii=True,
+                                                                                   default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _convert(param: Any, value: Any, ctx: Any, *, where: str, path: Path) -> Any:
+    _check_type(param, value, where=where, path=path)
     if isinstance(value, str) and value.startswith("~"):
         value = os.path.expanduser(value)
-    if isinstance(value, (dict, list)):
-        raise UsageError(f"bad value for {where}: expected a single value, got {type(value).__name__}", path)
     try:
         return param.process_value(ctx, value)
     except Exception as exc:  # noqa: BLE001 - Click raises BadParameter and friends
