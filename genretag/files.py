@@ -9,6 +9,7 @@ reports and model cards are read through :func:`read_limited` / :func:`open_limi
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -29,7 +30,7 @@ class RefusedFile(OSError):
         self.strerror = reason
 
 
-_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
@@ -46,24 +47,31 @@ def size_text(limit: int) -> str:
     return f"{limit} bytes"
 
 
-def open_limited(path: str | Path, *, limit: int) -> BinaryIO:
+def open_limited(path: str | Path, *, limit: int | None, follow_symlinks: bool = True) -> BinaryIO:
     """Open ``path`` for reading, refusing (:class:`RefusedFile`) anything but a regular file of at most
-    ``limit`` bytes (a reader must still stop at ``limit``: the file may grow).
+    ``limit`` bytes (a reader must still stop at ``limit``: the file may grow; None: any size).
 
     The type is checked with ``stat`` before opening, and again with ``fstat`` on what was opened:
     the open itself uses ``O_NONBLOCK``, so a file swapped for a named pipe in between does not
-    block it (a FIFO opens at once without a writer, then fails the second check). Other
-    ``OSError`` exceptions (not found, permission denied) pass through.
+    block it (a FIFO opens at once without a writer, then fails the second check). With
+    ``follow_symlinks=False`` a symbolic link is refused too (opened with ``O_NOFOLLOW``, so one swapped
+    in meanwhile is not followed either). Other OS errors (not found, permission denied) pass through.
     """
-    mode = os.stat(path).st_mode
+    mode = (os.stat if follow_symlinks else os.lstat)(path).st_mode
     if not stat.S_ISREG(mode):
         raise RefusedFile(f"{kind_of(mode)}, not a regular file")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | (0 if follow_symlinks else os.O_NOFOLLOW))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise RefusedFile(f"{kind_of(stat.S_IFLNK)}, not a regular file") from exc
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise RefusedFile(f"{kind_of(mode)}, not a regular file")
-        if os.fstat(fd).st_size > limit:
+        if limit is not None and os.fstat(fd).st_size > limit:
             raise RefusedFile(f"larger than {size_text(limit)}")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -72,10 +80,10 @@ def open_limited(path: str | Path, *, limit: int) -> BinaryIO:
         raise
 
 
-def read_limited(path: str | Path, *, limit: int) -> bytes:
+def read_limited(path: str | Path, *, limit: int, follow_symlinks: bool = True) -> bytes:
     """All of a regular file's bytes, at most ``limit`` of them (:class:`RefusedFile` past that, or
     for a named pipe, a device, a folder; see :func:`open_limited`)."""
-    with open_limited(path, limit=limit) as fh:
+    with open_limited(path, limit=limit, follow_symlinks=follow_symlinks) as fh:
         data = fh.read(limit + 1)  # one more than allowed tells a file that grew past the limit
     if len(data) > limit:
         raise RefusedFile(f"larger than {size_text(limit)}")

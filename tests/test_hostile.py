@@ -107,7 +107,7 @@ def test_a_report_that_is_a_pipe_a_device_or_too_large_is_a_usage_error(make, re
 
 @pytest.mark.parametrize("make, reason", [
     (lambda p: os.mkfifo(p), "a named pipe (FIFO), not a regular file"),
-    (lambda p: os.symlink("/dev/zero", p), "a character device, not a regular file"),
+    (lambda p: os.symlink("/dev/zero", p), "a symbolic link, not a regular file"),  # a bundle's files are its own
     (lambda p: _sparse(p, (1 << 20) + 1), "larger than 1 MiB"),
 ])
 def test_a_card_that_is_a_pipe_a_device_or_too_large_is_a_model_error(make, reason, knn_bundle, song, tmp_path):

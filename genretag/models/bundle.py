@@ -23,11 +23,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from genretag.config import MAX_CARD_BYTES, FeatureConfig
-from genretag.errors import ModelError, describe
-from genretag.files import read_limited, replace_atomically
+from genretag.errors import ModelError, describe, os_reason
+from genretag.files import RefusedFile, open_limited, read_limited, replace_atomically
 
 CARD_FILE = "card.json"
 BUNDLE_FORMAT = "genretag-bundle"
@@ -204,10 +204,14 @@ class Bundle:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+        return _sha256_of(fh)
+
+
+def _sha256_of(fh: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -233,7 +237,7 @@ def read_bundle(path: str | Path) -> Bundle:
     card_path = path / CARD_FILE if path.is_dir() else path
     folder = card_path.parent
     try:
-        data = json.loads(read_limited(card_path, limit=MAX_CARD_BYTES).decode("utf-8"))
+        data = json.loads(read_limited(card_path, limit=MAX_CARD_BYTES, follow_symlinks=False).decode("utf-8"))
     except FileNotFoundError as exc:
         raise ModelError("not a model bundle: no card.json", path) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -262,9 +266,17 @@ def verify_bundle(bundle: Bundle) -> None:
 
 
 def _check_file(path: Path, expected: str, what: str, bundle_path: Path) -> None:
-    if not path.is_file():
-        raise ModelError(f"{what} missing from bundle", bundle_path)
-    actual = sha256_file(path)
+    """The file's sha256 must be ``expected``; it must be a regular file in the bundle's folder (not a
+    symbolic link to weights elsewhere, a named pipe that would block, or ``/dev/zero`` that never ends)."""
+    try:
+        with open_limited(path, limit=None, follow_symlinks=False) as fh:
+            actual = _sha256_of(fh)
+    except FileNotFoundError as exc:
+        raise ModelError(f"{what} missing from bundle", bundle_path) from exc
+    except RefusedFile as exc:
+        raise ModelError(f"{what} is {exc}: a bundle's files must be regular files inside it", path) from exc
+    except OSError as exc:
+        raise ModelError(f"cannot read {what}: {os_reason(exc)}", path) from exc
     if actual != expected:
         noun = "weights do" if what.startswith("weights") else f"{what} does"
         raise ModelError(
