@@ -169,7 +169,8 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     updated (new size, modification time and tags), so the next scan or ``apply`` still knows it.
     Every row applied is a person's decision: the provenance field says ``reviewed``, and the store
     records the review (a row whose genres were emptied too: that file is left alone by later scans),
-    so later scans and applies keep it unless ``--overwrite`` names the file.
+    so later scans and applies keep it unless ``--overwrite`` names the file. Temporary copies a killed
+    earlier write left beside the rows' files are removed first (not in a dry run), as :func:`tag` does.
     """
     from genretag.scan import decide_row, read_report, write
     from genretag.scan.decide import writable
@@ -177,6 +178,11 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     rows = report if isinstance(report, list) else read_report(report)
     bundle = model.bundle if isinstance(model, Model) else model
     recorder = StoreRecorder(store if bundle is not None else None)
+    if not options.dry_run:  # as a scan does: what a killed earlier write left beside these files goes
+        from genretag.scan.review import row_file
+        from genretag.tags import remove_stale_copies
+
+        remove_stale_copies(path for row in rows if (path := row_file(row)) is not None)
     for done, row in enumerate(rows, start=1):
         decided = decide_row(row, options=options)
         provenance = row.get("model") or model_id
@@ -265,7 +271,16 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
         if not todo:
             return  # everything came from the store: no model loaded, nothing decoded
         loaded = _as_model(model, options)
-        yield from predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options)
+        # With a store, a file this model tagged that the store does not know (a run stopped between the write
+        # and the store's update: Ctrl-C, kill -9, a power cut) is predicted again and recorded, then skipped as
+        # ever: else each scan would skip it unrecorded and apply would find no prediction of it.
+        unknown_own = recorder.store is not None and not options.force
+        for result in predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options,
+                                    skip_own=not unknown_own):
+            if unknown_own and result.status == "predicted" and result.provenance == bundle.card.model_id:
+                recorder.record(result, store_key(bundle, options))
+                result = replace(result, status="skipped", prediction=None)
+            yield result
 
     for path, reason in found.problems:
         yield tick(ScanResult(path, "failed", error=reason))

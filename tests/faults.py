@@ -238,3 +238,25 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# --- a signal at a known point of a tag write ------------------------------------------------------
+
+
+def signal_after(seam: str, sig: int) -> None:
+    """Make the tag writer's ``seam`` (``_sync``: the tagged copy is flushed, before the rename; ``_replace``: the
+    rename itself) send this process ``sig`` as it returns, the first time only: Ctrl-C, ``kill`` or ``kill -9``
+    at a known point of a write, with no timing to hope for."""
+    import genretag.tags.write as tags
+
+    real = getattr(tags, seam)
+    fired: list[bool] = []
+
+    def then_signal(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if not fired:
+            fired.append(True)
+            os.kill(os.getpid(), sig)
+        return result
+
+    setattr(tags, seam, then_signal)

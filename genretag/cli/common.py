@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import importlib
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -34,6 +35,41 @@ EXIT_INTERNAL = 70
 """A bug in genretag, not a problem with the input (``EX_SOFTWARE`` of BSD's sysexits.h): a test or a script
 that expects 1 for a failed file can't mistake a crash for it."""
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+"""128 + SIGTERM: a run stopped by ``kill`` (or a service manager) cleans up as after Ctrl-C, and says so."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so that the same cleanup runs: the temporary
+    copy of a file being written is removed, finished rows stay in the report, the store is closed."""
+
+
+def exit_status(interrupt: BaseException) -> int:
+    """The exit status after an interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
+    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (by default it ends the process at once,
+    leaving a hidden temporary copy beside a file being written). Only in the main thread, and only where
+    SIGTERM still has its default action (a program embedding genretag keeps its own handler)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def out() -> Console:
@@ -119,22 +155,23 @@ def error_line(reason: str, path: object | None = None) -> str:
 
 def handles_errors(fn: F) -> F:
     """The one top-level handler: a GenretagError becomes ``error: ...`` on stderr
-    and exit 1 (a UsageError exit 2); Ctrl-C exits 130; anything unexpected is one
-    ``error: internal error ...`` line and exit 70 (:data:`EXIT_INTERNAL`); tracebacks only with ``--debug``."""
+    and exit 1 (a UsageError exit 2); Ctrl-C exits 130, SIGTERM 143 (after the same cleanup); anything unexpected
+    is one ``error: internal error ...`` line and exit 70 (:data:`EXIT_INTERNAL`); tracebacks only with ``--debug``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except GenretagError as exc:
             _traceback_if_debug()
             err().print(error_line(exc.reason, exc.path))
             raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURES) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             err().print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(exit_status(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, non-zero exit
             _traceback_if_debug()
             hint = "" if debug_enabled() else "; run with --debug for the traceback"

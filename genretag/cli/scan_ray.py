@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import typer
 
 from genretag.cli.common import (
-    EXIT_INTERRUPTED,
     close_store,
     err,
+    exit_status,
     open_store,
     out,
     progress_bar,
@@ -73,10 +73,10 @@ def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str 
 
             ran = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
                             store=store, on_progress=on_progress, on_result=on_result)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
                      "again to resume")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exit_status(exc)) from None
     finally:
         store_problem = close_store(store, store_problem)
     summary(console, tally, ran.total - ran.resumed, time.perf_counter() - started, dry_run=True,

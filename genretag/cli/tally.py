@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from genretag.cli.common import EXIT_FAILURES, EXIT_INTERRUPTED, error_line, progress_bar, shown
+from genretag.cli.common import EXIT_FAILURES, error_line, exit_status, progress_bar, shown
 from genretag.errors import GenretagError
 
 if TYPE_CHECKING:
@@ -27,9 +27,9 @@ def finish(tally: "Tally", stderr, store_problem) -> None:
         stderr.print("[yellow]scan stopped:[/yellow] the report could not be written; files already tagged keep "
                      "their tags, and the same command again does the rest")
         raise typer.Exit(EXIT_FAILURES)
-    if tally.interrupted:
+    if tally.interrupted is not None:
         stderr.print("[yellow]interrupted:[/yellow] finished files keep their tags; run the same command again to do the rest")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(exit_status(tally.interrupted))
     if store_problem is not None:
         stderr.print(error_line(store_problem.reason, store_problem.path))
         stderr.print("[yellow]note:[/yellow] the run went on without the prediction store")
@@ -43,7 +43,8 @@ class Tally:
     genres: Counter = field(default_factory=Counter)
     unheard: int = 0
     """Files that kept their genre without being decoded (nothing was predicted for them)."""
-    interrupted: bool = False
+    interrupted: KeyboardInterrupt | None = None
+    """Ctrl-C (or SIGTERM: :class:`~genretag.cli.common.Terminated`) stopped the run."""
     stopped_by: GenretagError | None = None
     """The report error that stopped the scan."""
 
@@ -71,8 +72,8 @@ def consume(run, total: int, *, writer, console, stderr, quiet: bool, show_lines
                     if not take(result, tally, writer=writer):
                         break
                     render(result, lines, errors, show_lines)
-    except KeyboardInterrupt:
-        tally.interrupted = True
+    except KeyboardInterrupt as exc:
+        tally.interrupted = exc
     return tally
 
 

@@ -22,11 +22,12 @@ from genretag.scan.pool import Outcome, run_pool
 
 
 def decode_stage(
-    files: Iterable[Path], *, bundle: Bundle, options: ScanOptions
+    files: Iterable[Path], *, bundle: Bundle, options: ScanOptions, skip_own: bool = True
 ) -> Iterator[TrackFeatures]:
-    """Decode files in a process pool (or inline with ``jobs=0``)."""
+    """Decode files in a process pool (or inline with ``jobs=0``). ``skip_own``: a file this model
+    tagged is ``skipped`` undecoded (unless ``options.force``)."""
     policy = WindowPolicy(windows=options.windows)
-    skip = None if options.force else bundle.card.model_id
+    skip = None if options.force or not skip_own else bundle.card.model_id
     kwargs = {"config": bundle.card.features, "policy": policy, "skip_if_tagged_by": skip,
               "skip_if_genre": options.skips_kept}
     queue = options.queue_size or 4 * max(options.jobs, 1) + 8
@@ -56,11 +57,12 @@ def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult
 
 
 def predict_files(
-    files: Iterable[Path], *, bundle: Bundle, classifier: Classifier, options: ScanOptions
+    files: Iterable[Path], *, bundle: Bundle, classifier: Classifier, options: ScanOptions, skip_own: bool = True
 ) -> Iterator[ScanResult]:
     """Decode and predict every file; one ``predicted`` (or skipped/silent/failed) result per
-    file, as each finishes. Writes nothing."""
-    features = _starting(decode_stage(files, bundle=bundle, options=options), classifier)
+    file, as each finishes. Writes nothing. ``skip_own=False``: files this model tagged are predicted
+    too (see :func:`decode_stage`)."""
+    features = _starting(decode_stage(files, bundle=bundle, options=options, skip_own=skip_own), classifier)
     for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size,
                                             temperature=bundle.card.temperature, pooling=bundle.card.pooling):
         yield as_result(track, prediction)

@@ -47,6 +47,15 @@ def read_report(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def row_file(row: dict[str, Any]) -> Path | None:
+    """The regular file (or missing one) a row's ``path`` names; None when it can name none (NUL, a lone
+    surrogate, not a text) or names a pipe, a device, a folder."""
+    if not isinstance(row.get("path"), str):
+        return None
+    path, problem = _row_path(row["path"])
+    return path if problem is None else None
+
+
 def _row_path(text: str) -> tuple[Path, str | None]:
     """A row's path as the file name it stands for, and why it can't be one (None: it can)."""
     if "\x00" in text:

@@ -53,7 +53,14 @@ def check_writable(path: Path) -> None:
     real = Path(os.path.realpath(shown))
     stat_for_write(real, shown)
     if not os.access(real.parent, os.W_OK | os.X_OK):
-        raise TagError("read-only file system" if _on_read_only_mount(real.parent) else "permission denied", shown)
+        raise TagError("read-only file system" if _on_read_only_mount(real.parent) else folder_denied(real.parent),
+                       shown)
+
+
+def folder_denied(folder: Path) -> str:
+    """Why a writable file in a folder that may not be written can't be tagged: the tagged copy is made
+    beside it (the error line names the file; this names the folder)."""
+    return f"permission denied: cannot create a file in its folder {folder}"
 
 
 def _can_write(path: Path) -> bool:
@@ -152,10 +159,14 @@ def locked(real: Path, shown: Path) -> Iterator[BinaryIO | None]:
         yield f
 
 
-def discard(tmp: Path) -> None:
-    """Remove a temporary copy; a failure here must not hide the error being raised."""
+def discard(tmp: Path, folder: int | None = None) -> None:
+    """Remove a temporary copy; a failure here must not hide the error being raised. ``folder``: an open
+    descriptor of the folder holding it (the copy is found there even if the folder was renamed)."""
     with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
+        if folder is None:
+            tmp.unlink(missing_ok=True)
+        else:
+            os.unlink(tmp.name, dir_fd=folder)
 
 
 def fsync_file(path: Path) -> None:

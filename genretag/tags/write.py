@@ -36,6 +36,7 @@ from genretag.tags.containers import (
 from genretag.tags.othertags import Snapshot, changed_tags, snapshot
 from genretag.tags.safefile import (
     check_unchanged,
+    folder_denied,
     copy_file,
     digest,
     digest_of,
@@ -154,9 +155,11 @@ def write_genre(
         raise TagError(os_reason(exc), shown) from exc
     if problem:
         raise TagError(problem, shown)
-    with locked(real, shown) as held:
+    with locked(real, shown) as held, _folder(real, shown) as folder:
         try:
             tmp = _make_temp(real)
+        except PermissionError as exc:  # the file may be writable, its folder not: name the folder
+            raise TagError(folder_denied(real.parent), shown) from exc
         except OSError as exc:
             raise TagError(os_reason(exc), shown) from exc
         try:
@@ -182,16 +185,45 @@ def write_genre(
                     _replace(tmp, real)
                 else:
                     _replace_unless_opened(tmp, real, shown, opened_for_writing)
-        except OSError as exc:
-            discard(tmp)
-            raise TagError(os_reason(exc), shown) from exc
-        except BaseException:
-            discard(tmp)
+        except BaseException as exc:
+            discard(tmp, folder)
+            if isinstance(exc, (OSError, TagError)) and _moved(folder, real.parent):
+                raise TagError("its folder was moved or renamed while tagging", shown) from exc
+            if isinstance(exc, OSError):
+                raise TagError(os_reason(exc), shown) from exc
             raise
         fsync_dir(real.parent)
         if opened_for_writing is None and held is not None and digest_of(held) != copied:
             _put_back(held, real, shown)
     return after
+
+
+@contextlib.contextmanager
+def _folder(real: Path, shown: Path):
+    """The folder that will hold the temporary copy, open (``O_DIRECTORY``) for the whole write: the copy is
+    removed from that folder even if it is renamed or moved meanwhile, when its old path leads nowhere.
+    Opened before the copy is made, so the copy is made in it or not at all. None where it can't be opened
+    (the write then fails, or goes on by path alone)."""
+    try:
+        fd = os.open(real.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _moved(folder: int | None, path: Path) -> bool:
+    """Whether the folder open as ``folder`` is no longer at ``path`` (renamed, moved or deleted)."""
+    if folder is None:
+        return False
+    try:
+        now, then = os.stat(path), os.fstat(folder)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino)
 
 
 class Plan(NamedTuple):
