@@ -135,8 +135,29 @@ def load_audio(
 def _read(path: Path, info: AudioInfo, spans: Sequence[tuple[float, float]], sample_rate: int) -> list[np.ndarray]:
     """Decode ``(offset, seconds)`` spans -> mono ``float32`` arrays at ``sample_rate``."""
     if info.backend == "soundfile":
-        return _read_soundfile(path, info, spans, sample_rate)
+        try:
+            return _read_soundfile(path, info, spans, sample_rate)
+        except DecodeError as exc:
+            return _fallback_ffmpeg(path, spans, sample_rate, exc)
     return [_read_ffmpeg(path, offset, seconds, sample_rate) for offset, seconds in spans]
+
+
+def _fallback_ffmpeg(path: Path, spans: Sequence[tuple[float, float]], sample_rate: int,
+                     failed: DecodeError) -> list[np.ndarray]:
+    """The spans through ffmpeg after libsndfile gave up mid-file (its mpg123 stops at a damaged frame with
+    "Unspecified internal error." where ffmpeg skips it and goes on): an mp3 either decodes is tagged. When
+    ffmpeg is missing, fails too, or decodes nothing, the error says so in plain words. Other formats keep
+    libsndfile's verdict."""
+    if shutil.which("ffmpeg") is None or _soundfile_format(path) != "MP3":
+        raise failed  # (a truncated FLAC stays an error: what libsndfile refuses there is refused)
+    try:
+        pieces = [_read_ffmpeg(path, offset, seconds, sample_rate) for offset, seconds in spans]
+    except DecodeError:
+        pieces = []
+    if not any(len(piece) for piece in pieces):
+        raise DecodeError("decode failed: the audio data is damaged (neither libsndfile nor ffmpeg decodes it)",
+                          path) from failed
+    return pieces
 
 
 def _read_soundfile(path: Path, info: AudioInfo, spans: Sequence[tuple[float, float]], sample_rate: int) -> list[np.ndarray]:
@@ -155,6 +176,15 @@ def _read_soundfile(path: Path, info: AudioInfo, spans: Sequence[tuple[float, fl
     except (RuntimeError, ValueError, OSError) as exc:
         raise DecodeError(f"decode failed: {describe(exc, path=path)}", path) from exc
     return out
+
+
+def _soundfile_format(path: Path) -> str | None:
+    import soundfile as sf
+
+    try:
+        return sf.info(os.fsencode(path)).format
+    except (RuntimeError, ValueError, OSError):
+        return None
 
 
 def resample(segments: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:

@@ -75,8 +75,10 @@ def apply(
     options = scan_options(o)
     console, stderr = out(), err()
     reports = [s for s in sources if s.suffix.lower() in REPORT_SUFFIXES]
+    if len(reports) > 1:
+        raise UsageError(f"give one report at a time ({len(reports)} given: apply them one after the other)")
     if reports and len(sources) > 1:
-        raise UsageError("give one report, or audio paths, not both")
+        raise UsageError("give a report or audio paths, not both")
     store_problem = None
     store = None
     card_styles = ()  # the model's styles: their scores go into the reports of decisions made from the store

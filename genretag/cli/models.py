@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from genretag.cli.common import handles_errors, out, shown
+from genretag.errors import ModelError, UsageError
 from genretag.models.registry import list_bundled, resolve_model
 
 
@@ -18,7 +19,12 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print the card(s) as JSON."),
 ) -> None:
     """List the bundled models, or show one model's card (labels, test figures, confidence floors, training)."""
-    bundles = [resolve_model(model)] if model else list_bundled()
+    try:
+        bundles = [resolve_model(model)] if model else list_bundled()
+    except ModelError as exc:
+        if exc.path is None:  # no bundle there and no bundled model of that name: the argument is wrong
+            raise UsageError(exc.reason) from exc
+        raise
     console = out()
     if as_json:
         console.print_json(json.dumps([b.card.to_dict() for b in bundles]))

@@ -394,10 +394,48 @@ def _tag_error(exc: Exception, shown: Path, what: str) -> TagError:
     cause = exc if isinstance(exc, OSError) else (exc.__cause__ or exc.__context__)
     if isinstance(cause, OSError) and cause.errno is not None:
         return TagError(os_reason(cause), shown)
-    detail = describe(exc) if str(exc).strip() else ""
-    if not detail:
-        detail = "the file ends inside its tags" if isinstance(cause, OSError) else type(exc).__name__
-    return TagError(f"{what}: {detail}", shown)
+    if isinstance(cause, OSError) and not str(exc).strip():
+        return TagError(f"{what}: the file ends inside its tags", shown)
+    return TagError(f"{what}: {_plain(exc, shown)}", shown)
+
+
+_DAMAGED = {"id3": "damaged ID3v2 tag", "wave": "damaged WAV file: its RIFF chunks are broken",
+            "aiff": "damaged AIFF file: its chunks are broken",
+            "mp3": "no MPEG audio frame found (not an mp3, or damaged)", "mp4": "damaged MP4 file: its atoms are broken",
+            "flac": "damaged FLAC file: its metadata blocks are broken", "ogg": "damaged Ogg file: its pages are broken",
+            "asf": "damaged ASF (WMA) file: its objects are broken"}
+"""The mutagen module of a file's format -> what a failure there means, in a user's words (mutagen's messages are a
+parser's: ``error``, ``InvalidChunk``, ``'ascii' codec can't decode byte 0xec``, ``'/x.mp3' ID3v2.205 not supported``)."""
+
+
+def _plain(exc: BaseException, shown: Path) -> str:
+    """What a mutagen failure means for the file: where it arose (the innermost format's parser: an ID3 tag in
+    an mp3 or WAV, the WAV's chunks...), with
+    mutagen's message in parentheses only where it is a short sentence (not empty, not a class name, a codec's
+    complaint, bytes or a path)."""
+    modules = _mutagen_modules(exc)
+    plain = next((_DAMAGED[key] for m in reversed(modules) for key in _DAMAGED
+                  if m.split(".")[1].startswith(key)), None)  # the innermost format's
+    message = describe(exc, path=shown).strip(" '\"") if str(exc).strip() else ""
+    readable = (" " in message and len(message) <= 80 and not isinstance(exc, UnicodeError)
+                and not any(bad in message for bad in ("codec", "b'", 'b"', "\\x", "'/")))
+    if plain is None:
+        return message if readable or (message and not modules) else \
+            "damaged file (its structure is not what its format says)"
+    if message.startswith(plain):  # genretag's own (a damaged ID3v2 tag's frame claiming too much)
+        return message
+    return f"{plain} ({message})" if readable else plain
+
+
+def _mutagen_modules(exc: BaseException) -> list[str]:
+    """The mutagen modules the exception passed through, outermost first."""
+    tb, found = exc.__traceback__, []
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        if name.startswith("mutagen.") and name not in found:
+            found.append(name)
+        tb = tb.tb_next
+    return found
 
 
 def _write_id3(
