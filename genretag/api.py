@@ -214,6 +214,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
          store: Store | None, settle: bool, decode: bool = True, named: Iterable[str | Path] = ()
          ) -> Iterator[ScanResult]:
     import os
+    from contextlib import closing
 
     from genretag.discover import Discovery, discover
     from genretag.scan import ScanResult, predict_files, with_groups
@@ -275,12 +276,13 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
         # and the store's update: Ctrl-C, kill -9, a power cut) is predicted again and recorded, then skipped as
         # ever: else each scan would skip it unrecorded and apply would find no prediction of it.
         unknown_own = recorder.store is not None and not options.force
-        for result in predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options,
-                                    skip_own=not unknown_own):
-            if unknown_own and result.status == "predicted" and result.provenance == bundle.card.model_id:
-                recorder.record(result, store_key(bundle, options))
-                result = replace(result, status="skipped", prediction=None)
-            yield result
+        with closing(predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options,
+                                   skip_own=not unknown_own)) as results:  # closed with this generator, as yield from
+            for result in results:
+                if unknown_own and result.status == "predicted" and result.provenance == bundle.card.model_id:
+                    recorder.record(result, store_key(bundle, options))
+                    result = replace(result, status="skipped", prediction=None)
+                yield result
 
     for path, reason in found.problems:
         yield tick(ScanResult(path, "failed", error=reason))
