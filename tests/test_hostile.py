@@ -307,7 +307,7 @@ def test_control_characters_in_names_and_tags_are_shown_escaped_and_reports_keep
         assert result.returncode == 0, result.stderr
         assert not any(c in result.stdout + result.stderr for c in "\x1b\u202e"), repr(result.stdout)
     escaped = str(tmp_path / "e\\x1b[2K\\x1b[1Ab\\u202e.flac")
-    assert scanned.stdout.splitlines()[0].startswith(f"{escaped}: \\x1b[8mHidden -> Low (")
+    assert scanned.stdout.splitlines()[0] == f"{escaped}: \\x1b[8mHidden (kept: has a genre; heard Low 100%)"
     assert shown.stdout.splitlines()[:2] == [escaped, "  genre: \\x1b[8mHidden (yours: genretag did not write it)"]
     row = json.loads(out.read_text())
     assert row["path"] == str(audio) and row["previous"] == ["\x1b[8mHidden"]
