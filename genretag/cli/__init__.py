@@ -47,7 +47,7 @@ def root(
 
 
 def _register() -> None:
-    from genretag.cli import apply, models, scan, show, train, undo
+    from genretag.cli import apply, learn, models, scan, show, train, undo
     from genretag.cli import config as config_cmd
     from genretag.cli import eval as eval_cmd
 
@@ -57,6 +57,7 @@ def _register() -> None:
     app.command("undo")(undo.undo)
     app.command("config")(config_cmd.config)
     app.command("train")(train.train)
+    app.command("learn")(learn.learn)
     app.command("eval")(eval_cmd.evaluate)
     app.command("models")(models.models)
 
