@@ -161,7 +161,7 @@ def test_learn_then_scan_the_rest_with_the_owners_genres(runner, corpus, tmp_pat
     for folder, n in SUBSET.items():
         (lib / folder).mkdir(parents=True)
         for clip in sorted((corpus / "emotify" / folder).glob("*.mp3"), key=lambda p: int(p.stem))[:n]:
-            shutil.copy(clip, lib / folder / clip.name)
+            shutil.copyfile(clip, lib / folder / clip.name)  # writable
     albums = defaultdict(list)
     for path in sorted(lib.rglob("*.mp3")):
         tags = mutagen.File(path).tags
@@ -198,7 +198,7 @@ def test_learn_then_scan_the_rest_with_the_owners_genres(runner, corpus, tmp_pat
         assert read_tags(path).provenance is None
 
     extra = lib / "rock" / "extra.mp3"  # one more tagged file: --update decodes it alone
-    shutil.copy(sorted((corpus / "emotify" / "rock").glob("*.mp3"), key=lambda p: int(p.stem))[20], extra)
+    shutil.copyfile(sorted((corpus / "emotify" / "rock").glob("*.mp3"), key=lambda p: int(p.stem))[20], extra)
     again = _learn(runner, "--update", "--out", model, "--store", store, "--jobs", "0", "--no-export")
     assert again.exit_code == 0, again.output
     assert "to decode" in again.output and ", 1 to decode" in again.output

@@ -558,7 +558,7 @@ def test_a_schema_1_store_is_migrated_in_place_and_loses_nothing(runner, lib, kn
         assert db.execute("SELECT * FROM predictions ORDER BY path").fetchall() == [r[:14] + (None,) * 4
                                                                                      for r in v2_rows]
     with Store(old) as db:  # opened again: nothing more to do
-        assert db.schema == 4
+        assert db.schema == 5
 
     decoded.clear()
     _ok(_run(runner, "scan", lib, "--model", knn_bundle, "--store", old, "--jobs", "0", "--dry-run"))

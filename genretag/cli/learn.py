@@ -139,8 +139,7 @@ def _render(result, stderr) -> None:
     for path, reason in result.problems:
         stderr.print(error_line(reason, path))
     console.print(f"learned {len(result.genres)} genres from {result.trained_on} tagged tracks "
-                  f"({result.decoded} decoded, {result.trained_on - result.decoded if result.decoded <= result.trained_on else 0} "
-                  f"from the store); cross-validated by album, {result.folds} folds:")
+                  f"({result.decoded} decoded, {max(result.trained_on - result.decoded, 0)} from the store); cross-validated by album, {result.folds} folds:")
     width = max(len(s.genre) for s in result.genres)
     console.print(f"  {'genre':<{width}}  precision  recall  tracks")
     for s in result.genres:
