@@ -369,3 +369,48 @@ class TrainConfig:
     """Shares of the partial-label artists held out: validation, and the cross-source check of the card."""
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+
+
+LEARN_FEATURE_SETS: tuple[str, ...] = ("musicnn", "embedding", "audioset")
+"""What a learned genre layer may read of each window (:mod:`genretag.learn.network`): musicnn's pooled
+features, EfficientAT's embedding, its 527 AudioSet logits."""
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """``genretag learn``: the owner's genres, learned from the files they already tagged."""
+
+    field: str = "genre"
+    """The genre field the labels are read from: ``genre`` or genretag's own ``genretag``."""
+    min_tracks: int = 15
+    """Genres on fewer files are left out (listed)."""
+    min_precision: float = 0.5
+    """Genres whose cross-validated precision is below this are left out (listed), and the rest fitted again."""
+    folds: int = 5
+    """Cross-validation folds, grouped by album (a track's album never on both sides)."""
+    features: tuple[str, ...] = ("musicnn", "embedding")
+    """What the layer reads (:data:`LEARN_FEATURE_SETS`); chosen by grouped cross-validation on the
+    Emotify files' own genres (README "Your own genres")."""
+    l2: float = 1e-3
+    """L2 penalty on the layer's weights (on standardised features), per training track."""
+    windows: int = 8
+    """Scan windows a track is heard by (as ``genretag scan --windows``)."""
+    min_confidence: float = 0.5
+    """The calibrated probability the card asks of a genre before scan writes it."""
+    next_min_confidence: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.field in ("genre", "genretag"), f"field must be genre or genretag, got {self.field!r}"),
+            (self.min_tracks >= 2, "min-tracks must be at least 2"),
+            (0.0 <= self.min_precision <= 1.0, "min-precision must be between 0 and 1"),
+            (self.folds >= 2, "folds must be at least 2"),
+            (bool(self.features) and set(self.features) <= set(LEARN_FEATURE_SETS),
+             f"features must be among {', '.join(LEARN_FEATURE_SETS)}"),
+            (self.l2 >= 0.0, "l2 must not be negative"),
+            (self.windows >= 1, "windows must be at least 1"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)

@@ -35,14 +35,15 @@ import numpy as np
 from genretag.errors import StoreError, describe
 from genretag.tags import TagState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first. 2: ``styles`` and ``style_scores`` (models with styles). 3: status ``kept`` (a file
 that keeps a genre genretag did not write, read for its tags only: no prediction); an older genretag
 would take such a row for a prediction, so it must refuse the store. 4: ``ctime_ns`` and ``inode`` in a
 file's identity (a tag editor that keeps size and mtime still changes the ctime; a file replaced by
 another has another inode), and the ``reviews`` table (decisions a person made, see :meth:`Store.review`).
 Rows of an older store have no ctime and inode: until the file is next recorded, size and mtime say
-whether it is current (whether a file keeps its genre is decided on its tags at write time anyway)."""
+whether it is current (whether a file keeps its genre is decided on its tags at write time anyway).
+5: the ``features`` table (a track's mean window features for ``genretag learn``, see :meth:`Store.put_features`)."""
 STORE_FILE = "predictions.sqlite"
 _APP = "genretag prediction store"
 _SCHEMA = """
@@ -75,6 +76,20 @@ CREATE TABLE IF NOT EXISTS reviews (  -- (schema 4) what a person decided for a 
     model TEXT,                     -- the model whose prediction was reviewed
     updated REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS features (  -- (schema 5) a track's mean window features, for genretag learn
+    path BLOB NOT NULL,             -- the file's absolute path as bytes
+    extractor TEXT NOT NULL,        -- what computed them and from how many windows (genretag.learn.features)
+    size INTEGER NOT NULL,          -- identity when decoded, as in predictions
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER,
+    inode INTEGER,
+    status TEXT NOT NULL,           -- ok | silent | failed
+    vector BLOB,                    -- float16 little-endian (ok only)
+    windows INTEGER NOT NULL,
+    error TEXT,
+    updated REAL NOT NULL,
+    PRIMARY KEY (path, extractor)
+) WITHOUT ROWID;
 """
 _COLUMNS = ("path", "model", "size", "mtime_ns", "status", "labels", "probabilities", "windows", "previous",
             "provenance", "error", "tags", "outcome", "updated", "styles", "style_scores", "ctime_ns", "inode")
@@ -85,6 +100,9 @@ _MIGRATIONS = {
     4: ("ALTER TABLE predictions ADD COLUMN ctime_ns INTEGER", "ALTER TABLE predictions ADD COLUMN inode INTEGER",
         "CREATE TABLE IF NOT EXISTS reviews (path BLOB PRIMARY KEY, field TEXT NOT NULL, genres TEXT NOT NULL, "
         "model TEXT, updated REAL NOT NULL) WITHOUT ROWID"),
+    5: ("CREATE TABLE IF NOT EXISTS features (path BLOB NOT NULL, extractor TEXT NOT NULL, size INTEGER NOT NULL, "
+        "mtime_ns INTEGER NOT NULL, ctime_ns INTEGER, inode INTEGER, status TEXT NOT NULL, vector BLOB, "
+        "windows INTEGER NOT NULL, error TEXT, updated REAL NOT NULL, PRIMARY KEY (path, extractor)) WITHOUT ROWID",),
 }
 """What brings a store of the version before each key up to it."""
 
@@ -178,6 +196,18 @@ class Review:
     """Empty: leave the file alone."""
     model: str | None
     updated: float
+
+
+@dataclass(frozen=True)
+class StoredFeatures:
+    """A track's features as ``genretag learn`` recorded them (see :meth:`Store.put_features`)."""
+
+    status: str
+    """``ok``, ``silent`` or ``failed``."""
+    vector: np.ndarray | None
+    """``float32 [d]`` (stored as float16) when ``ok``."""
+    windows: int
+    error: str | None
 
 
 class Store:
@@ -383,6 +413,37 @@ class Store:
         try:
             return Review(Path(path), _text(row[0]), _texts(row[1]), row[2] if row[2] is None else _text(row[2]),
                           float(row[3]))
+        except (ValueError, TypeError):
+            self.damaged.add(Path(path))
+            return None
+
+    # --- learned features (genretag learn) ------------------------------------------------------------
+
+    def put_features(self, path: str | Path, extractor: str, *, identity: Identity, status: str,
+                     vector: np.ndarray | None = None, windows: int = 0, error: str | None = None) -> None:
+        """Record a track's mean window features (``float [d]``, stored as float16) computed by ``extractor``,
+        or that it is ``silent`` / ``failed`` (with ``error``), for the file as ``identity`` says it was."""
+        blob = None if vector is None else np.asarray(vector, "<f2").tobytes()
+        self._write("INSERT OR REPLACE INTO features (path, extractor, size, mtime_ns, ctime_ns, inode, status, "
+                    "vector, windows, error, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (_key(path), extractor, identity.size, identity.mtime_ns, identity.ctime_ns, identity.inode,
+                     status, blob, windows, error, time.time()))
+
+    def features(self, path: str | Path, extractor: str) -> StoredFeatures | None:
+        """What ``extractor`` recorded for ``path`` if the file is still the one decoded (same identity),
+        else None; a malformed row is None too (and its file in :attr:`damaged`)."""
+        if self.schema < 5:
+            return None
+        row = self._query("SELECT size, mtime_ns, ctime_ns, inode, status, vector, windows, error FROM features "
+                          "WHERE path = ? AND extractor = ?", (_key(path), extractor)).fetchone()
+        if row is None or not Identity(*row[:4]).holds_for(Identity.of(path)):
+            return None
+        try:
+            status = _text(row[4])
+            if status not in ("ok", "silent", "failed") or (status == "ok") != isinstance(row[5], bytes):
+                raise ValueError(f"features row with status {status!r}")
+            vector = np.frombuffer(row[5], "<f2").astype(np.float32) if status == "ok" else None
+            return StoredFeatures(status, vector, _integer(row[6]), row[7] if row[7] is None else _text(row[7]))
         except (ValueError, TypeError):
             self.damaged.add(Path(path))
             return None

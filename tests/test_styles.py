@@ -544,7 +544,7 @@ def test_a_schema_1_store_is_migrated_in_place_and_loses_nothing(runner, lib, kn
     assert old.read_bytes() == before
 
     with Store(old) as db:
-        assert db.schema == SCHEMA_VERSION == 4
+        assert db.schema == SCHEMA_VERSION == 5
         entries = {e.path.name: e for p in sorted(lib.iterdir()) for e in db.entries(p)}
     with Store(store) as fresh:
         for name, entry in entries.items():
@@ -554,11 +554,11 @@ def test_a_schema_1_store_is_migrated_in_place_and_loses_nothing(runner, lib, kn
             assert (entry.probabilities is None and same.probabilities is None) or np.array_equal(
                 entry.probabilities, same.probabilities)
     with sqlite3.connect(old) as db:
-        assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "4"
+        assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "5"
         assert db.execute("SELECT * FROM predictions ORDER BY path").fetchall() == [r[:14] + (None,) * 4
                                                                                      for r in v2_rows]
     with Store(old) as db:  # opened again: nothing more to do
-        assert db.schema == 4
+        assert db.schema == 5
 
     decoded.clear()
     _ok(_run(runner, "scan", lib, "--model", knn_bundle, "--store", old, "--jobs", "0", "--dry-run"))

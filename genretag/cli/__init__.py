@@ -70,13 +70,13 @@ class _Command(typer.core.TyperCommand):
 
 
 def _register() -> None:
-    from genretag.cli import apply, models, scan, show, train, undo
+    from genretag.cli import apply, learn, models, scan, show, train, undo
     from genretag.cli import config as config_cmd
     from genretag.cli import eval as eval_cmd
 
     for name, fn in (("scan", scan.scan), ("apply", apply.apply), ("show", show.show), ("undo", undo.undo),
-                     ("config", config_cmd.config), ("train", train.train), ("eval", eval_cmd.evaluate),
-                     ("models", models.models)):
+                     ("config", config_cmd.config), ("train", train.train), ("learn", learn.learn),
+                     ("eval", eval_cmd.evaluate), ("models", models.models)):
         app.command(name, cls=_Command)(fn)
 
 

@@ -1,0 +1,128 @@
+"""Each tagged track's features, once: decoded by the scan's pool, kept in the prediction store.
+
+A track is heard as the default model hears it (its scan windows, its patch) and becomes the mean of
+its windows' feature vectors (:func:`genretag.learn.network.build_features`: musicnn pooled, EfficientAT
+embedding, AudioSet logits; 1,425 floats). The store keeps that mean as float16 (2,850 bytes a track,
+about 290 MB for 100,000 tracks) under the file's path and identity (size, mtime, ctime, inode) and
+:func:`extractor_key`, so a second ``learn`` decodes only files that are new or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genretag.config import WindowPolicy
+from genretag.models.bundle import Bundle
+from genretag.store import Identity, Store
+
+Progress = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class TrackVectors:
+    """The mean window features of the tracks that have them."""
+
+    paths: tuple[Path, ...]
+    vectors: np.ndarray
+    """``float32 [len(paths), d]``, rows in ``paths`` order."""
+    decoded: int
+    """Tracks decoded this time (the rest came from the store)."""
+    failed: tuple[tuple[Path, str], ...]
+    """Tracks that could not be decoded: ``(path, reason)``."""
+    silent: tuple[Path, ...]
+
+
+def extractor_key(bundle: Bundle, windows: int) -> str:
+    """What the store files features under: the pretrained weights, the feature parameters and the windows,
+    e.g. ``learn 9edbddb7 555fa2e2 c1a2b3c4d w8``."""
+    from genretag.models import efficientat, musicnn
+
+    shape = hashlib.sha256(json.dumps(bundle.card.features.to_dict(), sort_keys=True).encode()).hexdigest()
+    return f"learn {musicnn.WEIGHTS_SHA256[:8]} {efficientat.WEIGHTS_SHA256[:8]} c{shape[:9]} w{windows}"
+
+
+def track_features(files: Sequence[Path], *, bundle: Bundle, store: Store | None, windows: int, jobs: int,
+                   timeout: float, batch_size: int = 64, on_event: Progress | None = None) -> TrackVectors:
+    """The features of ``files``: from the store where it knows the file as it is, else decoded (in a pool
+    of ``jobs`` workers) and run through the feature network, and recorded. Never raises for a file."""
+    key = extractor_key(bundle, windows)
+    found: dict[Path, np.ndarray] = {}
+    failed: list[tuple[Path, str]] = []
+    silent: list[Path] = []
+    todo = []
+    for path in files:
+        row = store.features(path, key) if store is not None else None
+        if row is None:
+            todo.append(path)
+        elif row.status == "ok":
+            found[path] = row.vector
+        elif row.status == "silent":
+            silent.append(path)
+        else:
+            todo.append(path)  # a failure is tried again, as scan does
+    tell = on_event or (lambda event, info: None)
+    tell("features", {"known": len(found) + len(silent), "to_decode": len(todo)})
+    if todo:
+        for path, status, vector, n, error in _decode_and_embed(todo, bundle=bundle, windows=windows, jobs=jobs,
+                                                                  timeout=timeout, batch_size=batch_size):
+            identity = Identity.of(path)
+            if store is not None and identity is not None:
+                store.put_features(path, key, identity=identity, status=status, vector=vector, windows=n,
+                                   error=error)
+            if status == "ok":
+                found[path] = vector.astype(np.float16).astype(np.float32)  # as the store gives it back
+            elif status == "silent":
+                silent.append(path)
+            else:
+                failed.append((path, error or "decode failed"))
+            tell("decoded", {"path": path, "status": status})
+    paths = tuple(p for p in files if p in found)
+    vectors = np.stack([found[p] for p in paths]) if paths else np.zeros((0, 0), np.float32)
+    return TrackVectors(paths, vectors, len(todo), tuple(failed), tuple(silent))
+
+
+def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jobs: int, timeout: float,
+                      batch_size: int):
+    """``(path, status, mean features float32 [d] | None, windows, error)`` per file, as each finishes."""
+    from genretag.learn.network import build_features
+    from genretag.models.runtime import KerasClassifier, import_keras
+    from genretag.scan.extract import extract_track
+    from genretag.scan.pool import run_pool
+
+    kwargs = {"config": bundle.card.features, "policy": WindowPolicy(windows=windows)}
+    network = None
+    pending: list = []
+
+    def flush():
+        x = np.concatenate([t.windows for t in pending])
+        out = KerasClassifier(network, (), batch_size).predict(x)
+        offset = 0
+        for t in pending:
+            n = len(t.windows)
+            yield t.path, "ok", out[offset : offset + n].mean(axis=0), n, None
+            offset += n
+        pending.clear()
+
+    for outcome in run_pool(extract_track, files, jobs=jobs, timeout=timeout, max_pending=4 * max(jobs, 1) + 8,
+                            kwargs=kwargs):
+        if not outcome.ok:
+            yield Path(outcome.item), "failed", None, 0, outcome.error
+            continue
+        track = outcome.value
+        if track.status != "ok":
+            yield track.path, "silent" if track.status == "silent" else "failed", None, 0, track.error
+            continue
+        if network is None:
+            import_keras("genretag learn")
+            network = build_features(bundle.card.features)
+        pending.append(track)
+        if sum(len(t.windows) for t in pending) >= batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
