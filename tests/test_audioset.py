@@ -52,6 +52,43 @@ def test_16k_audio_is_raised_to_32k_and_hears_nothing_above_8k():
     assert (inner[centres < 7_500].mean(axis=1) > floor + 0.5).all()  # the bands below hold the noise
 
 
+def _dense_audioset_log_mel(x: np.ndarray) -> np.ndarray:
+    """EfficientAT's front end as its authors define it, the plain way: reflect-padded centred 1024-sample frames,
+    an 800-sample symmetric Hann window centred in each, and the whole Kaldi filterbank as one dense product."""
+    from genretag.features import kaldi_mel_banks
+
+    x = np.asarray(x, np.float64)
+    x = np.pad(x[1:] - 0.97 * x[:-1], 512, mode="reflect")
+    window = np.zeros(1024)
+    window[112:912] = np.hanning(800)  # symmetric
+    frames = np.lib.stride_tricks.sliding_window_view(x, 1024)[::320]
+    spectrum = np.fft.rfft(frames * window, axis=-1)
+    mel = (spectrum.real**2 + spectrum.imag**2) @ kaldi_mel_banks().T
+    return ((np.log(mel + 1e-5) + 4.5) / 5.0).T
+
+
+@pytest.mark.parametrize("seed, gain", [(0, 1.0), (1, 1e-4), (2, 30.0)])
+def test_audioset_front_end_equals_the_dense_definition(seed, gain):
+    # the fast path (800-sample frames, banded filterbank, concatenated padding) changes no value
+    x = _tone(2.976, AUDIOSET_RATE, hz=220.0 * (seed + 1), seed=seed) * np.float32(gain)
+    np.testing.assert_allclose(audioset_log_mel(x, AUDIOSET_RATE), _dense_audioset_log_mel(x), rtol=0, atol=1e-5)
+
+
+def test_mel_bands_equal_the_dense_product_and_leave_empty_blocks_zero():
+    from genretag.features import MelBands, kaldi_mel_banks
+
+    power = np.random.default_rng(4).random((7, 513)) ** 4
+    banks = kaldi_mel_banks()
+    np.testing.assert_allclose(MelBands.of(banks).apply(power), power @ banks.T, rtol=1e-12, atol=0)
+    sparse = np.zeros((40, 513))
+    sparse[33, 100:110] = 1.0  # one filter; the blocks before and after it are all zero
+    bands = MelBands.of(sparse, group=8)
+    assert [(lo, hi, first, end) for lo, hi, first, end, _ in bands.blocks] == [(100, 110, 32, 40)]
+    out = bands.apply(power)
+    np.testing.assert_allclose(out, power @ sparse.T, rtol=1e-12, atol=0)
+    assert (np.delete(out, 33, axis=1) == 0).all()
+
+
 def test_audioset_rate_stacks_both_inputs_in_one_patch():
     assert FUSED.patch_shape == (96 + 128, 298) and musicnn.FEATURES.patch_shape == (96, 187)
     seg16 = np.stack([_tone(2.976, 16_000, seed=s) for s in range(3)])
