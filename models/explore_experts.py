@@ -15,7 +15,7 @@ each window gets, once (saved in ``--work``):
 - YAMNet's 521 scores (``../shared/pretrained/yamnet_spectra_in.tflite`` run by TensorFlow Lite on
   the 16 kHz window, 5 patches of 0.96 s a window, averaged; its log-mel front end, a NumPy STFT and
   ``tf.signal``'s mel matrix after ``research/audioset/yamnet/features.py``, matches the reference patch
-  shipped with it to correlation 0.99997 once the audio is scaled by 4.1, the gain the pair implies).
+  shipped with it to correlation 0.99992 once the audio is scaled by 4.1, the gain the pair implies).
 
 Rules combine the experts per window, ``softmax(sum_e w_e log q_e)``, and pool the windows by the
 mean, as scan does; a row is scored on each check separately (seeded checks with that seed's head,
