@@ -65,8 +65,9 @@ def level_audioset(x: np.ndarray, target: float, *, max_db: float = 40.0) -> np.
     return ((np.log(mel * np.exp(c) + 1e-5) + 4.5) / 5.0).astype(np.float32)
 
 
-def yamnet_scores(paths, config) -> np.ndarray:
-    """``float32 [windows, 521]``: YAMNet on each scan window (16 kHz), its patches' scores averaged."""
+def yamnet_scores(paths, config, *, middle: bool = False) -> np.ndarray:
+    """``float32 [windows, 521]``: YAMNet on each scan window (16 kHz), its 5 patches' scores averaged
+    (``middle``: only the middle patch, frames 96-191 of 298, a fifth of the cost)."""
     import tensorflow as tf
 
     from genretag.audio import load_segments, probe
@@ -87,7 +88,7 @@ def yamnet_scores(paths, config) -> np.ndarray:
             frames = np.lib.stride_tricks.sliding_window_view(wave * YAMNET_GAIN, 400)[::160]
             logmel = np.log(np.abs(np.fft.rfft(frames * window, 512)) @ mel + 0.001).astype(np.float32)
             patch = []
-            for k in range(0, len(logmel) - 96 + 1, 48):
+            for k in [96] if middle else range(0, len(logmel) - 96 + 1, 48):
                 net.set_tensor(into, logmel[None, k : k + 96])
                 net.invoke()
                 patch.append(net.get_tensor(out)[0].copy())
@@ -95,7 +96,7 @@ def yamnet_scores(paths, config) -> np.ndarray:
     return np.array(scores, np.float32)
 
 
-def dump(work: Path, heads: dict[int, str], levels: list[float]) -> dict[str, np.ndarray]:
+def dump(work: Path, heads: dict[int, str], levels: list[float], *, yamnet: str = "yamnet") -> dict[str, np.ndarray]:
     """Every expert's per-window output, computed once and kept in ``work``."""
     import check_sources as cs
     import keras
@@ -108,7 +109,7 @@ def dump(work: Path, heads: dict[int, str], levels: list[float]) -> dict[str, np
     config = fused.bundle.card.features
     paths = sorted({p for c in cs.checks(fused.labels) for p in c.paths})
     work.mkdir(parents=True, exist_ok=True)
-    names = [f"head{s}" for s in heads] + ["eat", "msd", "yamnet"] + [f"eat-level{t:g}" for t in levels]
+    names = [f"head{s}" for s in heads] + ["eat", "msd", yamnet] + [f"eat-level{t:g}" for t in levels]
     out = {n: np.load(work / f"{n}.npy") for n in names if (work / f"{n}.npy").is_file()}
     missing = [n for n in names if n not in out]
     if missing or not (work / "counts.npy").is_file():
@@ -134,7 +135,7 @@ def dump(work: Path, heads: dict[int, str], levels: list[float]) -> dict[str, np
                 out[name] = musicnn.build_tagger(extractor).predict(extractor.predict(small, batch_size=64, verbose=0),
                                                                     batch_size=64, verbose=0)
             else:
-                out[name] = yamnet_scores(paths, config)
+                out[name] = yamnet_scores(paths, config, middle=name == "yamnet-mid")
             np.save(work / f"{name}.npy", out[name])
     out["counts"] = np.load(work / "counts.npy")
     out["paths"] = np.array([str(p) for p in paths])
@@ -168,16 +169,19 @@ def main() -> None:
     parser.add_argument("--head", action="append", required=True, metavar="SEED=BUNDLE")
     parser.add_argument("--work", type=Path, default=Path("/tmp/experts"))
     parser.add_argument("--levels", type=float, nargs="*", default=[0.0, 0.4])
+    parser.add_argument("--yamnet-middle", action="store_true",
+                        help="YAMNet on the middle 0.96 s of each window only (one patch instead of 5)")
     args = parser.parse_args()
     heads = {int(k): v for k, v in (h.split("=", 1) for h in args.head)}
     labels = genretag.load_model("default").labels
-    d = dump(args.work, heads, args.levels)
+    yamnet = "yamnet-mid" if args.yamnet_middle else "yamnet"
+    d = dump(args.work, heads, args.levels, yamnet=yamnet)
     bounds = np.concatenate([[0], np.cumsum(d["counts"])])
     row_of = {p: i for i, p in enumerate(d["paths"])}
     checks = cs.checks(labels)
     log_p = {s: np.log(np.clip(d[f"head{s}"], 1e-7, 1.0)) for s in heads}
     experts = {"eat": log_genres(d["eat"], labels, logits=True), "msd": log_msd(d["msd"], labels),
-               "yamnet": log_genres(d["yamnet"], labels, offset=YAMNET_OFFSET)}
+               "yamnet": log_genres(d[yamnet], labels, offset=YAMNET_OFFSET)}
     for t in args.levels:
         experts[f"eat-level{t:g}"] = log_genres(d[f"eat-level{t:g}"], labels, logits=True)
 
