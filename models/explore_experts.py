@@ -67,7 +67,7 @@ def level_audioset(x: np.ndarray, target: float, *, max_db: float = 40.0) -> np.
 
 def yamnet_scores(paths, config, *, middle: bool = False) -> np.ndarray:
     """``float32 [windows, 521]``: YAMNet on each scan window (16 kHz), its 5 patches' scores averaged
-    (``middle``: only the middle patch, frames 96-191 of 298, a fifth of the cost)."""
+    (``middle``: only the middle patch, frames 96-191 of 298: a fifth of the network's work)."""
     import tensorflow as tf
 
     from genretag.audio import load_segments, probe
