@@ -1,0 +1,226 @@
+"""Score fusion rules offline: every expert's per-window output on every check file, then rules over them.
+
+    python models/explore_experts.py --head 0=HEAD0 --head 1=HEAD1 --head 2=HEAD2 [--work /tmp/experts]
+
+``HEAD<seed>``: a musicnn genre bundle trained with that split seed (2.0's recipe; seed 0 is 2.0
+itself). Each check file (``models/check_sources.py``'s: corpus test and 4q-multi held-out clips of
+seeds 0-2, wesnoth, muldjord) is cut into the 8 windows scan cuts (the fused bundle's cache), and
+each window gets, once (saved in ``--work``):
+
+- ``p``: each head's genre distribution (musicnn's log-mel at one level per track);
+- EfficientAT's 527 logits with its input as decoded, and with its input brought to one level per
+  track (``--levels``: the mean of its normalised log-mel, ``(ln(mel + 1e-5) + 4.5) / 5``; 0 is the
+  centre its authors' normalisation assumes for AudioSet);
+- musicnn's own 50 MSD tag probabilities (its pretrained back end);
+- YAMNet's 521 scores (``../shared/pretrained/yamnet_spectra_in.tflite`` run by TensorFlow Lite on
+  the 16 kHz window, 5 patches of 0.96 s a window, averaged; its log-mel front end, a NumPy STFT and
+  ``tf.signal``'s mel matrix after ``research/audioset/yamnet/features.py``, matches the reference patch
+  shipped with it to correlation 0.99992 once the audio is scaled by 4.1, the gain the pair implies).
+
+Rules combine the experts per window, ``softmax(sum_e w_e log q_e)``, and pool the windows by the
+mean, as scan does; a row is scored on each check separately (seeded checks with that seed's head,
+wesnoth and muldjord with seed 0's). This is a measuring tool, not a model: a rule worth shipping is
+then built as a bundle and judged by ``models/check_sources.py`` (the 4.0 rows agree to the clip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "models"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+PRETRAINED = ROOT.parent / "shared" / "pretrained"
+YAMNET_GAIN = 4.1
+YAMNET_OFFSET = 5
+"""YAMNet's outputs are AudioSet's 527 classes less 6 (two speech, two singing, Battle cry, Funny music,
+found by aligning its outputs with EfficientAT's on these windows): every genre class is 5 places lower."""
+MSD_GENRES = {"Blues": ("blues",), "Country": ("country",), "Hip-Hop": ("Hip-Hop",), "Jazz": ("jazz",),
+              "Pop": ("pop",), "Soul-RnB": ("soul", "rnb", "funk"),
+              "Electronic": ("electronic", "electronica", "electro", "dance", "House"),
+              "Rock": ("rock", "alternative rock", "classic rock", "indie rock", "hard rock", "metal", "heavy metal",
+                       "punk", "Progressive rock")}
+"""musicnn's MSD tags beneath each label; no tag names Classical or International music (those two get
+the mean of the others: the expert has no opinion on them)."""
+
+
+def level_audioset(x: np.ndarray, target: float, *, max_db: float = 40.0) -> np.ndarray:
+    """EfficientAT's normalised log-mel of ONE track ``[k, 128, t]`` at the gain that makes its mean ``target``."""
+    mel = np.maximum(np.exp(5.0 * x.astype(np.float64) - 4.5) - 1e-5, 0.0)
+    c, bound = 0.0, max_db / 10.0 * np.log(10.0)
+    for _ in range(40):
+        scaled = mel * np.exp(c)
+        miss = ((np.log(scaled + 1e-5) + 4.5) / 5.0).mean() - target
+        slope = (scaled / (scaled + 1e-5)).mean() / 5.0
+        if abs(miss) < 1e-6 or abs(c) == bound:
+            break
+        c = float(np.clip(c - miss / max(slope, 1e-6), -bound, bound))
+    return ((np.log(mel * np.exp(c) + 1e-5) + 4.5) / 5.0).astype(np.float32)
+
+
+def yamnet_scores(paths, config, *, middle: bool = False) -> np.ndarray:
+    """``float32 [windows, 521]``: YAMNet on each scan window (16 kHz), its 5 patches' scores averaged
+    (``middle``: only the middle patch, frames 96-191 of 298: a fifth of the network's work)."""
+    import tensorflow as tf
+
+    from genretag.audio import load_segments, probe
+    from genretag.config import WindowPolicy
+    from genretag.features import window_starts
+
+    mel = tf.signal.linear_to_mel_weight_matrix(num_mel_bins=64, num_spectrogram_bins=257, sample_rate=16000,
+                                                lower_edge_hertz=125.0, upper_edge_hertz=7500.0).numpy()
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)  # periodic Hann, 25 ms
+    net = tf.lite.Interpreter(str(PRETRAINED / "yamnet_spectra_in.tflite"))
+    net.allocate_tensors()
+    into, out = net.get_input_details()[0]["index"], net.get_output_details()[0]["index"]
+    scores = []
+    for path in paths:
+        info = probe(path)
+        starts = window_starts(info.duration, config=config, policy=WindowPolicy())
+        for wave in load_segments(path, starts, seconds=config.window_seconds, sample_rate=16000, info=info):
+            frames = np.lib.stride_tricks.sliding_window_view(wave * YAMNET_GAIN, 400)[::160]
+            logmel = np.log(np.abs(np.fft.rfft(frames * window, 512)) @ mel + 0.001).astype(np.float32)
+            patch = []
+            for k in [96] if middle else range(0, len(logmel) - 96 + 1, 48):
+                net.set_tensor(into, logmel[None, k : k + 96])
+                net.invoke()
+                patch.append(net.get_tensor(out)[0].copy())
+            scores.append(np.mean(patch, axis=0))
+    return np.array(scores, np.float32)
+
+
+def dump(work: Path, heads: dict[int, str], levels: list[float], *, yamnet: str = "yamnet") -> dict[str, np.ndarray]:
+    """Every expert's per-window output, computed once and kept in ``work``."""
+    import check_sources as cs
+    import keras
+
+    import genretag
+    from genretag.models import efficientat, musicnn
+    from genretag.models.bundle import read_bundle
+
+    fused = genretag.load_model("default")
+    config = fused.bundle.card.features
+    paths = sorted({p for c in cs.checks(fused.labels) for p in c.paths})
+    work.mkdir(parents=True, exist_ok=True)
+    names = [f"head{s}" for s in heads] + ["eat", "msd", yamnet] + [f"eat-level{t:g}" for t in levels]
+    out = {n: np.load(work / f"{n}.npy") for n in names if (work / f"{n}.npy").is_file()}
+    missing = [n for n in names if n not in out]
+    if missing or not (work / "counts.npy").is_file():
+        windows = cs.window_cache(paths, config)
+        np.save(work / "counts.npy", np.array([len(windows[p]) for p in paths]))
+        patches = np.concatenate([windows[p] for p in paths]).astype(np.float32)
+        small, wide = patches[:, : config.n_mels, : config.n_frames], patches[:, config.n_mels :, : config.audioset_frames]
+        for name in missing:
+            if name.startswith("head"):
+                bundle = read_bundle(heads[int(name[4:])])
+                model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
+                out[name] = model.predict(small, batch_size=64, verbose=0)
+            elif name.startswith("eat"):
+                x = wide
+                if name != "eat":
+                    target = float(name.removeprefix("eat-level"))
+                    x = np.concatenate([level_audioset(windows[p][:, config.n_mels :, : config.audioset_frames], target)
+                                        for p in paths])
+                out[name] = efficientat.build_network(n_frames=config.audioset_frames).predict(x, batch_size=64,
+                                                                                               verbose=0)[0]
+            elif name == "msd":
+                extractor = musicnn.build_extractor()
+                out[name] = musicnn.build_tagger(extractor).predict(extractor.predict(small, batch_size=64, verbose=0),
+                                                                    batch_size=64, verbose=0)
+            else:
+                out[name] = yamnet_scores(paths, config, middle=name == "yamnet-mid")
+            np.save(work / f"{name}.npy", out[name])
+    out["counts"] = np.load(work / "counts.npy")
+    out["paths"] = np.array([str(p) for p in paths])
+    return out
+
+
+def log_genres(scores: np.ndarray, labels: tuple[str, ...], *, offset: int = 0, logits: bool = False) -> np.ndarray:
+    """``[windows, 10]``: each label's largest log-probability among its AudioSet classes (model 4.0's mapping)."""
+    from genretag.models.fusion import GENRE_CLASSES
+
+    log_s = -np.logaddexp(0.0, -scores) if logits else np.log(np.clip(scores, 1e-7, 1.0))
+    return np.stack([log_s[:, [i - offset for i, _ in GENRE_CLASSES[label]]].max(1) for label in labels], 1)
+
+
+def log_msd(tags: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    from genretag.models.musicnn import MSD_TAGS
+
+    index = {t: i for i, t in enumerate(MSD_TAGS)}
+    cols = {label: np.log(np.clip(tags[:, [index[t] for t in MSD_GENRES[label]]].max(1), 1e-7, 1.0))
+            for label in labels if label in MSD_GENRES}
+    neutral = np.mean(list(cols.values()), axis=0)
+    return np.stack([cols.get(label, neutral) for label in labels], 1)
+
+
+def main() -> None:
+    import check_sources as cs
+
+    import genretag
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--head", action="append", required=True, metavar="SEED=BUNDLE")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/experts"))
+    parser.add_argument("--levels", type=float, nargs="*", default=[0.0, 0.4])
+    parser.add_argument("--yamnet-middle", action="store_true",
+                        help="YAMNet on the middle 0.96 s of each window only (one patch instead of 5)")
+    args = parser.parse_args()
+    heads = {int(k): v for k, v in (h.split("=", 1) for h in args.head)}
+    labels = genretag.load_model("default").labels
+    yamnet = "yamnet-mid" if args.yamnet_middle else "yamnet"
+    d = dump(args.work, heads, args.levels, yamnet=yamnet)
+    bounds = np.concatenate([[0], np.cumsum(d["counts"])])
+    row_of = {p: i for i, p in enumerate(d["paths"])}
+    checks = cs.checks(labels)
+    log_p = {s: np.log(np.clip(d[f"head{s}"], 1e-7, 1.0)) for s in heads}
+    experts = {"eat": log_genres(d["eat"], labels, logits=True), "msd": log_msd(d["msd"], labels),
+               "yamnet": log_genres(d[yamnet], labels, offset=YAMNET_OFFSET)}
+    for t in args.levels:
+        experts[f"eat-level{t:g}"] = log_genres(d[f"eat-level{t:g}"], labels, logits=True)
+
+    def row(name: str, weights: dict[str, float]) -> None:
+        """``weights``: expert -> w; the head gets 1 - their sum."""
+        per: dict[str, list[float]] = {}
+        for seed in sorted(heads):
+            z = (1.0 - sum(weights.values())) * log_p[seed] + sum(w * experts[e] for e, w in weights.items())
+            z = np.exp(z - z.max(1, keepdims=True))
+            windows = z / z.sum(1, keepdims=True)
+            tracks = np.array([windows[a:b].mean(0) for a, b in itertools.pairwise(bounds)])
+            for check in checks:
+                if check.seed not in (None, seed) or (check.seed is None and seed != min(heads)):
+                    continue
+                top = tracks[[row_of[str(p)] for p in check.paths]].argmax(1)
+                right = check.allowed[np.arange(len(top)), top]
+                per.setdefault(check.name, []).append(right.mean() if check.seed is not None else right.sum())
+        cells = [f"{np.mean(per[c]):.3f} ({' / '.join(f'{v:.3f}' for v in per[c])})" for c in ("corpus-test", "4q-multi")]
+        worst = min(per["wesnoth"][0] / 40, per["muldjord"][0] / 4)
+        print(f"| {name} | {cells[0]} | {cells[1]} | {per['wesnoth'][0]:.0f} | {per['muldjord'][0]:.0f} | {worst:.3f} |")
+
+    print("| rule (seed 0's head for wesnoth, muldjord) | corpus test, mean (seeds) | 4q-multi, mean (seeds) "
+          "| wesnoth /40 | muldjord /4 | worst |")
+    print("|---|---|---|---:|---:|---:|")
+    row("head alone (2.0's recipe)", {})
+    row("zero-shot EfficientAT mapping", {"eat": 1.0})
+    row("zero-shot YAMNet mapping", {"yamnet": 1.0})
+    row("zero-shot musicnn MSD tags", {"msd": 1.0})
+    for w in (0.2, 0.35, 0.5, 0.65):
+        row(f"head x EfficientAT, w {w} (4.0: 0.35)", {"eat": w})
+    for t in args.levels:
+        for w in (0.35, 0.5, 0.65):
+            row(f"head x EfficientAT levelled to {t:g}, w {w}", {f"eat-level{t:g}": w})
+    for w3 in (0.1, 0.2, 0.3):
+        row(f"head x EfficientAT 0.35 x MSD tags {w3}", {"eat": 0.35, "msd": w3})
+    for w in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35):
+        for wy in (0.1, 0.15, 0.2, 0.25, 0.3):
+            row(f"head x EfficientAT {w} x YAMNet {wy}", {"eat": w, "yamnet": wy})
+
+
+if __name__ == "__main__":
+    main()
