@@ -94,7 +94,8 @@ def assign_album(item: Item, decision: Any) -> list[str]:
 
 
 def mark_unheard(item: Item, status: str, model_id: str) -> list[str]:
-    """Record that ``model_id`` found ``item`` silent or could not decode it: ``genretag_status``, and an empty
+    """Record that ``model_id`` found ``item`` silent or not music, or could not decode it: ``genretag_status``
+    (``silent``, ``not-music``, ``failed``), and an empty
     ``genretag_genre`` of its own (so the album's does not show through); its genre field is left alone."""
     before = {k: own(item, k) for k in (*FLEX_FIELDS, "genretag_status")}
     for key in ("genretag_confidence", "genretag_top", *ALBUM_FIELDS):

@@ -63,6 +63,7 @@ class _Tally:
     skipped: int = 0
     failed: int = 0
     silent: int = 0
+    not_music: int = 0  # the model's music score says it is not music (speech, noise...): no genre
     saved: int = 0
     unwritten: int = 0  # files genretag's writer refused (reported; their tracks are not stored)
 
@@ -87,7 +88,7 @@ class _Group:
     items: list[Item]
     album: Album | None = None
     predictions: dict[str, Any] = field(default_factory=dict)  # path -> genretag.Prediction
-    unheard: dict[str, str] = field(default_factory=dict)  # path -> "silent" or "failed" (nothing to decide from)
+    unheard: dict[str, str] = field(default_factory=dict)  # path -> "silent", "not-music" or "failed" (no genre)
     waiting: set[str] = field(default_factory=set)
     decision: Any = None  # the prediction the group's genres were chosen from
     genres: list[str] | None = None  # what the group's genre fields got (None: left as they were)
@@ -223,7 +224,8 @@ class GenretagPlugin(BeetsPlugin):
         ui.print_(f"genretag: {tally.predicted} predicted ({tally.decoded} decoded, {tally.stored} from the "
                   f"prediction store), {tally.changed} genre changes"
                   f"{' (pretend)' if pretend else ''}, {tally.skipped} skipped (already predicted), "
-                  f"{tally.silent} silent, {tally.failed} failed, {tally.unwritten} not written")
+                  f"{tally.not_music} not music, {tally.silent} silent, {tally.failed} failed, "
+                  f"{tally.unwritten} not written")
         problems = [f"{n} file{'s' if n != 1 else ''} could not be {what}"
                     for n, what in ((tally.failed, "decoded"), (tally.unwritten, "written")) if n]
         if problems:
@@ -315,7 +317,7 @@ class GenretagPlugin(BeetsPlugin):
                     for group in by_path.get(key, ()):
                         if result.status == "predicted" and result.prediction is not None:
                             group.predictions[key] = result.prediction
-                        elif result.status in ("silent", "failed"):
+                        elif result.status in ("silent", "not-music", "failed"):
                             group.unheard[key] = result.status
                         group.waiting.discard(key)
                         if not group.waiting:
@@ -367,6 +369,11 @@ class GenretagPlugin(BeetsPlugin):
         elif result.status == "silent":
             tally.silent += 1
             self._log.info("{}: silent, no genre", displayable_path(os.fsencode(result.path)))
+        elif result.status == "not-music":
+            tally.not_music += 1
+            score = result.prediction.music if result.prediction is not None else None
+            self._log.info("{}: not music (music score {}), no genre", displayable_path(os.fsencode(result.path)),
+                           "?" if score is None else f"{score:.2f}")
         elif result.status == "predicted":
             tally.predicted += 1
 
@@ -472,7 +479,8 @@ def _import_line(obj: Item | Album, groups: Sequence[_Group], tally: _Tally) -> 
     tracks = sum(len(g.items) for g in groups)
     counts = [f"{tracks} track{'s' if tracks != 1 else ''}", f"{tally.decoded} decoded"]
     counts += [f"{n} {what}" for n, what in ((tally.stored, "from the prediction store"), (tally.skipped, "skipped"),
-                                             (tally.silent, "silent"), (tally.failed, "failed"),
+                                             (tally.not_music, "not music"), (tally.silent, "silent"),
+                                             (tally.failed, "failed"),
                                              (tally.unwritten, "not written")) if n]
     return f"{obj}: {said}; genres: {', '.join(now)} ({', '.join(counts)})"
 

@@ -84,7 +84,9 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     """The genre distribution of one file: ``windows`` 3-s windows, decoded here, averaged.
 
     Raises :class:`~genretag.errors.DecodeError` naming the file when it can't be
-    decoded, is too short, or is silent (no genre to give).
+    decoded, is too short, or is silent (no genre to give). A model with a music score (its card's
+    ``music``) fills the prediction's ``music``: below the card's ``music.floor``, a scan would call the file
+    ``not-music`` and write no genre.
     """
     from genretag.scan import extract_track
     from genretag.scan.batching import from_windows
@@ -98,7 +100,7 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     outputs = loaded.classifier.predict(track.windows)
     card = loaded.bundle.card
     return from_windows(Path(path), outputs, labels=card.labels, styles=card.style_names,
-                        temperature=card.temperature, pooling=card.pooling)
+                        temperature=card.temperature, pooling=card.pooling, music=card.music is not None)
 
 
 def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
@@ -109,7 +111,8 @@ def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Mode
     The batch pipeline: a pool of ``options.jobs`` decode workers, windows of many
     tracks through the model in batches of ``options.batch_size``, probabilities
     averaged per track. Yields one :class:`~genretag.scan.ScanResult` per file as
-    each finishes, with status ``predicted`` (see ``.prediction``), ``skipped``
+    each finishes, with status ``predicted`` (see ``.prediction``), ``not-music`` (the model's music
+    score is below its floor: it has a prediction, and gets no genre), ``skipped``
     (already tagged by this model, unless ``options.force``), ``silent`` or
     ``failed`` (see ``.error``): a bad file is a value, never an exception.
     Pass the result to :func:`decide` and :func:`write` to tag it.
@@ -436,7 +439,10 @@ def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
         return ScanResult(**base, status="silent")
     if entry.status == "kept":
         return ScanResult(**base, status="kept")
-    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores)
+    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores,
+                            entry.music)
+    if entry.status == "not-music":
+        return ScanResult(**base, status="not-music", prediction=prediction)
     status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
     return ScanResult(**base, status=status, prediction=prediction)
 

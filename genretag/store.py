@@ -2,9 +2,9 @@
 
 One SQLite database (``~/.cache/genretag/predictions.sqlite`` by default) with one
 row per (file, model): the file's identity when it was predicted (size and
-modification time in ns), the predict-phase status (``predicted``, ``silent`` or
+modification time in ns), the predict-phase status (``predicted``, ``not-music``, ``silent`` or
 ``failed`` with its reason), every class probability (and every style score, for a model
-with styles), the genre tags the file had, and what the last scan or apply made of it
+with styles, and the music score, for a model with one), the genre tags the file had, and what the last scan or apply made of it
 (``tagged``, ``kept``...). A row is used
 only while the file's size and mtime are still the ones recorded, so a file that
 changed is predicted again and never tagged from an old prediction.
@@ -35,7 +35,7 @@ import numpy as np
 from genretag.errors import StoreError, describe
 from genretag.tags import TagState
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """1: the first. 2: ``styles`` and ``style_scores`` (models with styles). 3: status ``kept`` (a file
 that keeps a genre genretag did not write, read for its tags only: no prediction); an older genretag
 would take such a row for a prediction, so it must refuse the store. 4: ``ctime_ns`` and ``inode`` in a
@@ -43,7 +43,10 @@ file's identity (a tag editor that keeps size and mtime still changes the ctime;
 another has another inode), and the ``reviews`` table (decisions a person made, see :meth:`Store.review`).
 Rows of an older store have no ctime and inode: until the file is next recorded, size and mtime say
 whether it is current (whether a file keeps its genre is decided on its tags at write time anyway).
-5: the ``features`` table (a track's mean window features for ``genretag learn``, see :meth:`Store.put_features`)."""
+5: the ``features`` table (a track's mean window features for ``genretag learn``, see :meth:`Store.put_features`).
+6: status ``not-music`` (a prediction whose music score is below the model's floor: no genre) and the
+``music`` column (the track's music score); an older genretag would take such a row for damaged and
+predict the file again, so it must refuse the store."""
 STORE_FILE = "predictions.sqlite"
 _APP = "genretag prediction store"
 _SCHEMA = """
@@ -53,7 +56,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     model TEXT NOT NULL,            -- "name version sha256-prefix wWINDOWS" (genretag.api.store_key)
     size INTEGER NOT NULL,          -- identity when predicted: bytes ...
     mtime_ns INTEGER NOT NULL,      -- ... and modification time
-    status TEXT NOT NULL,           -- predicted | silent | failed | kept (schema 3: not decoded)
+    status TEXT NOT NULL,           -- predicted | not-music (schema 6) | silent | failed | kept (schema 3: not decoded)
     labels TEXT,                    -- JSON list, in probabilities' order
     probabilities BLOB,             -- float32 little-endian
     windows INTEGER,
@@ -67,6 +70,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     style_scores BLOB,              -- (schema 2) float32 little-endian, in styles' order
     ctime_ns INTEGER,               -- (schema 4) identity: status-change time (no program can set it) ...
     inode INTEGER,                  -- (schema 4) ... and inode number
+    music REAL,                     -- (schema 6) the track's music score (NULL: the model has none)
     PRIMARY KEY (path, model)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reviews (  -- (schema 4) what a person decided for a file, whatever the model
@@ -92,7 +96,8 @@ CREATE TABLE IF NOT EXISTS features (  -- (schema 5) a track's mean window featu
 ) WITHOUT ROWID;
 """
 _COLUMNS = ("path", "model", "size", "mtime_ns", "status", "labels", "probabilities", "windows", "previous",
-            "provenance", "error", "tags", "outcome", "updated", "styles", "style_scores", "ctime_ns", "inode")
+            "provenance", "error", "tags", "outcome", "updated", "styles", "style_scores", "ctime_ns", "inode",
+            "music")
 """The ``predictions`` columns, in the order :func:`_entry` reads them."""
 _MIGRATIONS = {
     2: ("ALTER TABLE predictions ADD COLUMN styles TEXT", "ALTER TABLE predictions ADD COLUMN style_scores BLOB"),
@@ -103,6 +108,7 @@ _MIGRATIONS = {
     5: ("CREATE TABLE IF NOT EXISTS features (path BLOB NOT NULL, extractor TEXT NOT NULL, size INTEGER NOT NULL, "
         "mtime_ns INTEGER NOT NULL, ctime_ns INTEGER, inode INTEGER, status TEXT NOT NULL, vector BLOB, "
         "windows INTEGER NOT NULL, error TEXT, updated REAL NOT NULL, PRIMARY KEY (path, extractor)) WITHOUT ROWID",),
+    6: ("ALTER TABLE predictions ADD COLUMN music REAL",),
 }
 """What brings a store of the version before each key up to it."""
 
@@ -114,7 +120,7 @@ class Result(Protocol):
     status: str
     prediction: object | None
     """A :class:`genretag.scan.Prediction` (``labels``, ``probabilities``, ``windows``, ``styles``,
-    ``style_scores``), or None."""
+    ``style_scores``, ``music``), or None."""
     previous: tuple[str, ...]
     provenance: str | None
     error: str | None
@@ -169,10 +175,10 @@ class Entry:
     model: str
     identity: Identity
     status: str
-    """``predicted``, ``silent`` or ``failed``."""
+    """``predicted``, ``not-music``, ``silent``, ``failed`` or ``kept``."""
     labels: tuple[str, ...]
     probabilities: np.ndarray | None
-    """``float32 [n_classes]``; None unless ``predicted``."""
+    """``float32 [n_classes]``; None unless ``predicted`` or ``not-music``."""
     windows: int
     previous: tuple[str, ...]
     provenance: str | None
@@ -184,6 +190,8 @@ class Entry:
     """The model's style names; empty: it has none (or the row predates schema 2)."""
     style_scores: np.ndarray | None = None
     """``float32 [n_styles]`` in ``styles`` order; None unless ``predicted`` by a model with styles."""
+    music: float | None = None
+    """The track's music score; None unless predicted by a model with one (or the row predates schema 6)."""
 
 
 @dataclass(frozen=True)
@@ -290,9 +298,11 @@ class Store:
 
     def _select(self) -> str:
         """``SELECT`` of every column :func:`_entry` reads; a column an older (read-only) store lacks is NULL."""
-        have = _COLUMNS if self.schema >= 4 else _COLUMNS[:-2] + ("NULL", "NULL")
+        have = _COLUMNS if self.schema >= 6 else _COLUMNS[:-1] + ("NULL",)
+        if self.schema < 4:
+            have = have[:-3] + ("NULL",) * 3
         if self.schema < 2:
-            have = have[:-4] + ("NULL",) * 4
+            have = have[:-5] + ("NULL",) * 5
         return f"SELECT {', '.join(have)} FROM predictions"
 
     def _transaction(self):
@@ -357,13 +367,17 @@ class Store:
         Results without an identity (the file vanished) and ``skipped`` results (the
         file was not looked at) leave the store as it was. A result with a
         prediction records it; a decided result also records its outcome; a ``kept``
-        result without a prediction (read for its tags only) is recorded as status ``kept``.
+        result without a prediction (read for its tags only) is recorded as status ``kept``; a ``not-music``
+        one as ``not-music``, with its prediction.
         """
         if identity is None or result.status == "skipped":
             return
         pred = result.prediction
-        status = "predicted" if pred is not None else result.status if result.status in ("silent", "kept") \
-            else "failed"
+        if pred is not None:
+            status = "not-music" if result.status == "not-music" else "predicted"
+        else:
+            status = result.status if result.status in ("silent", "kept") else "failed"
+        music = getattr(pred, "music", None)
         scores = getattr(pred, "style_scores", None)
         row = (_key(result.path), model, identity.size, identity.mtime_ns, status,
                json.dumps(list(pred.labels)) if pred is not None else None,
@@ -372,7 +386,7 @@ class Store:
                result.error, _tags_json(result.tags), result.status, time.time(),
                json.dumps(list(pred.styles)) if scores is not None else None,
                np.asarray(scores, "<f4").tobytes() if scores is not None else None,
-               identity.ctime_ns, identity.inode)
+               identity.ctime_ns, identity.inode, None if music is None else float(music))
         self._write(f"INSERT OR REPLACE INTO predictions ({', '.join(_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
 
@@ -492,7 +506,7 @@ def _tags_json(tags: TagState | None) -> str | None:
     return None if tags is None else json.dumps(dataclasses.asdict(tags))
 
 
-_STATUSES = ("predicted", "silent", "failed", "kept")
+_STATUSES = ("predicted", "not-music", "silent", "failed", "kept")
 """The statuses a row may hold."""
 
 
@@ -546,13 +560,16 @@ def _entry(row: tuple) -> Entry:
     """A row as an :class:`Entry`; ValueError or TypeError when it is malformed (a damaged or hand-edited
     store): probabilities that are not one float32 per label, JSON that is not what genretag writes."""
     (path, model, size, mtime_ns, status, labels, probs, windows, previous, provenance, error, tags, outcome,
-     updated, styles, scores, ctime_ns, inode) = row
+     updated, styles, scores, ctime_ns, inode, music) = row
     if status not in _STATUSES:
         raise ValueError(f"unknown status {status!r}")
     names = _texts(labels) if labels else ()
     probabilities = _scores(probs, names) if probs is not None else None
-    if (probabilities is None or not names) and status == "predicted":
+    if (probabilities is None or not names) and status in ("predicted", "not-music"):
         raise ValueError("a prediction without probabilities")
+    if music is not None and (isinstance(music, bool) or not isinstance(music, (int, float))
+                              or not 0.0 <= music <= 1.0):
+        raise ValueError(f"a music score that is not a number from 0 to 1: {music!r}")
     style_names = _texts(styles) if styles and scores is not None else ()
     return Entry(
         path=Path(os.fsdecode(path)), model=_text(model),
@@ -565,6 +582,7 @@ def _entry(row: tuple) -> Entry:
         tags=_tags_of(tags), outcome=outcome if outcome is None else _text(outcome), updated=float(updated),
         styles=style_names,
         style_scores=_scores(scores, style_names) if style_names else None,
+        music=None if music is None else float(music),
     )
 
 

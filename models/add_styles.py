@@ -106,7 +106,8 @@ def main() -> None:
 
         register_layers()
     model = keras.saving.load_model(args.bundle / card["weights"])
-    if model.output.shape[-1] != len(card["labels"]):
+    music = card.get("music") is not None  # models/add_music.py ran first: the music score stays last
+    if model.output.shape[-1] != len(card["labels"]) + music:
         sys.exit(f"{args.bundle}: the model already has more outputs than genres (styles attached?)")
     from genretag.models.musicnn import attach_styles
 
@@ -127,8 +128,11 @@ def main() -> None:
     else:
         combined = attach_styles(model, styles)
     x = np.random.default_rng(0).uniform(0, 4, (4, *model.input.shape[1:])).astype(np.float32)
-    same = np.abs(np.asarray(combined(x))[:, : len(card["labels"])] - np.asarray(model(x))).max()
-    print(f"genre block unchanged: max |diff| {same:.1e}")
+    before, after = np.asarray(model(x)), np.asarray(combined(x))
+    same = np.abs(after[:, : len(card["labels"])] - before[:, : len(card["labels"])]).max()
+    if music:
+        same = max(same, np.abs(after[:, -1] - before[:, -1]).max())
+    print(f"genre block{' and music score' if music else ''} unchanged: max |diff| {same:.1e}")
     path = args.bundle / card["weights"]
     tmp = path.with_suffix(".tmp.keras")
     combined.save(tmp)

@@ -32,7 +32,8 @@ def golden_prediction() -> dict:
         prediction = genretag.predict_file(clip, model=model)
     return {"model": model.model_id, "sha256": model.bundle.card.sha256, "windows": prediction.windows,
             "probabilities": {label: round(float(p), 6) for label, p in zip(prediction.labels, prediction.probabilities)},
-            "style_scores": {name: round(prediction.style_score(name), 6) for name in prediction.styles}}
+            "style_scores": {name: round(prediction.style_score(name), 6) for name in prediction.styles},
+            **({"music": round(prediction.music, 6)} if prediction.music is not None else {})}
 
 
 if __name__ == "__main__":

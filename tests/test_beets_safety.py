@@ -393,6 +393,32 @@ def test_compilation_tracks_are_decided_one_by_one(knn_bundle, tmp_path):
         assert all(f["comp"] for f in items.values())
 
 
+def test_not_music_is_recorded_and_its_file_left_as_it_was(tmp_path):
+    """With the shipped model (it has a music score), white noise imported into beets gets ``genretag_status``
+    ``not-music`` and no genre, its file is not written, and the summary counts it (exit status 0)."""
+    import numpy as np
+
+    src = tmp_path / "src" / "Hiss"
+    src.mkdir(parents=True)
+    noise = synth.write_audio(src / "noise.flac", 0.1 * np.random.default_rng(3).standard_normal(22_050 * 8)
+                              .astype(np.float32))
+    tags = mediafile.MediaFile(noise)
+    tags.title, tags.artist, tags.album = "noise", "Synth", "Hiss"
+    tags.save()
+    lib = Library(tmp_path, "default")
+    run = lib("import", "-A", "-q", str(src.parent))
+    assert run.returncode == 0, run.stderr
+    (path, fields), = lib.items().items()
+    before = Path(path).read_bytes()
+    run = lib("genretag")
+    assert run.returncode == 0, run.stderr
+    assert "0 predicted" in run.stdout and "1 not music, 0 silent, 0 failed" in run.stdout, run.stdout
+    fields = lib.items()[path]
+    assert (fields["genretag_status"], fields["genretag_genre"], fields["genres"]) == ("not-music", "", [])
+    assert "genretag_confidence" not in fields
+    assert Path(path).read_bytes() == before
+
+
 def test_silent_and_undecodable_tracks_are_recorded_not_inherited_nor_predicted_again(knn_bundle, tmp_path):
     """An album with a silent track and one that does not decode: the album is decided from the other two;
     the silent and the broken track get ``genretag_status`` (silent, failed), no genre (nor the album's

@@ -33,3 +33,6 @@ def test_default_model_matches_golden_output():
     assert actual["style_scores"].keys() == expected.get("style_scores", {}).keys()
     for name, score in actual["style_scores"].items():
         assert score == pytest.approx(expected["style_scores"][name], abs=2e-3), name
+    assert ("music" in actual) == ("music" in expected)
+    if "music" in expected:  # the model's music score (the card's ``music``)
+        assert actual["music"] == pytest.approx(expected["music"], abs=2e-3)

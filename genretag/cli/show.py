@@ -51,6 +51,7 @@ def show(
                 tags, failed = {"error": exc.reason}, True
             now = Identity.of(path)
             stored = [{"model": e.model, "status": e.status, "outcome": e.outcome, "current": e.identity.holds_for(now),
+                       **({"music": round(e.music, 4)} if e.music is not None else {}),
                        "top": [[g, round(float(p), 4)] for g, p in _ranked(e)[:3]],
                        **({"styles": [[n, round(float(p), 4)] for n, p in _styles(e)[:3]]} if e.styles else {}),
                        "error": e.error,
@@ -122,6 +123,8 @@ def _render(console, path: Path, tags: dict, stored: list[dict]) -> None:
         console.print("  no stored prediction")
     for entry in stored:
         top = ", ".join(f"{shown(g)} {p:.0%}" for g, p in entry["top"]) or shown(entry["error"] or entry["status"])
+        if entry["status"] == "not-music":
+            top = f"not music (music score {entry.get('music', 0.0):.0%}; no genre written), heard as {top}"
         if entry.get("styles"):
             top += "; styles: " + ", ".join(f"{shown(n)} {p:.0%}" for n, p in entry["styles"])
         state = "" if entry["current"] else " [yellow](file changed since: stale)[/yellow]"

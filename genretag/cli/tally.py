@@ -114,6 +114,9 @@ def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
     why = {"kept": "kept: has a genre", "skipped": "already tagged by this model", "silent": "silent: no genre",
            "low-confidence": "unsure", "excluded": "excluded: the genre map or a review left no genre to write",
            }.get(result.status, result.status)
+    if result.status == "not-music":  # the music score decided: the genre it would have had says nothing
+        score = result.prediction.music if result.prediction is not None else None
+        why, heard = "not music" + (f": music score {score:.0%}" if score is not None else "") + "; no genre", ""
     if heard:
         why += f": heard {heard}" if result.status == "low-confidence" else f"; heard {heard}"
     if result.status == "low-confidence":
@@ -130,8 +133,8 @@ def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool,
     parts = [f"{counts[s]} {label}" for s, label in (
         ("would-tag" if dry_run else "tagged", "would be tagged" if dry_run else "tagged"),
         ("kept", "kept existing genre"), ("skipped", "skipped (already tagged)"),
-        ("low-confidence", "low confidence"), ("excluded", "excluded by the genre map"), ("silent", "silent"),
-        ("failed", "failed"))]
+        ("low-confidence", "low confidence"), ("excluded", "excluded by the genre map"), ("not-music", "not music"),
+        ("silent", "silent"), ("failed", "failed"))]
     line = f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts)
     if resumed:
         line += f"; {resumed} already in {shown(output)} from an earlier run, not scanned again"

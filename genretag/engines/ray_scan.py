@@ -221,8 +221,9 @@ def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
         scores = row.get("style_scores")
         prediction = Prediction(path, bundle.card.labels, np.asarray(row["probabilities"], np.float32),
                                 row["n_windows"], bundle.card.style_names if scores is not None else (),
-                                np.asarray(scores, np.float32) if scores is not None else None)
-    return decide(as_result(track, prediction), options, styles=bundle.card.styles)
+                                np.asarray(scores, np.float32) if scores is not None else None, row.get("music"))
+    floor = bundle.card.music.floor if bundle.card.music is not None else None
+    return decide(as_result(track, prediction, music_floor=floor), options, styles=bundle.card.styles)
 
 
 def _failed(path: str, reason: str) -> ScanResult:

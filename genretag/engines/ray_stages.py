@@ -108,7 +108,7 @@ def _table(rows: dict[str, list], *, windows_binary: bool):
     fields = [("path", pa.string()), ("status", pa.string())]
     fields += [("windows", pa.large_binary()), ("n_windows", pa.int32())] if windows_binary else [
         ("probabilities", pa.list_(pa.float32())), ("style_scores", pa.list_(pa.float32())),
-        ("n_windows", pa.int32())]
+        ("music", pa.float32()), ("n_windows", pa.int32())]
     fields += [("previous", strings), ("provenance", pa.string()), ("error", pa.string()),
                ("size", pa.int64()), ("mtime_ns", pa.int64())]
     schema = pa.schema(fields)
@@ -121,7 +121,8 @@ class Infer:
     runs every window of a batch of tracks through it (in model batches of ``batch_size``, the last
     padded as the local pool pads it) and averages each track's windows with
     :func:`~genretag.models.runtime.track_mean` (with the bundle's calibration temperature, on the genre
-    block only); a model with styles adds each track's ``style_scores``. Rows that are not ``ok`` pass through."""
+    block only); a model with styles adds each track's ``style_scores``, one with a music score its ``music``
+    (:func:`~genretag.scan.batching.from_windows`). Rows that are not ``ok`` pass through."""
 
     def __init__(self, model: str, *, batch_size: int) -> None:
         import genretag
@@ -132,10 +133,10 @@ class Infer:
         self.shape = card.features.patch_shape
         self.temperature = card.temperature  # the bundle's calibration, as the local scan applies it
         self.pooling = card.pooling
-        self.n_genres, self.has_styles = len(card.labels), bool(card.styles)
+        self.labels, self.styles, self.music = card.labels, card.style_names, card.music is not None
 
     def __call__(self, batch) -> Any:
-        from genretag.models.runtime import track_mean
+        from genretag.scan.batching import from_windows
 
         counts = batch.column("n_windows").to_pylist()
         statuses = batch.column("status").to_pylist()
@@ -144,17 +145,19 @@ class Infer:
                   for b, n, s in zip(blobs, counts, statuses) if s == "ok" and n]
         probs = self.classifier.predict(np.concatenate(arrays)) if arrays else None
         rows = {name: batch.column(name).to_pylist() for name in _TRACK_FIELDS if name != "windows"}
-        rows["probabilities"], rows["style_scores"], offset = [], [], 0
+        rows["probabilities"], rows["style_scores"], rows["music"], offset = [], [], [], 0
         for n, status in zip(counts, statuses):
             if status == "ok" and n:
-                mean = track_mean(probs[offset : offset + n], temperature=self.temperature, pooling=self.pooling,
-                                  n_genres=self.n_genres)
-                rows["probabilities"].append(mean[: self.n_genres].tolist())
-                rows["style_scores"].append(mean[self.n_genres :].tolist() if self.has_styles else None)
+                track = from_windows(Path(), probs[offset : offset + n], labels=self.labels, styles=self.styles,
+                                     temperature=self.temperature, pooling=self.pooling, music=self.music)
+                rows["probabilities"].append(track.probabilities.tolist())
+                rows["style_scores"].append(track.style_scores.tolist() if track.style_scores is not None else None)
+                rows["music"].append(track.music)
                 offset += n
             else:
                 rows["probabilities"].append(None)
                 rows["style_scores"].append(None)
+                rows["music"].append(None)
         return _table(rows, windows_binary=False)
 
 

@@ -15,6 +15,11 @@ the source of truth, and an artifact that fails either check is refused.
 A card may list ``styles``: finer genres beneath its labels (``{"name": "Metal", "parent":
 "Rock", "floor": 0.35, ...}``). Such a model emits, per window, the genre probabilities
 followed by one independent score in [0, 1] per style (see :class:`Style`).
+
+A card may also have ``music``: the model then emits, last, a score in [0, 1] of how much each window
+sounds like music (the fused default's AudioSet ``Music`` class), and a track whose pooled score is below
+``floor`` is ``not-music``: no genre is written (see :class:`MusicScore`). A card without it never says
+``not-music``.
 """
 
 from __future__ import annotations
@@ -65,6 +70,27 @@ class Style:
         return cls(name, parent, float(floor), dict(data))
 
 
+@dataclass(frozen=True)
+class MusicScore:
+    """How a model says a track is not music: its last output per window is a music score in [0, 1];
+    a track whose mean score over its windows is below ``floor`` gets status ``not-music``."""
+
+    floor: float
+    """The track's mean music score below which it is not music."""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The card's entry as written (``classes``, ``evidence``, ``command``... kept)."""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MusicScore:
+        """The card's ``music``; TypeError or ValueError for anything else."""
+        if not isinstance(data, dict):
+            raise TypeError(f"'music' must be an object, got {data!r}")
+        floor = data.get("floor")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= floor <= 1.0:
+            raise ValueError(f"music floor {floor!r} is not a number from 0 to 1")
+        return cls(float(floor), dict(data))
+
+
 def check_styles(styles: tuple[Style, ...], labels: tuple[str, ...]) -> None:
     """ValueError unless every style's parent is a label and the names are unique and no label's."""
     seen: set[str] = set()
@@ -110,6 +136,9 @@ class ModelCard:
     styles: tuple[Style, ...] = ()
     """Styles beneath the labels, in the order the model emits their scores (after the labels'
     probabilities). Empty: the model emits genre probabilities only."""
+    music: MusicScore | None = None
+    """The model's music score (its last output) and the floor below which a track is ``not-music``.
+    None: the model has no such output and never says ``not-music``."""
 
     @property
     def style_names(self) -> tuple[str, ...]:
@@ -117,8 +146,9 @@ class ModelCard:
 
     @property
     def n_outputs(self) -> int:
-        """Values the model emits per window: one per label, then one per style."""
-        return len(self.labels) + len(self.styles)
+        """Values the model emits per window: one per label, then one per style, then the music score
+        (when the card has ``music``)."""
+        return len(self.labels) + len(self.styles) + (self.music is not None)
 
     @property
     def temperature(self) -> float:
@@ -143,6 +173,7 @@ class ModelCard:
             **({"runtime": self.runtime} if self.runtime else {}),
             **({"styles": [{**s.raw, "name": s.name, "parent": s.parent, "floor": s.floor} for s in self.styles]}
                if self.styles else {}),
+            **({"music": {**self.music.raw, "floor": self.music.floor}} if self.music is not None else {}),
         }
 
     @classmethod
@@ -163,6 +194,7 @@ class ModelCard:
                 runtime=dict(data.get("runtime", {})),
                 pooling=str(data.get("pooling", "mean")),
                 styles=_styles(data.get("styles", [])),
+                music=MusicScore.from_dict(data["music"]) if data.get("music") is not None else None,
             )
             check_styles(card.styles, card.labels)
         except (KeyError, TypeError, ValueError) as exc:

@@ -13,7 +13,8 @@ The window's genre distribution is ``softmax((1 - w) * log p + w * log q)``, a w
 the two (``w``: :class:`GenreFusion`'s ``weight``). The input is one patch per window
 (:attr:`genretag.config.FeatureConfig.patch_shape`): musicnn's log-mel in the top-left corner,
 EfficientAT's beneath it. Styles are AudioSet sub-genre classes scored on their own
-(:data:`STYLE_CLASSES`). Pure Keras 3 (keras.layers, keras.ops).
+(:data:`STYLE_CLASSES`), and the music score (whether the window is music at all) is the largest probability of
+AudioSet's ``Music`` and its singing classes (:data:`MUSIC_CLASSES`). Pure Keras 3 (keras.layers, keras.ops).
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ probability (a sigmoid; the mean over a track's windows); the card lists the one
 
 MUSIC_CLASS = 137
 """AudioSet's ``Music``."""
+
+MUSIC_CLASSES: tuple[tuple[int, str], ...] = (
+    (MUSIC_CLASS, "Music"), (27, "Singing"), (28, "Choir"), (29, "Yodeling"), (30, "Chant"), (31, "Mantra"),
+    (32, "Male singing"), (33, "Female singing"), (34, "Child singing"), (35, "Synthetic singing"), (36, "Rapping"),
+    (37, "Humming"),
+)
+"""The classes whose largest probability (a sigmoid each) is a fused model's music score per window
+(``music=True``); scan calls a track ``not-music`` when the mean over its windows is below the card's floor
+(models/add_music.py). AudioSet files singing under Human voice, not under Music: on ``Music`` alone, two 4Q
+clips of chant and mantra scored 0.12 and 0.17, as low as espeak-ng's speech (0.12); with the singing classes
+every music file scored 0.34 or more and no speech file above 0.12 (models/check_music.py, the model card)."""
 
 
 def membership(labels: tuple[str, ...]) -> np.ndarray:
@@ -114,9 +126,10 @@ def register_layers() -> dict[str, type]:
 
 
 def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weight: float,
-                styles: tuple[str, ...] = (), network=None, name: str = "musicnn_audioset"):
+                styles: tuple[str, ...] = (), music: bool = False, network=None, name: str = "musicnn_audioset"):
     """Windows ``float32 [b, *features.patch_shape]`` -> the fused genre distribution, then one score per
-    style in ``styles`` (names of :data:`STYLE_CLASSES`): ``float32 [b, n_labels + n_styles]``.
+    style in ``styles`` (names of :data:`STYLE_CLASSES`), then with ``music`` the window's music score
+    (the largest probability of :data:`MUSIC_CLASSES`): ``float32 [b, n_labels + n_styles (+ 1)]``.
 
     ``head``: a Keras model from musicnn windows ``[b, n_mels, n_frames]`` to a distribution over
     ``labels`` (a genretag musicnn bundle's model). ``network``: EfficientAT (default: built from the
@@ -147,7 +160,15 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
         select = layers.Dense(len(styles), use_bias=False, trainable=False, name="style_classes")
         outputs.append(layers.Activation("sigmoid", name="styles")(select(logits)))
         select.set_weights([pick])
-    out = layers.Concatenate(name="genres_styles")(outputs) if styles else genres
+    if music:
+        pick = np.zeros((efficientat.N_CLASSES, len(MUSIC_CLASSES)), np.float32)
+        pick[[index for index, _ in MUSIC_CLASSES], np.arange(len(MUSIC_CLASSES))] = 1.0
+        select = layers.Dense(len(MUSIC_CLASSES), use_bias=False, trainable=False, name="music_classes")
+        chosen = layers.Reshape((len(MUSIC_CLASSES), 1))(select(logits))
+        top = layers.GlobalMaxPooling1D(name="music_logit")(chosen)  # the sigmoid keeps the order: max first
+        outputs.append(layers.Activation("sigmoid", name="music")(top))
+        select.set_weights([pick])
+    out = layers.Concatenate(name="genres_styles")(outputs) if len(outputs) > 1 else genres
     model = keras.Model(inputs, out, name=name)
     model.trainable = False
     return model
@@ -155,12 +176,28 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
 
 def with_styles(model, styles: tuple[str, ...], *, labels: tuple[str, ...], features: FeatureConfig):
     """The fused ``model`` (a loaded bundle's) rebuilt with ``styles`` scored after its genres: the same
-    head, network and fusion weight, so its genre outputs are unchanged."""
+    head, network and fusion weight (and music score, if it has one), so its other outputs are unchanged."""
+    return rebuilt(model, labels=labels, features=features, styles=styles, music=has_music(model))
+
+
+def with_music(model, *, labels: tuple[str, ...], features: FeatureConfig, styles: tuple[str, ...] = ()):
+    """The fused ``model`` rebuilt with the music score last (after its genres and its ``styles``, the card's
+    style names): the same head, network and fusion weight, so its other outputs are unchanged."""
+    return rebuilt(model, labels=labels, features=features, styles=styles, music=True)
+
+
+def has_music(model) -> bool:
+    """Whether a fused Keras model emits the music score (it has the ``music`` layer)."""
+    return any(layer.name == "music" for layer in model.layers)
+
+
+def rebuilt(model, *, labels: tuple[str, ...], features: FeatureConfig, styles: tuple[str, ...], music: bool):
+    """The fused ``model`` (a loaded bundle's) built again with these ``styles`` and ``music``."""
     import keras
 
     from genretag.models.efficientat import NAME
 
     fusion = model.get_layer("genre_fusion")
     head = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != NAME)
-    return build_fused(head, labels=labels, features=features, weight=fusion.weight, styles=styles,
+    return build_fused(head, labels=labels, features=features, weight=fusion.weight, styles=styles, music=music,
                        network=model.get_layer(NAME))

@@ -35,7 +35,8 @@ class Classifier(Protocol):
 
     A classifier may also have ``styles`` (the card's style names; none when it lacks the attribute):
     its output then has ``len(labels) + len(styles)`` columns per window, the genre probabilities
-    first (a softmax) and one independent score in [0, 1] per style after them.
+    first (a softmax) and one independent score in [0, 1] per style after them. One with ``music``
+    true (False when it lacks the attribute) emits one more column last: the window's music score.
     """
 
     labels: tuple[str, ...]
@@ -144,13 +145,15 @@ class KerasClassifier:
     batch_size: int = 64
     styles: tuple[str, ...] = ()
     """The card's style names: the model's outputs after the labels' probabilities."""
+    music: bool = False
+    """The model emits a music score last (the card has ``music``)."""
     runtime = "keras"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Outputs for ``windows`` (class probabilities then style scores, or whatever the model returns
         per window); ``on_batch(done)`` hears the number of windows finished after each batch."""
         return _batched(lambda x: self.model.predict_on_batch(x), windows, batch_size=self.batch_size,
-                        n_out=len(self.labels) + len(self.styles), on_batch=on_batch)
+                        n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
 
 
 @dataclass
@@ -164,13 +167,15 @@ class OpenVINOClassifier:
     batch_size: int = 64
     styles: tuple[str, ...] = ()
     """The card's style names: the model's outputs after the labels' probabilities."""
+    music: bool = False
+    """The model emits a music score last (the card has ``music``)."""
     runtime = "openvino"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes + n_styles]``: class probabilities,
-        then style scores."""
+        """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes + n_styles (+ 1)]``: class
+        probabilities, then style scores, then the music score (``music``)."""
         return _batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size,
-                        n_out=len(self.labels) + len(self.styles), on_batch=on_batch)
+                        n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
 
 
 def _batched(run: Callable[[np.ndarray], object], windows: np.ndarray, *, batch_size: int, n_out: int,
@@ -206,6 +211,7 @@ class DeferredClassifier:
         verify_bundle(bundle)  # a bad bundle is refused before any file is decoded
         self.labels = bundle.card.labels
         self.styles = bundle.card.style_names
+        self.music = bundle.card.music is not None
         self._bundle, self._batch_size = bundle, batch_size
         self._future = None
         if start:
@@ -288,7 +294,7 @@ def _load_openvino(openvino, bundle: Bundle, batch_size: int) -> OpenVINOClassif
     expected_in, expected_out = f"[?,{rows},{frames}]", f"[?,{card.n_outputs}]"
     if in_shape.to_string() != expected_in or out_shape.to_string() != expected_out:
         raise ModelError(f"{card.runtime['file']} shape {in_shape}->{out_shape} does not match card.json", path)
-    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names)
+    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names, card.music is not None)
 
 
 def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
@@ -321,13 +327,14 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
         expected = (None, *card.features.patch_shape)
         if tuple(model.input_shape) != expected or model.output_shape[-1] != card.n_outputs:
             raise ModelError(f"model shape {model.input_shape}->{model.output_shape} does not match card.json"
-                             + (f" ({len(card.labels)} labels + {len(card.styles)} styles)" if card.styles else ""),
+                             + (f" ({len(card.labels)} labels + {len(card.styles)} styles)" if card.styles else "")
+                             + (" (+ 1 music score)" if card.music is not None else ""),
                              bundle.path)
-        return KerasClassifier(model, card.labels, batch_size, card.style_names)
+        return KerasClassifier(model, card.labels, batch_size, card.style_names, card.music is not None)
     if card.kind == "classic":
-        if card.styles:
-            raise ModelError("a classic (k-NN/SVM) model has no style outputs, but card.json lists styles",
-                             bundle.path)
+        if card.styles or card.music is not None:
+            raise ModelError("a classic (k-NN/SVM) model has no style or music outputs, but card.json lists "
+                             + ("styles" if card.styles else "a music score"), bundle.path)
         from genretag.models.classic import ClassicClassifier
 
         return ClassicClassifier.load(bundle.weights_path, card.labels)

@@ -3,7 +3,8 @@
 Windows from consecutive tracks are packed into fixed-size batches (a track's
 windows may straddle two batches), so the model always sees full batches and
 small tracks don't waste work. A track's prediction is the mean of its
-windows' class probabilities (and, for a model with styles, of its windows' style scores).
+windows' class probabilities (and, for a model with styles, of its windows' style scores; for one with a
+music score, of its windows' music scores).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class Prediction:
     style_scores: np.ndarray | None = None
     """``float32 [n_styles]`` in [0, 1], in ``styles`` order: each style's mean score over the track's
     windows (independent scores, not a distribution); None when the model has no styles."""
+    music: float | None = None
+    """The track's music score in [0, 1], the mean of its windows' (a model whose card has ``music``);
+    None when the model has none."""
 
     def style_score(self, name: str) -> float | None:
         """The track's score of style ``name``; None when the prediction has no such style."""
@@ -72,10 +76,12 @@ def predict_stream(
     Tracks that need no model pass straight through; the others come out once
     all their windows have been through the model, in arrival order. A classifier with
     ``styles`` emits their scores after the class probabilities; they become the
-    prediction's ``style_scores`` (the calibration ``temperature`` applies to the genres only).
+    prediction's ``style_scores`` (the calibration ``temperature`` applies to the genres only); one with
+    ``music`` emits a music score last, which becomes the prediction's ``music``.
     """
     styles = tuple(getattr(classifier, "styles", ()))
-    n_classes = len(classifier.labels) + len(styles)
+    music = bool(getattr(classifier, "music", False))
+    n_classes = len(classifier.labels) + len(styles) + music
     pending: deque[_Pending] = deque()
     queued: deque[tuple[_Pending, int]] = deque()  # (owner, first window not yet sent)
     queued_windows = 0
@@ -101,7 +107,8 @@ def predict_stream(
             offset += take
         while pending and pending[0].filled == len(pending[0].probs):
             done = pending.popleft()
-            yield done.track, _average(done, classifier.labels, styles, temperature, pooling)
+            yield done.track, from_windows(done.track.path, done.probs, labels=classifier.labels, styles=styles,
+                                           temperature=temperature, pooling=pooling, music=music)
 
     for track in tracks:
         if track.status != "ok" or track.windows is None or len(track.windows) == 0:
@@ -117,16 +124,14 @@ def predict_stream(
         yield from run(batch_size)
 
 
-def _average(entry: _Pending, labels: tuple[str, ...], styles: tuple[str, ...], temperature: float,
-             pooling: str) -> Prediction:
-    return from_windows(entry.track.path, entry.probs, labels=labels, styles=styles, temperature=temperature,
-                        pooling=pooling)
-
-
 def from_windows(path: Path, outputs: np.ndarray, *, labels: tuple[str, ...], styles: tuple[str, ...] = (),
-                 temperature: float = 1.0, pooling: str = "mean") -> Prediction:
-    """A track's prediction from its windows' model outputs, ``float32 [k, n_classes + n_styles]``
-    (:func:`~genretag.models.runtime.track_mean` of each block)."""
-    mean = track_mean(outputs, temperature=temperature, pooling=pooling, n_genres=len(labels))
+                 temperature: float = 1.0, pooling: str = "mean", music: bool = False) -> Prediction:
+    """A track's prediction from its windows' model outputs, ``float32 [k, n_classes + n_styles (+ 1)]``
+    (:func:`~genretag.models.runtime.track_mean` of each block; ``music``: the last column is the windows'
+    music score, pooled by its mean)."""
+    outputs = np.asarray(outputs)
+    score = float(np.clip(np.mean(outputs[:, -1], dtype=np.float64), 0.0, 1.0)) if music else None
+    body = outputs[:, :-1] if music else outputs
+    mean = track_mean(body, temperature=temperature, pooling=pooling, n_genres=len(labels))
     n = len(labels)
-    return Prediction(path, labels, mean[:n], len(outputs), styles, mean[n:] if styles else None)
+    return Prediction(path, labels, mean[:n], len(outputs), styles, mean[n:] if styles else None, score)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from genretag.models.bundle import Style
 
 STATUSES = (
-    "predicted", "tagged", "would-tag", "kept", "skipped", "low-confidence", "excluded", "silent", "failed",
+    "predicted", "tagged", "would-tag", "kept", "skipped", "low-confidence", "excluded", "not-music", "silent",
+    "failed",
 )
 """What happened to a file.
 
@@ -31,7 +32,9 @@ STATUSES = (
 ``would-tag``: decided, to be written (all a dry run does); ``tagged``: written;
 ``kept``: it had a genre and ``overwrite`` was off; ``skipped``: already tagged by this model;
 ``low-confidence``: no genre reached ``min_confidence``; ``excluded``: the genre map says never to
-write the predicted genres; ``silent``: no audible signal; ``failed``: see ``error``."""
+write the predicted genres; ``not-music``: the model's music score (a card with ``music``) says the audio
+is not music (speech, noise, tones...), so no genre is written and the file is left as it is; ``silent``: no
+audible signal; ``failed``: see ``error``."""
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,11 @@ def _as_features(outcome: Outcome) -> TrackFeatures:
     return TrackFeatures(Path(outcome.item), "error", error=outcome.error)
 
 
-def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult:
-    """A decoded (or failed) track and its prediction as a ``predicted`` / ``skipped`` / ``kept`` /
-    ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet (``kept``: not decoded, it keeps its genre)."""
+def as_result(track: TrackFeatures, prediction: Prediction | None, *, music_floor: float | None = None) -> ScanResult:
+    """A decoded (or failed) track and its prediction as a ``predicted`` / ``not-music`` / ``skipped`` / ``kept`` /
+    ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet (``kept``: not decoded, it keeps its genre).
+    ``music_floor`` (the model card's ``music.floor``; None: the model has no music score): a prediction whose
+    music score is below it is ``not-music`` (it keeps its prediction, and gets no genre)."""
     base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error,
             "identity": track.identity, "tags": track.tags}
     if track.status in ("skipped", "silent"):
@@ -53,19 +55,27 @@ def as_result(track: TrackFeatures, prediction: Prediction | None) -> ScanResult
         return ScanResult(**base, status="kept")
     if track.status == "error" or prediction is None:
         return ScanResult(**{**base, "error": track.error or "no audio windows"}, status="failed")
-    return ScanResult(**base, status="predicted", prediction=prediction)
+    status = "not-music" if is_not_music(prediction, music_floor) else "predicted"
+    return ScanResult(**base, status=status, prediction=prediction)
+
+
+def is_not_music(prediction: Prediction, floor: float | None) -> bool:
+    """Whether a track's music score (``prediction.music``) is below ``floor``; never for a model without
+    a music score (either None)."""
+    return floor is not None and prediction.music is not None and prediction.music < floor
 
 
 def predict_files(
     files: Iterable[Path], *, bundle: Bundle, classifier: Classifier, options: ScanOptions, skip_own: bool = True
 ) -> Iterator[ScanResult]:
-    """Decode and predict every file; one ``predicted`` (or skipped/silent/failed) result per
+    """Decode and predict every file; one ``predicted`` (or not-music/skipped/silent/failed) result per
     file, as each finishes. Writes nothing. ``skip_own=False``: files this model tagged are predicted
     too (see :func:`decode_stage`)."""
     features = _starting(decode_stage(files, bundle=bundle, options=options, skip_own=skip_own), classifier)
+    floor = bundle.card.music.floor if bundle.card.music is not None else None
     for track, prediction in predict_stream(features, classifier, batch_size=options.batch_size,
                                             temperature=bundle.card.temperature, pooling=bundle.card.pooling):
-        yield as_result(track, prediction)
+        yield as_result(track, prediction, music_floor=floor)
 
 
 def _starting(tracks: Iterator[TrackFeatures], classifier: Classifier) -> Iterator[TrackFeatures]:

@@ -44,7 +44,8 @@ def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "",
     """One flat row for CSV/JSON reports (the JSON adds the full distribution, the file's size and
     modification time when it was predicted, and the model: what ``genretag apply`` needs).
     ``styles`` (the model card's): the row gets ``styles``, every style's track score
-    (``{name: score}``; empty without a prediction)."""
+    (``{name: score}``; empty without a prediction). A prediction with a music score (a model whose card has
+    ``music``) adds ``music``, the track's score (``not-music`` below the card's floor)."""
     pred = result.prediction
     ranked = pred.ranked() if pred is not None else []
     names, scores = (pred.styles, pred.style_scores) if pred is not None and pred.style_scores is not None else ((), ())
@@ -65,6 +66,7 @@ def report_row(result: ScanResult, *, top_k: int = 3, model_id: str = "",
         "group_genre": result.group_prediction.genre if result.group_prediction is not None else "",
         "group_confidence": round(result.group_prediction.confidence, 4) if result.group_prediction else None,
         "notes": list(result.notes),
+        **({"music": round(pred.music, 4)} if pred is not None and pred.music is not None else {}),
         **({"styles": {name: round(float(score), 4) for name, score in zip(names, scores)}}
            if styles else {}),
     }

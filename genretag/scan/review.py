@@ -97,7 +97,7 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     genres = tuple(dict.fromkeys(n for g in row.get("genres", []) if (n := options.genre_map.get(g, g).strip())))
     if not genres:  # nothing to write: the row's own outcome, or left alone by the review
         status = row.get("status")
-        kept = status if status in ("kept", "low-confidence", "excluded", "silent", "failed", "skipped") \
+        kept = status if status in ("kept", "low-confidence", "excluded", "not-music", "silent", "failed", "skipped") \
             else "excluded"
         return replace(base, status=kept, error=(row.get("error") or None) if kept == "failed" else None)
     problem = next((found for g in genres if (found := genre_problem(g))), None)
