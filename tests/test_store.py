@@ -197,7 +197,7 @@ def test_a_killed_scan_keeps_what_it_finished_and_the_store_stays_usable(knn, tm
 @pytest.mark.parametrize("content, reason", [
     (b"this is not a database at all" * 100, "cannot use the prediction store: damaged or not an SQLite database"),
     ("foreign", "not a genretag prediction store (other tables in it)"),
-    ("newer", "prediction store has schema 99, newer than this genretag's 5"),
+    ("newer", "prediction store has schema 99, newer than this genretag's 6"),
 ])
 def test_a_damaged_or_foreign_store_is_one_line_and_the_scan_goes_on(runner, lib, knn, tmp_path, content, reason):
     store = tmp_path / "s.sqlite"

@@ -544,21 +544,21 @@ def test_a_schema_1_store_is_migrated_in_place_and_loses_nothing(runner, lib, kn
     assert old.read_bytes() == before
 
     with Store(old) as db:
-        assert db.schema == SCHEMA_VERSION == 5
+        assert db.schema == SCHEMA_VERSION == 6
         entries = {e.path.name: e for p in sorted(lib.iterdir()) for e in db.entries(p)}
     with Store(store) as fresh:
         for name, entry in entries.items():
             (same,) = fresh.entries(lib / name)
             assert replace(entry, probabilities=None) == replace(same, probabilities=None, identity=replace(
-                same.identity, ctime_ns=None, inode=None))  # schema 4 added them: the v1 rows have none
+                same.identity, ctime_ns=None, inode=None))  # schema 4 added them: the v1 rows have none (nor music)
             assert (entry.probabilities is None and same.probabilities is None) or np.array_equal(
                 entry.probabilities, same.probabilities)
     with sqlite3.connect(old) as db:
-        assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "5"
-        assert db.execute("SELECT * FROM predictions ORDER BY path").fetchall() == [r[:14] + (None,) * 4
+        assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "6"
+        assert db.execute("SELECT * FROM predictions ORDER BY path").fetchall() == [r[:14] + (None,) * 5
                                                                                      for r in v2_rows]
     with Store(old) as db:  # opened again: nothing more to do
-        assert db.schema == 5
+        assert db.schema == 6
 
     decoded.clear()
     _ok(_run(runner, "scan", lib, "--model", knn_bundle, "--store", old, "--jobs", "0", "--dry-run"))
