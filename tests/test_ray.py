@@ -80,9 +80,11 @@ def test_same_predictions_as_local_engine(corpus, tmp_path):
     for row in read_report(outputs.json):
         expected = report_row(local[row["path"]], top_k=2, model_id=model_id)
         assert row.keys() == expected.keys()
-        assert {k: v for k, v in row.items() if k not in ("probabilities", "top", "confidence")} == \
-            {k: v for k, v in expected.items() if k not in ("probabilities", "top", "confidence")}
+        numbers = ("probabilities", "top", "confidence", "music")
+        assert {k: v for k, v in row.items() if k not in numbers} == \
+            {k: v for k, v in expected.items() if k not in numbers}
         assert row["probabilities"] == pytest.approx(expected["probabilities"], abs=2e-4)
+        assert row["music"] == pytest.approx(expected["music"], abs=2e-4)  # the default model's music score
 
 
 def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle, tmp_path):
