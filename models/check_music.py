@@ -65,8 +65,8 @@ def generated(folder: Path, *, seconds: float = 20.0, seed: int = 0) -> list[Pat
         f = np.maximum(np.fft.rfftfreq(n, 1 / RATE), 1.0)
         return np.fft.irfft(spectrum / f ** (exponent / 2), n)
 
-    gate = lambda period, on: ((t % period) < on).astype(np.float64)  # noqa: E731
-    sweep = lambda period, f0, f1: np.sin(2 * np.pi * (f0 * (t % period) + (f1 - f0) * (t % period) ** 2 / (2 * period)))  # noqa: E731
+    gate = lambda period, on: ((t % period) < on).astype(np.float64)
+    sweep = lambda period, f0, f1: np.sin(2 * np.pi * (f0 * (t % period) + (f1 - f0) * (t % period) ** 2 / (2 * period)))
     clicks = np.zeros(n)
     clicks[:: RATE // 2] = 1.0
     signals = {
@@ -104,7 +104,7 @@ def espeak(folder: Path) -> list[Path]:
 
 
 def package_files(package: str, suffix: str) -> list[Path]:
-    listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
+    listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
     files = sorted(Path(line) for line in listing.stdout.split() if line.endswith(suffix) and Path(line).is_file())
     if not files:
         print(f"note: {package} is not installed; skipped", file=sys.stderr)
@@ -218,7 +218,9 @@ def main() -> None:
 
     sets = file_sets(cache_dir_default() / "non-music")  # generated anew each run, the same bytes
     paths = sorted({p for _, files in sets.values() for p in files})
-    probs = cached_probabilities(paths, features, key=bundle.card.sha256)
+    from genretag.models.efficientat import WEIGHTS_SHA256
+
+    probs = cached_probabilities(paths, features, key=json.dumps(features.to_dict()) + WEIGHTS_SHA256)
     tracks: dict[str, dict[str, dict[str, dict[Path, float]]]] = {}
     for name, (_, files) in sets.items():
         for path in files:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from synth import write_audio
 
 from genretag.cli import app
@@ -120,9 +119,10 @@ def test_espeak_speech_is_not_music(runner, tmp_path):
 
 
 def test_real_music_is_not_not_music(runner, corpus, tmp_path):
-    """Real clips, among them the two lowest-scoring music clips of the corpus (chant, mantra: 0.34 and
-    0.49 with the singing classes, 0.12 and 0.17 on AudioSet's Music alone)."""
-    clips = ("4q/Q3/MT0011612883.mp3", "4q-multi/MT0004082588.mp3", "emotify/rock/1.mp3", "emotify/classical/1.mp3")
+    """Real clips, among them the two that scored lowest on AudioSet's Music alone (mantra 0.12, chant 0.17:
+    0.53 and 0.45 with the singing classes) and the lowest music clip of the corpus with them (0.34)."""
+    clips = ("4q/Q3/MT0011612883.mp3", "4q-multi/MT0004082588.mp3", "4q-multi/MT0011950450.mp3", "emotify/rock/1.mp3",
+             "emotify/classical/1.mp3")
     folder = tmp_path / "music"
     folder.mkdir()
     for clip in clips:
@@ -134,7 +134,7 @@ def test_real_music_is_not_not_music(runner, corpus, tmp_path):
     rows = _rows(report)
     assert len(rows) == len(clips)
     for name, row in rows.items():
-        assert row["status"] == "would-tag" and row["genres"] and row["music"] >= 0.3, (name, row)
+        assert row["status"] == "would-tag" and row["genres"] and row["music"] >= 0.3, (name, row)  # floor 0.2
 
 
 def test_the_shipped_card_has_a_music_score_and_a_model_without_one_never_says_not_music():
