@@ -167,7 +167,7 @@ def test_a_card_with_a_bad_music_floor_is_refused(tmp_path, floor):
         read_bundle(bundle)
 
 
-def test_store_round_trip_of_not_music_and_a_schema_4_store_is_brought_to_5(tmp_path):
+def test_store_round_trip_of_not_music_and_a_schema_5_store_is_brought_to_6(tmp_path):
     import sqlite3
 
     from genretag.api import _from_entry
@@ -179,14 +179,14 @@ def test_store_round_trip_of_not_music_and_a_schema_4_store_is_brought_to_5(tmp_
     prediction = Prediction(audio, ("A", "B", "C"), probs, 8, music=0.0625)
     old = tmp_path / "old.sqlite"
     Store(old).close()
-    db = sqlite3.connect(old)  # the schema 4 store of the last release: no music column
+    db = sqlite3.connect(old)  # a schema 5 store (before not-music): no music column
     db.execute("ALTER TABLE predictions DROP COLUMN music")
-    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    db.execute("UPDATE meta SET value = '5' WHERE key = 'schema'")
     db.commit()
     db.close()
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     with Store(old) as store:
-        assert store.schema == 5
+        assert store.schema == 6
         store.put(ScanResult(audio, "not-music", prediction=prediction), model="m", identity=Identity.of(audio))
         store.put(ScanResult(audio, "predicted", prediction=prediction), model="n", identity=Identity.of(audio))
         entry, other = store.get(audio, "m"), store.get(audio, "n")
