@@ -17,7 +17,7 @@ or mutagen; a model loads when a prediction needs it.
 
 from typing import Any
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 """The package's version (CHANGELOG.md); the shipped default model has its own, in its card.json."""
 
 from genretag.api import (
