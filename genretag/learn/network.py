@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genretag.config import AUDIOSET_MELS, FeatureConfig
+from genretag.config import FeatureConfig
 
 FEATURE_SETS = ("musicnn", "embedding", "audioset")
 """The blocks of a window's feature vector, in order: musicnn pooled, EfficientAT embedding, AudioSet logits."""
@@ -25,14 +25,9 @@ def build_features(features: FeatureConfig, *, name: str = "learn_features"):
     from keras import layers
 
     from genretag.models import efficientat, musicnn
+    from genretag.models.fusion import split_patch
 
-    rows, frames = features.patch_shape
-    inputs = keras.Input((rows, frames), name="patch")
-    x = layers.Reshape((rows, frames, 1))(inputs)
-    small = layers.Cropping2D(((0, AUDIOSET_MELS), (0, frames - features.n_frames)))(x)
-    wide = layers.Cropping2D(((features.n_mels, 0), (0, frames - features.audioset_frames)))(x)
-    small = layers.Reshape((features.n_mels, features.n_frames), name="musicnn_logmel")(small)
-    wide = layers.Reshape((AUDIOSET_MELS, features.audioset_frames), name="audioset_logmel")(wide)
+    inputs, small, wide = split_patch(features)
     pooled = musicnn.build_extractor()(small)
     logits, embedding = efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)(wide)
     out = layers.Concatenate(name="window_features")([pooled, embedding, logits])

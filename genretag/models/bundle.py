@@ -65,9 +65,7 @@ class Style:
         name, parent, floor = data["name"], data["parent"], data["floor"]
         if not isinstance(name, str) or not name.strip() or not isinstance(parent, str):
             raise ValueError(f"style name and parent must be text, got {name!r} and {parent!r}")
-        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= floor <= 1.0:
-            raise ValueError(f"style {name!r}: floor {floor!r} is not a number from 0 to 1")
-        return cls(name, parent, float(floor), dict(data))
+        return cls(name, parent, _unit_floor(floor, f"style {name!r}: floor"), dict(data))
 
 
 @dataclass(frozen=True)
@@ -85,10 +83,14 @@ class MusicScore:
         """The card's ``music``; TypeError or ValueError for anything else."""
         if not isinstance(data, dict):
             raise TypeError(f"'music' must be an object, got {data!r}")
-        floor = data.get("floor")
-        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= floor <= 1.0:
-            raise ValueError(f"music floor {floor!r} is not a number from 0 to 1")
-        return cls(float(floor), dict(data))
+        return cls(_unit_floor(data.get("floor"), "music floor"), dict(data))
+
+
+def _unit_floor(value: Any, what: str) -> float:
+    """``value`` as a float from 0 to 1; ValueError naming ``what`` for anything else (a bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what} {value!r} is not a number from 0 to 1")
+    return float(value)
 
 
 def check_styles(styles: tuple[Style, ...], labels: tuple[str, ...]) -> None:

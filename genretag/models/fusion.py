@@ -125,6 +125,23 @@ def register_layers() -> dict[str, type]:
     return _LAYERS
 
 
+def split_patch(features: FeatureConfig):
+    """A Keras input for the fused patch ``[b, *features.patch_shape]`` and its two log-mels:
+    ``(inputs, musicnn's [b, n_mels, n_frames], EfficientAT's [b, AUDIOSET_MELS, audioset_frames])``
+    (musicnn's rows above EfficientAT's, each left-aligned; see :attr:`FeatureConfig.patch_shape`)."""
+    import keras
+    from keras import layers
+
+    rows, frames = features.patch_shape
+    inputs = keras.Input((rows, frames), name="patch")
+    x = layers.Reshape((rows, frames, 1))(inputs)
+    small = layers.Cropping2D(((0, AUDIOSET_MELS), (0, frames - features.n_frames)))(x)
+    wide = layers.Cropping2D(((features.n_mels, 0), (0, frames - features.audioset_frames)))(x)
+    small = layers.Reshape((features.n_mels, features.n_frames), name="musicnn_logmel")(small)
+    wide = layers.Reshape((AUDIOSET_MELS, features.audioset_frames), name="audioset_logmel")(wide)
+    return inputs, small, wide
+
+
 def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weight: float,
                 styles: tuple[str, ...] = (), music: bool = False, network=None, name: str = "musicnn_audioset"):
     """Windows ``float32 [b, *features.patch_shape]`` -> the fused genre distribution, then one score per
@@ -139,15 +156,9 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
 
     from genretag.models import efficientat
 
-    rows, frames = features.patch_shape
     fusion = register_layers()["GenreFusion"](len(labels), weight, name="genre_fusion")
     network = network or efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)
-    inputs = keras.Input((rows, frames), name="patch")
-    x = layers.Reshape((rows, frames, 1))(inputs)
-    small = layers.Cropping2D(((0, AUDIOSET_MELS), (0, frames - features.n_frames)))(x)
-    wide = layers.Cropping2D(((features.n_mels, 0), (0, frames - features.audioset_frames)))(x)
-    small = layers.Reshape((features.n_mels, features.n_frames), name="musicnn_logmel")(small)
-    wide = layers.Reshape((AUDIOSET_MELS, features.audioset_frames), name="audioset_logmel")(wide)
+    inputs, small, wide = split_patch(features)
     head.trainable = False
     logits, _ = network(wide)
     genres = fusion([head(small), logits])
