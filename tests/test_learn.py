@@ -209,3 +209,27 @@ def test_learn_then_scan_the_rest_with_the_owners_genres(runner, corpus, tmp_pat
     (model / "card.json").write_text(json.dumps(card))
     refused = runner.invoke(app, ["scan", str(extra), "--model", str(model), "--no-store", "--overwrite"])
     assert refused.exit_code == 1 and "weights do not match card.json sha256" in refused.output
+
+
+def test_genres_below_the_precision_floor_are_left_out_one_at_a_time():
+    """Three genres the features tell apart, and a fourth whose tracks sound like the other three: the fourth
+    is left out (its cross-validated precision is below the floor), and the three are judged again without it."""
+    from genretag.config import LearnConfig
+    from genretag.learn.core import choose_genres
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(0, 1, (3, 16))
+    x, genres, groups = [], [], []
+    for n in range(120):
+        label = ("A", "B", "C", "Mixed")[n % 4]
+        centre = centres[n % 3 if label == "Mixed" else "ABC".index(label)]
+        x.append(centre + rng.normal(0, 0.3, 16))
+        genres.append((label,))
+        groups.append(f"{label} album {n // 12}")
+    chosen = choose_genres(genres, np.array(x, np.float32), groups, genres=("A", "B", "C", "Mixed"), left_out=(),
+                           columns=np.arange(16), config=LearnConfig())
+    assert chosen.genres == ("A", "B", "C")
+    (dropped,) = chosen.left_out
+    assert dropped.genre == "Mixed" and dropped.tracks == 30
+    assert dropped.reason.startswith("cross-validated precision 0.") and "below --min-precision 0.5" in dropped.reason
+    assert len(chosen.keep) == 90 and all(s.precision > 0.9 for s in chosen.cv.scores)

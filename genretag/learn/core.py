@@ -92,28 +92,10 @@ def learn(paths: Sequence[Path], *, out: Path, config: LearnConfig = LearnConfig
     by_path = {f.path: f for f in tagged}
     rows = [by_path[p] for p in vectors.paths]
     columns = feature_columns(config.features)
-    genres, left_out = labels.genres, list(labels.left_out)
-    while True:
-        keep = [i for i, f in enumerate(rows) if any(g in genres for g in f.genres)]
-        masks = masks_of([rows[i].genres for i in keep], genres)
-        small = [g for g, n in zip(genres, masks.sum(0)) if n < config.min_tracks]  # decoded too few
-        if small:
-            left_out += [LeftOut(g, int(n), f"only {int(n)} decodable files (--min-tracks {config.min_tracks})")
-                         for g, n in zip(genres, masks.sum(0)) if g in small]
-            genres = tuple(g for g in genres if g not in small)
-            _enough(genres, left_out)
-            continue
-        x, groups = vectors.vectors[keep], [rows[i].group for i in keep]
-        _enough_groups(groups)
-        cv = cross_validate(x, masks, groups, genres, columns=columns, folds=config.folds, seed=config.seed)
-        weak = [s for s in cv.scores if s.precision < config.min_precision]
-        if not weak:
-            break
-        worst = min(weak, key=lambda s: (s.precision, s.tracks))  # one at a time: the others' change without it
-        left_out.append(LeftOut(worst.genre, worst.tracks, f"cross-validated precision {worst.precision:.2f} "
-                                f"(recall {worst.recall:.2f}) is below --min-precision {config.min_precision:g}"))
-        genres = tuple(g for g in genres if g != worst.genre)
-        _enough(genres, left_out)
+    chosen = choose_genres([f.genres for f in rows], vectors.vectors, [f.group for f in rows],
+                           genres=labels.genres, left_out=labels.left_out, columns=columns, config=config)
+    genres, left_out, cv, keep = chosen.genres, list(chosen.left_out), chosen.cv, chosen.keep
+    x, masks = vectors.vectors[keep], masks_of([rows[i].genres for i in keep], genres)
     tell("fitting", {"tracks": len(keep), "genres": len(genres)})
     layer = fit_layer(x, masks, columns=columns, l2=cv.l2)
     temperature = fit_temperature(cv.logits, masks)
@@ -145,20 +127,62 @@ def learn(paths: Sequence[Path], *, out: Path, config: LearnConfig = LearnConfig
                        len(keep), untagged, vectors.decoded, tuple(problems), note, seconds_features, seconds_fit)
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """The genres a library's tags can teach, and how they were judged."""
+
+    genres: tuple[str, ...]
+    left_out: tuple[LeftOut, ...]
+    cv: CrossValidation
+    """The cross-validation of the genres kept."""
+    keep: list[int]
+    """The tracks (indices into the rows given) that have one of ``genres``."""
+
+
+def choose_genres(track_genres: Sequence[tuple[str, ...]], x: np.ndarray, groups: Sequence[object], *,
+                  genres: tuple[str, ...], left_out: Sequence[LeftOut], columns: np.ndarray,
+                  config: LearnConfig) -> Chosen:
+    """Judge ``genres`` by album-grouped cross-validation of the tracks' features ``x`` (``float [n, d]``;
+    ``track_genres`` and ``groups``, one per row), leaving out genres on fewer than ``config.min_tracks``
+    tracks, then, one at a time, the genre of lowest cross-validated precision below
+    ``config.min_precision`` (the others are judged again without it). DatasetError when fewer than two
+    genres (or albums) are left."""
+    left_out = list(left_out)
+    while True:
+        keep = [i for i, values in enumerate(track_genres) if any(g in genres for g in values)]
+        masks = masks_of([track_genres[i] for i in keep], genres)
+        small = [g for g, n in zip(genres, masks.sum(0)) if n < config.min_tracks]  # decoded too few
+        if small:
+            left_out += [LeftOut(g, int(n), f"only {int(n)} decodable files (--min-tracks {config.min_tracks})")
+                         for g, n in zip(genres, masks.sum(0)) if g in small]
+            genres = tuple(g for g in genres if g not in small)
+            _enough(genres, left_out)
+            continue
+        kept_groups = [groups[i] for i in keep]
+        _enough_groups(kept_groups)
+        cv = cross_validate(x[keep], masks, kept_groups, genres, columns=columns, folds=config.folds,
+                            seed=config.seed)
+        weak = [s for s in cv.scores if s.precision < config.min_precision]
+        if not weak:
+            return Chosen(genres, tuple(left_out), cv, keep)
+        worst = min(weak, key=lambda s: (s.precision, s.tracks))  # one at a time: the others' change without it
+        left_out.append(LeftOut(worst.genre, worst.tracks, f"cross-validated precision {worst.precision:.2f} "
+                                f"(recall {worst.recall:.2f}) is below --min-precision {config.min_precision:g}"))
+        genres = tuple(g for g in genres if g != worst.genre)
+        _enough(genres, left_out)
+
+
 def feature_columns(sets: Sequence[str]) -> np.ndarray:
     """Indices of the feature blocks ``sets`` (:data:`~genretag.config.LEARN_FEATURE_SETS`) in a track's vector."""
+    from genretag.models import musicnn
     from genretag.models.efficientat import EMBEDDING, N_CLASSES
 
-    sizes = {"musicnn": MUSICNN_POOLED, "embedding": EMBEDDING, "audioset": N_CLASSES}
+    sizes = {"musicnn": musicnn.pooled_width(), "embedding": EMBEDDING, "audioset": N_CLASSES}
     starts, at = {}, 0
     for block in LEARN_FEATURE_SETS:
         starts[block] = at
         at += sizes[block]
     return np.concatenate([np.arange(starts[s], starts[s] + sizes[s]) for s in LEARN_FEATURE_SETS if s in sets])
-
-
-MUSICNN_POOLED = 514
-"""Width of musicnn's pooled features with the shipped (pruned) weights: max and mean of 257 channels."""
 
 
 def _check_learnable(labels: Labels, config: LearnConfig) -> None:

@@ -62,6 +62,15 @@ MSD_TAGS = (
 """The 50 last.fm tags musicnn's back end predicts, in its output order (musicnn's ``MSD_LABELS``)."""
 
 
+def pooled_width(weights: dict[str, np.ndarray] | None = None) -> int:
+    """Width of :func:`build_extractor`'s output for ``weights`` (default: the shipped file, pruned: 514), read
+    from the weights alone (no Keras): max and mean of every front-end and mid-end channel."""
+    w = load_weights() if weights is None else weights
+    front = sum(w[f"timbral{i}/kernel"].shape[-1] for i in range(len(TIMBRAL_HEIGHTS)))
+    front += sum(w[f"temporal{i}/kernel"].shape[-1] for i in range(len(TEMPORAL_LENGTHS)))
+    return 2 * (front + sum(w[f"mid{i}/kernel"].shape[-1] for i in range(3)))
+
+
 def build_extractor(weights: dict[str, np.ndarray] | None = None, *, name: str = "musicnn_msd"):
     """The pretrained network up to its pooled features, frozen.
 
