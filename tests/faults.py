@@ -164,6 +164,25 @@ def hold(target: str, *, call: int, flag: Path) -> None:
     setattr(owner, name, held)
 
 
+def stall(target: str, *, flag: Path) -> None:
+    """Make every call of ``target`` (as :func:`hold` names it) create ``flag`` and never return: a stage stuck
+    for good (a model load that never ends), in whichever thread calls it."""
+    import importlib
+
+    module_name, attribute = target.split(":")
+    owner = importlib.import_module(module_name)
+    *parents, name = attribute.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent)
+
+    def stuck(*args, **kwargs):
+        Path(flag).write_text(str(os.getpid()))
+        while True:
+            time.sleep(3600)
+
+    setattr(owner, name, stuck)
+
+
 def wait_for(flag: Path, proc, *, limit: float = 120) -> bool:
     """Wait until ``flag`` exists (the process reached its hold); False if ``proc`` ended first."""
     deadline = time.monotonic() + limit

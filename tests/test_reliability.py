@@ -404,6 +404,19 @@ def test_ctrl_c_exits_130_with_a_valid_report_and_a_rerun_finishes(knn_bundle, t
     assert not _temp_copies(lib)
 
 
+def test_ctrl_c_while_the_model_still_loads_exits_at_once(knn_bundle, twelve_files, tmp_path):
+    """The model loads in a background thread; Ctrl-C while that load is stuck (a Ctrl-C in the middle of an
+    import once left it waiting for a module lock for ever) ends the run with 130, not a hang at exit."""
+    lib = Path(shutil.copytree(twelve_files, tmp_path / "lib"))
+    flag, log = tmp_path / "loading", tmp_path / "scan.log"
+    proc = _start("scan", lib, "--model", knn_bundle, "--jobs", "1", "-q", log=log,
+                  setup=f"faults.stall('genretag.models.runtime:_load_verified', flag={str(flag)!r})")
+    assert faults.wait_for(flag, proc), log.read_text()
+    _signal_group(proc, signal.SIGINT)
+    assert proc.wait(timeout=30) == 130, log.read_text()
+    assert "interrupted" in log.read_text() and not _temp_copies(lib)
+
+
 # --- 5. read-only, vanishing, changing files and full disks -----------------------------------------
 
 

@@ -220,12 +220,25 @@ class DeferredClassifier:
     def start(self) -> None:
         """Begin loading, once (``start=False`` leaves it to this, or to the first prediction: a scan
         whose files all keep their genre then loads nothing)."""
-        from concurrent.futures import ThreadPoolExecutor
+        import threading
+        from concurrent.futures import Future
 
-        if self._future is None:
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genretag-model")
-            self._future = executor.submit(_load_verified, self._bundle, self._batch_size)
-            executor.shutdown(wait=False)
+        if self._future is not None:
+            return
+        future: Future = Future()
+
+        def load() -> None:
+            future.set_running_or_notify_cancel()
+            try:
+                future.set_result(_load_verified(self._bundle, self._batch_size))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the result
+                future.set_exception(exc)
+
+        # A daemon thread, not an executor's: the interpreter joins those at exit, and a Ctrl-C that lands while
+        # the main thread imports a module the loader is importing too can leave the loader waiting for that
+        # module's lock for ever (`beet genretag` then hung after "interrupted", about 1 run in 8).
+        self._future = future
+        threading.Thread(target=load, name="genretag-model", daemon=True).start()
 
     def result(self) -> Classifier:
         """The loaded classifier (waits for it; re-raises a loading error)."""
