@@ -33,6 +33,7 @@ from beets.plugins import BeetsPlugin
 from beets.util import displayable_path
 
 import genretag
+from genretag.interrupts import Terminated, exit_status, sigterm_as_interrupt
 from genretag.tags import remove_stale_copies
 
 from ._genretag_fields import (
@@ -50,8 +51,6 @@ WRITE_TO = ("genre", "none")
 SOURCES = ("album", "track")
 """lastgenre's ``source`` values genretag has: an album decided as a whole, or each track on its own."""
 
-EXIT_INTERRUPTED = 130
-"""``beet genretag``'s exit status after Ctrl-C (128 + SIGINT), as ``genretag scan``'s."""
 
 
 @dataclass
@@ -218,9 +217,10 @@ class GenretagPlugin(BeetsPlugin):
         if not groups:
             raise ui.UserError("genretag: no matching items")
         try:
-            tally = self.run(groups, pretend=pretend, write=ui.should_write(), verbose=True)
-        except KeyboardInterrupt:
-            raise SystemExit(EXIT_INTERRUPTED) from None  # run() said "interrupted"; beets would exit 0
+            with sigterm_as_interrupt():  # `kill` cleans up as Ctrl-C does (by default it leaves temporary copies)
+                tally = self.run(groups, pretend=pretend, write=ui.should_write(), verbose=True)
+        except KeyboardInterrupt as exc:
+            raise SystemExit(exit_status(exc)) from None  # run() said "interrupted"; beets would exit 0
         ui.print_(f"genretag: {tally.predicted} predicted ({tally.decoded} decoded, {tally.stored} from the "
                   f"prediction store), {tally.changed} genre changes"
                   f"{' (pretend)' if pretend else ''}, {tally.skipped} skipped (already predicted), "
@@ -503,15 +503,19 @@ def _compilation(album: Album) -> bool:
 
 @contextmanager
 def _interrupt_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done (a group is stored and written whole), then raise it."""
+    """Hold Ctrl-C (and SIGTERM, where the command turned it into an interrupt) until the block is done (a group
+    is stored and written whole), then raise it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    deferred = [signal.SIGINT] + ([signal.SIGTERM] if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL,
+                                                                                             signal.SIG_IGN) else [])
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in deferred}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise Terminated() if signal.SIGTERM in caught else KeyboardInterrupt

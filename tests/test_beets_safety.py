@@ -266,6 +266,27 @@ def test_ctrl_c_exits_130_after_interrupted(knn_bundle, tmp_path):
     assert disagreements(lib) == {}
 
 
+def test_sigterm_cleans_up_as_ctrl_c_and_exits_143(knn_bundle, tmp_path):
+    """``kill PID`` (SIGTERM to the process alone, as a service manager sends it) while tracks are predicted:
+    the same "interrupted" cleanup as Ctrl-C, exit 143, no temporary copy left, the database agrees with the files."""
+    lib = small_library(tmp_path, knn_bundle, albums=8, tracks=3, seconds=20.0)
+    proc = subprocess.Popen(lib.command("genretag"), env=lib.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lines = []
+    for line in proc.stderr:  # beets logs this before the first track is decoded
+        lines.append(line)
+        if "genretag: predicting 24 tracks" in line:
+            os.kill(proc.pid, signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    err = "".join(lines) + err
+    assert proc.returncode == 143, (out, err)
+    assert "genretag: interrupted: " in err and "tracks saved, the others are unchanged" in err, err
+    assert "Traceback" not in err and "predicted," not in out
+    assert disagreements(lib) == {}
+    assert not list((tmp_path / "music").rglob("*.genretag-tmp"))
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_points_then_one_rerun_agrees(knn_bundle, tmp_path):
     """20 runs of ``beet genretag`` killed (SIGKILL, the whole process group) at seeded random moments

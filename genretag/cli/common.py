@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import re
 import importlib
+import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -26,6 +25,13 @@ from rich.progress import (
 )
 
 from genretag.errors import GenretagError, UsageError, describe
+from genretag.interrupts import (  # noqa: F401 (the CLI's modules take them from here)
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    exit_status,
+    sigterm_as_interrupt,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,42 +40,6 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 """A bug in genretag, not a problem with the input (``EX_SOFTWARE`` of BSD's sysexits.h): a test or a script
 that expects 1 for a failed file can't mistake a crash for it."""
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-"""128 + SIGTERM: a run stopped by ``kill`` (or a service manager) cleans up as after Ctrl-C, and says so."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so that the same cleanup runs: the temporary
-    copy of a file being written is removed, finished rows stay in the report, the store is closed."""
-
-
-def exit_status(interrupt: BaseException) -> int:
-    """The exit status after an interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
-    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While the command runs, SIGTERM raises :class:`Terminated` (by default it ends the process at once,
-    leaving a hidden temporary copy beside a file being written). Only in the main thread, and only where
-    SIGTERM still has its default action (a program embedding genretag keeps its own handler)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def out() -> Console:
