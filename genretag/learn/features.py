@@ -19,7 +19,8 @@ import numpy as np
 
 from genretag.config import WindowPolicy
 from genretag.models.bundle import Bundle
-from genretag.store import Identity, Store
+from genretag.files import Identity
+from genretag.store import Store
 
 Progress = Callable[[str, dict], None]
 
