@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, note_damaged, out, shown, require_paths
+from genretag.cli.common import err, error_line, note_damaged, out, require_paths, shown
 
 
 def show(
