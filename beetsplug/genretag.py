@@ -288,7 +288,7 @@ class GenretagPlugin(BeetsPlugin):
         return tally
 
     def _run(self, groups: Sequence[_Group], tally: _Tally, *, pretend: bool, write: bool, verbose: bool) -> None:
-        from genretag.api import store_key
+        from genretag.scan.recorder import store_key
 
         bundle = self.bundle()
         model_id = bundle.card.model_id
@@ -338,9 +338,9 @@ class GenretagPlugin(BeetsPlugin):
     def _predictions(self, paths: list[str], bundle: Bundle, options: genretag.ScanOptions, store: Store | None,
                      tally: _Tally) -> Iterator[Any]:
         """Every path's result: from the prediction store where it holds this model's prediction of the file as
-        it is now (as ``genretag scan`` keys it: :func:`genretag.api.store_key`), else decoded and predicted
+        it is now (as ``genretag scan`` keys it: :func:`genretag.scan.recorder.store_key`), else decoded and predicted
         (and recorded in the store); the model is loaded only when something is left to decode."""
-        from genretag.api import StoreRecorder, store_key
+        from genretag.scan.recorder import StoreRecorder, store_key
 
         recorder = StoreRecorder(store)
         key = store_key(bundle, options)

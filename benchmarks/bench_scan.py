@@ -417,7 +417,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     started, load_start = time.time(), os.getloadavg()[0]
     bundle = resolve_model(args.model)
-    options = ScanOptions(model=args.model, windows=args.windows, batch_size=args.batch_size, jobs=args.jobs,
+    options = ScanOptions(windows=args.windows, batch_size=args.batch_size, jobs=args.jobs,
                           dry_run=True, force=True)  # force: files this model already tagged are not skipped
     stages: dict[str, dict] = {}
     files = run_stage(stages, "listing", list_files, args.folder, limit=args.limit)

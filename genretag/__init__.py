@@ -4,12 +4,15 @@ The library API (see README "Use it from Python")::
 
     import genretag
 
-    genretag.predict_file("song.mp3")                 # -> Prediction (.genre, .confidence, .ranked())
-    for result in genretag.predict(["~/Music"]):      # -> ScanResult per file, failures as values
-        ...
-    genretag.decide(result, genretag.ScanOptions(top_k=2))    # what it would get (pure)
-    genretag.write(decided, model_id="genretag-default 2.0")  # write it, atomically
-    genretag.tag(["~/Music"], options=genretag.ScanOptions(dry_run=True))  # all three: genretag scan
+    model = genretag.load_model()                   # the default model, resolved once (or a bundle folder)
+    model.predict_file("song.mp3")                  # -> Prediction (.genre, .confidence, .ranked())
+    for result in model.predict(["~/Music"]):       # -> ScanResult per file, failures as values
+        decided = model.decide(result, genretag.ScanOptions(top_k=2))  # what it would get (pure; the card's floors)
+        genretag.write(decided, model_id=model.model_id)                 # write it, atomically
+    model.tag(["~/Music"], options=genretag.ScanOptions(dry_run=True))  # all three: genretag scan
+
+The functions ``genretag.predict_file``, ``predict``, ``tag``, ``decide``... do the same with ``model=``
+(a name, a folder or a loaded :class:`Model`; default: the default model).
 
 Importing this package is cheap: nothing here loads TensorFlow, Keras, librosa
 or mutagen; a model loads when a prediction needs it.
@@ -17,8 +20,7 @@ or mutagen; a model loads when a prediction needs it.
 
 from typing import Any
 
-__version__ = "0.5.0"
-"""The package's version (CHANGELOG.md); the shipped default model has its own, in its card.json."""
+from genretag.version import __version__  # noqa: E402
 
 from genretag.api import (
     Model, apply, apply_report, decide, find_model, load_model, predict, predict_file, tag, write,

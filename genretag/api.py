@@ -1,12 +1,13 @@
 """The library API every front end calls: the CLI, the benchmarks, the golden test, plugins, engines.
 
     >>> import genretag
-    >>> genretag.predict_file("song.mp3").genre               # one file
+    >>> model = genretag.load_model()                           # resolved once, passed around
+    >>> model.predict_file("song.mp3").genre                    # one file
     'Rock'
-    >>> for r in genretag.predict(["~/Music"]):                # many files: pool, batches, averages
+    >>> for r in model.predict(["~/Music"]):                    # many files: pool, batches, averages
     ...     print(r.path, r.status, r.prediction and r.prediction.genre)
-    >>> r = genretag.decide(r, genretag.ScanOptions(top_k=2))  # what it would get (pure)
-    >>> r = genretag.write(r, model_id="genretag-default 2.0")   # write it (atomic)
+    >>> r = model.decide(r, genretag.ScanOptions(top_k=2))      # what it would get (pure; the card's floors)
+    >>> r = genretag.write(r, model_id=model.model_id)          # write it (atomic)
 
 Importing this module is cheap: the pipeline, mutagen and the model runtime are
 imported when a function needs them, and Keras only when a model is loaded.
@@ -15,11 +16,11 @@ imported when a function needs them, and Keras only when a model is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genretag.config import ScanOptions, WindowPolicy
+from genretag.config import DEFAULT_MODEL, ScanOptions, WindowPolicy
 from genretag.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -33,12 +34,25 @@ Progress = Callable[[int, int], None]
 """``on_progress(done, total)``: files finished so far, out of all files found."""
 
 
-@dataclass(frozen=True)
 class Model:
-    """A model bundle with its classifier, ready to predict (load it once with :func:`load_model`)."""
+    """A model: its bundle (card, weights) and its classifier. Resolve it once (:func:`load_model`) and
+    pass it around; its methods are the API with this model (``model.predict_file(path)``,
+    ``model.predict(paths)``, ``model.tag(paths)``, ``model.decide(result)``), and its card's confidence
+    floors are the default wherever ``ScanOptions`` leaves them at None.
 
-    bundle: Bundle
-    classifier: Classifier
+    ``classifier``: None loads the model only when a prediction first needs it (in the background,
+    the weights' sha256 checked first): a run whose files all come from the store or keep their genre
+    loads none.
+    """
+
+    def __init__(self, bundle: Bundle, classifier: Classifier | None = None, *,
+                 batch_size: int = ScanOptions.batch_size) -> None:
+        self.bundle = bundle
+        self._classifier = classifier
+        self._batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return f"Model({self.model_id!r}, {str(self.bundle.path)!r})"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -49,37 +63,101 @@ class Model:
         """What the provenance tag records: ``name version``."""
         return self.bundle.card.model_id
 
+    @property
+    def classifier(self) -> Classifier:
+        """The loaded classifier (a model loaded on demand starts loading now)."""
+        return self._loading(start=True)
 
-def load_model(model: str | Path = "default", *, batch_size: int = ScanOptions.batch_size,
-               background: bool = False) -> Model:
-    """A bundled model by name (``"default"``) or a bundle folder that ``genretag train`` wrote.
+    def _loading(self, *, start: bool) -> Classifier:
+        """The classifier; one loaded on demand is created here, loading at once if ``start``, else when
+        the pipeline first has audio for it."""
+        if self._classifier is None:
+            from genretag.models.runtime import DeferredClassifier
+
+            self._classifier = DeferredClassifier(self.bundle, batch_size=self._batch_size, start=start)
+        elif start and hasattr(self._classifier, "start"):
+            self._classifier.start()
+        return self._classifier
+
+    def with_floors(self, options: ScanOptions) -> ScanOptions:
+        """``options`` with the confidence floors left at None taken from this model's card."""
+        return options.for_model(self.bundle.card.calibration)
+
+    def predict_file(self, path: str | Path, *, windows: int = WindowPolicy.windows) -> Prediction:
+        """See :func:`genretag.predict_file`."""
+        from genretag.scan import extract_track
+        from genretag.scan.batching import from_windows
+
+        card = self.bundle.card
+        track = extract_track(Path(path), config=card.features, policy=WindowPolicy(windows=windows))
+        if track.status == "error":
+            raise DecodeError(track.error or "decode failed", path)
+        if track.status == "silent":
+            raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
+        outputs = self.classifier.predict(track.windows)
+        return from_windows(Path(path), outputs, labels=card.labels, styles=card.style_names,
+                            temperature=card.temperature, pooling=card.pooling, music=card.music is not None)
+
+    def predict(self, paths: Iterable[str | Path] | Discovery, *, options: ScanOptions = ScanOptions(),
+                on_progress: Progress | None = None, store: Store | None = None) -> Iterator[ScanResult]:
+        """See :func:`genretag.predict`."""
+        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, settle=False)
+
+    def tag(self, paths: Iterable[str | Path] | Discovery, *, options: ScanOptions = ScanOptions(),
+            on_progress: Progress | None = None, store: Store | None = None,
+            named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
+        """See :func:`genretag.tag`."""
+        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, settle=True,
+                    named=named)
+
+    def apply(self, paths: Iterable[str | Path] | Discovery, *, store: Store, options: ScanOptions = ScanOptions(),
+              on_progress: Progress | None = None, named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
+        """See :func:`genretag.apply`."""
+        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, settle=True,
+                    decode=False, named=named)
+
+    def decide(self, result: ScanResult, options: ScanOptions = ScanOptions(), *,
+               styles: Sequence[Style] | None = None) -> ScanResult:
+        """See :func:`genretag.decide`: floors left at None are this model's, ``styles`` default to its card's.
+        A result this model did not predict (other labels) is a :class:`~genretag.errors.UsageError`."""
+        from genretag.errors import UsageError
+        from genretag.scan import decide as decide_
+
+        prediction = result.prediction
+        if prediction is not None and tuple(prediction.labels) != tuple(self.labels):
+            raise UsageError(f"this result was not predicted by {self.model_id} (other labels): "
+                             "pass the model that predicted it", result.path)
+        return decide_(result, self.with_floors(options),
+                       styles=self.bundle.card.styles if styles is None else styles)
+
+
+def load_model(model: str | Path | Model = DEFAULT_MODEL, *, batch_size: int = ScanOptions.batch_size,
+               background: bool = False, lazy: bool = False) -> Model:
+    """A bundled model by name (``"default"``) or a bundle folder that ``genretag train`` wrote
+    (a :class:`Model` comes back as it is).
 
     The weights' sha256 is checked first. ``background=True`` loads Keras and the
     weights in a thread and returns at once (the first prediction waits for it),
-    so decoding can start meanwhile. Raises :class:`~genretag.errors.ModelError`.
+    so decoding can start meanwhile. ``lazy=True`` reads the card only: the model loads (in the
+    background) when a prediction first needs it. Raises :class:`~genretag.errors.ModelError`.
     """
-    from genretag.models.registry import resolve_model
     from genretag.models.runtime import DeferredClassifier, load_classifier
-
-    bundle = resolve_model(str(model))
-    loader = DeferredClassifier if background else load_classifier
-    return Model(bundle, loader(bundle, batch_size=batch_size))
-
-
-def _as_model(model: str | Path | Model, options: ScanOptions) -> Model:
-    """``model`` loading in the background. When files may turn out to keep their genre undecoded
-    (``options.skips_kept``) the load starts with the first file that needs the model (the pipeline
-    starts it), so a scan of files that all keep theirs loads none."""
-    from genretag.models.registry import resolve_model
-    from genretag.models.runtime import DeferredClassifier
 
     if isinstance(model, Model):
         return model
-    bundle = resolve_model(str(model))
-    return Model(bundle, DeferredClassifier(bundle, batch_size=options.batch_size, start=not options.skips_kept))
+    bundle = find_model(model)
+    if lazy:
+        return Model(bundle, batch_size=batch_size)
+    loader = DeferredClassifier if background else load_classifier
+    return Model(bundle, loader(bundle, batch_size=batch_size), batch_size=batch_size)
 
 
-def predict_file(path: str | Path, *, model: str | Path | Model = "default",
+def _model(model: str | Path | Model, options: ScanOptions = ScanOptions()) -> Model:
+    """``model`` as a :class:`Model`; a name or a folder loads on demand, in batches of ``options.batch_size``."""
+    return load_model(model, batch_size=options.batch_size, lazy=True)
+
+
+def predict_file(path: str | Path, *, model: str | Path | Model = DEFAULT_MODEL,
                  windows: int = WindowPolicy.windows) -> Prediction:
     """The genre distribution of one file: ``windows`` 3-s windows, decoded here, averaged.
 
@@ -88,22 +166,10 @@ def predict_file(path: str | Path, *, model: str | Path | Model = "default",
     ``music``) fills the prediction's ``music``: below the card's ``music.floor``, a scan would call the file
     ``not-music`` and write no genre.
     """
-    from genretag.scan import extract_track
-    from genretag.scan.batching import from_windows
-
-    loaded = _as_model(model, ScanOptions())
-    track = extract_track(Path(path), config=loaded.bundle.card.features, policy=WindowPolicy(windows=windows))
-    if track.status == "error":
-        raise DecodeError(track.error or "decode failed", path)
-    if track.status == "silent":
-        raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
-    outputs = loaded.classifier.predict(track.windows)
-    card = loaded.bundle.card
-    return from_windows(Path(path), outputs, labels=card.labels, styles=card.style_names,
-                        temperature=card.temperature, pooling=card.pooling, music=card.music is not None)
+    return _model(model).predict_file(path, windows=windows)
 
 
-def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
+def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = DEFAULT_MODEL,
             options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
             store: Store | None = None) -> Iterator[ScanResult]:
     """Predict every audio file under ``paths`` (files and folders); writes no tags.
@@ -121,12 +187,12 @@ def predict(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Mode
     prediction for (same model, file unchanged) come from it without decoding,
     and the model is not even loaded when nothing is left to decode; new
     predictions are recorded in it. If the store fails mid-run, the run goes on
-    without it and ``store.failed`` says why.
+    without it, ``store.failed`` says why and the ``genretag`` logger warns.
     """
-    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=False)
+    return _model(model, options).predict(paths, options=options, on_progress=on_progress, store=store)
 
 
-def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = "default",
+def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = DEFAULT_MODEL,
         options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
         store: Store | None = None, named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
     """:func:`predict`, :func:`decide` and (unless ``options.dry_run``) :func:`write` for every file:
@@ -135,11 +201,10 @@ def tag(paths: Iterable[str | Path] | Discovery, *, model: str | Path | Model = 
     (not in a dry run). With a ``store``, what each file got is recorded too, and a file a person reviewed
     (``apply_report``) keeps what they decided unless ``options.overwrite`` and the file is among ``named``
     (the files the user named, not a folder holding them)."""
-    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True,
-                    named=named)
+    return _model(model, options).tag(paths, options=options, on_progress=on_progress, store=store, named=named)
 
 
-def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str | Path | Model = "default",
+def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str | Path | Model = DEFAULT_MODEL,
           options: ScanOptions = ScanOptions(), on_progress: Progress | None = None,
           named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
     """Tag files from their stored predictions, decoding nothing: :func:`decide` and (unless
@@ -149,8 +214,7 @@ def apply(paths: Iterable[str | Path] | Discovery, *, store: Store, model: str |
     predicted, is a ``failed`` result saying so (scan it again); it is never tagged
     from an old prediction.
     """
-    yield from _run(paths, model=model, options=options, on_progress=on_progress, store=store, settle=True,
-                    decode=False, named=named)
+    return _model(model, options).apply(paths, store=store, options=options, on_progress=on_progress, named=named)
 
 
 def apply_report(report: str | Path | list[dict], *, model_id: str | None = None,
@@ -177,6 +241,7 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     """
     from genretag.scan import decide_row, read_report, write
     from genretag.scan.decide import writable
+    from genretag.scan.recorder import StoreRecorder, store_key
 
     rows = report if isinstance(report, list) else read_report(report)
     bundle = model.bundle if isinstance(model, Model) else model
@@ -213,7 +278,7 @@ def _left_alone(row: dict, decided: ScanResult) -> bool:
         "would-tag", "tagged", "kept", "predicted", "excluded")
 
 
-def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress: Progress | None,
+def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | None,
          store: Store | None, settle: bool, decode: bool = True, named: Iterable[str | Path] = ()
          ) -> Iterator[ScanResult]:
     import os
@@ -222,6 +287,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
     from genretag.discover import Discovery, discover
     from genretag.scan import ScanResult, predict_files, with_groups
     from genretag.scan import settle as settle_result
+    from genretag.scan.recorder import StoreRecorder, store_key
     from genretag.tags import remove_stale_copies
 
     found = paths if isinstance(paths, Discovery) else discover(paths)
@@ -274,12 +340,12 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
             return
         if not todo:
             return  # everything came from the store: no model loaded, nothing decoded
-        loaded = _as_model(model, options)
+        classifier = model._loading(start=not options.skips_kept)  # a scan of files that all keep theirs loads none
         # With a store, a file this model tagged that the store does not know (a run stopped between the write
         # and the store's update: Ctrl-C, kill -9, a power cut) is predicted again and recorded, then skipped as
         # ever: else each scan would skip it unrecorded and apply would find no prediction of it.
         unknown_own = recorder.store is not None and not options.force
-        with closing(predict_files(todo, bundle=loaded.bundle, classifier=loaded.classifier, options=options,
+        with closing(predict_files(todo, bundle=bundle, classifier=classifier, options=options,
                                    skip_own=not unknown_own)) as results:  # closed with this generator, as yield from
             for result in results:
                 if unknown_own and result.status == "predicted" and result.provenance == bundle.card.model_id:
@@ -291,8 +357,8 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
         yield tick(ScanResult(path, "failed", error=reason))
     if not found.files:
         return
-    bundle = model.bundle if isinstance(model, Model) else find_model(model)
-    options = options.for_model(bundle.card.calibration)  # floors left open: the model's own
+    bundle = model.bundle
+    options = model.with_floors(options)  # floors left open: the model's own
     if settle and not options.dry_run:
         remove_stale_copies(found.files)
     if options.group == "track":
@@ -308,23 +374,7 @@ def _run(paths, *, model: str | Path | Model, options: ScanOptions, on_progress:
         yield finish(result, counted=True)
 
 
-def store_key(bundle: Bundle, options: ScanOptions = ScanOptions()) -> str:
-    """What the prediction store files a model's predictions under: its id, the start of its weights'
-    sha256 (a retrained bundle with the same name and version is another model), the windows a track
-    is listened to (``--windows 32`` is another prediction than 8) and a fingerprint of everything else on
-    the card that shapes a stored prediction (labels, features, calibration, pooling, styles, runtime: a
-    re-calibrated card is another model), e.g. ``genretag-default 3.0 977094d2bb9e w8 c1a2b3c4d``."""
-    import hashlib
-    import json
-
-    card = bundle.card.to_dict()
-    shaping = {k: card.get(k) for k in ("labels", "features", "sha256", "calibration", "pooling", "runtime",
-                                        "styles")}
-    fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{bundle.card.model_id} {bundle.card.sha256[:12]} w{options.windows} c{fingerprint[:9]}"
-
-
-def find_model(model: str | Path = "default") -> Bundle:
+def find_model(model: str | Path = DEFAULT_MODEL) -> Bundle:
     """A model's bundle (its card: ``.card.model_id``, ``.card.labels``, features...) without loading
     it: no Keras import, no weights read. Raises :class:`~genretag.errors.ModelError`."""
     from genretag.models.registry import resolve_model
@@ -332,133 +382,18 @@ def find_model(model: str | Path = "default") -> Bundle:
     return resolve_model(str(model))
 
 
-class StoreRecorder:
-    """The store as a run uses it: entries still valid for a file, results recorded; a store that
-    fails is set aside (``store.failed`` keeps the error) and the run goes on without it."""
-
-    def __init__(self, store: Store | None) -> None:
-        self.store = store
-        self._outcomes: dict[Path, str | None] = {}
-        """What the store said the last run made of each file taken from it (to skip rewriting it)."""
-
-    def known(self, path: Path, key: str, *, provenance: str, skip_own: bool = True,
-              kept_ok: bool = False) -> ScanResult | None:
-        """The stored result of ``path``, or None when it must be decoded. ``kept_ok``: an entry of a
-        file that kept its genre without being predicted will do (the run needs no prediction of it)."""
-        from genretag.errors import StoreError
-
-        try:
-            entry = self.store.current(path, key) if self.store is not None else None
-        except StoreError:
-            self.store = None
-            return None
-        if entry is None or entry.status == "failed" or (entry.status == "kept" and not kept_ok):
-            return None
-        self._outcomes[path] = entry.outcome
-        return _from_entry(entry, provenance if skip_own else None, path=path)
-
-    def why_unknown(self, path: Path, key: str) -> str:
-        """Why the store has no usable prediction of ``path``."""
-        entry = None
-        if self.store is not None:
-            try:
-                entry = self.store.get(path, key)
-            except Exception:  # noqa: BLE001 - only the message depends on it
-                entry = None
-        if entry is None:
-            return "no stored prediction by this model (scan it first)"
-        if entry.status == "failed":
-            return f"its last scan failed ({entry.error}); scan it again"
-        if entry.status == "kept":
-            return "it kept its genre, so its last scan did not predict it (scan it with --overwrite or a report)"
-        return "changed since it was predicted (scan it again)"
-
-    def review_of(self, path: Path) -> tuple[str, ...] | None:
-        """The genres a person chose for ``path`` (``()``: leave it alone), or None."""
-        from genretag.errors import StoreError
-
-        try:
-            review = self.store.reviewed(path) if self.store is not None else None
-        except StoreError:
-            self.store = None
-            return None
-        return None if review is None else review.genres
-
-    def note_review(self, path: Path, *, field: str, genres: tuple[str, ...], model: str | None) -> None:
-        from genretag.errors import StoreError
-
-        try:
-            if self.store is not None:
-                self.store.review(path, field=field, genres=genres, model=model)
-        except StoreError:
-            self.store = None
-
-    def forget_review(self, path: Path) -> None:
-        from genretag.errors import StoreError
-
-        try:
-            if self.store is not None:
-                self.store.forget_review(path)
-        except StoreError:
-            self.store = None
-
-    def after_write(self, result: ScanResult, key: str) -> None:
-        """A file was tagged outside a scan (from a report): update its entry, if it has one."""
-        from genretag.errors import StoreError
-
-        if self.store is None or result.status != "tagged" or result.tags is None:
-            return
-        try:
-            self.store.after_write(result.path, key, tags=result.tags, outcome="tagged")
-        except StoreError:
-            self.store = None
-
-    def record(self, result: ScanResult, key: str) -> None:
-        from genretag.errors import StoreError
-
-        if self.store is None:
-            return
-        if result.path in self._outcomes and self._outcomes.pop(result.path) == result.status != "tagged":
-            return  # taken from the store and nothing new happened to it
-        try:
-            self.store.put(result, model=key, identity=result.identity)
-            if result.status == "tagged" and result.tags is not None:
-                self.store.after_write(result.path, key, tags=result.tags, outcome="tagged")
-        except StoreError:
-            self.store = None
-
-
-def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
-    """A stored prediction of the file at ``path`` as the pipeline would have produced it
-    (``skipped`` if the model ``provenance`` names tagged the file)."""
-    from genretag.scan import Prediction, ScanResult
-
-    base = {"path": path, "previous": entry.previous, "provenance": entry.provenance,
-            "identity": entry.identity, "error": entry.error, "tags": entry.tags}
-    if entry.status == "silent":
-        return ScanResult(**base, status="silent")
-    if entry.status == "kept":
-        return ScanResult(**base, status="kept")
-    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores,
-                            entry.music)
-    if entry.status == "not-music":
-        return ScanResult(**base, status="not-music", prediction=prediction)
-    status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
-    return ScanResult(**base, status=status, prediction=prediction)
-
-
-def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: Model | None = None,
+def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: str | Path | Model | None = None,
            styles: Sequence[Style] | None = None) -> ScanResult:
     """What a ``predicted`` file gets under ``options`` (top-k, floors, genre map, overwrite, styles...); pure.
-    With ``model``, confidence floors left at None are the model's own (as :func:`tag` uses them);
-    without, they are 0. ``styles`` (a model card's ``styles``): what ``options.styles`` chooses among;
-    default: ``model``'s, else none. See :func:`genretag.scan.decide`."""
+    Confidence floors left at None are the model's own, as :func:`tag` uses them: ``model``'s (the model that
+    predicted ``result``; default: the default model, whose labels ``result`` must then have). ``styles``
+    (a model card's ``styles``): what ``options.styles`` chooses among; default: the model's. With both
+    floors set and ``styles`` given, no model is read. See :func:`genretag.scan.decide`."""
     from genretag.scan import decide as decide_
 
-    if styles is None:
-        styles = model.bundle.card.styles if model is not None else ()
-    return decide_(result, options.for_model(model.bundle.card.calibration) if model is not None else options,
-                   styles=styles)
+    if model is None and styles is not None and None not in (options.min_confidence, options.next_min_confidence):
+        return decide_(result, options, styles=styles)
+    return _model(DEFAULT_MODEL if model is None else model, options).decide(result, options, styles=styles)
 
 
 def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptions()) -> ScanResult:

@@ -184,14 +184,18 @@ MAX_BATCH_SIZE = 256
 batches above 64 were no faster on a 2-core CPU."""
 
 
+DEFAULT_MODEL = "default"
+"""The model a command or a library call uses when none is named: the bundled one of that name."""
+
+
 @dataclass(frozen=True)
 class ScanOptions:
     """Defaults of ``genretag scan`` (and of the library's :func:`genretag.predict`).
 
-    Invalid values raise :class:`~genretag.errors.UsageError` on construction.
+    Invalid values raise :class:`~genretag.errors.UsageError` on construction. The model is no option: it is
+    what runs them (``genretag.load_model(...).tag(paths, options=...)``, or ``model=`` of the functions).
     """
 
-    model: str = "default"
     windows: int = WindowPolicy.windows
     batch_size: int = 64
     """Windows per model batch, 1 to :data:`MAX_BATCH_SIZE`; a last, partial batch is padded

@@ -14,6 +14,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -127,3 +128,37 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What says a file is still the one that was predicted: its size, modification time, status-change
+    time and inode. A tag editor that keeps the size (padding) and puts the mtime back still changes the
+    ctime, which no program can set; a file replaced by another (a rename over it) has another inode."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int | None = None
+    """None where it is not known (a row of a store before schema 4, a file in an object store)."""
+    inode: int | None = None
+
+    @classmethod
+    def of(cls, path: str | Path) -> Identity | None:
+        """The file's identity now; None if it can't be stat'ed."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def holds_for(self, now: Identity | None) -> bool:
+        """Whether a file whose identity is ``now`` is still the one this identity was taken of. A part not
+        recorded (``None``: a row from before schema 4, a file read through an object store) is not compared."""
+        return now is not None and self.stamp == now.stamp and all(
+            mine is None or mine == theirs
+            for mine, theirs in ((self.ctime_ns, now.ctime_ns), (self.inode, now.inode)))
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """``(size, mtime_ns)``: what a report row records."""
+        return self.size, self.mtime_ns

@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from genretag.errors import StoreError, describe
+from genretag.files import Identity  # noqa: F401 - also re-exported: where it lived before
 from genretag.tags import TagState
 
 SCHEMA_VERSION = 6
@@ -53,7 +54,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS predictions (
     path BLOB NOT NULL,             -- the file's absolute path as bytes (any file name)
-    model TEXT NOT NULL,            -- "name version sha256-prefix wWINDOWS" (genretag.api.store_key)
+    model TEXT NOT NULL,            -- "name version sha256-prefix wWINDOWS" (genretag.scan.recorder.store_key)
     size INTEGER NOT NULL,          -- identity when predicted: bytes ...
     mtime_ns INTEGER NOT NULL,      -- ... and modification time
     status TEXT NOT NULL,           -- predicted | not-music (schema 6) | silent | failed | kept (schema 3: not decoded)
@@ -131,40 +132,6 @@ def default_store_path() -> Path:
     """``$XDG_CACHE_HOME/genretag/predictions.sqlite`` (``~/.cache/...``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "genretag" / STORE_FILE
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What says a file is still the one that was predicted: its size, modification time, status-change
-    time and inode. A tag editor that keeps the size (padding) and puts the mtime back still changes the
-    ctime, which no program can set; a file replaced by another (a rename over it) has another inode."""
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int | None = None
-    """None where it is not known (a row of a store before schema 4, a file in an object store)."""
-    inode: int | None = None
-
-    @classmethod
-    def of(cls, path: str | Path) -> Identity | None:
-        """The file's identity now; None if it can't be stat'ed."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-    def holds_for(self, now: Identity | None) -> bool:
-        """Whether a file whose identity is ``now`` is still the one this identity was taken of. A part not
-        recorded (``None``: a row from before schema 4, a file read through an object store) is not compared."""
-        return now is not None and self.stamp == now.stamp and all(
-            mine is None or mine == theirs
-            for mine, theirs in ((self.ctime_ns, now.ctime_ns), (self.inode, now.inode)))
-
-    @property
-    def stamp(self) -> tuple[int, int]:
-        """``(size, mtime_ns)``: what a report row records."""
-        return self.size, self.mtime_ns
 
 
 @dataclass(frozen=True)

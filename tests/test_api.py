@@ -85,7 +85,7 @@ def test_decide_is_pure_and_write_tags_atomically(folder, tiny_bundle):
     (result,) = genretag.predict([path], model=model, options=genretag.ScanOptions(jobs=0))
     before = _hashes(folder)
     options = genretag.ScanOptions(top_k=2, genre_map={"Mid": "Middle"})
-    decided = genretag.decide(result, options)
+    decided = genretag.decide(result, options, model=model)
     assert decided.status == "would-tag" and decided.genres[0] == "Middle" and len(decided.genres) == 2
     assert _hashes(folder) == before  # deciding reads and writes nothing
     written = genretag.write(decided, model_id=model.model_id, options=options)

@@ -316,11 +316,13 @@ def test_log_mel_equals_librosa_melspectrogram(fmax, n_mels, fmin):
 
 
 def test_decode_workers_do_not_import_librosa():
-    """A worker's imports (extract, audio, features, tags) stay light: no librosa, numba or TensorFlow."""
+    """A worker's imports (extract, audio, features, tags) stay light: no librosa, numba or TensorFlow, and not
+    the prediction store (sqlite3): a file's identity lives in genretag.files."""
     import subprocess
     import sys
 
     code = ("import sys; import genretag.scan.extract, genretag.audio, genretag.features, genretag.tags.containers, genretag.scan.pool; "
-            "print(sorted(m for m in ('librosa', 'numba', 'tensorflow', 'keras') if m in sys.modules))")
+            "print(sorted(m for m in ('librosa', 'numba', 'tensorflow', 'keras', 'sqlite3', 'genretag.store') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

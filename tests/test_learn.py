@@ -23,7 +23,8 @@ from synth import tone_mix, write_audio
 from genretag.cli import app
 from genretag.learn.fit import cross_validate, fit_layer, masks_of
 from genretag.learn.labels import read_labels
-from genretag.store import Identity, Store
+from genretag.files import Identity
+from genretag.store import Store
 
 
 def _tagged(path: Path, genres: list[str] | None, *, album: str | None = None, artist: str = "A") -> Path:

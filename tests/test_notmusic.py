@@ -170,7 +170,7 @@ def test_a_card_with_a_bad_music_floor_is_refused(tmp_path, floor):
 def test_store_round_trip_of_not_music_and_a_schema_5_store_is_brought_to_6(tmp_path):
     import sqlite3
 
-    from genretag.api import _from_entry
+    from genretag.scan.recorder import _from_entry
     from genretag.scan import Prediction, ScanResult
     from genretag.store import SCHEMA_VERSION, Identity, Store
 

@@ -47,7 +47,8 @@ def _no_model(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("genretag.api._as_model", refuse)
+    monkeypatch.setattr("genretag.models.runtime.DeferredClassifier", refuse)
+    monkeypatch.setattr("genretag.models.runtime.load_classifier", refuse)
 
 
 def test_a_rerun_decodes_nothing_and_loads_no_model(runner, lib, knn, tmp_path, decoded, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 import typer.core
 
-from genretag import __version__
+from genretag.version import __version__
 
 app = typer.Typer(
     name="genretag",
@@ -56,6 +56,13 @@ class _Command(typer.core.TyperCommand):
         for param in self.params:
             if param.param_type_name == "argument":
                 param.display_type_rich = lambda ctx: None  # the metavar says it
+
+    def invoke(self, ctx):
+        """Run the command inside the one top-level error handler (:func:`genretag.cli.common.handled`)."""
+        from genretag.cli.common import handled
+
+        with handled(ctx):
+            return super().invoke(ctx)
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

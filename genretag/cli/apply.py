@@ -8,35 +8,31 @@ from typing import Optional
 
 import typer
 
+import genretag
 from genretag.cli import options as O
 from genretag.cli.common import (
-    require_paths,
     close_store,
     err,
     error_line,
-    handles_errors,
     open_store,
     out,
+    require_paths,
     run_inputs,
-    scan_options,
-    settings_for,
+    store_path,
     warn_without_styles,
 )
-from genretag.cli.scan import D
 from genretag.cli.tally import consume, finish, summary
+from genretag.config import DEFAULT_MODEL, ScanOptions
 from genretag.errors import GenretagError, UsageError
-from genretag.models.registry import resolve_model
 
 REPORT_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
-@handles_errors
 def apply(
-    ctx: typer.Context,
     sources: list[Path] = typer.Argument(..., metavar="REPORT.jsonl | PATH...",
                                          help="A JSON Lines report of 'scan --json' (reviewed), or audio files and "
                                               "folders whose stored predictions to apply."),
-    model: str = typer.Option(D.model, "--model", "-m", help="Model whose stored predictions to apply."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model whose stored predictions to apply."),
     dry_run: bool = O.DRY_RUN,
     csv_path: Optional[Path] = O.CSV,
     json_path: Optional[Path] = O.JSON,
@@ -66,60 +62,62 @@ def apply(
     again from the prediction store with other options (a report's rows are written as they are). A file that
     changed since it was predicted is never tagged from the old prediction. Exit status as for scan.
     """
-    from genretag.api import apply as apply_stored
-    from genretag.api import apply_report
     from genretag.discover import discover
     from genretag.scan import ReportWriter, check_report_paths, read_report
 
-    o = settings_for(ctx, config)
-    options = scan_options(o)
+    options = ScanOptions(
+        top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
+        genre_map=genretag.read_genre_map(genre_map) if genre_map else {}, overwrite=overwrite, dry_run=dry_run,
+        id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=O.choice(group), write_to=O.choice(write_to),
+        merge=merge, keep_mtime=keep_mtime)
     console, stderr = out(), err()
     reports = [s for s in sources if s.suffix.lower() in REPORT_SUFFIXES]
     if len(reports) > 1:
         raise UsageError(f"give one report at a time ({len(reports)} given: apply them one after the other)")
     if reports and len(sources) > 1:
         raise UsageError("give a report or audio paths, not both")
-    store_problem = None
-    store = None
+    the_store = store_path(store, no_store=no_store)
     card_styles = ()  # the model's styles: their scores go into the reports of decisions made from the store
     if reports:
         rows = read_report(reports[0])
+        loaded = genretag.load_model(model, lazy=True)  # its card only: apply decodes nothing
         # provenance: each row's model; rows without one (an older report), the --model given
-        bundle = resolve_model(o.model)
         model_id = next((r["model"] for r in rows if isinstance(r.get("model"), str) and r["model"]), None) \
-            or bundle.card.model_id
+            or loaded.model_id
         files, total = [Path(r["path"]) for r in rows] + [reports[0]], len(rows)
-        store, store_problem = open_store(o)  # files written from the report keep their store entries current
+        opened, store_problem = open_store(the_store)  # files written from the report keep their store entries current
 
         def run(on_progress):
-            return apply_report(rows, model_id=model_id, options=options, on_progress=on_progress, store=store,
-                                model=bundle)
+            return genretag.apply_report(rows, model_id=model_id, options=options, on_progress=on_progress,
+                                         store=opened, model=loaded)
     else:
-        bundle = resolve_model(o.model)
-        warn_without_styles(stderr, options, bundle)
-        card_styles = bundle.card.styles
+        loaded = genretag.load_model(model, lazy=True)
+        warn_without_styles(stderr, styles=styles, model=loaded)
+        card_styles = loaded.bundle.card.styles
         require_paths(sources)
         found = discover(sources)
         if not found.files:
             for path, reason in found.problems:
                 stderr.print(error_line(reason, path))
             raise GenretagError("no audio files found in " + ", ".join(str(p) for p in sources))
-        store, store_problem = open_store(o)
-        if store is None:
+        opened, store_problem = open_store(the_store)
+        if opened is None:
             raise store_problem or UsageError("apply needs the prediction store (drop --no-store), or a report")
-        files, total, model_id = found.files, len(found.files) + len(found.problems), bundle.card.model_id
+        files, total, model_id = found.files, len(found.files) + len(found.problems), loaded.model_id
+
         def run(on_progress):
-            return apply_stored(found, store=store, model=bundle.path, options=options, on_progress=on_progress,
+            return loaded.apply(found, store=opened, options=options, on_progress=on_progress,
                                 named=[p for p in sources if not p.is_dir()])
-    check_report_paths([o.csv_path, o.json_path], files, inputs=run_inputs(o, bundle))
-    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=model_id,
+    check_report_paths([csv_path, json_path], files,
+                       inputs=run_inputs(config=config, genre_map=genre_map, store=the_store, model=loaded))
+    writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k, model_id=model_id,
                           styles=card_styles)
     started = time.perf_counter()
     try:
-        tally = consume(run, total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
-                         show_lines=(o.dry_run or o.verbose) and not o.quiet)
+        tally = consume(run, total, writer=writer, console=console, stderr=stderr, quiet=quiet,
+                        show_lines=(dry_run or verbose) and not quiet)
     finally:
         writer.close()
-        store_problem = close_store(store, store_problem)
-    summary(console, tally, total, time.perf_counter() - started, dry_run=o.dry_run)
+        store_problem = close_store(opened, store_problem)
+    summary(console, tally, total, time.perf_counter() - started, dry_run=dry_run)
     finish(tally, stderr, store_problem)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import importlib
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -32,8 +31,6 @@ from genretag.interrupts import (  # noqa: F401 (the CLI's modules take them fro
     exit_status,
     sigterm_as_interrupt,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
@@ -81,21 +78,8 @@ def _stderr_stream():
         return None
 
 
-def _current_context() -> Any:
-    """The running command's context. Newer Typer runs on its own copy of Click
-    (``typer._click``), whose context stack ``click.get_current_context`` can't see."""
-    for module in ("typer._click.globals", "click.globals"):
-        try:
-            ctx = importlib.import_module(module).get_current_context(silent=True)
-        except (ImportError, AttributeError):
-            continue
-        if ctx is not None:
-            return ctx
-    return None
-
-
-def debug_enabled() -> bool:
-    ctx = _current_context()
+def debug_enabled(ctx: Any) -> bool:
+    """Whether ``--debug`` was given (the root command keeps it in ``ctx.obj``)."""
     while ctx is not None:
         if isinstance(ctx.obj, dict) and ctx.obj.get("debug"):
             return True
@@ -123,36 +107,38 @@ def error_line(reason: str, path: object | None = None) -> str:
     return f"[red]error:[/red] {shown(reason + where)}"
 
 
-def handles_errors(fn: F) -> F:
-    """The one top-level handler: a GenretagError becomes ``error: ...`` on stderr
-    and exit 1 (a UsageError exit 2); Ctrl-C exits 130, SIGTERM 143 (after the same cleanup); anything unexpected
-    is one ``error: internal error ...`` line and exit 70 (:data:`EXIT_INTERNAL`); tracebacks only with ``--debug``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with sigterm_as_interrupt():
-                return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except GenretagError as exc:
-            _traceback_if_debug()
-            err().print(error_line(exc.reason, exc.path))
-            raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURES) from None
-        except KeyboardInterrupt as exc:
-            err().print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(exit_status(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, non-zero exit
-            _traceback_if_debug()
-            hint = "" if debug_enabled() else "; run with --debug for the traceback"
-            err().print(error_line(f"internal error: {describe(exc, with_type=True)}{hint}"))
-            raise typer.Exit(EXIT_INTERNAL) from None
-
-    return wrapper  # type: ignore[return-value]
+@contextlib.contextmanager
+def handled(ctx: Any) -> Iterator[None]:
+    """The one top-level handler, around every command (:class:`genretag.cli._Command`): a GenretagError becomes
+    ``error: ...`` on stderr and exit 1 (a UsageError exit 2); Ctrl-C exits 130, SIGTERM 143 (after the same
+    cleanup); anything unexpected is one ``error: internal error ...`` line and exit 70 (:data:`EXIT_INTERNAL`);
+    tracebacks only with ``--debug``."""
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except GenretagError as exc:
+        fail(ctx, exc)
+    except KeyboardInterrupt as exc:
+        err().print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(exit_status(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, non-zero exit
+        _traceback_if_debug(ctx)
+        hint = "" if debug_enabled(ctx) else "; run with --debug for the traceback"
+        err().print(error_line(f"internal error: {describe(exc, with_type=True)}{hint}"))
+        raise typer.Exit(EXIT_INTERNAL) from None
 
 
-def _traceback_if_debug() -> None:
-    if debug_enabled():
+def fail(ctx: Any, exc: GenretagError) -> NoReturn:
+    """``error: reason (path)`` on stderr; exit 2 for a UsageError, else 1."""
+    _traceback_if_debug(ctx)
+    err().print(error_line(exc.reason, exc.path))
+    raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURES) from None
+
+
+def _traceback_if_debug(ctx: Any) -> None:
+    if debug_enabled(ctx):
         traceback.print_exc(file=_stderr_stream() or sys.stderr)
 
 
@@ -182,59 +168,44 @@ def require_paths(paths: list[Path]) -> None:
             raise UsageError("no such file or folder", path)
 
 
-# --- options shared by the commands that tag (scan, apply) -------------------------------------------------
+# --- what the commands that tag (scan, apply) share ---------------------------------------------------------
 
-def settings_for(ctx: typer.Context, config: Any) -> SimpleNamespace:
-    """The command's options after the config file filled in what the command line left at its default."""
-    from genretag.cli.settings import resolve
-
-    params = dict(ctx.params)
-    resolve(ctx, params, config=config)
-    return SimpleNamespace(**params)
-
-
-def scan_options(o: SimpleNamespace) -> Any:
-    """The library's :class:`~genretag.config.ScanOptions` from resolved command options (reads the genre map)."""
-    from dataclasses import fields
-
-    from genretag.config import ScanOptions
-    from genretag.scan import read_genre_map
-
-    known = {f.name for f in fields(ScanOptions)} - {"genre_map"}
-    values = {name: getattr(getattr(o, name), "value", getattr(o, name)) for name in known if hasattr(o, name)}
-    return ScanOptions(**values, genre_map=read_genre_map(o.genre_map) if o.genre_map else {})
-
-
-def warn_without_styles(stderr: Console, options: Any, bundle: Any) -> None:
+def warn_without_styles(stderr: Console, *, styles: bool, model: Any) -> None:
     """One warning line when ``--styles`` is on and the model's card lists no styles (genres are still written)."""
-    if options.styles and not bundle.card.styles:
-        stderr.print(f"[yellow]warning:[/yellow] model {shown(bundle.card.model_id)} has no styles: "
+    if styles and not model.bundle.card.styles:
+        stderr.print(f"[yellow]warning:[/yellow] model {shown(model.model_id)} has no styles: "
                      "--styles writes genres only")
 
 
-def run_inputs(o: SimpleNamespace, bundle: Any = None) -> dict[str, Path | None]:
-    """What a run reads besides the audio, for :func:`~genretag.scan.check_report_paths`: a report
-    may not be written over any of them (the config file even when absent: a report there would
-    become the next run's broken config)."""
-    from genretag.cli.settings import config_path
-    from genretag.scan.report import STORE_INPUT
+def store_path(store: Path | None, *, no_store: bool) -> Path | None:
+    """The prediction store a run uses: ``--store``, else the default one; None with ``--no-store``."""
     from genretag.store import default_store_path
 
-    store = None if o.no_store else Path(o.store).expanduser() if o.store else default_store_path()
-    return {"the config file": config_path(o.config), "the genre map": o.genre_map, STORE_INPUT: store,
-            "the model bundle": bundle.path if bundle is not None else None}
+    return None if no_store else Path(store).expanduser() if store else default_store_path()
 
 
-def open_store(o: SimpleNamespace) -> tuple[Any, GenretagError | None]:
-    """The prediction store the options ask for: ``(store, None)``, ``(None, None)`` with
-    ``--no-store``, or ``(None, error)`` when it can't be opened (the run goes on without it)."""
+def run_inputs(*, config: Path | None, genre_map: Path | None, store: Path | None, model: Any = None
+               ) -> dict[str, Path | None]:
+    """What a run reads besides the audio, for :func:`~genretag.scan.check_report_paths`: a report
+    may not be written over any of them (the config file even when absent: a report there would
+    become the next run's broken config). ``store``: :func:`store_path`'s."""
+    from genretag.cli.settings import config_path
+    from genretag.scan.report import STORE_INPUT
+
+    return {"the config file": config_path(config), "the genre map": genre_map, STORE_INPUT: store,
+            "the model bundle": model.bundle.path if model is not None else None}
+
+
+def open_store(path: Path | None) -> tuple[Any, GenretagError | None]:
+    """The prediction store at ``path`` (:func:`store_path`'s): ``(store, None)``, ``(None, None)`` for no
+    store, or ``(None, error)`` when it can't be opened (the run goes on without it)."""
     from genretag.errors import StoreError
-    from genretag.store import Store, default_store_path
+    from genretag.store import Store
 
-    if o.no_store:
+    if path is None:
         return None, None
     try:
-        return Store(Path(o.store).expanduser() if o.store else default_store_path()), None
+        return Store(path), None
     except StoreError as exc:
         return None, exc
 

@@ -8,11 +8,10 @@ from typing import Optional
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import handles_errors, out, shown
+from genretag.cli.common import out, shown
 from genretag.cli.settings import Setting
 
 
-@handles_errors
 def config(
     ctx: typer.Context,
     config: Optional[Path] = O.CONFIG,
@@ -23,19 +22,21 @@ def config(
     error (exit 2)."""
     from rich.table import Table
 
-    from genretag.cli.settings import read_config, resolve
+    from genretag.cli.settings import CONFIG_ERROR, CONFIG_META, settings
 
-    path, _ = read_config(config)
+    path = ctx.meta[CONFIG_META]  # --config's callback read the file
     root = ctx.find_root().command
     table = Table("setting", "value", "from", title=f"config file: {shown(path)}"
                   + ("" if path.is_file() else " (not present)"), title_justify="left")
     seen = set()
     for name in ("scan", "apply"):
         command = root.get_command(ctx, name)
-        sub = command.make_context(name, [], parent=ctx, resilient_parsing=True)
-        params = dict(sub.params)
-        settings = in_effect(resolve(sub, params, config=config))
-        for setting in filled_in(settings):
+        # parsed as the command would parse it, without running it: the file fills Click's default map
+        sub = command.make_context(name, [] if config is None else ["--config", str(config)], parent=ctx,
+                                   resilient_parsing=True)
+        if CONFIG_ERROR in sub.meta:
+            raise sub.meta[CONFIG_ERROR]
+        for setting in filled_in(in_effect(settings(sub))):
             if setting.name not in seen:
                 seen.add(setting.name)
                 value = "" if setting.value is None else str(getattr(setting.value, "value", setting.value))

@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from genretag.cli import data as data_options
-from genretag.cli.common import err, handles_errors, out, progress_bar
+from genretag.cli.common import err, out, progress_bar
 from genretag.cli.data import Part, SplitMode, Subset, dataset_from_options, describe_dataset
-from genretag.config import EVAL_PARTS, ScanOptions, TrainConfig
+from genretag.config import DEFAULT_MODEL, EVAL_PARTS, TrainConfig
 from genretag.errors import DatasetError, UsageError
 
 if TYPE_CHECKING:
@@ -21,9 +21,8 @@ if TYPE_CHECKING:
 D = TrainConfig()
 
 
-@handles_errors
 def evaluate(
-    model: str = typer.Option(ScanOptions().model, "--model", "-m", help="Bundled model name or bundle folder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled model name or bundle folder."),
     dataset: Optional[Path] = data_options.DATASET,
     fma_metadata: Optional[Path] = data_options.FMA_METADATA,
     fma_audio: Optional[Path] = data_options.FMA_AUDIO,

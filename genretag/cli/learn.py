@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import EXIT_FAILURES, err, error_line, handles_errors, out, shown
+from genretag.cli.common import EXIT_FAILURES, err, error_line, out, shown
 from genretag.config import LearnConfig, default_jobs
 from genretag.errors import UsageError
 
@@ -19,7 +19,6 @@ SHOW_LEFT_OUT = 12
 """Genres left out that are listed one by one; the rest are counted."""
 
 
-@handles_errors
 def learn(
     paths: Optional[list[str]] = typer.Argument(None, help="The library: audio files and folders (walked "
                                                 "recursively). With --update: default, the libraries learned before."),

@@ -8,12 +8,11 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genretag.cli.common import handles_errors, out, shown
+from genretag.cli.common import out, shown
 from genretag.errors import ModelError, UsageError
 from genretag.models.registry import list_bundled, resolve_model
 
 
-@handles_errors
 def models(
     model: Optional[str] = typer.Argument(None, help="A bundled name or bundle folder to describe."),
     as_json: bool = typer.Option(False, "--json", help="Print the card(s) as JSON."),

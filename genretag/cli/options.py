@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from genretag.cli.data import _choices
-from genretag.config import GROUPS, WRITE_TO, ScanOptions
+from genretag.cli.settings import load
+from genretag.config import DEFAULT_MODEL, GROUPS, WRITE_TO, ScanOptions
 
 D = ScanOptions()
 Group = _choices("Group", GROUPS)
 WriteTo = _choices("WriteTo", WRITE_TO)
 
-MODEL = typer.Option(D.model, "--model", "-m", help="Bundled model name or bundle folder.")
+MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled model name or bundle folder.")
 DRY_RUN = typer.Option(D.dry_run, "--dry-run", "-n", help="Write nothing to audio files; show old -> new genre per file.")
 CSV = typer.Option(None, "--csv", dir_okay=False, help="Write one row per file to this CSV.")
 JSON = typer.Option(None, "--json", dir_okay=False,
@@ -49,5 +50,11 @@ VERBOSE = typer.Option(False, "--verbose", "-v", help="A line per file even when
 STORE = typer.Option(None, "--store", dir_okay=False,
                      help="Prediction store (SQLite) to use; default ~/.cache/genretag/predictions.sqlite.")
 NO_STORE = typer.Option(False, "--no-store", help="Neither read nor write the prediction store.")
-CONFIG = typer.Option(None, "--config", dir_okay=False,
+CONFIG = typer.Option(None, "--config", dir_okay=False, is_eager=True, callback=load,
                       help="Settings file (TOML); default ~/.config/genretag/config.toml. Flags win.")
+"""Read first (eager): the file's [scan] table fills the options the command line leaves out (Click's default map)."""
+
+
+def choice(value: object) -> str:
+    """A choice option's value as the library takes it (Typer gives an Enum member; a default may be the text)."""
+    return str(getattr(value, "value", value))

@@ -1,35 +1,35 @@
-"""``genretag scan``: predict a genre for every file and write it into its tags."""
+"""``genretag scan``: predict a genre for every file and write it into its tags.
+
+The options go to :class:`~genretag.config.ScanOptions` by name (the config file's ``[scan]`` values
+arrive as Click's defaults, see :mod:`genretag.cli.settings`), the model is resolved once
+(:func:`genretag.load_model`) and :meth:`genretag.Model.tag` does the rest.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import typer
 
+import genretag
 from genretag.cli import options as O
 from genretag.cli.common import (
-    require_paths,
     close_store,
     err,
     error_line,
-    handles_errors,
     open_store,
     out,
+    require_paths,
     run_inputs,
-    scan_options,
-    settings_for,
+    store_path,
     warn_without_styles,
 )
 from genretag.cli.tally import consume, finish, summary
 from genretag.config import ENGINES, MAX_BATCH_SIZE, ScanOptions
 from genretag.errors import GenretagError
-from genretag.models.registry import resolve_model
-
-if TYPE_CHECKING:
-    pass
 
 D = ScanOptions()
 
@@ -41,9 +41,7 @@ def _known_engine(value: str) -> str:
     return value
 
 
-@handles_errors
 def scan(
-    ctx: typer.Context,
     paths: list[str] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
     model: str = O.MODEL,
     dry_run: bool = O.DRY_RUN,
@@ -88,41 +86,47 @@ def scan(
     decoded unless --csv/--json asks for their prediction).
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted, 70 internal error.
     """
-    from genretag.api import tag
     from genretag.discover import discover
     from genretag.scan import ReportWriter, check_report_paths
 
-    o = settings_for(ctx, config)  # engine and ray_address too: `engine = "ray"` in the config file runs on Ray
-    if o.engine != "local" or o.ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's front end
+    options = ScanOptions(
+        top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
+        genre_map=genretag.read_genre_map(genre_map) if genre_map else {}, overwrite=overwrite, force=force,
+        dry_run=dry_run, id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=O.choice(group),
+        write_to=O.choice(write_to), merge=merge, keep_mtime=keep_mtime, windows=windows, batch_size=batch_size,
+        jobs=jobs, timeout=timeout,
+        predict_kept=bool(csv_path or json_path))  # a file that keeps its genre is decoded only for a report
+    if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's front end
         from genretag.cli.scan_ray import scan_ray
 
-        return scan_ray(o, paths, engine=o.engine, address=o.ray_address)  # as typed: Path() would make s3:/
-    paths = [Path(p) for p in paths]
-    # a file that keeps its genre is decoded only when a report asks for its prediction
-    options = replace(scan_options(o), predict_kept=bool(o.csv_path or o.json_path))
+        return scan_ray(paths, model=model, options=replace(options, predict_kept=True), csv_path=csv_path,
+                        json_path=json_path, quiet=quiet, config=config, genre_map=genre_map,
+                        store=store_path(store, no_store=no_store), engine=engine, address=ray_address)
     console, stderr = out(), err()
-    bundle = resolve_model(o.model)
-    warn_without_styles(stderr, options, bundle)
+    loaded = genretag.load_model(model, batch_size=batch_size, lazy=True)  # loads only if a file needs it
+    warn_without_styles(stderr, styles=styles, model=loaded)
+    paths = [Path(p) for p in paths]
     require_paths(paths)
     found = discover(paths)
     if not found.files:
         for path, reason in found.problems:
             stderr.print(error_line(reason, path))
         raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
-    check_report_paths([o.csv_path, o.json_path], found.files, inputs=run_inputs(o, bundle))
-    store, store_problem = open_store(o)
-    writer = ReportWriter(csv_path=o.csv_path, json_path=o.json_path, top_k=o.top_k, model_id=bundle.card.model_id,
-                          styles=bundle.card.styles)
+    the_store = store_path(store, no_store=no_store)
+    check_report_paths([csv_path, json_path], found.files,
+                       inputs=run_inputs(config=config, genre_map=genre_map, store=the_store, model=loaded))
+    opened, store_problem = open_store(the_store)
+    writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k, model_id=loaded.model_id,
+                          styles=loaded.bundle.card.styles)
     started = time.perf_counter()
     total = len(found.files) + len(found.problems)
     try:
-        tally = consume(lambda on_progress: tag(found, model=bundle.path, options=options, store=store,
-                                                 on_progress=on_progress,  # the model loads only if needed
-                                                 named=[p for p in paths if not p.is_dir()]),
-                         total, writer=writer, console=console, stderr=stderr, quiet=o.quiet,
-                         show_lines=(o.dry_run or o.verbose) and not o.quiet)
+        tally = consume(lambda on_progress: loaded.tag(found, options=options, store=opened, on_progress=on_progress,
+                                                        named=[p for p in paths if not p.is_dir()]),
+                        total, writer=writer, console=console, stderr=stderr, quiet=quiet,
+                        show_lines=(dry_run or verbose) and not quiet)
     finally:
         writer.close()
-        store_problem = close_store(store, store_problem)
-    summary(console, tally, total, time.perf_counter() - started, dry_run=o.dry_run)
+        store_problem = close_store(opened, store_problem)
+    summary(console, tally, total, time.perf_counter() - started, dry_run=dry_run)
     finish(tally, stderr, store_problem)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import typer
 
+import genretag
 from genretag.cli.common import (
     close_store,
     err,
@@ -21,20 +21,21 @@ from genretag.cli.common import (
     progress_bar,
     require_paths,
     run_inputs,
-    scan_options,
     warn_without_styles,
 )
-from genretag.config import ENGINES
+from genretag.config import ENGINES, ScanOptions
 from genretag.errors import UsageError
 
 
-def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str | None) -> None:
-    """Run the scan on Ray with the resolved command options ``o``; exits as the local scan does. ``paths``:
-    as typed (local paths, or URIs such as ``s3://bucket/music``: a :class:`Path` would make that ``s3:/...``)."""
+def scan_ray(paths: list[str], *, model: str, options: ScanOptions, csv_path: Path | None, json_path: Path | None,
+             quiet: bool, config: Path | None, genre_map: Path | None, store: Path | None, engine: str,
+             address: str | None) -> None:
+    """Run the scan on Ray with ``scan``'s options; exits as the local scan does. ``paths``: as typed (local
+    paths, or URIs such as ``s3://bucket/music``: a :class:`Path` would make that ``s3:/...``); ``store``: the
+    prediction store's path (None: no store)."""
     from genretag.cli.tally import Tally, finish, render, summary
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray
-    from genretag.models.registry import resolve_model
     from genretag.scan import check_report_paths
 
     if engine not in ENGINES:
@@ -42,22 +43,21 @@ def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str 
     if address is not None and engine != "ray":
         raise UsageError("--ray-address needs --engine ray")
     require_paths([Path(p) for p in paths if "://" not in str(p)])
-    options = scan_options(o)
     console, stderr = out(), err()
-    bundle = resolve_model(o.model)
-    warn_without_styles(stderr, options, bundle)
+    loaded = genretag.load_model(model, batch_size=options.batch_size, lazy=True)  # the card; actors load it
+    warn_without_styles(stderr, styles=options.styles, model=loaded)
     stderr.print("[yellow]note:[/yellow] --engine ray writes no tags (as --dry-run); "
                  "'genretag apply REPORT.jsonl' writes them from --json")
-    parquet = o.json_path is not None and Path(o.json_path).suffix.lower() == ".parquet"
-    outputs = Outputs(json=None if parquet else o.json_path, csv=o.csv_path, parquet=o.json_path if parquet else None)
+    parquet = json_path is not None and Path(json_path).suffix.lower() == ".parquet"
+    outputs = Outputs(json=None if parquet else json_path, csv=csv_path, parquet=json_path if parquet else None)
     check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)],
-                       inputs=run_inputs(o, bundle))
-    store, store_problem = open_store(o)
+                       inputs=run_inputs(config=config, genre_map=genre_map, store=store, model=loaded))
+    opened, store_problem = open_store(store)
     tally = Tally()
-    show_lines = not o.quiet
+    show_lines = not quiet
     started = time.perf_counter()
     try:
-        with progress_bar(stderr, quiet=o.quiet, unit="tracks") as progress:
+        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
             task = progress.add_task("scanning on Ray", total=None, rate="-")
 
             def on_result(result) -> None:
@@ -71,14 +71,14 @@ def scan_ray(o: SimpleNamespace, paths: list[str], *, engine: str, address: str 
                 rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
                 progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
 
-            ran = scan_on_ray(paths, model=o.model, options=options, address=address, outputs=outputs,
-                            store=store, on_progress=on_progress, on_result=on_result)
+            ran = scan_on_ray(paths, model=loaded, options=options, address=address, outputs=outputs,
+                              store=opened, on_progress=on_progress, on_result=on_result)
     except KeyboardInterrupt as exc:
         stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
                      "again to resume")
         raise typer.Exit(exit_status(exc)) from None
     finally:
-        store_problem = close_store(store, store_problem)
+        store_problem = close_store(opened, store_problem)
     summary(console, tally, ran.total - ran.resumed, time.perf_counter() - started, dry_run=True,
-            resumed=ran.resumed, output=o.json_path or o.csv_path)
+            resumed=ran.resumed, output=json_path or csv_path)
     finish(tally, stderr, store_problem)

@@ -21,7 +21,9 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+import typer
 
 from genretag.errors import UsageError
 
@@ -88,37 +90,68 @@ def read_config(path: Path | None) -> tuple[Path, dict[str, dict[str, Any]]]:
     return path, data
 
 
-def resolve(ctx: Any, params: dict[str, Any], *, config: Path | None) -> list[Setting]:
-    """Fill ``params`` (the command's arguments, changed in place) from the config file
-    wherever the command line left an option at its default; return every option's setting.
+def load(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """``--config``'s callback (an eager option: it runs before the others): the config file's table for this
+    command becomes the context's ``default_map``, so Click fills every option the command line leaves out from
+    it, converted and checked as if typed; which one did is ``ctx.get_parameter_source(name)`` (``DEFAULT_MAP``).
+    The file's path is kept in ``ctx.meta[CONFIG_META]``. A bad file or value is a usage error (exit 2); while
+    ``genretag config`` parses a command without running it (``resilient_parsing``), the error is kept in
+    ``ctx.meta[CONFIG_ERROR]`` for it to say."""
+    from genretag.cli.common import fail
 
-    ``ctx`` is the running Click/Typer context: it knows which parameters the user typed
-    and how to convert a value the way the option would.
-    """
-    path, data = read_config(config)
-    command = ctx.command.name
-    table = next((t for t, commands in SECTIONS.items() if command in commands), None)
-    values = dict(data.get(table, {})) if table else {}
-    settable = {key_of(p): p for p in ctx.command.params if p.name not in NOT_SETTABLE and p.name in params}
-    shared = _options_of(table) if table else set()
+    try:
+        path, data = read_config(value)
+        ctx.meta[CONFIG_META] = path
+        table = next((t for t, commands in SECTIONS.items() if ctx.command.name in commands), None)
+        if table is not None:
+            ctx.default_map = {**(ctx.default_map or {}), **_defaults(ctx, dict(data.get(table, {})), table, path)}
+    except UsageError as exc:
+        if not ctx.resilient_parsing:
+            fail(ctx, exc)
+        ctx.meta[CONFIG_ERROR] = exc
+    return value
+
+
+CONFIG_META = "genretag.config_file"
+"""Where :func:`load` leaves the config file's path in ``ctx.meta``."""
+CONFIG_ERROR = "genretag.config_error"
+"""Where :func:`load` leaves what was wrong with the config file when parsing resiliently."""
+
+
+def _defaults(ctx: Any, values: dict[str, Any], table: str, path: Path) -> dict[str, Any]:
+    """The table's values by parameter name, each checked and converted as its option would (a value the
+    option refuses is said with its key and the file's path, before Click sees it)."""
+    settable = {key_of(p): p for p in ctx.command.params if p.name not in NOT_SETTABLE}
+    shared = _options_of(table)
     for key in values:
         if key not in settable and key not in shared:
             raise UsageError(f"unknown setting '{key}' in [{table}] of config file", path)
     if values.get("store") is False and "no_store" in settable:  # store = false: no store
         values.pop("store")
         values["no_store"] = True
-    settings = []
-    for key, param in settable.items():
-        source = ctx.get_parameter_source(param.name)
-        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
-            settings.append(Setting(key, params[param.name], "command line"))
-        elif key in values:
+    defaults = {}
+    for key, value in values.items():
+        if key in settable:
+            param = settable[key]
             where = f"'{key}' in [{table}] of config file"
-            params[param.name] = _convert(param, values[key], ctx, where=where, path=path)
-            settings.append(Setting(key, params[param.name], str(path)))
-        else:
-            settings.append(Setting(key, params[param.name], "default"))
-    return settings
+            defaults[param.name] = _convert(param, value, ctx, where=where, path=path)
+    return defaults
+
+
+def settings(ctx: Any) -> list[Setting]:
+    """Every settable option of a parsed command with its value and where it came from: ``command line``,
+    the config file's path, or ``default``."""
+    path = ctx.meta.get(CONFIG_META)
+    found = []
+    for param in ctx.command.params:
+        if param.name in NOT_SETTABLE:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        name = getattr(source, "name", "DEFAULT")
+        where = "command line" if name not in ("DEFAULT", "DEFAULT_MAP") else str(path) if name == "DEFAULT_MAP" \
+            else "default"
+        found.append(Setting(key_of(param), ctx.params.get(param.name), where))
+    return found
 
 
 def _options_of(table: str) -> set[str]:
@@ -179,7 +212,8 @@ def _convert(param: Any, value: Any, ctx: Any, *, where: str, path: Path) -> Any
     if isinstance(value, str) and value.startswith("~"):
         value = os.path.expanduser(value)
     try:
-        return param.process_value(ctx, value)
+        param.process_value(ctx, value)  # refused here, with the key and the file named
+        return value
     except Exception as exc:  # noqa: BLE001 - Click raises BadParameter and friends
         message = getattr(exc, "message", None) or str(exc)
         raise UsageError(f"bad value for {where}: {' '.join(message.split())}", path) from exc

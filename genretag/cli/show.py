@@ -10,10 +10,9 @@ from typing import Optional
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, handles_errors, note_damaged, out, shown, require_paths
+from genretag.cli.common import err, error_line, note_damaged, out, require_paths, shown
 
 
-@handles_errors
 def show(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
     store: Optional[Path] = O.STORE,
@@ -26,7 +25,8 @@ def show(
     from genretag.cli.settings import read_config
     from genretag.discover import discover
     from genretag.errors import GenretagError, StoreError
-    from genretag.store import Identity, Store, default_store_path
+    from genretag.files import Identity
+    from genretag.store import Store, default_store_path
     from genretag.tags import read_tags
 
     console, stderr = out(), err()

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from genretag.cli import data as data_options
-from genretag.cli.common import err, handles_errors, out, progress_bar
+from genretag.cli.common import err, out, progress_bar
 from genretag.cli.data import (
     Architecture,
     Head,
@@ -27,7 +27,6 @@ from genretag.config import AUGMENTATIONS, TrainConfig
 D = TrainConfig()
 
 
-@handles_errors
 def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the model bundle, training log and curves."),
     model: Architecture = typer.Option(D.model, "--model", help="musicnn (the shipped default model's) trains a genre "

@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, handles_errors, out, shown, require_paths
+from genretag.cli.common import err, error_line, out, shown, require_paths
 
 
-@handles_errors
 def undo(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
     dry_run: bool = O.DRY_RUN,

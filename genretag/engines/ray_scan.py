@@ -98,9 +98,10 @@ def scan_on_ray(
     :class:`~genretag.errors.GenretagError` when an output can't be read or written.
     """
     import genretag
-    from genretag.api import Model, StoreRecorder, store_key
+    from genretag.api import Model
     from genretag.engines.ray_stages import is_uri, list_uri
     from genretag.models.bundle import verify_bundle
+    from genretag.scan.recorder import StoreRecorder, store_key
 
     try:
         import ray.data  # noqa: F401
@@ -148,7 +149,7 @@ def scan_on_ray(
         run = _Cluster(address) if todo else None
         if run is not None:
             with run:
-                used = _run_pipeline(todo, bundle=bundle, model=model, options=options, actors=actors,
+                used = _run_pipeline(todo, bundle=bundle, options=options, actors=actors,
                                      gpus=run.gpus, cpus=run.cpus, emit=emit)
         else:
             used = 0
@@ -157,7 +158,7 @@ def scan_on_ray(
                       address=run.address if run else None, store_error=store.failed if store is not None else None)
 
 
-def _run_pipeline(todo: list[str], *, bundle, model, options: ScanOptions, actors: int | None, gpus: float,
+def _run_pipeline(todo: list[str], *, bundle, options: ScanOptions, actors: int | None, gpus: float,
                   cpus: float, emit) -> int:
     """Build the dataset, stream its rows into ``emit``; the number of inference actors used."""
     import ray.data
@@ -188,7 +189,7 @@ def _run_pipeline(todo: list[str], *, bundle, model, options: ScanOptions, actor
         ds = ds.map_batches(
             Infer, batch_size=TRACKS_PER_CALL, batch_format="pyarrow", zero_copy_batch=True,
             compute=ActorPoolStrategy(min_size=1, max_size=n_actors),
-            fn_constructor_kwargs={"model": model_argument(model, bundle.path), "batch_size": options.batch_size},
+            fn_constructor_kwargs={"model": model_argument(bundle.path), "batch_size": options.batch_size},
             **actor_resources)
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in batch.to_pylist():
@@ -209,8 +210,8 @@ def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
     """A row of the inference stage as the local scan's decided :class:`ScanResult`."""
     import numpy as np
 
+    from genretag.files import Identity
     from genretag.scan import Prediction, TrackFeatures, as_result, decide
-    from genretag.store import Identity
 
     identity = Identity(row["size"], row["mtime_ns"]) if row["size"] is not None else None
     path = Path(row["path"])

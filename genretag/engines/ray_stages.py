@@ -78,8 +78,8 @@ def decode_batch(batch: dict[str, np.ndarray], *, features: dict[str, Any], wind
 def _extract(path: str, **kwargs):
     """``extract_track`` on a local path, or on a temporary copy of an object-store file (fetched
     through pyarrow.fs); the identity is the file's own (size, mtime) either way."""
+    from genretag.files import Identity
     from genretag.scan.extract import TrackFeatures, extract_track
-    from genretag.store import Identity
 
     if not is_uri(path):
         track = extract_track(Path(path), **kwargs)
@@ -161,12 +161,12 @@ class Infer:
         return _table(rows, windows_binary=False)
 
 
-def model_argument(model: str | os.PathLike, bundle_path: Path) -> str:
+def model_argument(bundle_path: Path) -> str:
     """What each actor passes to :func:`genretag.load_model`: a bundled model's name (each node
     resolves it in its own install), or the bundle folder's absolute path (on a shared filesystem)."""
-    import genretag
+    from genretag.models.registry import BUNDLED_DIR
 
-    package = Path(genretag.__file__).resolve().parent
-    if isinstance(model, str) and os.sep not in model and package in Path(bundle_path).resolve().parents:
-        return model
-    return str(Path(bundle_path).resolve())
+    path = Path(bundle_path).resolve()
+    if path.parent == BUNDLED_DIR.resolve():  # a bundled model, however it was named
+        return path.name
+    return str(path)

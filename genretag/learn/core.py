@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag import __version__
+from genretag.version import __version__
 from genretag.config import LEARN_FEATURE_SETS, LearnConfig
 from genretag.errors import DatasetError, UsageError
 from genretag.learn.fit import CrossValidation, GenreScore, calibrated, cross_validate, fit_layer, \

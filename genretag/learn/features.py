@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from genretag.config import WindowPolicy
+from genretag.files import Identity
 from genretag.models.bundle import Bundle
-from genretag.store import Identity, Store
+from genretag.store import Store
 
 Progress = Callable[[str, dict], None]
 

@@ -10,7 +10,7 @@ from genretag.models.bundle import CARD_FILE, Bundle, read_bundle
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 """Bundles shipped inside the package, one folder each (``bundled/<name>/``)."""
 
-DEFAULT_MODEL = "default"
+from genretag.config import DEFAULT_MODEL  # noqa: E402 - re-exported: where the default's name lives
 
 NO_MODEL_HINT = (
     "train one with 'genretag train --dataset LABELS.csv --out DIR' and pass '--model DIR'"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from genretag.config import MAX_GENRE_MAP_BYTES, ScanOptions
 from genretag.errors import GenretagError, UsageError, os_reason
+from genretag.files import Identity
 from genretag.scan.batching import Prediction
-from genretag.store import Identity
 from genretag.tags import TagState
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import numpy as np
 
 from genretag.config import FeatureConfig, WindowPolicy
 from genretag.errors import GenretagError, describe
-from genretag.store import Identity
+from genretag.files import Identity
 from genretag.tags import TagState
 
 

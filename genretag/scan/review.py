@@ -15,8 +15,8 @@ from typing import Any
 
 from genretag.config import MAX_REPORT_BYTES, ScanOptions
 from genretag.errors import UsageError, os_reason
+from genretag.files import Identity
 from genretag.scan.decide import ScanResult, decide_genres, genre_problem
-from genretag.store import Identity
 
 
 def read_report(path: str | Path) -> list[dict[str, Any]]:

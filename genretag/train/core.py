@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from genretag import __version__
+from genretag.version import __version__
 from genretag.config import (
     CLASSIC_MODELS,
     HEADS,
