@@ -76,15 +76,16 @@ def test_same_predictions_as_local_engine(corpus, tmp_path):
         np.testing.assert_allclose(row["probabilities"], want.probabilities, atol=1e-4)
         assert row["windows"] == want.windows
     # The JSON Lines are the rows 'scan --json' writes (genretag apply reads them).
-    model_id = genretag.find_model().card.model_id
+    card = genretag.find_model().card
     for row in read_report(outputs.json):
-        expected = report_row(local[row["path"]], top_k=2, model_id=model_id)
+        expected = report_row(local[row["path"]], top_k=2, model_id=card.model_id, styles=card.styles)
         assert row.keys() == expected.keys()
-        numbers = ("probabilities", "top", "confidence", "music")
+        numbers = ("probabilities", "top", "confidence", "music", "styles")
         assert {k: v for k, v in row.items() if k not in numbers} == \
             {k: v for k, v in expected.items() if k not in numbers}
         assert row["probabilities"] == pytest.approx(expected["probabilities"], abs=2e-4)
         assert row["music"] == pytest.approx(expected["music"], abs=2e-4)  # the default model's music score
+        assert row["styles"] == pytest.approx(expected["styles"], abs=2e-4)  # and its styles' scores
 
 
 def test_corrupt_file_is_an_error_row_and_the_report_applies(library, knn_bundle, tmp_path):
