@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if (REPO / "genretag" / "__init__.py").is_file() and str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # measure the checkout this script lives in (spawned workers inherit sys.path)
 
-from genretag.config import FeatureConfig, ScanOptions, WindowPolicy, default_jobs  # noqa: E402
+from genretag.config import DEFAULT_MODEL, FeatureConfig, ScanOptions, WindowPolicy, default_jobs  # noqa: E402
 from genretag.discover import discover  # noqa: E402
 from genretag.errors import GenretagError, ModelError  # noqa: E402
 from genretag.scan.pool import run_pool  # noqa: E402
@@ -562,7 +562,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     d = ScanOptions()
     parser = argparse.ArgumentParser(prog="bench_scan.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="Folder (or audio file) to benchmark; nothing in it is written.")
-    parser.add_argument("--model", default=d.model, help="Bundled model name or bundle folder (default: %(default)s).")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Bundled model name or bundle folder (default: %(default)s).")
     parser.add_argument("--windows", type=_count(1), default=d.windows, help="3-s windows per track (default: %(default)s).")
     parser.add_argument("--batch-size", type=_count(1), default=d.batch_size, help="Windows per model batch (default: %(default)s).")
     parser.add_argument("--jobs", type=_count(0), default=d.jobs,
