@@ -17,10 +17,10 @@ from genretag.cli.common import (
     open_store,
     out,
     require_paths,
-    run_inputs,
     store_path,
     warn_without_styles,
 )
+from genretag.cli.settings import run_inputs
 from genretag.cli.tally import consume, finish, summary
 from genretag.config import DEFAULT_MODEL, ScanOptions
 from genretag.errors import GenretagError, UsageError

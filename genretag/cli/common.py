@@ -184,18 +184,6 @@ def store_path(store: Path | None, *, no_store: bool) -> Path | None:
     return None if no_store else Path(store).expanduser() if store else default_store_path()
 
 
-def run_inputs(*, config: Path | None, genre_map: Path | None, store: Path | None, model: Any = None
-               ) -> dict[str, Path | None]:
-    """What a run reads besides the audio, for :func:`~genretag.scan.check_report_paths`: a report
-    may not be written over any of them (the config file even when absent: a report there would
-    become the next run's broken config). ``store``: :func:`store_path`'s."""
-    from genretag.cli.settings import config_path
-    from genretag.scan.report import STORE_INPUT
-
-    return {"the config file": config_path(config), "the genre map": genre_map, STORE_INPUT: store,
-            "the model bundle": model.bundle.path if model is not None else None}
-
-
 def open_store(path: Path | None) -> tuple[Any, GenretagError | None]:
     """The prediction store at ``path`` (:func:`store_path`'s): ``(store, None)``, ``(None, None)`` for no
     store, or ``(None, error)`` when it can't be opened (the run goes on without it)."""

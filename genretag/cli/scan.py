@@ -23,10 +23,10 @@ from genretag.cli.common import (
     open_store,
     out,
     require_paths,
-    run_inputs,
     store_path,
     warn_without_styles,
 )
+from genretag.cli.settings import run_inputs
 from genretag.cli.tally import consume, finish, summary
 from genretag.config import ENGINES, MAX_BATCH_SIZE, ScanOptions
 from genretag.errors import GenretagError

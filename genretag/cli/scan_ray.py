@@ -20,9 +20,9 @@ from genretag.cli.common import (
     out,
     progress_bar,
     require_paths,
-    run_inputs,
     warn_without_styles,
 )
+from genretag.cli.settings import run_inputs
 from genretag.config import ENGINES, ScanOptions
 from genretag.errors import UsageError
 

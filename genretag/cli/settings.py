@@ -217,3 +217,14 @@ def _convert(param: Any, value: Any, ctx: Any, *, where: str, path: Path) -> Any
     except Exception as exc:  # noqa: BLE001 - Click raises BadParameter and friends
         message = getattr(exc, "message", None) or str(exc)
         raise UsageError(f"bad value for {where}: {' '.join(message.split())}", path) from exc
+
+
+def run_inputs(*, config: Path | None, genre_map: Path | None, store: Path | None, model: Any = None
+               ) -> dict[str, Path | None]:
+    """What a run reads besides the audio, for :func:`~genretag.scan.check_report_paths`: a report
+    may not be written over any of them (the config file even when absent: a report there would
+    become the next run's broken config). ``store``: :func:`store_path`'s."""
+    from genretag.scan.report import STORE_INPUT
+
+    return {"the config file": config_path(config), "the genre map": genre_map, STORE_INPUT: store,
+            "the model bundle": model.bundle.path if model is not None else None}

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from genretag.cli import options as O
-from genretag.cli.common import err, error_line, out, shown, require_paths
+from genretag.cli.common import err, error_line, out, require_paths, shown
 
 
 def undo(
