@@ -46,6 +46,21 @@ AUDIOSET_MELS = 128
 AUDIOSET_HOP = 320  # 10 ms
 """EfficientAT's input (:func:`genretag.features.audioset_log_mel`): 128 mel bands of 32 kHz audio every 10 ms."""
 
+YAMNET_RATE = 16_000
+YAMNET_MELS = 64
+YAMNET_WINDOW = 400  # 25 ms
+YAMNET_HOP = 160  # 10 ms
+YAMNET_N_FFT = 512
+YAMNET_FMIN, YAMNET_FMAX = 125.0, 7_500.0
+YAMNET_PATCH_FRAMES = 96  # 0.96 s
+YAMNET_PATCH_HOP = 48  # 0.48 s
+"""YAMNet's input (:func:`genretag.features.yamnet_log_mel`): 64 HTK mel bands (125-7500 Hz) of the magnitude
+STFT of 16 kHz audio, ``log(mel + 0.001)``, cut into patches of 96 frames every 48."""
+YAMNET_GAIN = 4.1
+"""Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
+(``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
+ln 4.1 higher than at gain 1, i.e. int16 samples read as ``/ 8000`` instead of ``/ 32768``)."""
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
