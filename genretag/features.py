@@ -354,18 +354,24 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
     ``float32 [k, *config.patch_shape]``: EfficientAT's log-mel of ``wide`` (the same segments at
     ``audioset_rate``) stacked beneath, at the level it was decoded (AudioSet's clips were not levelled:
     giving it musicnn's level as well made the fused model right less often on every source checked,
-    e.g. 22 instead of 24 of 40 wesnoth songs Classical; models/README.md).
+    e.g. 22 instead of 24 of 40 wesnoth songs Classical; models/README.md); with ``config.yamnet_rate``,
+    YAMNet's log-mel of ``segments`` (bands first, as decoded) beneath that.
     """
     segments = fit_length(segments, config.window_samples)
     mel = log_mel(segments, config)
-    if not config.audioset_rate:
+    if not config.audioset_rate and not config.yamnet_rate:
         return finish_track(mel, config)
-    if wide is None:
-        raise ValueError("a config with audioset_rate needs the segments at that rate too")
-    wide = fit_length(wide, int(round(config.window_seconds * config.audioset_rate)))
     out = np.zeros((len(segments),) + config.patch_shape, np.float32)
     out[:, : config.n_mels, : config.n_frames] = finish_track(mel, config)
-    out[:, config.n_mels :, : config.audioset_frames] = audioset_log_mel(wide, config.audioset_rate)
+    if config.audioset_rate:
+        if wide is None:
+            raise ValueError("a config with audioset_rate needs the segments at that rate too")
+        wide = fit_length(wide, int(round(config.window_seconds * config.audioset_rate)))
+        out[:, config.n_mels : config.n_mels + AUDIOSET_MELS, : config.audioset_frames] = audioset_log_mel(
+            wide, config.audioset_rate)
+    if config.yamnet_rate:
+        rows = slice(config.yamnet_row, config.yamnet_row + YAMNET_MELS)
+        out[:, rows, : config.yamnet_frames] = yamnet_log_mel(segments).transpose(0, 2, 1)
     return out
 
 

@@ -154,3 +154,90 @@ def test_damaged_weights_are_refused(tmp_path):
     bad.write_bytes(yamnet.WEIGHTS.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ModelError, match="damaged"):
         yamnet.load_weights(bad)
+
+
+# --- YAMNet in the fused model ---------------------------------------------------------------------------------
+
+def _fused_config():
+    from dataclasses import replace
+
+    from genretag.config import AUDIOSET_RATE
+    from genretag.models import musicnn
+
+    return replace(musicnn.FEATURES, audioset_rate=AUDIOSET_RATE, yamnet_rate=YAMNET_RATE)
+
+
+def test_yamnet_rate_in_the_card_and_its_checks():
+    from dataclasses import replace
+
+    from genretag.config import FeatureConfig
+    from genretag.models import musicnn
+
+    config = _fused_config()
+    assert "yamnet_rate" not in musicnn.FEATURES.to_dict()  # an older genretag reads a card without it
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+    assert config.yamnet_frames == 296 and config.yamnet_row == 96 + 128
+    assert config.patch_shape == (96 + 128 + 64, 298)
+    assert replace(config, audioset_rate=0).patch_shape == (96 + 64, 296)
+    with pytest.raises(ValueError, match="yamnet_rate must be 0 or 16000"):
+        replace(config, yamnet_rate=22_050)
+    with pytest.raises(ValueError, match="yamnet_rate needs sample_rate 16000"):
+        FeatureConfig(sample_rate=22_050, yamnet_rate=YAMNET_RATE)
+    with pytest.raises(ValueError, match="at least 0.975 s"):
+        replace(config, window_seconds=0.9, n_frames=20)
+
+
+def test_track_windows_carry_yamnet_log_mel_as_decoded():
+    from genretag.features import track_windows
+
+    config = _fused_config()
+    seg16 = np.stack([_tone(2.976, seed=s) for s in range(2)])
+    seg32 = np.repeat(seg16, 2, axis=1)
+    patch = track_windows(seg16, config, wide=seg32)
+    assert patch.shape == (2, *config.patch_shape)
+    rows = slice(config.yamnet_row, config.yamnet_row + 64)
+    np.testing.assert_allclose(patch[:, rows, :296], yamnet_log_mel(seg16).transpose(0, 2, 1), atol=1e-6)
+    assert not patch[:, rows, 296:].any()  # right of YAMNet's 296 frames: zeros
+    quiet = track_windows(seg16 * np.float32(0.5), config, wide=seg32 * np.float32(0.5))
+    np.testing.assert_allclose(quiet[:, :96], patch[:, :96], atol=2e-3)  # musicnn's part: one level
+    loud = patch[:, rows] > 0.0
+    np.testing.assert_allclose((patch - quiet)[:, rows][loud], np.log(2.0), atol=2e-3)  # YAMNet's: as decoded
+
+
+def test_three_expert_fusion_is_the_weighted_product(network, tmp_path):
+    """The fused model equals its rule computed by hand from the three networks, and survives save and load."""
+    import keras
+
+    from genretag.features import audioset_log_mel, track_windows
+    from genretag.models import efficientat
+    from genretag.models.fusion import build_fused, membership, with_styles, yamnet_membership
+
+    config = _fused_config()
+    labels = tuple(sorted(GENRE_CLASSES))
+    inputs = keras.Input((config.n_mels, config.n_frames))
+    head = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
+    eat = efficientat.build_network(n_frames=config.audioset_frames)
+    model = build_fused(head, labels=labels, features=config, weight=0.15, network=eat, yamnet_weight=0.25,
+                        yamnet_network=network)
+    seg16 = np.stack([_tone(2.976, hz=hz) for hz in (220.0, 880.0)])
+    windows = track_windows(seg16, config, wide=np.repeat(seg16, 2, axis=1))
+    got = np.asarray(model.predict_on_batch(windows))
+
+    p = np.asarray(head.predict_on_batch(windows[:, :96, :187]))
+    log_eat = -np.logaddexp(0.0, -np.asarray(eat.predict_on_batch(audioset_log_mel(np.repeat(seg16, 2, axis=1),
+                                                                                   32_000))[0]))
+    patches = yamnet_patches(yamnet_log_mel(seg16))  # [2, 5, 96, 64]
+    logits = np.asarray(network.predict_on_batch(patches.reshape(-1, 96, 64))[0]).reshape(2, 5, 521)
+    scores = (1.0 / (1.0 + np.exp(-logits))).mean(axis=1)
+    m, my = membership(labels) > 0, yamnet_membership(labels) > 0
+    log_q = np.stack([log_eat[:, m[i]].max(1) for i in range(10)], 1)
+    log_y = np.stack([np.log(np.clip(scores[:, my[i]], 1e-7, 1)).max(1) for i in range(10)], 1)
+    z = 0.6 * np.log(np.clip(p, 1e-7, 1)) + 0.15 * log_q + 0.25 * log_y
+    want = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(got, want / want.sum(1, keepdims=True), atol=2e-4)  # window rounding in the front ends
+
+    model.save(tmp_path / "fused.keras")
+    loaded = keras.saving.load_model(tmp_path / "fused.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(windows)), got, atol=1e-6)
+    styled = with_styles(loaded, ("Heavy Metal",), labels=labels, features=config)
+    np.testing.assert_allclose(np.asarray(styled.predict_on_batch(windows))[:, :10], got, atol=1e-6)
