@@ -13,8 +13,21 @@ from functools import lru_cache
 import numpy as np
 
 from genretag.config import (
-    AUDIOSET_HOP, AUDIOSET_MELS, AUDIOSET_RATE, YAMNET_FMAX, YAMNET_FMIN, YAMNET_GAIN, YAMNET_HOP, YAMNET_MELS,
-    YAMNET_N_FFT, YAMNET_PATCH_FRAMES, YAMNET_PATCH_HOP, YAMNET_RATE, YAMNET_WINDOW, FeatureConfig, WindowPolicy,
+    AUDIOSET_HOP,
+    AUDIOSET_MELS,
+    AUDIOSET_RATE,
+    YAMNET_FMAX,
+    YAMNET_FMIN,
+    YAMNET_GAIN,
+    YAMNET_HOP,
+    YAMNET_MELS,
+    YAMNET_N_FFT,
+    YAMNET_PATCH_FRAMES,
+    YAMNET_PATCH_HOP,
+    YAMNET_RATE,
+    YAMNET_WINDOW,
+    FeatureConfig,
+    WindowPolicy,
 )
 
 AMIN = 1e-10

@@ -93,8 +93,8 @@ def read_weights(net) -> dict[str, np.ndarray]:
             q, scale = q.transpose(1, 2, 3, 0), scales.reshape(1, 1, -1, 1)
         else:  # [521, 1024] -> [1024, 521], one scale for all
             q, scale = q.T, np.broadcast_to(scales.reshape(1, -1), (1, q.shape[0])).copy()
-        out[f"{op['layer'] if op['layer'] == 'logits' else 'layer%d' % op['layer']}.kernel_q"] = np.ascontiguousarray(q)
         name = op["layer"] if op["layer"] == "logits" else f"layer{op['layer']}"
+        out[f"{name}.kernel_q"] = np.ascontiguousarray(q)
         out[f"{name}.kernel_scale"] = scale
         out[f"{name}.bias"] = dequantised(net, bias)
     return out

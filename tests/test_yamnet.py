@@ -24,8 +24,8 @@ def _tone(seconds: float, *, hz: float = 440.0, seed: int = 0, amplitude: float 
 
 def _band_centres() -> np.ndarray:
     """Centre (Hz) of each of YAMNet's 64 HTK mel bands, 125-7500 Hz."""
-    mel = lambda hz: 1127.0 * np.log(1.0 + hz / 700.0)  # noqa: E731
-    edges = np.linspace(mel(125.0), mel(7500.0), 66)
+    low, high = (1127.0 * np.log(1.0 + hz / 700.0) for hz in (125.0, 7500.0))
+    edges = np.linspace(low, high, 66)
     return 700.0 * (np.exp(edges[1:-1] / 1127.0) - 1.0)
 
 

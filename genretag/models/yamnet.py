@@ -110,10 +110,10 @@ def dequantise(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The stored weights (int8 kernels ``*.kernel_q`` with their scales ``*.kernel_scale``) with float32
     kernels ``*.kernel``: ``q * scale``, as the 8-bit interpreter dequantises them; already-float weights pass."""
     out = {k: v for k, v in weights.items() if not k.endswith(("kernel_q", "kernel_scale"))}
-    for key in weights:
+    for key, q in weights.items():
         if key.endswith(".kernel_q"):
             stem = key.removesuffix("_q")
-            out[stem] = (weights[key].astype(np.float32) * weights[f"{stem}_scale"]).astype(np.float32)
+            out[stem] = (q.astype(np.float32) * weights[f"{stem}_scale"]).astype(np.float32)
     return out
 
 
