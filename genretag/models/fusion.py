@@ -14,6 +14,11 @@ the two (``w``: :class:`GenreFusion`'s ``weight``). The input is one patch per w
 (:attr:`genretag.config.FeatureConfig.patch_shape`): musicnn's log-mel in the top-left corner,
 EfficientAT's beneath it. Styles are AudioSet sub-genre classes scored on their own
 (:data:`STYLE_CLASSES`). Pure Keras 3 (keras.layers, keras.ops).
+
+A third expert is optional (``yamnet_weight``; not in a shipped model yet): YAMNet (:mod:`genretag.models.yamnet`)
+on its own log-mel of the window's 16 kHz audio, beneath EfficientAT's in the patch
+(:attr:`~genretag.config.FeatureConfig.yamnet_rate`), its scores averaged over the window's 0.96-s patches and
+mapped the same way: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log q_y)``.
 """
 
 from __future__ import annotations
