@@ -46,6 +46,21 @@ AUDIOSET_MELS = 128
 AUDIOSET_HOP = 320  # 10 ms
 """EfficientAT's input (:func:`genretag.features.audioset_log_mel`): 128 mel bands of 32 kHz audio every 10 ms."""
 
+YAMNET_RATE = 16_000
+YAMNET_MELS = 64
+YAMNET_WINDOW = 400  # 25 ms
+YAMNET_HOP = 160  # 10 ms
+YAMNET_N_FFT = 512
+YAMNET_FMIN, YAMNET_FMAX = 125.0, 7_500.0
+YAMNET_PATCH_FRAMES = 96  # 0.96 s
+YAMNET_PATCH_HOP = 48  # 0.48 s
+"""YAMNet's input (:func:`genretag.features.yamnet_log_mel`): 64 HTK mel bands (125-7500 Hz) of the magnitude
+STFT of 16 kHz audio, ``log(mel + 0.001)``, cut into patches of 96 frames every 48."""
+YAMNET_GAIN = 4.1
+"""Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
+(``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
+ln 4.1 higher than at gain 1, i.e. int16 samples read as ``/ 8000`` instead of ``/ 32768``)."""
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -79,6 +94,10 @@ class FeatureConfig:
     the AudioSet network (EfficientAT's own log-mel, :func:`~genretag.features.audioset_log_mel`) of
     the same audio decoded at this rate (32,000: all of it; lower: band-limited to half the rate),
     stacked beneath it: the model input is then :attr:`patch_shape`."""
+    yamnet_rate: int = 0
+    """0, or :data:`YAMNET_RATE` (16,000; ``sample_rate`` must be the same): each window also carries YAMNet's
+    log-mel (:func:`~genretag.features.yamnet_log_mel`, bands first: ``[64, yamnet_frames]``) of the very
+    audio this config's log-mel is made from, as decoded (not levelled), stacked beneath the rest."""
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -102,6 +121,12 @@ class FeatureConfig:
             raise ValueError(f"audioset_rate must be an integer, got {self.audioset_rate!r}")
         if self.audioset_rate and not self.sample_rate <= self.audioset_rate <= AUDIOSET_RATE:
             raise ValueError(f"audioset_rate must be 0 or between sample_rate and {AUDIOSET_RATE}")
+        if self.yamnet_rate not in (0, YAMNET_RATE) or isinstance(self.yamnet_rate, bool):
+            raise ValueError(f"yamnet_rate must be 0 or {YAMNET_RATE}, got {self.yamnet_rate!r}")
+        if self.yamnet_rate and self.sample_rate != YAMNET_RATE:
+            raise ValueError(f"yamnet_rate needs sample_rate {YAMNET_RATE} (YAMNet hears the same audio)")
+        if self.yamnet_rate and self.yamnet_frames < YAMNET_PATCH_FRAMES:
+            raise ValueError("yamnet_rate needs windows of at least 0.975 s (one YAMNet patch)")
 
     @property
     def window_samples(self) -> int:
@@ -124,18 +149,33 @@ class FeatureConfig:
         return 1 + (int(round(self.window_seconds * AUDIOSET_RATE)) - 1) // AUDIOSET_HOP
 
     @property
+    def yamnet_frames(self) -> int:
+        """YAMNet frames in one window: ``1 + (n - 400) // 160`` of its ``n`` samples at 16 kHz (296 for
+        2.976 s: 5 patches)."""
+        return 1 + (int(round(self.window_seconds * YAMNET_RATE)) - YAMNET_WINDOW) // YAMNET_HOP
+
+    @property
+    def yamnet_row(self) -> int:
+        """The first row of YAMNet's log-mel in a patch (:attr:`patch_shape`)."""
+        return self.n_mels + (AUDIOSET_MELS if self.audioset_rate else 0)
+
+    @property
     def patch_shape(self) -> tuple[int, int]:
         """The shape of one window as a model takes it: ``(n_mels, n_frames)``, or with
         :attr:`audioset_rate` ``(n_mels + 128, max(n_frames, audioset_frames))``: this config's
-        log-mel in the top-left corner (zeros right of it), EfficientAT's beneath."""
-        if not self.audioset_rate:
+        log-mel in the top-left corner (zeros right of it), EfficientAT's beneath; with :attr:`yamnet_rate`
+        YAMNet's ``[64, yamnet_frames]`` beneath those (from row :attr:`yamnet_row`)."""
+        if not self.audioset_rate and not self.yamnet_rate:
             return (self.n_mels, self.n_frames)
-        return (self.n_mels + AUDIOSET_MELS, max(self.n_frames, self.audioset_frames))
+        frames = max(self.n_frames, self.audioset_frames if self.audioset_rate else 0,
+                     self.yamnet_frames if self.yamnet_rate else 0)
+        return (self.yamnet_row + (YAMNET_MELS if self.yamnet_rate else 0), frames)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if not self.audioset_rate:  # a card without it reads the same in an older genretag
-            del data["audioset_rate"]
+        for key in ("audioset_rate", "yamnet_rate"):
+            if not data[key]:  # a card without it reads the same in an older genretag
+                del data[key]
         return data
 
     @classmethod

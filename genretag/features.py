@@ -12,7 +12,23 @@ from functools import lru_cache
 
 import numpy as np
 
-from genretag.config import AUDIOSET_HOP, AUDIOSET_MELS, AUDIOSET_RATE, FeatureConfig, WindowPolicy
+from genretag.config import (
+    AUDIOSET_HOP,
+    AUDIOSET_MELS,
+    AUDIOSET_RATE,
+    YAMNET_FMAX,
+    YAMNET_FMIN,
+    YAMNET_GAIN,
+    YAMNET_HOP,
+    YAMNET_MELS,
+    YAMNET_N_FFT,
+    YAMNET_PATCH_FRAMES,
+    YAMNET_PATCH_HOP,
+    YAMNET_RATE,
+    YAMNET_WINDOW,
+    FeatureConfig,
+    WindowPolicy,
+)
 
 AMIN = 1e-10
 """Power floor before taking dB (-100 dB)."""
@@ -251,6 +267,48 @@ def kaldi_bands() -> MelBands:
     return MelBands.of(kaldi_mel_banks())
 
 
+@lru_cache(maxsize=1)
+def yamnet_mel_matrix() -> np.ndarray:
+    """YAMNet's mel filters, ``float64 [257, 64]`` (FFT bins, bands): ``tf.signal.linear_to_mel_weight_matrix(64,
+    257, 16000, 125, 7500)`` rebuilt in NumPy (HTK mel, triangles of peak 1, the DC bin's row 0)."""
+    bins = YAMNET_N_FFT // 2 + 1
+    hz = np.linspace(0.0, YAMNET_RATE / 2.0, bins)[1:]
+    mel = _kaldi_mel(hz)[:, None]  # 1127 ln(1 + f / 700): HTK's mel, as tf.signal's
+    edges = np.linspace(_kaldi_mel(YAMNET_FMIN), _kaldi_mel(YAMNET_FMAX), YAMNET_MELS + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    weights = np.maximum(0.0, np.minimum((mel - lower) / (center - lower), (upper - mel) / (upper - center)))
+    return np.pad(weights, ((1, 0), (0, 0)))
+
+
+def yamnet_log_mel(samples: np.ndarray) -> np.ndarray:
+    """YAMNet's front end (``research/audioset/yamnet/features.py``) for ``float32 [..., n]`` mono 16 kHz audio
+    in [-1, 1], scaled by :data:`~genretag.config.YAMNET_GAIN` first: ``log(|STFT| @ mel + 0.001)`` with 25 ms
+    periodic-Hann frames every 10 ms, no padding, a 512-point FFT. Returns ``float32 [..., 1 + (n - 400) // 160,
+    64]`` (frames, bands: YAMNet's own layout; 298 frames for 3 s). Matches ``tf.signal.stft`` and its mel
+    matrix within 2e-3 on real clips (float32 rounding in tf.signal; ``models/convert_yamnet.py``)."""
+    samples = np.asarray(samples, np.float32)
+    rows = samples.reshape(-1, samples.shape[-1])
+    n_frames = 1 + (rows.shape[-1] - YAMNET_WINDOW) // YAMNET_HOP
+    if n_frames < 1:
+        raise ValueError(f"YAMNet needs at least {YAMNET_WINDOW} samples, got {rows.shape[-1]}")
+    window, to_mel = hann(YAMNET_WINDOW), yamnet_mel_matrix()
+    out = np.empty((len(rows), n_frames, YAMNET_MELS), np.float32)
+    for i, row in enumerate(rows):  # one signal at a time, as log_mel
+        frames = np.lib.stride_tricks.sliding_window_view(row.astype(np.float64) * YAMNET_GAIN, YAMNET_WINDOW)
+        out[i] = np.log(np.abs(np.fft.rfft(frames[::YAMNET_HOP] * window, YAMNET_N_FFT)) @ to_mel + 0.001)
+    return out.reshape(samples.shape[:-1] + out.shape[1:])
+
+
+def yamnet_patches(logmel: np.ndarray) -> np.ndarray:
+    """``float32 [..., t, 64]`` -> ``float32 [..., k, 96, 64]``: YAMNet's patches of 0.96 s every 0.48 s,
+    ``k = 1 + (t - 96) // 48`` (5 for a 3-s window's 298 frames)."""
+    k = 1 + (logmel.shape[-2] - YAMNET_PATCH_FRAMES) // YAMNET_PATCH_HOP
+    if k < 1:
+        raise ValueError(f"a YAMNet patch needs {YAMNET_PATCH_FRAMES} frames, got {logmel.shape[-2]}")
+    return np.stack([logmel[..., j * YAMNET_PATCH_HOP : j * YAMNET_PATCH_HOP + YAMNET_PATCH_FRAMES, :]
+                     for j in range(k)], axis=-3)
+
+
 def finish_track(db: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Clip and normalise all of one track's log-mel values together.
 
@@ -309,18 +367,24 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
     ``float32 [k, *config.patch_shape]``: EfficientAT's log-mel of ``wide`` (the same segments at
     ``audioset_rate``) stacked beneath, at the level it was decoded (AudioSet's clips were not levelled:
     giving it musicnn's level as well made the fused model right less often on every source checked,
-    e.g. 22 instead of 24 of 40 wesnoth songs Classical; models/README.md).
+    e.g. 22 instead of 24 of 40 wesnoth songs Classical; models/README.md); with ``config.yamnet_rate``,
+    YAMNet's log-mel of ``segments`` (bands first, as decoded) beneath that.
     """
     segments = fit_length(segments, config.window_samples)
     mel = log_mel(segments, config)
-    if not config.audioset_rate:
+    if not config.audioset_rate and not config.yamnet_rate:
         return finish_track(mel, config)
-    if wide is None:
-        raise ValueError("a config with audioset_rate needs the segments at that rate too")
-    wide = fit_length(wide, int(round(config.window_seconds * config.audioset_rate)))
     out = np.zeros((len(segments),) + config.patch_shape, np.float32)
     out[:, : config.n_mels, : config.n_frames] = finish_track(mel, config)
-    out[:, config.n_mels :, : config.audioset_frames] = audioset_log_mel(wide, config.audioset_rate)
+    if config.audioset_rate:
+        if wide is None:
+            raise ValueError("a config with audioset_rate needs the segments at that rate too")
+        wide = fit_length(wide, int(round(config.window_seconds * config.audioset_rate)))
+        out[:, config.n_mels : config.n_mels + AUDIOSET_MELS, : config.audioset_frames] = audioset_log_mel(
+            wide, config.audioset_rate)
+    if config.yamnet_rate:
+        rows = slice(config.yamnet_row, config.yamnet_row + YAMNET_MELS)
+        out[:, rows, : config.yamnet_frames] = yamnet_log_mel(segments).transpose(0, 2, 1)
     return out
 
 

@@ -100,7 +100,7 @@ def main() -> None:
 
     card_path = args.bundle / "card.json"
     card = json.loads(card_path.read_text())
-    fused = card["architecture"] == "musicnn+efficientat"
+    fused = card["architecture"].startswith("musicnn+efficientat")
     if fused:
         from genretag.models.fusion import register_layers
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import replace
 import os
 import sys
 from pathlib import Path
@@ -102,34 +103,52 @@ def dump(work: Path, heads: dict[int, str], levels: list[float], *, yamnet: str 
     import keras
 
     import genretag
+    from genretag.config import YAMNET_RATE
+    from genretag.features import yamnet_patches
     from genretag.models import efficientat, musicnn
+    from genretag.models import yamnet as yamnet_net
     from genretag.models.bundle import read_bundle
+    from genretag.models.fusion import register_layers
 
     fused = genretag.load_model("default")
     config = fused.bundle.card.features
+    if yamnet == "yamnet-keras":
+        config = replace(config, yamnet_rate=YAMNET_RATE)
     paths = sorted({p for c in cs.checks(fused.labels) for p in c.paths})
     work.mkdir(parents=True, exist_ok=True)
-    names = [f"head{s}" for s in heads] + ["eat", "msd", yamnet] + [f"eat-level{t:g}" for t in levels]
+    names = [f"head{s}" for s in heads] + ["eat", yamnet] + [f"eat-level{t:g}" for t in levels]
+    names += [] if yamnet == "yamnet-keras" else ["msd"]
     out = {n: np.load(work / f"{n}.npy") for n in names if (work / f"{n}.npy").is_file()}
     missing = [n for n in names if n not in out]
     if missing or not (work / "counts.npy").is_file():
         windows = cs.window_cache(paths, config)
         np.save(work / "counts.npy", np.array([len(windows[p]) for p in paths]))
         patches = np.concatenate([windows[p] for p in paths]).astype(np.float32)
-        small, wide = patches[:, : config.n_mels, : config.n_frames], patches[:, config.n_mels :, : config.audioset_frames]
+        small = patches[:, : config.n_mels, : config.n_frames]
+        wide = patches[:, config.n_mels : config.n_mels + 128, : config.audioset_frames]
         for name in missing:
             if name.startswith("head"):
                 bundle = read_bundle(heads[int(name[4:])])
+                register_layers()
                 model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
+                if bundle.card.features.audioset_rate:  # a fused bundle: its head
+                    model = next(layer for layer in model.layers if isinstance(layer, keras.Model)
+                                 and layer.name not in (efficientat.NAME, yamnet_net.NAME))
                 out[name] = model.predict(small, batch_size=64, verbose=0)
             elif name.startswith("eat"):
                 x = wide
                 if name != "eat":
                     target = float(name.removeprefix("eat-level"))
-                    x = np.concatenate([level_audioset(windows[p][:, config.n_mels :, : config.audioset_frames], target)
+                    rows = slice(config.n_mels, config.n_mels + 128)
+                    x = np.concatenate([level_audioset(windows[p][:, rows, : config.audioset_frames], target)
                                         for p in paths])
                 out[name] = efficientat.build_network(n_frames=config.audioset_frames).predict(x, batch_size=64,
                                                                                                verbose=0)[0]
+            elif name == "yamnet-keras":
+                rows = patches[:, config.yamnet_row : config.yamnet_row + 64, : config.yamnet_frames]
+                cut = yamnet_patches(rows.transpose(0, 2, 1))  # [windows, 5, 96, 64]
+                logits = yamnet_net.build_network().predict(cut.reshape(-1, 96, 64), batch_size=320, verbose=0)[0]
+                out[name] = (1.0 / (1.0 + np.exp(-logits))).reshape(len(cut), -1, logits.shape[-1]).mean(1)
             elif name == "msd":
                 extractor = musicnn.build_extractor()
                 out[name] = musicnn.build_tagger(extractor).predict(extractor.predict(small, batch_size=64, verbose=0),
@@ -171,17 +190,22 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="*", default=[0.0, 0.4])
     parser.add_argument("--yamnet-middle", action="store_true",
                         help="YAMNet on the middle 0.96 s of each window only (one patch instead of 5)")
+    parser.add_argument("--yamnet-keras", action="store_true",
+                        help="YAMNet as a fused bundle runs it (genretag.models.yamnet on the scan windows' own "
+                             "YAMNet rows, FeatureConfig.yamnet_rate): only the rules with YAMNet")
     args = parser.parse_args()
     heads = {int(k): v for k, v in (h.split("=", 1) for h in args.head)}
     labels = genretag.load_model("default").labels
-    yamnet = "yamnet-mid" if args.yamnet_middle else "yamnet"
+    yamnet = "yamnet-keras" if args.yamnet_keras else "yamnet-mid" if args.yamnet_middle else "yamnet"
     d = dump(args.work, heads, args.levels, yamnet=yamnet)
     bounds = np.concatenate([[0], np.cumsum(d["counts"])])
     row_of = {p: i for i, p in enumerate(d["paths"])}
     checks = cs.checks(labels)
     log_p = {s: np.log(np.clip(d[f"head{s}"], 1e-7, 1.0)) for s in heads}
-    experts = {"eat": log_genres(d["eat"], labels, logits=True), "msd": log_msd(d["msd"], labels),
+    experts = {"eat": log_genres(d["eat"], labels, logits=True),
                "yamnet": log_genres(d[yamnet], labels, offset=YAMNET_OFFSET)}
+    if "msd" in d:
+        experts["msd"] = log_msd(d["msd"], labels)
     for t in args.levels:
         experts[f"eat-level{t:g}"] = log_genres(d[f"eat-level{t:g}"], labels, logits=True)
 
@@ -207,6 +231,13 @@ def main() -> None:
           "| wesnoth /40 | muldjord /4 | worst |")
     print("|---|---|---|---:|---:|---:|")
     row("head alone (2.0's recipe)", {})
+    if args.yamnet_keras:
+        row("zero-shot YAMNet mapping", {"yamnet": 1.0})
+        for w in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35):
+            row(f"head x EfficientAT {w}", {"eat": w})
+            for wy in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4):
+                row(f"head x EfficientAT {w} x YAMNet {wy}", {"eat": w, "yamnet": wy})
+        return
     row("zero-shot EfficientAT mapping", {"eat": 1.0})
     row("zero-shot YAMNet mapping", {"yamnet": 1.0})
     row("zero-shot musicnn MSD tags", {"msd": 1.0})

@@ -1,15 +1,18 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--pooling geometric --name genretag-default --version 4.0]
+    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25] [--pooling geometric --name genretag-default --version 4.0]
 
-``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model
-2.0's, whose weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``).
+``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model 2.0's, whose
+weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``), or a fused bundle, whose
+head is taken (e.g. to add YAMNet to model 4.0).
 Its head is kept as it is and joined with the AudioSet network (``genretag.models.fusion``);
 nothing is trained here. The card keeps the head's labels and training record, adds
 ``audioset_rate`` to the features (every window decoded once at 32 kHz: EfficientAT hears all of
 it, musicnn its 16 kHz resampling) and the fusion's weight and class mapping, and drops the head's
 calibration and runtime: run ``models/calibrate.py OUT`` and ``models/export_runtime.py OUT``
-after, then ``models/check_sources.py --bundle new=OUT`` to judge it.
+after, then ``models/check_sources.py --bundle new=OUT`` to judge it. ``--yamnet-weight`` adds YAMNet
+(AudioSet, ``genretag.models.yamnet``) as a third expert with that weight (the head gets ``1 - weight -
+yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's ``yamnet_rate``).
 """
 
 from __future__ import annotations
@@ -27,17 +30,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> None:
-    from genretag.config import AUDIOSET_RATE
+    from genretag.config import AUDIOSET_RATE, YAMNET_RATE
     from genretag.files import replace_atomically
-    from genretag.models import efficientat
+    from genretag.models import efficientat, yamnet
     from genretag.models.bundle import read_bundle, sha256_file, verify_bundle, write_card
-    from genretag.models.fusion import GENRE_CLASSES, build_fused
+    from genretag.models.fusion import GENRE_CLASSES, build_fused, register_layers
     from genretag.models.runtime import import_keras
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("head", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--weight", type=float, required=True, help="w in softmax((1 - w) log p + w log q)")
+    parser.add_argument("--yamnet-weight", type=float, default=0.0,
+                        help="w_y: YAMNet as a third expert, softmax((1 - w - w_y) log p + w log q + w_y log q_y)")
     parser.add_argument("--pooling", choices=("mean", "geometric"), default="geometric",
                         help="how scan combines a track's windows (geometric: the softmax of their mean log-probabilities)")
     parser.add_argument("--name", default="genretag-default")
@@ -47,12 +52,24 @@ def main() -> None:
     head_bundle = read_bundle(args.head)
     verify_bundle(head_bundle)
     card = head_bundle.card
-    if card.architecture != "musicnn" or card.features.audioset_rate:
-        sys.exit(f"{args.head}: not a musicnn genre bundle")
     keras = import_keras()
-    head = keras.saving.load_model(head_bundle.weights_path, compile=False, safe_mode=True)
-    features = replace(card.features, audioset_rate=AUDIOSET_RATE)
-    model = build_fused(head, labels=card.labels, features=features, weight=args.weight)
+    head_record = {"name": card.name, "version": card.version, "sha256": card.sha256,
+                   "training": card.training.get("command", "")}
+    if card.architecture.startswith("musicnn+efficientat"):  # a fused bundle: its head, rejoined
+        register_layers()
+        fused = keras.saving.load_model(head_bundle.weights_path, compile=False, safe_mode=True)
+        head = next(layer for layer in fused.layers
+                    if isinstance(layer, keras.Model) and layer.name not in (efficientat.NAME, yamnet.NAME))
+        head_record = card.training["fusion"]["head"]
+        card = replace(card, features=replace(card.features, audioset_rate=0, yamnet_rate=0),
+                       training={k: v for k, v in card.training.items() if k != "fusion"})
+    elif card.architecture != "musicnn" or card.features.audioset_rate:
+        sys.exit(f"{args.head}: not a musicnn genre bundle")
+    else:
+        head = keras.saving.load_model(head_bundle.weights_path, compile=False, safe_mode=True)
+    features = replace(card.features, audioset_rate=AUDIOSET_RATE, yamnet_rate=YAMNET_RATE if args.yamnet_weight else 0)
+    model = build_fused(head, labels=card.labels, features=features, weight=args.weight,
+                        yamnet_weight=args.yamnet_weight)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "model.keras")
@@ -61,17 +78,27 @@ def main() -> None:
     fusion = {
         "weight": args.weight,
         "rule": "softmax((1 - weight) * log p_musicnn_head + weight * log q_audioset) per window",
-        "head": {"name": card.name, "version": card.version, "sha256": card.sha256,
-                 "training": card.training.get("command", "")},
+        "head": head_record,
         "audioset_network": {"name": "EfficientAT mn04_as (mAP 0.432)", "licence": "MIT",
                              "source_sha256": efficientat.SOURCE_SHA256,
                              "converted_with": "models/convert_efficientat.py"},
         "mapping": {label: [name for _, name in GENRE_CLASSES[label]] for label in card.labels},
         "q": "each label's largest AudioSet class probability (sigmoid), renormalised by the softmax",
         "command": f"python models/make_fused.py {args.head} {args.out} --weight {args.weight} "
-                   f"--pooling {args.pooling} --name {args.name} --version {args.version}",
+                   + (f"--yamnet-weight {args.yamnet_weight} " if args.yamnet_weight else "")
+                   + f"--pooling {args.pooling} --name {args.name} --version {args.version}",
     }
-    new = replace(card, name=args.name, version=args.version, architecture="musicnn+efficientat",
+    if args.yamnet_weight:
+        fusion["yamnet_weight"] = args.yamnet_weight
+        fusion["rule"] = ("softmax((1 - weight - yamnet_weight) * log p_musicnn_head + weight * log q_audioset "
+                          "+ yamnet_weight * log q_yamnet) per window")
+        fusion["yamnet_network"] = {"name": "YAMNet (AudioSet, 521 classes; Coral's 8-bit tflite, run in float32)",
+                                    "licence": "Apache-2.0", "source_sha256": yamnet.SOURCE_SHA256,
+                                    "converted_with": "models/convert_yamnet.py",
+                                    "q": "each label's largest class score, YAMNet's sigmoid scores averaged over "
+                                         "the window's 0.96-s patches (5), the same mapping"}
+    architecture = "musicnn+efficientat+yamnet" if args.yamnet_weight else "musicnn+efficientat"
+    new = replace(card, name=args.name, version=args.version, architecture=architecture,
                   features=features, sha256=sha256_file(args.out / "model.keras"),
                   params=int(model.count_params()), calibration={}, runtime={}, styles=(), pooling=args.pooling,
                   training={**card.training, "fusion": fusion},

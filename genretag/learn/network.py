@@ -27,7 +27,7 @@ def build_features(features: FeatureConfig, *, name: str = "learn_features"):
     from genretag.models import efficientat, musicnn
     from genretag.models.fusion import split_patch
 
-    inputs, small, wide = split_patch(features)
+    inputs, _, small, wide = split_patch(features)
     pooled = musicnn.build_extractor()(small)
     logits, embedding = efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)(wide)
     out = layers.Concatenate(name="window_features")([pooled, embedding, logits])

@@ -15,6 +15,11 @@ the two (``w``: :class:`GenreFusion`'s ``weight``). The input is one patch per w
 EfficientAT's beneath it. Styles are AudioSet sub-genre classes scored on their own
 (:data:`STYLE_CLASSES`), and the music score (whether the window is music at all) is the largest probability of
 AudioSet's ``Music`` and its singing classes (:data:`MUSIC_CLASSES`). Pure Keras 3 (keras.layers, keras.ops).
+
+A third expert is optional (``yamnet_weight``; not in a shipped model yet): YAMNet (:mod:`genretag.models.yamnet`)
+on its own log-mel of the window's 16 kHz audio, beneath EfficientAT's in the patch
+(:attr:`~genretag.config.FeatureConfig.yamnet_rate`), its scores averaged over the window's 0.96-s patches and
+mapped the same way: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log q_y)``.
 """
 
 from __future__ import annotations
@@ -98,71 +103,88 @@ def register_layers() -> dict[str, type]:
 
     @keras.saving.register_keras_serializable(package="genretag")
     class GenreFusion(keras.layers.Layer):
-        """``[p float32 [b, n], logits float32 [b, 527]]`` -> ``float32 [b, n]``:
-        ``softmax((1 - w) * log p + w * log q)``, ``log q`` of a label the largest log-sigmoid of its
-        AudioSet classes (``members``: ``[n, 527]``, 0/1)."""
+        """``[p float32 [b, n], logits float32 [b, 527]]`` (and, with ``yamnet_weight``, YAMNet's scores
+        ``float32 [b, 521]``) -> ``float32 [b, n]``: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log
+        q_y)``, ``log q`` of a label the largest log-sigmoid of its AudioSet classes (``members``: ``[n, 527]``,
+        0/1), ``log q_y`` the largest log-score of its YAMNet classes (``yamnet_members``: ``[n, 521]``)."""
 
-        def __init__(self, n_labels: int, weight: float, **kwargs):
+        def __init__(self, n_labels: int, weight: float, yamnet_weight: float = 0.0, **kwargs):
             super().__init__(**kwargs)
-            self.n_labels, self.weight = n_labels, float(weight)
+            self.n_labels, self.weight, self.yamnet_weight = n_labels, float(weight), float(yamnet_weight)
             self.members = self.add_weight(shape=(n_labels, 527), initializer="zeros", trainable=False,
                                            name="members")
+            if self.yamnet_weight:
+                self.yamnet_members = self.add_weight(shape=(n_labels, 521), initializer="zeros",
+                                                      trainable=False, name="yamnet_members")
 
         def call(self, inputs):
-            p, logits = inputs
+            p, logits = inputs[0], inputs[1]
             log_p = ops.log(ops.clip(p, 1e-7, 1.0))
             log_s = ops.log_sigmoid(logits)[:, None, :] + (self.members[None] - 1.0) * 1e4  # others far below
             log_q = ops.max(log_s, axis=-1)
-            return ops.softmax((1.0 - self.weight) * log_p + self.weight * log_q, axis=-1)
+            z = (1.0 - self.weight - self.yamnet_weight) * log_p + self.weight * log_q
+            if self.yamnet_weight:
+                log_y = ops.log(ops.clip(inputs[2], 1e-7, 1.0))[:, None, :] + (self.yamnet_members[None] - 1.0) * 1e4
+                z = z + self.yamnet_weight * ops.max(log_y, axis=-1)
+            return ops.softmax(z, axis=-1)
 
         def compute_output_shape(self, shapes):
             return (shapes[0][0], self.n_labels)
 
         def get_config(self):
-            return {**super().get_config(), "n_labels": self.n_labels, "weight": self.weight}
+            config = {**super().get_config(), "n_labels": self.n_labels, "weight": self.weight}
+            return {**config, "yamnet_weight": self.yamnet_weight} if self.yamnet_weight else config
 
     _LAYERS["GenreFusion"] = GenreFusion
     return _LAYERS
 
 
 def split_patch(features: FeatureConfig):
-    """A Keras input for the fused patch ``[b, *features.patch_shape]`` and its two log-mels:
-    ``(inputs, musicnn's [b, n_mels, n_frames], EfficientAT's [b, AUDIOSET_MELS, audioset_frames])``
-    (musicnn's rows above EfficientAT's, each left-aligned; see :attr:`FeatureConfig.patch_shape`)."""
+    """A Keras input for the fused patch ``[b, *features.patch_shape]``, the patch as an image ``[b, rows, frames,
+    1]`` (YAMNet's rows, if any, are cut from it) and its first two log-mels: ``(inputs, image, musicnn's [b,
+    n_mels, n_frames], EfficientAT's [b, AUDIOSET_MELS, audioset_frames])`` (musicnn's rows above EfficientAT's,
+    YAMNet's beneath, each left-aligned; see :attr:`FeatureConfig.patch_shape`)."""
     import keras
     from keras import layers
 
     rows, frames = features.patch_shape
     inputs = keras.Input((rows, frames), name="patch")
     x = layers.Reshape((rows, frames, 1))(inputs)
-    small = layers.Cropping2D(((0, AUDIOSET_MELS), (0, frames - features.n_frames)))(x)
-    wide = layers.Cropping2D(((features.n_mels, 0), (0, frames - features.audioset_frames)))(x)
+    below = rows - features.n_mels - AUDIOSET_MELS  # YAMNet's rows, if any
+    small = layers.Cropping2D(((0, rows - features.n_mels), (0, frames - features.n_frames)))(x)
+    wide = layers.Cropping2D(((features.n_mels, below), (0, frames - features.audioset_frames)))(x)
     small = layers.Reshape((features.n_mels, features.n_frames), name="musicnn_logmel")(small)
     wide = layers.Reshape((AUDIOSET_MELS, features.audioset_frames), name="audioset_logmel")(wide)
-    return inputs, small, wide
+    return inputs, x, small, wide
 
 
 def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weight: float,
-                styles: tuple[str, ...] = (), music: bool = False, network=None, name: str = "musicnn_audioset"):
+                styles: tuple[str, ...] = (), music: bool = False, network=None, yamnet_weight: float = 0.0,
+                yamnet_network=None, name: str = "musicnn_audioset"):
     """Windows ``float32 [b, *features.patch_shape]`` -> the fused genre distribution, then one score per
     style in ``styles`` (names of :data:`STYLE_CLASSES`), then with ``music`` the window's music score
     (the largest probability of :data:`MUSIC_CLASSES`): ``float32 [b, n_labels + n_styles (+ 1)]``.
 
     ``head``: a Keras model from musicnn windows ``[b, n_mels, n_frames]`` to a distribution over
     ``labels`` (a genretag musicnn bundle's model). ``network``: EfficientAT (default: built from the
-    shipped weights)."""
+    shipped weights). ``yamnet_weight`` (needs ``features.yamnet_rate``): YAMNet as a third expert
+    (:func:`yamnet_scores`; ``yamnet_network`` default: built from the shipped weights)."""
     import keras
     from keras import layers
 
     from genretag.models import efficientat
 
-    fusion = register_layers()["GenreFusion"](len(labels), weight, name="genre_fusion")
+    fusion = register_layers()["GenreFusion"](len(labels), weight, yamnet_weight, name="genre_fusion")
     network = network or efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)
-    inputs, small, wide = split_patch(features)
+    inputs, x, small, wide = split_patch(features)
     head.trainable = False
     logits, _ = network(wide)
-    genres = fusion([head(small), logits])
-    fusion.set_weights([membership(labels)])
+    if yamnet_weight:
+        genres = fusion([head(small), logits, yamnet_scores(x, features, yamnet_network)])
+        fusion.set_weights([membership(labels), yamnet_membership(labels)])
+    else:
+        genres = fusion([head(small), logits])
+        fusion.set_weights([membership(labels)])
     outputs = [genres]
     if styles:
         pick = np.zeros((efficientat.N_CLASSES, len(styles)), np.float32)
@@ -187,13 +209,13 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
 
 def with_styles(model, styles: tuple[str, ...], *, labels: tuple[str, ...], features: FeatureConfig):
     """The fused ``model`` (a loaded bundle's) rebuilt with ``styles`` scored after its genres: the same
-    head, network and fusion weight (and music score, if it has one), so its other outputs are unchanged."""
+    head, networks and fusion weights (and music score, if it has one), so its other outputs are unchanged."""
     return rebuilt(model, labels=labels, features=features, styles=styles, music=has_music(model))
 
 
 def with_music(model, *, labels: tuple[str, ...], features: FeatureConfig, styles: tuple[str, ...] = ()):
     """The fused ``model`` rebuilt with the music score last (after its genres and its ``styles``, the card's
-    style names): the same head, network and fusion weight, so its other outputs are unchanged."""
+    style names): the same head, networks and fusion weights, so its other outputs are unchanged."""
     return rebuilt(model, labels=labels, features=features, styles=styles, music=True)
 
 
@@ -206,9 +228,49 @@ def rebuilt(model, *, labels: tuple[str, ...], features: FeatureConfig, styles: 
     """The fused ``model`` (a loaded bundle's) built again with these ``styles`` and ``music``."""
     import keras
 
+    from genretag.models import yamnet
     from genretag.models.efficientat import NAME
 
     fusion = model.get_layer("genre_fusion")
-    head = next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != NAME)
+    head = next(layer for layer in model.layers
+                if isinstance(layer, keras.Model) and layer.name not in (NAME, yamnet.NAME))
+    extra = fusion.yamnet_weight
     return build_fused(head, labels=labels, features=features, weight=fusion.weight, styles=styles, music=music,
-                       network=model.get_layer(NAME))
+                       network=model.get_layer(NAME), yamnet_weight=extra,
+                       yamnet_network=model.get_layer(yamnet.NAME) if extra else None)
+
+
+def yamnet_membership(labels: tuple[str, ...]) -> np.ndarray:
+    """``float32 [n_labels, 521]``: 1 where a YAMNet output is one of a label's AudioSet classes
+    (:data:`GENRE_CLASSES`, in AudioSet's numbering; YAMNet lacks none of them)."""
+    from genretag.models import yamnet
+
+    out = np.zeros((len(labels), yamnet.N_CLASSES), np.float32)
+    for i, label in enumerate(labels):
+        out[i, yamnet.yamnet_columns([index for index, _ in GENRE_CLASSES[label]])] = 1.0
+    return out
+
+
+def yamnet_scores(patch, features: FeatureConfig, network=None):
+    """``patch``: the model input reshaped ``[b, rows, frames, 1]`` -> YAMNet's scores ``[b, 521]``: its log-mel
+    rows (from ``features.yamnet_row``) cut into patches of 0.96 s every 0.48 s (5 in a 2.976-s window), each
+    through YAMNet (one network, shared), the sigmoid scores averaged over the patches."""
+    from keras import layers
+
+    from genretag.config import YAMNET_MELS, YAMNET_PATCH_FRAMES, YAMNET_PATCH_HOP
+    from genretag.models import yamnet
+
+    network = network or yamnet.build_network()
+    rows, frames = features.patch_shape
+    bands = layers.Cropping2D(((features.yamnet_row, rows - features.yamnet_row - YAMNET_MELS),
+                               (0, frames - features.yamnet_frames)), name="yamnet_rows")(patch)
+    bands = layers.Reshape((YAMNET_MELS, features.yamnet_frames), name="yamnet_bands")(bands)
+    logmel = layers.Permute((2, 1), name="yamnet_frames")(bands)  # [b, frames, 64], YAMNet's layout
+    count = 1 + (features.yamnet_frames - YAMNET_PATCH_FRAMES) // YAMNET_PATCH_HOP
+    scores = []
+    for j in range(count):
+        start = j * YAMNET_PATCH_HOP
+        cut = layers.Cropping1D((start, features.yamnet_frames - start - YAMNET_PATCH_FRAMES),
+                                name=f"yamnet_patch{j}")(logmel)
+        scores.append(layers.Activation("sigmoid", name=f"yamnet_scores{j}")(network(cut)[0]))
+    return layers.Average(name="yamnet_scores")(scores) if count > 1 else scores[0]
