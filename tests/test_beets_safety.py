@@ -257,7 +257,11 @@ def test_ctrl_c_exits_130_after_interrupted(knn_bundle, tmp_path):
         if "genretag: predicting 24 tracks" in line:
             os.killpg(proc.pid, signal.SIGINT)
             break
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # hung: end it (and its workers) rather than leave it behind the test run
+            os.killpg(proc.pid, signal.SIGKILL)
     err = "".join(lines) + err
     assert proc.returncode == 130, (out, err)
     assert "genretag: interrupted: " in err and "tracks saved, the others are unchanged" in err, err
@@ -278,7 +282,11 @@ def test_sigterm_cleans_up_as_ctrl_c_and_exits_143(knn_bundle, tmp_path):
         if "genretag: predicting 24 tracks" in line:
             os.kill(proc.pid, signal.SIGTERM)
             break
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # hung: end it (and its workers) rather than leave it behind the test run
+            os.killpg(proc.pid, signal.SIGKILL)
     err = "".join(lines) + err
     assert proc.returncode == 143, (out, err)
     assert "genretag: interrupted: " in err and "tracks saved, the others are unchanged" in err, err
