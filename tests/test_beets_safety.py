@@ -245,52 +245,38 @@ def disagreements(lib: Library) -> dict[str, tuple]:
     return {p: (f["genres"], file_genres(p)) for p, f in lib.items().items() if f["genres"] != file_genres(p)}
 
 
-def test_ctrl_c_exits_130_after_interrupted(knn_bundle, tmp_path):
-    """SIGINT to the process group (what Ctrl-C in a terminal sends) while tracks are predicted: the
-    "interrupted" warning, no traceback, exit 130; what was stored agrees with the files."""
-    lib = small_library(tmp_path, knn_bundle, albums=8, tracks=3, seconds=20.0)
+def _interrupted(lib: Library, send) -> tuple[int, str, str]:
+    """Run ``beet genretag``; once it says it is predicting (before the first track is decoded), ``send(proc)``
+    a signal. Its exit status, stdout and stderr (a hung run is killed with its workers when the wait ends)."""
     proc = subprocess.Popen(lib.command("genretag"), env=lib.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, preexec_fn=faults.default_sigint)
     lines = []
-    for line in proc.stderr:  # beets logs this before the first track is decoded
+    for line in proc.stderr:
         lines.append(line)
         if "genretag: predicting 24 tracks" in line:
-            os.killpg(proc.pid, signal.SIGINT)
+            send(proc)
             break
     try:
         out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:  # hung: end it (and its workers) rather than leave it behind the test run
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    err = "".join(lines) + err
-    assert proc.returncode == 130, (out, err)
+    return proc.returncode, out, "".join(lines) + err
+
+
+@pytest.mark.parametrize(("send", "status"), [
+    (lambda proc: os.killpg(proc.pid, signal.SIGINT), 130),  # Ctrl-C in a terminal: the whole process group
+    (lambda proc: os.kill(proc.pid, signal.SIGTERM), 143),  # `kill PID`, as a service manager sends it
+], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_saves_what_is_done_and_exits_128_plus_the_signal(knn_bundle, tmp_path, send, status):
+    """An interrupt while tracks are predicted: the "interrupted" warning, no traceback, exit 130 (SIGINT) or 143
+    (SIGTERM), no temporary copy left; what was stored agrees with the files."""
+    lib = small_library(tmp_path, knn_bundle, albums=8, tracks=3, seconds=20.0)
+    returncode, out, err = _interrupted(lib, send)
+    assert returncode == status, (out, err)
     assert "genretag: interrupted: " in err and "tracks saved, the others are unchanged" in err, err
     assert "Traceback" not in err
     assert "predicted," not in out  # it stopped before the summary: the run did not finish
-    assert disagreements(lib) == {}
-
-
-def test_sigterm_cleans_up_as_ctrl_c_and_exits_143(knn_bundle, tmp_path):
-    """``kill PID`` (SIGTERM to the process alone, as a service manager sends it) while tracks are predicted:
-    the same "interrupted" cleanup as Ctrl-C, exit 143, no temporary copy left, the database agrees with the files."""
-    lib = small_library(tmp_path, knn_bundle, albums=8, tracks=3, seconds=20.0)
-    proc = subprocess.Popen(lib.command("genretag"), env=lib.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    lines = []
-    for line in proc.stderr:  # beets logs this before the first track is decoded
-        lines.append(line)
-        if "genretag: predicting 24 tracks" in line:
-            os.kill(proc.pid, signal.SIGTERM)
-            break
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:  # hung: end it (and its workers) rather than leave it behind the test run
-            os.killpg(proc.pid, signal.SIGKILL)
-    err = "".join(lines) + err
-    assert proc.returncode == 143, (out, err)
-    assert "genretag: interrupted: " in err and "tracks saved, the others are unchanged" in err, err
-    assert "Traceback" not in err and "predicted," not in out
     assert disagreements(lib) == {}
     assert not list((tmp_path / "music").rglob("*.genretag-tmp"))
 
