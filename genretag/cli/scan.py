@@ -84,7 +84,8 @@ def scan(
     provenance field (GENRETAG_MODEL) change; everything else stays byte-identical.
     Files that already have a genre keep it unless [bold]--overwrite[/bold] (and are not
     decoded unless --csv/--json asks for their prediction).
-    Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted, 70 internal error.
+    Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted (143 by SIGTERM), 70
+    internal error.
     """
     from genretag.discover import discover
     from genretag.scan import ReportWriter, check_report_paths

@@ -70,21 +70,29 @@ def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: s
     """
     window_probs = np.asarray(window_probs, np.float64)
     n = window_probs.shape[-1] if n_genres is None else n_genres
-    probs = window_probs[:, :n]
     styles = np.clip(window_probs[:, n:].mean(axis=0), 0.0, 1.0)
-    if pooling == "geometric":
-        log_p = np.log(np.clip(probs, 1e-30, 1.0)).mean(axis=0) / temperature
-        mean = np.exp(log_p - log_p.max())
+    mean = pool(window_probs[:, :n], pooling=pooling)
+    if temperature != 1.0:  # for geometric pooling the same as dividing the mean log-probabilities by T
+        mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
         mean /= mean.sum()
+    return np.concatenate([mean, styles]).astype(np.float32)
+
+
+def pool(probs: np.ndarray, *, pooling: str = "mean", weights: np.ndarray | None = None) -> np.ndarray:
+    """Several distributions as one: ``float [k, n]`` -> ``float64 [n]`` summing to 1. ``mean``: their mean
+    (weighted by ``weights``, ``[k]``: e.g. the window counts of the tracks of an album); ``geometric``: the
+    (weighted) mean of their log-probabilities, renormalised (for softmax outputs, the softmax of the mean
+    logits). The one pooling of windows into a track (:func:`track_mean`) and of tracks into a group."""
+    probs = np.asarray(probs, np.float64)
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, np.float64)
+    if pooling == "geometric":
+        log_p = (np.log(np.clip(probs, 1e-30, 1.0)) * w[:, None]).sum(axis=0) / w.sum()
+        out = np.exp(log_p - log_p.max())
     elif pooling == "mean":
-        mean = probs.mean(axis=0)
-        mean = mean / max(float(mean.sum()), 1e-12)
-        if temperature != 1.0:
-            mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
-            mean /= mean.sum()
+        out = (probs * w[:, None]).sum(axis=0)
     else:
         raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
-    return np.concatenate([mean, styles]).astype(np.float32)
+    return out / max(float(out.sum()), 1e-12)
 
 
 def quiet_tensorflow() -> None:

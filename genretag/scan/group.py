@@ -47,15 +47,11 @@ def pooled(predictions: Sequence[Prediction], *, pooling: str = "mean") -> Predi
     model's ``pooling`` ``geometric``, the weighted mean of their log-probabilities, renormalised: the
     softmax of the mean logits of all their windows, as for one track. Style scores are pooled as a
     window-weighted mean (not renormalised) when every track has them."""
+    from genretag.models.runtime import pool
+
     first = predictions[0]
     weights = np.array([max(p.windows, 1) for p in predictions], np.float64)
-    stacked_probs = np.stack([p.probabilities for p in predictions]).astype(np.float64)
-    if pooling == "geometric":
-        log_p = (np.log(np.clip(stacked_probs, 1e-30, 1.0)) * weights[:, None]).sum(axis=0) / weights.sum()
-        total = np.exp(log_p - log_p.max())
-    else:
-        total = (stacked_probs * weights[:, None]).sum(axis=0)
-    total /= max(float(total.sum()), 1e-12)
+    total = pool(np.stack([p.probabilities for p in predictions]), pooling=pooling, weights=weights)
     scores = None
     if first.styles and all(p.style_scores is not None and p.styles == first.styles for p in predictions):
         stacked = np.stack([p.style_scores for p in predictions]).astype(np.float64)
