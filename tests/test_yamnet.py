@@ -262,6 +262,21 @@ def test_yamnet_patches_in_the_card_and_its_checks():
     assert replace(one, window_seconds=2.0).yamnet_patch_count == 3  # one patch fits a shorter window
 
 
+def test_a_card_with_another_patch_count_is_refused(tmp_path):
+    import json
+
+    from genretag.errors import ModelError
+    from genretag.models.bundle import ModelCard
+    from genretag.models.registry import BUNDLED_DIR
+
+    data = json.loads((BUNDLED_DIR / "default" / "card.json").read_text())
+    data["features"].update(yamnet_rate=YAMNET_RATE, yamnet_patches=2)
+    with pytest.raises(ModelError, match="malformed card.json: yamnet_patches must be 1 or 5, got 2"):
+        ModelCard.from_dict(data, tmp_path / "card.json")
+    data["features"]["yamnet_patches"] = 1
+    assert ModelCard.from_dict(data, tmp_path / "card.json").features.yamnet_patches == 1
+
+
 def test_one_yamnet_patch_is_the_middle_one(network, tmp_path):
     """With ``yamnet_patches=1`` YAMNet hears frames 96-191 of the window only: its scores are the network's on
     that patch, not the average of the five, and the choice survives save and load."""
