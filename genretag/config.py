@@ -56,6 +56,9 @@ YAMNET_PATCH_FRAMES = 96  # 0.96 s
 YAMNET_PATCH_HOP = 48  # 0.48 s
 """YAMNet's input (:func:`genretag.features.yamnet_log_mel`): 64 HTK mel bands (125-7500 Hz) of the magnitude
 STFT of 16 kHz audio, ``log(mel + 0.001)``, cut into patches of 96 frames every 48."""
+YAMNET_PATCH_CHOICES: tuple[int, ...] = (1, 5)
+"""How many of a window's YAMNet patches a fused model hears (:attr:`FeatureConfig.yamnet_patches`): 1, the
+middle one (frames 96-191 of 296: a fifth of YAMNet's work), or 5, every patch of a 2.976-s window."""
 YAMNET_GAIN = 4.1
 """Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
 (``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
@@ -98,6 +101,10 @@ class FeatureConfig:
     """0, or :data:`YAMNET_RATE` (16,000; ``sample_rate`` must be the same): each window also carries YAMNet's
     log-mel (:func:`~genretag.features.yamnet_log_mel`, bands first: ``[64, yamnet_frames]``) of the very
     audio this config's log-mel is made from, as decoded (not levelled), stacked beneath the rest."""
+    yamnet_patches: int = 5
+    """How many 0.96-s patches of the window YAMNet scores (:data:`YAMNET_PATCH_CHOICES`): 5, all of a
+    2.976-s window's, their scores averaged; 1, the middle one. The window carries the same log-mel either way;
+    the fused network cuts the patches (:func:`genretag.models.fusion.yamnet_scores`)."""
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -127,6 +134,11 @@ class FeatureConfig:
             raise ValueError(f"yamnet_rate needs sample_rate {YAMNET_RATE} (YAMNet hears the same audio)")
         if self.yamnet_rate and self.yamnet_frames < YAMNET_PATCH_FRAMES:
             raise ValueError("yamnet_rate needs windows of at least 0.975 s (one YAMNet patch)")
+        if type(self.yamnet_patches) is not int or self.yamnet_patches not in YAMNET_PATCH_CHOICES:
+            raise ValueError(f"yamnet_patches must be 1 or 5, got {self.yamnet_patches!r}")
+        if self.yamnet_rate and self.yamnet_patches > self.yamnet_patch_count:
+            raise ValueError(f"yamnet_patches {self.yamnet_patches} needs windows of at least 2.895 s "
+                             f"(this window holds {self.yamnet_patch_count})")
 
     @property
     def window_samples(self) -> int:
@@ -155,6 +167,12 @@ class FeatureConfig:
         return 1 + (int(round(self.window_seconds * YAMNET_RATE)) - YAMNET_WINDOW) // YAMNET_HOP
 
     @property
+    def yamnet_patch_count(self) -> int:
+        """YAMNet patches of 0.96 s every 0.48 s that fit in one window: ``1 + (yamnet_frames - 96) // 48``
+        (5 for 2.976 s); :attr:`yamnet_patches` says how many of them a model hears."""
+        return 1 + (self.yamnet_frames - YAMNET_PATCH_FRAMES) // YAMNET_PATCH_HOP
+
+    @property
     def yamnet_row(self) -> int:
         """The first row of YAMNet's log-mel in a patch (:attr:`patch_shape`)."""
         return self.n_mels + (AUDIOSET_MELS if self.audioset_rate else 0)
@@ -176,6 +194,8 @@ class FeatureConfig:
         for key in ("audioset_rate", "yamnet_rate"):
             if not data[key]:  # a card without it reads the same in an older genretag
                 del data[key]
+        if data["yamnet_patches"] == YAMNET_PATCH_CHOICES[-1]:  # the default: older cards read the same
+            del data["yamnet_patches"]
         return data
 
     @classmethod

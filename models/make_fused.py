@@ -1,6 +1,6 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25] [--pooling geometric --name genretag-default --version 4.0]
+    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1]] [--pooling geometric --name genretag-default --version 4.0]
 
 ``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model 2.0's, whose
 weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``), or a fused bundle, whose
@@ -12,7 +12,8 @@ it, musicnn its 16 kHz resampling) and the fusion's weight and class mapping, an
 calibration and runtime: run ``models/calibrate.py OUT`` and ``models/export_runtime.py OUT``
 after, then ``models/check_sources.py --bundle new=OUT`` to judge it. ``--yamnet-weight`` adds YAMNet
 (AudioSet, ``genretag.models.yamnet``) as a third expert with that weight (the head gets ``1 - weight -
-yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's ``yamnet_rate``).
+yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's ``yamnet_rate``);
+``--yamnet-patches 1`` has it hear only the window's middle 0.96-s patch (the card's ``yamnet_patches``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> None:
-    from genretag.config import AUDIOSET_RATE, YAMNET_RATE
+    from genretag.config import AUDIOSET_RATE, YAMNET_PATCH_CHOICES, YAMNET_RATE
     from genretag.files import replace_atomically
     from genretag.models import efficientat, yamnet
     from genretag.models.bundle import read_bundle, sha256_file, verify_bundle, write_card
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--weight", type=float, required=True, help="w in softmax((1 - w) log p + w log q)")
     parser.add_argument("--yamnet-weight", type=float, default=0.0,
                         help="w_y: YAMNet as a third expert, softmax((1 - w - w_y) log p + w log q + w_y log q_y)")
+    parser.add_argument("--yamnet-patches", type=int, choices=YAMNET_PATCH_CHOICES, default=YAMNET_PATCH_CHOICES[-1],
+                        help="YAMNet patches of 0.96 s per window: 5 (all, averaged) or 1 (the middle one)")
     parser.add_argument("--pooling", choices=("mean", "geometric"), default="geometric",
                         help="how scan combines a track's windows (geometric: the softmax of their mean log-probabilities)")
     parser.add_argument("--name", default="genretag-default")
@@ -61,13 +64,15 @@ def main() -> None:
         head = next(layer for layer in fused.layers
                     if isinstance(layer, keras.Model) and layer.name not in (efficientat.NAME, yamnet.NAME))
         head_record = card.training["fusion"]["head"]
-        card = replace(card, features=replace(card.features, audioset_rate=0, yamnet_rate=0),
+        card = replace(card, features=replace(card.features, audioset_rate=0, yamnet_rate=0,
+                                                     yamnet_patches=YAMNET_PATCH_CHOICES[-1]),
                        training={k: v for k, v in card.training.items() if k != "fusion"})
     elif card.architecture != "musicnn" or card.features.audioset_rate:
         sys.exit(f"{args.head}: not a musicnn genre bundle")
     else:
         head = keras.saving.load_model(head_bundle.weights_path, compile=False, safe_mode=True)
-    features = replace(card.features, audioset_rate=AUDIOSET_RATE, yamnet_rate=YAMNET_RATE if args.yamnet_weight else 0)
+    features = replace(card.features, audioset_rate=AUDIOSET_RATE, yamnet_rate=YAMNET_RATE if args.yamnet_weight else 0,
+                       yamnet_patches=args.yamnet_patches if args.yamnet_weight else YAMNET_PATCH_CHOICES[-1])
     model = build_fused(head, labels=card.labels, features=features, weight=args.weight,
                         yamnet_weight=args.yamnet_weight)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,8 @@ def main() -> None:
         "q": "each label's largest AudioSet class probability (sigmoid), renormalised by the softmax",
         "command": f"python models/make_fused.py {args.head} {args.out} --weight {args.weight} "
                    + (f"--yamnet-weight {args.yamnet_weight} " if args.yamnet_weight else "")
+                   + (f"--yamnet-patches {args.yamnet_patches} " if args.yamnet_weight and args.yamnet_patches == 1
+                      else "")
                    + f"--pooling {args.pooling} --name {args.name} --version {args.version}",
     }
     if args.yamnet_weight:
@@ -95,8 +102,11 @@ def main() -> None:
         fusion["yamnet_network"] = {"name": "YAMNet (AudioSet, 521 classes; Coral's 8-bit tflite, run in float32)",
                                     "licence": "Apache-2.0", "source_sha256": yamnet.SOURCE_SHA256,
                                     "converted_with": "models/convert_yamnet.py",
-                                    "q": "each label's largest class score, YAMNet's sigmoid scores averaged over "
-                                         "the window's 0.96-s patches (5), the same mapping"}
+                                    "q": ("each label's largest class score, YAMNet's sigmoid scores averaged over "
+                                          "the window's 0.96-s patches (5), the same mapping"
+                                          if args.yamnet_patches > 1 else
+                                          "each label's largest class score, YAMNet's sigmoid scores of the "
+                                          "window's middle 0.96-s patch (1 of 5), the same mapping")}
     architecture = "musicnn+efficientat+yamnet" if args.yamnet_weight else "musicnn+efficientat"
     new = replace(card, name=args.name, version=args.version, architecture=architecture,
                   features=features, sha256=sha256_file(args.out / "model.keras"),

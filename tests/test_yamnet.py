@@ -241,3 +241,77 @@ def test_three_expert_fusion_is_the_weighted_product(network, tmp_path):
     np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(windows)), got, atol=1e-6)
     styled = with_styles(loaded, ("Heavy Metal",), labels=labels, features=config)
     np.testing.assert_allclose(np.asarray(styled.predict_on_batch(windows))[:, :10], got, atol=1e-6)
+
+
+def test_yamnet_patches_in_the_card_and_its_checks():
+    from dataclasses import replace
+
+    from genretag.config import FeatureConfig
+
+    config = _fused_config()
+    one = replace(config, yamnet_patches=1)
+    assert config.yamnet_patches == 5 and config.yamnet_patch_count == 5
+    assert "yamnet_patches" not in config.to_dict()  # the default: cards built before it read the same
+    assert one.to_dict()["yamnet_patches"] == 1 and FeatureConfig.from_dict(one.to_dict()) == one
+    assert one.patch_shape == config.patch_shape  # the window carries the same log-mel either way
+    for bad in (0, 2, 3, True, 1.0):
+        with pytest.raises(ValueError, match=f"yamnet_patches must be 1 or 5, got {bad!r}"):
+            replace(config, yamnet_patches=bad)
+    with pytest.raises(ValueError, match="yamnet_patches 5 needs windows of at least 2.895 s"):
+        replace(config, window_seconds=2.0)
+    assert replace(one, window_seconds=2.0).yamnet_patch_count == 3  # one patch fits a shorter window
+
+
+def test_a_card_with_another_patch_count_is_refused(tmp_path):
+    import json
+
+    from genretag.errors import ModelError
+    from genretag.models.bundle import ModelCard
+    from genretag.models.registry import BUNDLED_DIR
+
+    data = json.loads((BUNDLED_DIR / "default" / "card.json").read_text())
+    data["features"].update(yamnet_rate=YAMNET_RATE, yamnet_patches=2)
+    with pytest.raises(ModelError, match="malformed card.json: yamnet_patches must be 1 or 5, got 2"):
+        ModelCard.from_dict(data, tmp_path / "card.json")
+    data["features"]["yamnet_patches"] = 1
+    assert ModelCard.from_dict(data, tmp_path / "card.json").features.yamnet_patches == 1
+
+
+def test_one_yamnet_patch_is_the_middle_one(network, tmp_path):
+    """With ``yamnet_patches=1`` YAMNet hears frames 96-191 of the window only: its scores are the network's on
+    that patch, not the average of the five, and the choice survives save and load."""
+    from dataclasses import replace
+
+    import keras
+
+    from genretag.features import track_windows
+    from genretag.models.fusion import register_layers, yamnet_scores
+
+    config = _fused_config()
+    one = replace(config, yamnet_patches=1)
+    # a voice-like chirp train in the middle second, a low hum around it: the patches disagree
+    seg16 = _tone(2.976, hz=110.0)
+    middle = slice(int(0.96 * YAMNET_RATE), int(1.92 * YAMNET_RATE))
+    seg16[middle] = _tone(0.96, hz=1_500.0, seed=1) * (np.arange(middle.stop - middle.start) % 1600 < 800)
+    windows = track_windows(seg16[None], config, wide=np.repeat(seg16[None], 2, axis=1))
+
+    def scorer(features):
+        inputs = keras.Input(features.patch_shape)
+        image = keras.layers.Reshape((*features.patch_shape, 1))(inputs)
+        return keras.Model(inputs, yamnet_scores(image, features, network))
+
+    got_one = np.asarray(scorer(one).predict_on_batch(windows))
+    got_all = np.asarray(scorer(config).predict_on_batch(windows))
+    patches = yamnet_patches(yamnet_log_mel(seg16[None]))  # [1, 5, 96, 64]
+    logits = np.asarray(network.predict_on_batch(patches.reshape(-1, 96, 64))[0])
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    np.testing.assert_allclose(got_one[0], scores[2], atol=1e-5)
+    np.testing.assert_allclose(got_all[0], scores.mean(axis=0), atol=1e-5)
+    assert np.abs(got_one - got_all).max() > 0.05  # the outer patches were heard differently
+
+    model = scorer(one)
+    model.save(tmp_path / "one.keras")
+    register_layers()
+    loaded = keras.saving.load_model(tmp_path / "one.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(windows)), got_one, atol=1e-6)
+    assert [layer.name for layer in loaded.layers if layer.name.startswith("yamnet_patch")] == ["yamnet_patch2"]
