@@ -198,6 +198,26 @@ def test_learn_then_scan_the_rest_with_the_owners_genres(runner, corpus, tmp_pat
     for path in set(lib.rglob("*.mp3")) - set(held):  # files with a genre keep it, untouched
         assert read_tags(path).provenance is None
 
+    # the beets plugin takes the learned model like any bundle: held-back files, their genre removed, imported
+    from test_beets_safety import Library
+
+    # what the scan wrote, by title (beets renames the files it imports)
+    scanned_genres = {str(mutagen.File(p).tags["TIT2"]): read_tags(p).genres for p in comparable}
+    src = tmp_path / "beets-src" / "Held back"
+    src.mkdir(parents=True)
+    for path in sorted(comparable)[:4]:
+        copy = Path(shutil.copyfile(path, src / path.name))
+        f = mutagen.File(copy)
+        f.tags.delall("TCON")
+        f.tags.delall("TXXX:GENRETAG_MODEL")
+        f.save()
+    beets = Library(tmp_path / "beets", model)
+    assert beets("import", "-A", "-q", str(src.parent)).returncode == 0
+    run = beets("genretag")
+    assert run.returncode == 0, run.stderr
+    written = {item["title"]: tuple(item["genres"]) for item in beets.items().values() if item.get("genres")}
+    assert written and all(genres == scanned_genres[title] for title, genres in written.items()), written
+
     extra = lib / "rock" / "extra.mp3"  # one more tagged file: --update decodes it alone
     shutil.copyfile(sorted((corpus / "emotify" / "rock").glob("*.mp3"), key=lambda p: int(p.stem))[20], extra)
     again = _learn(runner, "--update", "--out", model, "--store", store, "--jobs", "0", "--no-export")
