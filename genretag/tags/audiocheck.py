@@ -27,7 +27,8 @@ into the new ``id3 `` chunk. A file whose structure can't be walked (a
 fragmented MP4, an RF64 WAV) falls back to decoding both with ffmpeg.
 
 Measured cost (``benchmarks/bench_tagcheck.py``; see ``benchmarks/README.md``):
-about a millisecond per file for the structural checks; the decode fallback
+about a millisecond per file for the structural checks (Ogg, walked packet by packet: 3.5 ms for
+a 1.4 MB Vorbis file, measured 2026-12-06); the decode fallback
 costs a decode of both files.
 """
 
