@@ -53,7 +53,7 @@ def main() -> None:
     bundle = read_bundle(args.bundle)
     verify_bundle(bundle)
     card = bundle.card
-    if not card.features.audioset_rate or card.architecture != "musicnn+efficientat":
+    if not card.features.audioset_rate or not card.architecture.startswith("musicnn+efficientat"):
         sys.exit(f"{args.bundle}: not a fused (musicnn + EfficientAT) bundle: it has no AudioSet network")
     keras = import_keras()
     register_layers()
