@@ -285,7 +285,7 @@ def yamnet_log_mel(samples: np.ndarray) -> np.ndarray:
     in [-1, 1], scaled by :data:`~genretag.config.YAMNET_GAIN` first: ``log(|STFT| @ mel + 0.001)`` with 25 ms
     periodic-Hann frames every 10 ms, no padding, a 512-point FFT. Returns ``float32 [..., 1 + (n - 400) // 160,
     64]`` (frames, bands: YAMNet's own layout; 298 frames for 3 s). Matches ``tf.signal.stft`` and its mel
-    matrix within 2e-3 on real clips (float32 rounding in tf.signal; ``models/convert_yamnet.py``)."""
+    matrix within 2e-3 on real clips (float32 rounding in tf.signal; ``tools/convert_yamnet.py``)."""
     samples = np.asarray(samples, np.float32)
     rows = samples.reshape(-1, samples.shape[-1])
     n_frames = 1 + (rows.shape[-1] - YAMNET_WINDOW) // YAMNET_HOP
@@ -367,7 +367,7 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
     ``float32 [k, *config.patch_shape]``: EfficientAT's log-mel of ``wide`` (the same segments at
     ``audioset_rate``) stacked beneath, at the level it was decoded (AudioSet's clips were not levelled:
     giving it musicnn's level as well made the fused model right less often on every source checked,
-    e.g. 22 instead of 24 of 40 wesnoth songs Classical; models/README.md); with ``config.yamnet_rate``,
+    e.g. 22 instead of 24 of 40 wesnoth songs Classical; docs/model-card.md); with ``config.yamnet_rate``,
     YAMNet's log-mel of ``segments`` (bands first, as decoded) beneath that.
     """
     segments = fit_length(segments, config.window_samples)

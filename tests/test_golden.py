@@ -1,7 +1,7 @@
 """The shipped default model's output on one seeded synthetic clip, within a tolerance.
 
 Catches an accidental change to the features, the window placement or the weights.
-Regenerate with ``python models/golden.py`` after deliberately retraining.
+Regenerate with ``python tools/golden.py`` after deliberately retraining.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ GOLDEN = ROOT / "tests" / "golden_default.json"
 @pytest.mark.skipif(not (ROOT / "genretag" / "bundled" / "default" / "card.json").is_file(),
                     reason="no default model bundled")
 def test_default_model_matches_golden_output():
-    sys.path.insert(0, str(ROOT / "models"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from golden import golden_prediction
 
     expected = json.loads(GOLDEN.read_text())

@@ -26,7 +26,7 @@ from genretag.models.runtime import RUNTIME_ENV, KerasClassifier, OpenVINOClassi
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 """Largest allowed difference in a window's probability. Measured: 8.9e-7 on 303 windows of 40
-corpus clips (models/export_runtime.py), 9.2e-7 on 320 windows of 40 test-split clips."""
+corpus clips (tools/export_runtime.py), 9.2e-7 on 320 windows of 40 test-split clips."""
 
 openvino = pytest.importorskip("openvino")
 

@@ -1,5 +1,5 @@
-"""The default model's shipped styles and the check that chose them: ``models/add_styles.py`` (``SHIPPED``),
-``models/check_styles.py`` (check labels from the corpus and from ``models/style_artists.csv``), and the
+"""The default model's shipped styles and the check that chose them: ``tools/add_styles.py`` (``SHIPPED``),
+``tools/check_styles.py`` (check labels from the corpus and from ``tools/style_artists.csv``), and the
 shipped styles attached to the default bundle, written on real metal songs (Debian's
 ``fretsonfire-songs-muldjord``; skipped where the package is absent)."""
 
@@ -18,7 +18,7 @@ import synth
 from genretag.models.fusion import STYLE_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "models"))
+sys.path.insert(0, str(ROOT / "tools"))
 
 import add_styles
 import check_styles
@@ -35,7 +35,7 @@ def test_shipped_styles_are_audioset_candidates_with_a_floor_and_their_evidence(
 
 
 def test_the_artists_file_names_only_candidate_styles_once_per_artist():
-    with (ROOT / "models" / "style_artists.csv").open(encoding="utf-8", newline="") as fh:
+    with (ROOT / "tools" / "style_artists.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     artists = [row["artist"] for row in rows]
     assert len(artists) == len(set(artists)) and all(a.strip() == a and a for a in artists)
@@ -89,7 +89,7 @@ def test_a_style_is_right_only_where_a_check_label_names_it(tiny_corpus):
 @pytest.mark.skipif(not (MULDJORD / "chaos_god" / "song.ogg").is_file(),
                     reason="Debian package fretsonfire-songs-muldjord is not installed")
 def test_the_default_model_with_its_shipped_styles_writes_heavy_metal_on_death_metal_songs(runner, tmp_path):
-    """The default bundle with the shipped styles (attached to a copy by ``models/add_styles.py`` while the
+    """The default bundle with the shipped styles (attached to a copy by ``tools/add_styles.py`` while the
     bundled default has none), then ``scan --styles`` of the 4 songs of a death-metal band: a style follows
     Rock only, and only Heavy Metal."""
     from genretag.cli import app
@@ -104,7 +104,7 @@ def test_the_default_model_with_its_shipped_styles_writes_heavy_metal_on_death_m
         (bundle / "model.keras").write_bytes((ROOT / "genretag" / "bundled" / "default" / "model.keras").read_bytes())
         card.pop("runtime", None)  # the copy runs on Keras; no stale ONNX
         (bundle / "card.json").write_text(json.dumps(card))
-        done = subprocess.run([sys.executable, str(ROOT / "models" / "add_styles.py"), str(bundle)],
+        done = subprocess.run([sys.executable, str(ROOT / "tools" / "add_styles.py"), str(bundle)],
                               check=False, capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "4 style(s) attached: Heavy Metal, Punk, Reggae, Latin" in done.stdout

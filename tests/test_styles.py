@@ -167,7 +167,7 @@ def test_the_keras_model_emits_genres_then_styles_and_scan_keeps_them_apart(styl
 
 
 def test_openvino_runs_a_model_with_styles_at_its_full_width(styles_bundle, songs, tmp_path, monkeypatch):
-    """The bundle exported to ONNX (as models/export_runtime.py does) and run by OpenVINO: labels + styles
+    """The bundle exported to ONNX (as tools/export_runtime.py does) and run by OpenVINO: labels + styles
     columns, as Keras gives them; a card whose styles don't match the artifact's width is refused."""
     pytest.importorskip("openvino")
     pytest.importorskip("tf2onnx")

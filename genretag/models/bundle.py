@@ -7,7 +7,7 @@ read; Keras models load with ``safe_mode=True`` and classic models from an
 ``.npz`` with ``allow_pickle=False``: nothing is ever unpickled.
 
 A Keras bundle may also carry an inference artifact derived from its weights
-(``model.onnx``, written by ``models/export_runtime.py``) that a light runtime
+(``model.onnx``, written by ``tools/export_runtime.py``) that a light runtime
 runs without importing TensorFlow. The card lists it under ``runtime`` with its
 own sha256 and the sha256 of the weights it was exported from; the weights stay
 the source of truth, and an artifact that fails either check is refused.
@@ -126,13 +126,13 @@ class ModelCard:
     description: str = ""
     calibration: dict[str, Any] = field(default_factory=dict)
     """How the track probabilities are calibrated (``temperature``: see :func:`~genretag.models.runtime.track_mean`),
-    and the precision / coverage it was judged by (``models/calibrate.py`` writes it)."""
+    and the precision / coverage it was judged by (``tools/calibrate.py`` writes it)."""
     pooling: str = "mean"
     """How a track's windows are combined: ``mean`` of probabilities, or ``geometric`` (the softmax of
     their mean logits, for a head trained on whole-track features); see
     :func:`~genretag.models.runtime.track_mean`."""
     runtime: dict[str, Any] = field(default_factory=dict)
-    """The inference artifact exported from the weights (``models/export_runtime.py`` writes it):
+    """The inference artifact exported from the weights (``tools/export_runtime.py`` writes it):
     ``format`` (``onnx``), ``file``, ``sha256``, ``exported_from_sha256`` (the weights' sha256 at
     export), and how it was checked against Keras (``max_abs_diff_vs_keras``, ...). Empty: Keras only."""
     styles: tuple[Style, ...] = ()
@@ -296,7 +296,7 @@ def verify_bundle(bundle: Bundle) -> None:
                     bundle.path)
         if card.runtime["exported_from_sha256"] != card.sha256:
             raise ModelError(f"runtime file {card.runtime['file']} was exported from other weights than "
-                             f"{card.weights}; export it again (models/export_runtime.py)", bundle.path)
+                             f"{card.weights}; export it again (tools/export_runtime.py)", bundle.path)
 
 
 def _check_file(path: Path, expected: str, what: str, bundle_path: Path) -> None:

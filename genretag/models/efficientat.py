@@ -9,7 +9,7 @@ music, House music, Reggae, ...) and what is not music (Speech, noise, silence).
 priors learned from far more, and far more varied, music than genretag's corpus.
 
 Its weights in ``efficientat_mn04_as.npz`` are the authors' state dict
-(``mn04_as_mAP_432.pt``), converted by ``models/convert_efficientat.py`` with batch norm folded
+(``mn04_as_mAP_432.pt``), converted by ``tools/convert_efficientat.py`` with batch norm folded
 into each convolution; nothing here needs PyTorch.
 
 Its input is EfficientAT's own log-mel (:func:`genretag.features.audioset_log_mel`: 128 Kaldi mel
@@ -35,7 +35,7 @@ from genretag.config import AUDIOSET_MELS
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "efficientat_mn04_as.npz"
 WEIGHTS_SHA256 = "555fa2e2b3273bbdd7bbef5c8b26227a116d7a3c483df549f76ca18739cb5213"
-"""What models/convert_efficientat.py printed for the shipped file."""
+"""What tools/convert_efficientat.py printed for the shipped file."""
 SOURCE_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
 """sha256 of the authors' ``mn04_as_mAP_432.pt`` the weights were converted from."""
 

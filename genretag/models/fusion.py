@@ -76,9 +76,9 @@ MUSIC_CLASSES: tuple[tuple[int, str], ...] = (
 )
 """The classes whose largest probability (a sigmoid each) is a fused model's music score per window
 (``music=True``); scan calls a track ``not-music`` when the mean over its windows is below the card's floor
-(models/add_music.py). AudioSet files singing under Human voice, not under Music: on ``Music`` alone, two 4Q
+(tools/add_music.py). AudioSet files singing under Human voice, not under Music: on ``Music`` alone, two 4Q
 clips of chant and mantra scored 0.12 and 0.17, as low as espeak-ng's speech (0.12); with the singing classes
-every music file scored 0.34 or more and no speech file above 0.12 (models/check_music.py, the model card)."""
+every music file scored 0.34 or more and no speech file above 0.12 (tools/check_music.py, the model card)."""
 
 
 def membership(labels: tuple[str, ...]) -> np.ndarray:

@@ -9,10 +9,10 @@ over a log-compressed mel spectrogram), mid end (three 1-D convolutions with
 residual connections) and temporal max/mean pooling give a track description
 that a genre head trained on a few hundred clips can use: a logistic regression
 on it scored 0.70 test accuracy on the corpus where every network trained from
-scratch scored 0.40-0.43 (models/README.md).
+scratch scored 0.40-0.43 (docs/model-card.md).
 
 The weights in ``msd_musicnn.npz`` are the ``MSD_musicnn`` checkpoint of the
-``musicnn`` 0.1.0 wheel, converted by ``models/convert_musicnn.py``. Filters
+``musicnn`` 0.1.0 wheel, converted by ``tools/convert_musicnn.py``. Filters
 that never fire on the MSD (batch-norm moving variance below 1e-12: 370 of the
 408 timbral and 126 of the 153 temporal filters) are left out: their output is
 a constant, so the pooled features they feed carry no information and the
@@ -31,7 +31,7 @@ from genretag.errors import ModelError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "msd_musicnn.npz"
 WEIGHTS_SHA256 = "9edbddb7066f9e262f80a454f8d676562e77f01c06346fc095256367061758f0"
-"""What models/convert_musicnn.py printed for the shipped file."""
+"""What tools/convert_musicnn.py printed for the shipped file."""
 
 FEATURES = FeatureConfig(
     sample_rate=16_000, n_fft=512, n_mels=96, n_frames=187, window_seconds=2.976,
@@ -126,7 +126,7 @@ def build_tagger(extractor, weights: dict[str, np.ndarray] | None = None, *, nam
 
     Batch norm, a 200-unit ReLU layer, batch norm, 50 sigmoid outputs; the pooled
     features of pruned filters were constants, folded into the first layer's bias by
-    ``models/convert_musicnn.py``.
+    ``tools/convert_musicnn.py``.
     """
     import keras
     from keras import layers

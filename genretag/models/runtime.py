@@ -282,7 +282,7 @@ def import_openvino():
 
     Imported without its conversion tools (:data:`_OVC`), so genretag never sends OpenVINO's telemetry: in a
     process with threads the fork it uses can also deadlock (a scan's model loads in a background thread).
-    A later explicit ``import openvino.tools.ovc`` (models/export_runtime.py) still works.
+    A later explicit ``import openvino.tools.ovc`` (tools/export_runtime.py) still works.
     """
     import sys
 
@@ -333,7 +333,7 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
             purpose = "OpenVINO cannot be imported; running the model on Keras instead"
         elif choice == "openvino":
             raise ModelError(f"{RUNTIME_ENV}=openvino, but card.json lists no exported runtime file "
-                             "(models/export_runtime.py)", bundle.path)
+                             "(tools/export_runtime.py)", bundle.path)
         else:
             purpose = "running this model on Keras (its card lists no exported model.onnx)"
         keras = import_keras(purpose)

@@ -7,11 +7,11 @@ patch of 0.96 s: 96 frames x 64 log-mel bands of 16 kHz audio (:func:`genretag.f
 :func:`genretag.features.yamnet_patches`); its outputs a sigmoid per class and a 1024-value embedding.
 
 The weights in ``yamnet_as.npz`` come from the TensorFlow Lite file shipped for Coral Dev Board Micro
-(``yamnet_spectra_in.tflite``), converted by ``models/convert_yamnet.py``. That file is quantised to 8
+(``yamnet_spectra_in.tflite``), converted by ``tools/convert_yamnet.py``. That file is quantised to 8
 bits (weights per output channel, activations per tensor, batch norm folded, ReLU6); the conversion
 dequantises the weights and this network runs in float32, so its scores differ from the 8-bit
 interpreter's by that interpreter's rounding (its scores come in steps of 1/256), not by more
-(``models/convert_yamnet.py`` checks every layer and the outputs on real clips).
+(``tools/convert_yamnet.py`` checks every layer and the outputs on real clips).
 
 Its 521 outputs are AudioSet's classes less six (:data:`DROPPED`); :func:`audioset_index` maps one to
 AudioSet's index (``genretag.models.fusion.GENRE_CLASSES`` is written in AudioSet's). Nothing here needs
@@ -28,7 +28,7 @@ from genretag.config import YAMNET_MELS, YAMNET_PATCH_FRAMES
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "yamnet_as.npz"
 WEIGHTS_SHA256 = "358fbdd46c58ef0f78a9ca7cc84f094358c8e964cfe24c459861a985a8d27f60"
-"""What models/convert_yamnet.py printed for the shipped file."""
+"""What tools/convert_yamnet.py printed for the shipped file."""
 SOURCE_SHA256 = "0a266465c46718f3fcc4137366be82882a8c93bfcc4f0278581a11d11dddcdf9"
 """sha256 of ``yamnet_spectra_in.tflite`` the weights were converted from."""
 

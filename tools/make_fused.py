@@ -1,6 +1,6 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python models/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1]] [--pooling geometric --name genretag-default --version 4.0]
+    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1]] [--pooling geometric --name genretag-default --version 4.0]
 
 ``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model 2.0's, whose
 weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``), or a fused bundle, whose
@@ -9,8 +9,8 @@ Its head is kept as it is and joined with the AudioSet network (``genretag.model
 nothing is trained here. The card keeps the head's labels and training record, adds
 ``audioset_rate`` to the features (every window decoded once at 32 kHz: EfficientAT hears all of
 it, musicnn its 16 kHz resampling) and the fusion's weight and class mapping, and drops the head's
-calibration and runtime: run ``models/calibrate.py OUT`` and ``models/export_runtime.py OUT``
-after, then ``models/check_sources.py --bundle new=OUT`` to judge it. ``--yamnet-weight`` adds YAMNet
+calibration and runtime: run ``tools/calibrate.py OUT`` and ``tools/export_runtime.py OUT``
+after, then ``tools/check_sources.py --bundle new=OUT`` to judge it. ``--yamnet-weight`` adds YAMNet
 (AudioSet, ``genretag.models.yamnet``) as a third expert with that weight (the head gets ``1 - weight -
 yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's ``yamnet_rate``);
 ``--yamnet-patches 1`` has it hear only the window's middle 0.96-s patch (the card's ``yamnet_patches``).
@@ -86,10 +86,10 @@ def main() -> None:
         "head": head_record,
         "audioset_network": {"name": "EfficientAT mn04_as (mAP 0.432)", "licence": "MIT",
                              "source_sha256": efficientat.SOURCE_SHA256,
-                             "converted_with": "models/convert_efficientat.py"},
+                             "converted_with": "tools/convert_efficientat.py"},
         "mapping": {label: [name for _, name in GENRE_CLASSES[label]] for label in card.labels},
         "q": "each label's largest AudioSet class probability (sigmoid), renormalised by the softmax",
-        "command": f"python models/make_fused.py {args.head} {args.out} --weight {args.weight} "
+        "command": f"python tools/make_fused.py {args.head} {args.out} --weight {args.weight} "
                    + (f"--yamnet-weight {args.yamnet_weight} " if args.yamnet_weight else "")
                    + (f"--yamnet-patches {args.yamnet_patches} " if args.yamnet_weight and args.yamnet_patches == 1
                       else "")
@@ -101,7 +101,7 @@ def main() -> None:
                           "+ yamnet_weight * log q_yamnet) per window")
         fusion["yamnet_network"] = {"name": "YAMNet (AudioSet, 521 classes; Coral's 8-bit tflite, run in float32)",
                                     "licence": "Apache-2.0", "source_sha256": yamnet.SOURCE_SHA256,
-                                    "converted_with": "models/convert_yamnet.py",
+                                    "converted_with": "tools/convert_yamnet.py",
                                     "q": ("each label's largest class score, YAMNet's sigmoid scores averaged over "
                                           "the window's 0.96-s patches (5), the same mapping"
                                           if args.yamnet_patches > 1 else

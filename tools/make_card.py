@@ -1,6 +1,6 @@
-"""Write models/README.md, the default model's card, from training runs.
+"""Write docs/model-card.md, the default model's card, from training runs.
 
-    python models/make_card.py --default genretag/bundled/default RUN_DIR [RUN_DIR ...]
+    python tools/make_card.py --default genretag/bundled/default RUN_DIR [RUN_DIR ...]
 
 Each RUN_DIR is a folder `genretag train --out` wrote (card.json, report-val/, report-test/).
 The comparison table lists every run; inference speed is measured here, on this machine,
@@ -90,11 +90,11 @@ def main() -> None:
     default = read_bundle(args.default)
     card = default.card
     rows = [run_row(r) for r in args.runs]
-    (ROOT / "models" / "default-confusion.png").write_bytes((args.default / "report-test" / "confusion.png").read_bytes()) \
+    (ROOT / "docs" / "default-confusion.png").write_bytes((args.default / "report-test" / "confusion.png").read_bytes()) \
         if (args.default / "report-test" / "confusion.png").is_file() else None
     test_md = (args.default / "report-test" / "report.md").read_text() if (args.default / "report-test" / "report.md").is_file() else ""
     text = render(card, rows, test_md, args.notes.read_text() if args.notes else "")
-    (ROOT / "models" / "README.md").write_text(text)
+    (ROOT / "docs" / "model-card.md").write_text(text)
     print(text)
 
 
@@ -165,7 +165,7 @@ def partial_line(card) -> str:
 
 
 def calibration_section(card) -> str:
-    """The confidence section, from what ``models/calibrate.py`` wrote into the card."""
+    """The confidence section, from what ``tools/calibrate.py`` wrote into the card."""
     cal = card.calibration
     if not cal:
         return ""
@@ -177,7 +177,7 @@ def calibration_section(card) -> str:
     rows_second = "".join(f"| {r['floor']:.2f} | {r['written']:.2f} | {r['precision']:.3f} | "
                           f"{second[r['floor']]['written']:.2f} | {second[r['floor']]['precision']:.3f} |\n"
                           for r in val["second"])
-    return f"""## Confidence (calibration; written by `python models/calibrate.py`)
+    return f"""## Confidence (calibration; written by `python tools/calibrate.py`)
 
 Scan scales each track's distribution by a temperature (T = {cal['temperature']}, fitted by negative log-likelihood on the
 validation split only, {val['tracks']} tracks; the order of the genres never changes, so accuracy does not either).

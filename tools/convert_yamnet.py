@@ -1,6 +1,6 @@
 """Convert YAMNet's TensorFlow Lite file into genretag/pretrained/yamnet_as.npz, and check it.
 
-    python models/convert_yamnet.py ../shared/pretrained/yamnet_spectra_in.tflite genretag/pretrained/yamnet_as.npz --clips ../shared/corpus
+    python tools/convert_yamnet.py ../shared/pretrained/yamnet_spectra_in.tflite genretag/pretrained/yamnet_as.npz --clips ../shared/corpus
 
 The file (``yamnet_spectra_in.tflite``, Coral's build of YAMNet) is quantised to 8 bits: each convolution's
 kernel int8 with a scale per output channel, its bias (batch norm folded in) int32, activations int8 after a

@@ -1,6 +1,6 @@
 """Measure what tells music from non-music in the AudioSet network's outputs, and choose the floor.
 
-    python models/check_music.py [--bundle default] [--json OUT] [--floor F]
+    python tools/check_music.py [--bundle default] [--json OUT] [--floor F]
 
 Every file is cut into the 8 windows a scan cuts (``extract_track``, the bundle's own features) and the
 AudioSet half of the fused model (EfficientAT mn04) is run on each window; its 527 class probabilities

@@ -1,7 +1,7 @@
 """Export a Keras bundle's model to ``model.onnx`` beside ``model.keras``, so that a scan
 runs it with OpenVINO and never imports TensorFlow, and list it in the card:
 
-    python models/export_runtime.py [BUNDLE] [--clips ../shared/corpus] [--limit 40]
+    python tools/export_runtime.py [BUNDLE] [--clips ../shared/corpus] [--limit 40]
 
 BUNDLE defaults to the shipped ``genretag/bundled/default``. Needs ``tf2onnx`` (Keras'
 ``model.export(..., format="onnx")`` uses it) and ``openvino``. The artifact is checked
@@ -59,7 +59,7 @@ def export(folder: Path, *, clips: Path, limit: int, tolerance: float) -> dict:
 
     windows, source = check_windows(read_bundle(folder), clips, limit)
     try:
-        command = "python models/export_runtime.py" + ("" if folder == default_bundle() else f" {folder}")
+        command = "python tools/export_runtime.py" + ("" if folder == default_bundle() else f" {folder}")
         return export_runtime(folder, windows, checked_on=source, tolerance=tolerance, command=command)
     except ModelError as exc:
         raise SystemExit(str(exc)) from exc

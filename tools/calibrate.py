@@ -1,6 +1,6 @@
 """Calibrate a bundle's confidence: temperature scaling of its track probabilities, fitted on validation.
 
-    python models/calibrate.py [BUNDLE] [--dataset ../shared/corpus/labels.csv --min-per-class 20 --seed 0]
+    python tools/calibrate.py [BUNDLE] [--dataset ../shared/corpus/labels.csv --min-per-class 20 --seed 0]
 
 Predicts the dataset's validation and test tracks with the bundle exactly as a scan
 does (8 windows, averaged), finds the temperature T that minimises the negative
@@ -100,7 +100,7 @@ def main() -> None:
               "method": (f"temperature scaling of track probabilities, T fitted by NLL on the validation split "
                          f"({len(y_val)} tracks, {data.description}, split seed {args.seed}); the test split is "
                          "only reported"),
-              "command": "python models/calibrate.py"}
+              "command": "python tools/calibrate.py"}
     for part, (p, y) in split.items():
         after = calibrated(p, temperature)
         report[part] = {"tracks": len(y), "nll": [round(nll(p, y), 4), round(nll(after, y), 4)],

@@ -1,13 +1,13 @@
 """Measure each style's precision and coverage on labels the model never sees, and choose floors.
 
-    python models/add_styles.py /tmp/cand --candidates          # a copy of the bundle with every candidate style
+    python tools/add_styles.py /tmp/cand --candidates          # a copy of the bundle with every candidate style
     genretag scan ../shared/corpus --model /tmp/cand --dry-run --no-store --min-confidence 0 --json /tmp/styles.jsonl
-    python models/check_styles.py /tmp/styles.jsonl [--corpus ../shared/corpus]
+    python tools/check_styles.py /tmp/styles.jsonl [--corpus ../shared/corpus]
 
 Check labels, never model inputs: the Emotify files' own genre tags (their uploaders': Alternative
 Rock, Alt. Rock, Hard Rock, Electro Rock, Ambient, New Age, World...), 4Q's AllMusic genres
 (``source_genre`` of labels.csv and labels-multi.csv: R&B, Rap, Reggae, Latin...) and, with
-``--artists`` (default ``models/style_artists.csv``), the styles the clip's artist is chiefly known
+``--artists`` (default ``tools/style_artists.csv``), the styles the clip's artist is chiefly known
 for (death metal -> Heavy Metal, hardcore punk -> Punk, Celia Cruz -> Salsa...: one row per artist,
 its candidate styles, empty for an artist known for none of them; artists not listed are not
 judged). A style is *checked* on a clip whose check labels say more than a parent genre
@@ -46,7 +46,7 @@ FLOORS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
 def artist_labels(path: Path) -> dict[str, set[str]]:
-    """``models/style_artists.csv`` (``artist,styles,known_for``) -> each artist's candidate styles
+    """``tools/style_artists.csv`` (``artist,styles,known_for``) -> each artist's candidate styles
     (``;``-separated; an empty set: known for none of them)."""
     import csv
 
@@ -102,12 +102,12 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--precision", type=float, default=0.7)
     parser.add_argument("--min-written", type=int, default=5)
-    parser.add_argument("--artists", type=Path, default=ROOT / "models" / "style_artists.csv",
+    parser.add_argument("--artists", type=Path, default=ROOT / "tools" / "style_artists.csv",
                         help="artists' styles as further check labels (see the module docstring); "
                              "'none': the corpus's own labels only")
     parser.add_argument("--bundle", type=Path,
                         help="the bundle the report was scanned with: its card's styles and parents (default: the "
-                             "musicnn candidates of models/add_styles.py)")
+                             "musicnn candidates of tools/add_styles.py)")
     args = parser.parse_args()
     artists = None if str(args.artists) == "none" else artist_labels(args.artists)
     labels = check_labels(args.corpus, artists)
@@ -119,7 +119,7 @@ def main() -> None:
         if row.get("styles") and path in labels and row.get("genre"):
             rows.append({"path": path, "genre": row["genre"], "styles": row["styles"], "part": parts.get(path, "none")})
     names = sorted({s for r in rows for s in r["styles"]})
-    sys.path.insert(0, str(ROOT / "models"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from add_styles import CANDIDATES
 
     parent_of = {n: p for n, p, _ in CANDIDATES}

@@ -1,7 +1,7 @@
 """Convert EfficientAT's mn04_as state dict into genretag/pretrained/efficientat_mn04_as.npz, and check it.
 
     pip install torch --index-url https://download.pytorch.org/whl/cpu   # for this step only
-    python models/convert_efficientat.py ../shared/pretrained/mn04_as_mAP_432.pt genretag/pretrained/efficientat_mn04_as.npz --clips ../shared/corpus
+    python tools/convert_efficientat.py ../shared/pretrained/mn04_as_mAP_432.pt genretag/pretrained/efficientat_mn04_as.npz --clips ../shared/corpus
 
 Reads the PyTorch state dict (``torch.load(weights_only=True)``: tensors only, nothing unpickled
 beyond them), keeps every tensor but the batch-norm counters as float32 under its own key, and prints

@@ -1,6 +1,6 @@
 """Does a model keep its genres when the music is played quieter? The card's level check.
 
-    python models/check_level.py [BUNDLE] [--seed 0] [--db 0 -6 -12]
+    python tools/check_level.py [BUNDLE] [--seed 0] [--db 0 -6 -12]
 
 Decodes the windows scan cuts from each test clip of ``labels.csv`` (split ``--seed``, 60 clips
 for seed 0), as scan decodes them (:func:`genretag.scan.extract.extract_track`: once at the rate

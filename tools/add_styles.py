@@ -1,6 +1,6 @@
 """Give a musicnn bundle its styles: genres' sub-genres from musicnn's own MSD tags.
 
-    python models/add_styles.py BUNDLE [--candidates]
+    python tools/add_styles.py BUNDLE [--candidates]
 
 A fused bundle (musicnn + EfficientAT, model 4.0) takes its styles from AudioSet's sub-genre
 classes instead (``genretag.models.fusion.STYLE_CLASSES``: Heavy metal, Punk rock, House music,
@@ -12,13 +12,13 @@ Dataset, ``build_tagger``) and one fixed layer that scores each style as the mea
 probability of the tags mapped onto it. ``model.keras`` then outputs, per window,
 the genre probabilities followed by the style scores; the card lists the styles
 (name, parent genre, floor, tags and how they were checked). Rewrites
-``model.keras`` and ``card.json`` (sha256 updated); run ``models/export_runtime.py``
+``model.keras`` and ``card.json`` (sha256 updated); run ``tools/export_runtime.py``
 afterwards (a stale ``model.onnx`` is refused at load).
 
 Only styles that were shown to be right more often than not on labels the model
 never saw are shipped (``SHIPPED``); every mapping measured is in ``CANDIDATES``
-and in the model card (models/README.md, "Styles"). ``--candidates`` attaches every
-candidate with floor 0 instead, for ``models/check_styles.py`` to measure on a scan's report.
+and in the model card (docs/model-card.md, "Styles"). ``--candidates`` attaches every
+candidate with floor 0 instead, for ``tools/check_styles.py`` to measure on a scan's report.
 """
 
 from __future__ import annotations
@@ -59,14 +59,14 @@ Names follow FMA's sub-genres where FMA has one."""
 SHIPPED: dict[str, dict] = {
     "Heavy Metal": {
         "floor": 0.2,
-        "evidence": "corpus Rock clips judged by their artists' styles (models/style_artists.csv): floor chosen on "
+        "evidence": "corpus Rock clips judged by their artists' styles (tools/style_artists.csv): floor chosen on "
                     "split seed 0's train part (18/25 right); as scan writes it, held out 9/12 right (15 written), "
                     "all clips 25/33; Debian fretsonfire-songs-muldjord (Death Metal): written on 2 of its 4 songs, "
                     "both right",
     },
     "Punk": {
         "floor": 0.15,
-        "evidence": "corpus Rock clips judged by their artists' styles (models/style_artists.csv): floor chosen on "
+        "evidence": "corpus Rock clips judged by their artists' styles (tools/style_artists.csv): floor chosen on "
                     "split seed 0's train part (22/30 right); as scan writes it, held out 15/19 right (26 written), "
                     "all clips 33/41",
     },
@@ -82,8 +82,8 @@ SHIPPED: dict[str, dict] = {
     },
 }
 """The styles the default model writes: each AudioSet class's floor (chosen on seed 0's train part by
-``models/check_styles.py``: the lowest floor with at least 5 checked clips 70% right) and the evidence that it is
-right more often than not on clips the floor was not chosen on; the card shows both (models/README.md, "Styles").
+``tools/check_styles.py``: the lowest floor with at least 5 checked clips 70% right) and the evidence that it is
+right more often than not on clips the floor was not chosen on; the card shows both (docs/model-card.md, "Styles").
 The other 21 candidates of ``genretag.models.fusion.STYLE_CLASSES`` are not shipped: none reached the rule, or no
 label could check them."""
 
@@ -106,7 +106,7 @@ def main() -> None:
 
         register_layers()
     model = keras.saving.load_model(args.bundle / card["weights"])
-    music = card.get("music") is not None  # models/add_music.py ran first: the music score stays last
+    music = card.get("music") is not None  # tools/add_music.py ran first: the music score stays last
     if model.output.shape[-1] != len(card["labels"]) + music:
         sys.exit(f"{args.bundle}: the model already has more outputs than genres (styles attached?)")
     from genretag.models.musicnn import attach_styles

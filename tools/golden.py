@@ -1,7 +1,7 @@
 """Regenerate tests/golden_default.json: the shipped default model's output on one
 seeded synthetic clip. Run after retraining the default model:
 
-    python models/golden.py
+    python tools/golden.py
 
 The golden test (tests/test_golden.py) fails when features or weights change by accident.
 """

@@ -1,6 +1,6 @@
 """Judge genre models on each source separately: the corpus's own splits, and music from elsewhere.
 
-    python models/check_sources.py [--bundle NAME=PATH ...] [--json OUT]
+    python tools/check_sources.py [--bundle NAME=PATH ...] [--json OUT]
 
 A check drawn from a training source cannot choose between models (model 3.0 won on 4Q clips,
 the source of half its training data, and lost on music from elsewhere), so every candidate is

@@ -1,7 +1,7 @@
 """Convert musicnn's MSD_musicnn checkpoint into genretag/pretrained/msd_musicnn.npz.
 
     pip download musicnn==0.1.0 --no-deps -d /tmp/musicnn && unzip -q /tmp/musicnn/*.whl -d /tmp/musicnn
-    python models/convert_musicnn.py /tmp/musicnn/musicnn/MSD_musicnn/ genretag/pretrained/msd_musicnn.npz --original /tmp/musicnn
+    python tools/convert_musicnn.py /tmp/musicnn/musicnn/MSD_musicnn/ genretag/pretrained/msd_musicnn.npz --original /tmp/musicnn
 
 Reads the TF1 checkpoint (needs TensorFlow), renames the variables to the Keras
 layers of ``genretag.models.musicnn.build_extractor``, and leaves out the

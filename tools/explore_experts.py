@@ -1,9 +1,9 @@
 """Score fusion rules offline: every expert's per-window output on every check file, then rules over them.
 
-    python models/explore_experts.py --head 0=HEAD0 --head 1=HEAD1 --head 2=HEAD2 [--work /tmp/experts]
+    python tools/explore_experts.py --head 0=HEAD0 --head 1=HEAD1 --head 2=HEAD2 [--work /tmp/experts]
 
 ``HEAD<seed>``: a musicnn genre bundle trained with that split seed (2.0's recipe; seed 0 is 2.0
-itself). Each check file (``models/check_sources.py``'s: corpus test and 4q-multi held-out clips of
+itself). Each check file (``tools/check_sources.py``'s: corpus test and 4q-multi held-out clips of
 seeds 0-2, wesnoth, muldjord) is cut into the 8 windows scan cuts (the fused bundle's cache), and
 each window gets, once (saved in ``--work``):
 
@@ -20,7 +20,7 @@ each window gets, once (saved in ``--work``):
 Rules combine the experts per window, ``softmax(sum_e w_e log q_e)``, and pool the windows by the
 mean, as scan does; a row is scored on each check separately (seeded checks with that seed's head,
 wesnoth and muldjord with seed 0's). This is a measuring tool, not a model: a rule worth shipping is
-then built as a bundle and judged by ``models/check_sources.py`` (the 4.0 rows agree to the clip).
+then built as a bundle and judged by ``tools/check_sources.py`` (the 4.0 rows agree to the clip).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "models"))
+sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PRETRAINED = ROOT.parent / "shared" / "pretrained"
 YAMNET_GAIN = 4.1

@@ -1,16 +1,16 @@
 """Give a fused bundle its music score, so that scan calls non-music ``not-music`` (no genre written).
 
-    python models/add_music.py BUNDLE [--floor 0.2]
+    python tools/add_music.py BUNDLE [--floor 0.2]
 
-``BUNDLE`` is a fused (musicnn + EfficientAT) bundle (``models/make_fused.py``, then ``models/calibrate.py``).
+``BUNDLE`` is a fused (musicnn + EfficientAT) bundle (``tools/make_fused.py``, then ``tools/calibrate.py``).
 Its model gains one last output per window: the largest probability of AudioSet's ``Music`` and singing
 classes (``genretag.models.fusion.MUSIC_CLASSES``); a scan averages it over a track's windows, and a track
 below ``--floor`` gets status ``not-music``. The genre outputs are unchanged (checked here). The card gains
 ``music`` (the classes, the floor, how it was chosen). Rewrites ``model.keras`` and ``card.json`` (sha256
-updated); run ``models/add_styles.py`` (which keeps the music score last) and ``models/export_runtime.py``
+updated); run ``tools/add_styles.py`` (which keeps the music score last) and ``tools/export_runtime.py``
 afterwards (a stale ``model.onnx`` is refused at load).
 
-The floor was chosen with ``models/check_music.py`` (music from the corpus and four Debian packages against
+The floor was chosen with ``tools/check_music.py`` (music from the corpus and four Debian packages against
 generated signals, espeak-ng speech and recorded speech); its table is in the model card ("Not music").
 """
 
@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 FLOOR = 0.2
 """The shipped floor: every one of 1,103 music files scored 0.34 or more, every speech file 0.12 or less
-(models/check_music.py; the model card, "Not music")."""
+(tools/check_music.py; the model card, "Not music")."""
 EVIDENCE = (
-    "models/check_music.py, 8 scan windows per file, mean over windows: at floor 0.2, 0 of 1,103 music files "
+    "tools/check_music.py, 8 scan windows per file, mean over windows: at floor 0.2, 0 of 1,103 music files "
     "withheld (1,053 corpus clips, 40 wesnoth-1.16-music songs, 4 fretsonfire-songs-muldjord, 1 "
     "fretsonfire-songs-sectoid, 5 asterisk-moh-opsound-wav; lowest 0.341) and 86 of 88 non-music files caught "
     "(6 of 6 espeak-ng voices, 8 of 8 alsa-utils recorded voices, 60 of 60 asterisk-core-sounds-en-wav recorded "
@@ -78,7 +78,7 @@ def main() -> None:
                  "over its windows; below the floor the track is not-music (no genre written)",
         "classes": [name for _, name in MUSIC_CLASSES],
         "evidence": EVIDENCE if args.floor == FLOOR else f"floor {args.floor} chosen by hand (not the measured one)",
-        "command": f"python models/add_music.py {args.bundle} --floor {args.floor}",
+        "command": f"python tools/add_music.py {args.bundle} --floor {args.floor}",
     }
     data["sha256"] = sha256_file(path)
     data["params"] = int(combined.count_params())
