@@ -240,7 +240,7 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     earlier write left beside the rows' files are removed first (not in a dry run), as :func:`tag` does.
     """
     from genretag.scan import decide_row, read_report, write
-    from genretag.scan.decide import writable
+    from genretag.scan.writing import writable
     from genretag.scan.recorder import StoreRecorder, store_key
 
     rows = report if isinstance(report, list) else read_report(report)
@@ -286,7 +286,7 @@ def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | N
 
     from genretag.discover import Discovery, discover
     from genretag.scan import ScanResult, predict_files, with_groups
-    from genretag.scan import settle as settle_result
+    from genretag.scan import decide_and_write as settle_result
     from genretag.scan.recorder import StoreRecorder, store_key
     from genretag.tags import remove_stale_copies
 

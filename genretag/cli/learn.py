@@ -112,7 +112,7 @@ def _settings(paths, out_dir: Path, *, update: bool, **given):
 
 
 def _genre_map(path: Optional[Path], stored: Optional[dict]) -> dict[str, str]:
-    from genretag.scan import read_genre_map
+    from genretag.genremap import read_genre_map
 
     if path is not None:
         return read_genre_map(path)

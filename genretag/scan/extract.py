@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -18,15 +19,18 @@ from genretag.errors import GenretagError, describe
 from genretag.files import Identity
 from genretag.tags import TagState
 
+TrackStatus = Literal["ok", "skipped", "kept", "silent", "error"]
+"""``ok`` (windows ready), ``skipped`` (already tagged by this model), ``kept`` (has a genre it keeps; asked not
+to decode it), ``silent`` (no audible signal), or ``error``. A :class:`~genretag.scan.decide.ScanResult`'s
+:data:`~genretag.scan.decide.Status` is made from it (``error`` becomes ``failed``)."""
+
 
 @dataclass(frozen=True)
 class TrackFeatures:
     """A decoded track, or why it was not decoded."""
 
     path: Path
-    status: str
-    """``ok`` (windows ready), ``skipped`` (already tagged by this model), ``kept``
-    (has a genre it keeps; asked not to decode it), ``silent`` (no audible signal), or ``error``."""
+    status: TrackStatus
     windows: np.ndarray | None = None
     """``float32 [k, n_mels, n_frames]`` when status is ``ok``."""
     duration: float = 0.0
