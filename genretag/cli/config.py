@@ -7,14 +7,14 @@ from typing import Optional
 
 import typer
 
-from genretag.cli import options as O
 from genretag.cli.common import out, shown
+from genretag.cli.options import CONFIG
 from genretag.cli.settings import Setting
 
 
 def config(
     ctx: typer.Context,
-    config: Optional[Path] = O.CONFIG,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Print the effective value of every setting the config file can hold, and where it comes from
     (default or the file). The file is TOML: a \\[scan] table (read by scan and apply), keys spelled as

@@ -9,12 +9,12 @@ from typing import Optional
 
 import typer
 
-from genretag.cli import options as O
 from genretag.cli.common import EXIT_FAILURES, err, error_line, out, shown
+from genretag.cli.options import NO_STORE, STORE
 from genretag.config import LearnConfig, default_jobs
 from genretag.errors import UsageError
 
-D = LearnConfig()
+DEFAULTS = LearnConfig()
 SHOW_LEFT_OUT = 12
 """Genres left out that are listed one by one; the rest are counted."""
 
@@ -24,10 +24,10 @@ def learn(
                                                 "recursively). With --update: default, the libraries learned before."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the learned model bundle (replaced as a whole)."),
     min_tracks: Optional[int] = typer.Option(None, "--min-tracks", min=2,
-                                             help=f"Leave out genres on fewer files (default {D.min_tracks})."),
+                                             help=f"Leave out genres on fewer files (default {DEFAULTS.min_tracks})."),
     min_precision: Optional[float] = typer.Option(None, "--min-precision", min=0.0, max=1.0,
                                                   help="Leave out genres whose cross-validated precision is lower "
-                                                  f"(default {D.min_precision:g})."),
+                                                  f"(default {DEFAULTS.min_precision:g})."),
     field: Optional[str] = typer.Option(None, "--field", help="Read the genres from: genre (the file's genre "
                                         "field, default) or genretag (GENRETAG_GENRE)."),
     genre_map: Optional[Path] = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
@@ -41,8 +41,8 @@ def learn(
                                 "TensorFlow (needs tf2onnx, part of pip install 'genretag\\[train]')."),
     jobs: int = typer.Option(default_jobs(), "--jobs", "-j", min=0, help="Decode worker processes."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds one file may take to decode."),
-    store: Optional[Path] = O.STORE,
-    no_store: bool = O.NO_STORE,
+    store: Optional[Path] = STORE,
+    no_store: bool = NO_STORE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Learn your own genres from the files you tagged, to tag the rest with the same words.
@@ -104,8 +104,8 @@ def _settings(paths, out_dir: Path, *, update: bool, **given):
 
     before = read_learned(out_dir)
     old = before.get("config", {})
-    chosen = {k: (v if v is not None else old.get(k, getattr(D, k))) for k, v in values.items()}
-    chosen["features"] = tuple(old.get("features", D.features))
+    chosen = {k: (v if v is not None else old.get(k, getattr(DEFAULTS, k))) for k, v in values.items()}
+    chosen["features"] = tuple(old.get("features", DEFAULTS.features))
     libraries = paths or before.get("libraries") or []
     version = str(int(before["version"]) + 1) if str(before["version"]).isdigit() else f"{before['version']}.1"
     return {**chosen, "genre_map_path": given["genre_map"], "genre_map": before.get("genre_map")}, version, libraries

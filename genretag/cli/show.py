@@ -9,15 +9,15 @@ from typing import Optional
 
 import typer
 
-from genretag.cli import options as O
 from genretag.cli.common import err, error_line, note_damaged, out, require_paths, shown
+from genretag.cli.options import CONFIG, STORE
 
 
 def show(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
-    store: Optional[Path] = O.STORE,
+    store: Optional[Path] = STORE,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
-    config: Optional[Path] = O.CONFIG,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Show each file's genre tags (styles written with --styles among them) and every stored prediction
     of it (by any model; a model with styles: its best style scores too), and whether the file changed
