@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from genretag.cli.common import EXIT_FAILURES, err, error_line, out, shown
+from genretag.cli.common import EXIT_FAILURES, err, error_line, for_terminal, out
 from genretag.cli.options import NO_STORE, STORE
 from genretag.config import LearnConfig, default_jobs
 from genretag.errors import UsageError
@@ -142,14 +142,16 @@ def _render(result, stderr) -> None:
     width = max(len(s.genre) for s in result.genres)
     console.print(f"  {'genre':<{width}}  precision  recall  tracks")
     for s in result.genres:
-        console.print(f"  {shown(s.genre):<{width}}  {s.precision:9.2f}  {s.recall:6.2f}  {s.tracks:6d}")
+        console.print(f"  {for_terminal(s.genre):<{width}}  {s.precision:9.2f}  {s.recall:6.2f}  {s.tracks:6d}")
     console.print(f"  accuracy {result.accuracy:.2f} (a track's predicted genre is one of its own)")
     if result.left_out:
         console.print(f"left out {len(result.left_out)} genres:")
         for g in result.left_out[:SHOW_LEFT_OUT]:
-            console.print(f"  {shown(g.genre)}: {shown(g.reason)}")
+            console.print(f"  {for_terminal(g.genre)}: {for_terminal(g.reason)}")
         if len(result.left_out) > SHOW_LEFT_OUT:
             console.print(f"  ... and {len(result.left_out) - SHOW_LEFT_OUT} more (the card lists them all)")
-    console.print(f"model {shown(result.bundle.card.model_id)} in {shown(result.bundle.path)}: {result.export_note}")
-    console.print(f"next: genretag scan {shown(' '.join(result.bundle.card.training['learned']['libraries']))} "
-                  f"--model {shown(result.bundle.path)} --dry-run   ({result.untagged} files without a learned genre)")
+    console.print(f"model {for_terminal(result.bundle.card.model_id)} in {for_terminal(result.bundle.path)}: "
+                  f"{result.export_note}")
+    console.print(f"next: genretag scan {for_terminal(' '.join(result.bundle.card.training['learned']['libraries']))} "
+                  f"--model {for_terminal(result.bundle.path)} --dry-run   "
+                  f"({result.untagged} files without a learned genre)")

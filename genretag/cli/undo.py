@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from genretag.cli.common import err, error_line, out, require_paths, shown
+from genretag.cli.common import err, error_line, for_terminal, out, require_paths
 from genretag.cli.options import DRY_RUN
 
 
@@ -37,7 +37,8 @@ def undo(
             failed += 1
             continue
         done += 1
-        console.print(f"{shown(path)}: {shown('; '.join(before.genres) or '-')} -> {shown('; '.join(back) or '-')}")
+        old, new = for_terminal("; ".join(before.genres) or "-"), for_terminal("; ".join(back) or "-")
+        console.print(f"{for_terminal(path)}: {old} -> {new}")
     verb = "would be undone" if dry_run else "undone"
     console.print(f"{done} {verb}, {failed} refused or failed")
     if failed:
