@@ -328,8 +328,8 @@ def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | N
             for path in found.files:
                 # apply decides again even for files this model tagged; a scan skips them
                 known = recorder.known(path, store_key(bundle, options), provenance=bundle.card.model_id,
-                                       skip_own=decode,
-                                       kept_ok=options.skips_kept if decode else options.keeps_genres)
+                                       skip_own=decode, accept_unpredicted=options.leaves_kept_undecoded if decode
+                                       else options.keeps_foreign_genres)
                 if known is None:
                     todo.append(path)
                 else:
@@ -340,7 +340,7 @@ def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | N
             return
         if not todo:
             return  # everything came from the store: no model loaded, nothing decoded
-        classifier = model._loading(start=not options.skips_kept)  # a scan of files that all keep theirs loads none
+        classifier = model._loading(start=not options.leaves_kept_undecoded)  # every file keeps its genre: none loaded
         # With a store, a file this model tagged that the store does not know (a run stopped between the write
         # and the store's update: Ctrl-C, kill -9, a power cut) is predicted again and recorded, then skipped as
         # ever: else each scan would skip it unrecorded and apply would find no prediction of it.

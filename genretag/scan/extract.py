@@ -59,7 +59,7 @@ def extract_track(
     ``skip_if_tagged_by``: a model id; a file whose provenance tag equals it is
     returned as ``skipped`` without decoding. ``skip_if_genre``: a file whose genre
     field has a value and no provenance tag (a genre genretag did not write) is
-    returned as ``kept`` without decoding (:attr:`~genretag.config.ScanOptions.predict_kept`).
+    returned as ``kept`` without decoding (:attr:`~genretag.config.ScanOptions.predict_kept_files`).
     """
     from genretag.audio import load_segments, probe, resample
     from genretag.features import rms_dbfs, track_windows, window_starts
