@@ -354,9 +354,10 @@ CLASSIC_MODELS: tuple[str, ...] = ("knn", "svm")
 """The PCA + k-NN / SVM baselines (NumPy arrays, no Keras)."""
 
 PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
+"""Models built on a shipped pretrained network, whose feature parameters it fixes."""
+
 HEADS: tuple[str, ...] = ("window", "track")
 """``genretag train --head``: what the musicnn genre layer is trained on (:attr:`TrainConfig.head`)."""
-"""Models built on a shipped pretrained network, whose feature parameters it fixes."""
 
 AUGMENTATIONS: tuple[str, ...] = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
 """What ``genretag train --augment`` accepts (:mod:`genretag.train.augment`); ``gain`` applies to
