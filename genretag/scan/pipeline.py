@@ -2,7 +2,7 @@
 
 Each stage is a plain function over paths and arrays; :func:`predict_files`
 wires the first three together and yields one :class:`ScanResult` per file as
-it finishes; the decision and the write (:mod:`genretag.scan.decide`) and the
+it finishes; the decision (:mod:`~genretag.scan.decide`), the write (:mod:`~genretag.scan.writing`) and the
 prediction store are added by the library API (:func:`genretag.tag`). Nothing
 here prints: the caller renders results and progress.
 """
