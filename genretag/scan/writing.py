@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 def decide_and_write(result: ScanResult, *, model_id: str, options: ScanOptions, styles: Sequence[Style] = (),
                      unless_unchanged: bool = False) -> ScanResult:
-    """:func:`decide`, then :func:`write`; with ``options.dry_run`` only :func:`writable` (a file that
-    can't be written is ``failed`` with the reason the write would give, not ``would-tag``).
+    """:func:`~genretag.scan.decide.decide`, then :func:`write`; with ``options.dry_run`` only :func:`writable`
+    (a file that can't be written is ``failed`` with the reason the write would give, not ``would-tag``).
     ``unless_unchanged``: see :func:`skip_if_unchanged`."""
     decided = decide(result, options, styles=styles)
     if unless_unchanged:
