@@ -22,7 +22,7 @@ from genretag.learn.features import track_features
 from genretag.learn.fit import cross_validate, masks_of
 from genretag.learn.labels import read_labels
 from genretag.models.registry import resolve_model
-from genretag.scan import read_genre_map
+from genretag.genremap import read_genre_map
 from genretag.store import Store
 
 

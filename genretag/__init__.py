@@ -29,7 +29,7 @@ from genretag.config import ScanOptions  # noqa: E402
 from genretag.errors import DecodeError, GenretagError, ModelError, TagError, UsageError  # noqa: E402
 
 _LAZY = {
-    "Prediction": "genretag.scan", "ScanResult": "genretag.scan", "read_genre_map": "genretag.scan",
+    "Prediction": "genretag.scan", "ScanResult": "genretag.scan", "read_genre_map": "genretag.genremap",
     "read_tags": "genretag.tags", "write_genre": "genretag.tags", "TagState": "genretag.tags",
     "discover": "genretag.discover",
 }

@@ -240,7 +240,7 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     earlier write left beside the rows' files are removed first (not in a dry run), as :func:`tag` does.
     """
     from genretag.scan import decide_row, read_report, write
-    from genretag.scan.decide import writable
+    from genretag.scan.writing import writable
     from genretag.scan.recorder import StoreRecorder, store_key
 
     rows = report if isinstance(report, list) else read_report(report)
@@ -286,7 +286,7 @@ def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | N
 
     from genretag.discover import Discovery, discover
     from genretag.scan import ScanResult, predict_files, with_groups
-    from genretag.scan import settle as settle_result
+    from genretag.scan import decide_and_write as settle_result
     from genretag.scan.recorder import StoreRecorder, store_key
     from genretag.tags import remove_stale_copies
 
@@ -328,8 +328,8 @@ def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | N
             for path in found.files:
                 # apply decides again even for files this model tagged; a scan skips them
                 known = recorder.known(path, store_key(bundle, options), provenance=bundle.card.model_id,
-                                       skip_own=decode,
-                                       kept_ok=options.skips_kept if decode else options.keeps_genres)
+                                       skip_own=decode, accept_unpredicted=options.leaves_kept_undecoded if decode
+                                       else options.keeps_foreign_genres)
                 if known is None:
                     todo.append(path)
                 else:
@@ -340,7 +340,7 @@ def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | N
             return
         if not todo:
             return  # everything came from the store: no model loaded, nothing decoded
-        classifier = model._loading(start=not options.skips_kept)  # a scan of files that all keep theirs loads none
+        classifier = model._loading(start=not options.leaves_kept_undecoded)  # every file keeps its genre: none loaded
         # With a store, a file this model tagged that the store does not know (a run stopped between the write
         # and the store's update: Ctrl-C, kill -9, a power cut) is predicted again and recorded, then skipped as
         # ever: else each scan would skip it unrecorded and apply would find no prediction of it.

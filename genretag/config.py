@@ -295,7 +295,7 @@ class ScanOptions:
     """After each chosen genre, also write its best style (a finer genre the model card lists beneath it,
     e.g. ``Rock`` then ``Metal``) when that style's score reaches the card's floor for it; renamed or left
     out by ``genre_map`` like a genre, and not counted by ``top_k``. A model without styles writes genres only."""
-    predict_kept: bool = True
+    predict_kept_files: bool = True
     """Predict files that keep their genre whatever the model says (they have one genretag did not write, and
     neither ``overwrite`` nor ``merge`` is on), so that every result has a prediction (reports, the store).
     False: such a file is read for its tags only and comes back ``kept`` with no prediction, decoding nothing
@@ -324,14 +324,14 @@ class ScanOptions:
                 raise UsageError(message)
 
     @property
-    def keeps_genres(self) -> bool:
+    def keeps_foreign_genres(self) -> bool:
         """Whether a file with a genre genretag did not write keeps it whatever the model says."""
         return not (self.overwrite or self.merge) and self.write_to == "genre" and self.group == "track"
 
     @property
-    def skips_kept(self) -> bool:
-        """Whether such a file is left undecoded (see :attr:`predict_kept`)."""
-        return self.keeps_genres and not self.predict_kept
+    def leaves_kept_undecoded(self) -> bool:
+        """Whether such a file is left undecoded (see :attr:`predict_kept_files`)."""
+        return self.keeps_foreign_genres and not self.predict_kept_files
 
     def for_model(self, calibration: Mapping[str, Any]) -> ScanOptions:
         """These options with the confidence floors left at None taken from a model card's ``calibration``."""
@@ -354,9 +354,10 @@ CLASSIC_MODELS: tuple[str, ...] = ("knn", "svm")
 """The PCA + k-NN / SVM baselines (NumPy arrays, no Keras)."""
 
 PRETRAINED_MODELS: tuple[str, ...] = ("musicnn",)
+"""Models built on a shipped pretrained network, whose feature parameters it fixes."""
+
 HEADS: tuple[str, ...] = ("window", "track")
 """``genretag train --head``: what the musicnn genre layer is trained on (:attr:`TrainConfig.head`)."""
-"""Models built on a shipped pretrained network, whose feature parameters it fixes."""
 
 AUGMENTATIONS: tuple[str, ...] = ("crops", "stretch", "pitch", "specaugment", "tilt", "mixup", "balance", "gain")
 """What ``genretag train --augment`` accepts (:mod:`genretag.train.augment`); ``gain`` applies to

@@ -122,7 +122,7 @@ def test_tag_through_the_api_tags_and_skips_on_the_second_run(folder, tiny_bundl
     assert set(first.values()) == {"tagged"} and set(again.values()) == {"skipped"}
 
 
-def test_predict_kept_false_leaves_only_files_that_keep_their_genre_undecoded(folder, tiny_bundle, tmp_path):
+def test_predict_kept_files_false_leaves_only_files_that_keep_their_genre_undecoded(folder, tiny_bundle, tmp_path):
     import mutagen
 
     lib = Path(shutil.copytree(folder, tmp_path / "copy"))
@@ -132,7 +132,7 @@ def test_predict_kept_false_leaves_only_files_that_keep_their_genre_undecoded(fo
     audio["genre"] = "Ambient"
     audio.save()
     model = genretag.load_model(tiny_bundle)
-    lazy = genretag.ScanOptions(jobs=0, dry_run=True, predict_kept=False)
+    lazy = genretag.ScanOptions(jobs=0, dry_run=True, predict_kept_files=False)
     results = {r.path.name: r for r in genretag.tag([lib], model=model, options=lazy)}
     assert results[names[0]].status == "kept" and results[names[0]].prediction is None
     assert results[names[0]].previous == ("Ambient",)
@@ -140,6 +140,6 @@ def test_predict_kept_false_leaves_only_files_that_keep_their_genre_undecoded(fo
     # the default, and every option under which the prediction can matter, predicts it
     for options in (genretag.ScanOptions(jobs=0, dry_run=True), replace(lazy, overwrite=True),
                     replace(lazy, merge=True), replace(lazy, group="album"), replace(lazy, write_to="genretag")):
-        assert not options.skips_kept
+        assert not options.leaves_kept_undecoded
         again = {r.path.name: r for r in genretag.tag([lib], model=model, options=options)}
         assert again[names[0]].prediction is not None, options

@@ -19,7 +19,7 @@ app = typer.Typer(
 
 
 def _version(value: bool) -> None:
-    """``genretag 0.4.0 (default model: genretag-default 3.0)``; the model part only when one is bundled."""
+    """``genretag VERSION (default model: MODEL ID)``; the model part only when one is bundled."""
     if value:
         from genretag.errors import ModelError
         from genretag.models.bundle import read_bundle

@@ -92,7 +92,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 reorder what follows): in a file name or a tag value they are shown escaped (``\\x1b``)."""
 
 
-def shown(text: object) -> str:
+def for_terminal(text: object) -> str:
     """Text for the terminal, markup escaped: bytes of a file name that are not UTF-8
     appear as ``\\xff`` (a terminal can't print them, and they must not stop the run), control
     characters as ``\\x1b`` / ``\\u202e`` (reports keep the raw value)."""
@@ -104,7 +104,7 @@ def shown(text: object) -> str:
 def error_line(reason: str, path: object | None = None) -> str:
     """``error: reason (path)`` with markup escaped, for a Rich console."""
     where = f" ({path})" if path is not None else ""
-    return f"[red]error:[/red] {shown(reason + where)}"
+    return f"[red]error:[/red] {for_terminal(reason + where)}"
 
 
 @contextlib.contextmanager
@@ -173,7 +173,7 @@ def require_paths(paths: list[Path]) -> None:
 def warn_without_styles(stderr: Console, *, styles: bool, model: Any) -> None:
     """One warning line when ``--styles`` is on and the model's card lists no styles (genres are still written)."""
     if styles and not model.bundle.card.styles:
-        stderr.print(f"[yellow]warning:[/yellow] model {shown(model.model_id)} has no styles: "
+        stderr.print(f"[yellow]warning:[/yellow] model {for_terminal(model.model_id)} has no styles: "
                      "--styles writes genres only")
 
 
@@ -213,4 +213,4 @@ def note_damaged(stderr: Any, store: Any) -> None:
         count = len(store.damaged)
         rows = "a damaged row" if count == 1 else f"{count} damaged rows"
         stderr.print(f"[yellow]note:[/yellow] {rows} of the prediction store ignored, as if missing "
-                     f"({shown(store.path)})")
+                     f"({for_terminal(store.path)})")

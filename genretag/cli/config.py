@@ -7,14 +7,14 @@ from typing import Optional
 
 import typer
 
-from genretag.cli import options as O
-from genretag.cli.common import out, shown
+from genretag.cli.common import for_terminal, out
+from genretag.cli.options import CONFIG
 from genretag.cli.settings import Setting
 
 
 def config(
     ctx: typer.Context,
-    config: Optional[Path] = O.CONFIG,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Print the effective value of every setting the config file can hold, and where it comes from
     (default or the file). The file is TOML: a \\[scan] table (read by scan and apply), keys spelled as
@@ -26,7 +26,7 @@ def config(
 
     path = ctx.meta[CONFIG_META]  # --config's callback read the file
     root = ctx.find_root().command
-    table = Table("setting", "value", "from", title=f"config file: {shown(path)}"
+    table = Table("setting", "value", "from", title=f"config file: {for_terminal(path)}"
                   + ("" if path.is_file() else " (not present)"), title_justify="left")
     seen = set()
     for name in ("scan", "apply"):
@@ -40,7 +40,7 @@ def config(
             if setting.name not in seen:
                 seen.add(setting.name)
                 value = "" if setting.value is None else str(getattr(setting.value, "value", setting.value))
-                table.add_row(shown(f"[scan] {setting.name}"), shown(value), shown(setting.source))
+                table.add_row(for_terminal(f"[scan] {setting.name}"), for_terminal(value), for_terminal(setting.source))
     out().print(table)
 
 

@@ -18,7 +18,7 @@ from genretag.errors import DatasetError, UsageError
 if TYPE_CHECKING:
     from genretag.evaluate import EvalReport
 
-D = TrainConfig()
+DEFAULTS = TrainConfig()
 
 
 def evaluate(
@@ -32,8 +32,8 @@ def evaluate(
                                         help="Which part of the split to score (all: every track). Default: test "
                                              "when the dataset brings its own split or the model was trained on "
                                              "it, else all."),
-    min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1),
-    seed: int = typer.Option(D.seed, "--seed", help="Seed of the split (use the one training used)."),
+    min_per_class: int = typer.Option(DEFAULTS.min_per_class, "--min-per-class", min=1),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seed of the split (use the one training used)."),
     report: Optional[Path] = typer.Option(None, "--report", "-r", help="Write report.json, report.md, confusion.png here."),
     compare: bool = typer.Option(False, "--compare", help="Print the report folders given as arguments side by side (no evaluation)."),
     reports: Optional[list[Path]] = typer.Argument(None, metavar="REPORT_DIR", show_default=False,
@@ -74,7 +74,7 @@ def evaluate(
     features = bundle.card.features
     with progress_bar(stderr, quiet=quiet) as progress:
         task = progress.add_task("features", total=len(tracks), rate="")
-        clips = load_scan_windows([t.path for t in tracks], config=features, windows=D.eval_windows,
+        clips = load_scan_windows([t.path for t in tracks], config=features, windows=DEFAULTS.eval_windows,
                                   cache_dir=cache_dir, jobs=jobs,
                                   on_progress=lambda d, n: progress.update(task, completed=d))
     kept = [(t, w) for t, w in zip(tracks, clips.windows) if w is not None]

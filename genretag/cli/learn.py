@@ -9,12 +9,12 @@ from typing import Optional
 
 import typer
 
-from genretag.cli import options as O
-from genretag.cli.common import EXIT_FAILURES, err, error_line, out, shown
+from genretag.cli.common import EXIT_FAILURES, err, error_line, for_terminal, out
+from genretag.cli.options import NO_STORE, STORE
 from genretag.config import LearnConfig, default_jobs
 from genretag.errors import UsageError
 
-D = LearnConfig()
+DEFAULTS = LearnConfig()
 SHOW_LEFT_OUT = 12
 """Genres left out that are listed one by one; the rest are counted."""
 
@@ -24,10 +24,10 @@ def learn(
                                                 "recursively). With --update: default, the libraries learned before."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the learned model bundle (replaced as a whole)."),
     min_tracks: Optional[int] = typer.Option(None, "--min-tracks", min=2,
-                                             help=f"Leave out genres on fewer files (default {D.min_tracks})."),
+                                             help=f"Leave out genres on fewer files (default {DEFAULTS.min_tracks})."),
     min_precision: Optional[float] = typer.Option(None, "--min-precision", min=0.0, max=1.0,
                                                   help="Leave out genres whose cross-validated precision is lower "
-                                                  f"(default {D.min_precision:g})."),
+                                                  f"(default {DEFAULTS.min_precision:g})."),
     field: Optional[str] = typer.Option(None, "--field", help="Read the genres from: genre (the file's genre "
                                         "field, default) or genretag (GENRETAG_GENRE)."),
     genre_map: Optional[Path] = typer.Option(None, "--genre-map", exists=True, dir_okay=False,
@@ -41,8 +41,8 @@ def learn(
                                 "TensorFlow (needs tf2onnx, part of pip install 'genretag\\[train]')."),
     jobs: int = typer.Option(default_jobs(), "--jobs", "-j", min=0, help="Decode worker processes."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds one file may take to decode."),
-    store: Optional[Path] = O.STORE,
-    no_store: bool = O.NO_STORE,
+    store: Optional[Path] = STORE,
+    no_store: bool = NO_STORE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Learn your own genres from the files you tagged, to tag the rest with the same words.
@@ -104,15 +104,15 @@ def _settings(paths, out_dir: Path, *, update: bool, **given):
 
     before = read_learned(out_dir)
     old = before.get("config", {})
-    chosen = {k: (v if v is not None else old.get(k, getattr(D, k))) for k, v in values.items()}
-    chosen["features"] = tuple(old.get("features", D.features))
+    chosen = {k: (v if v is not None else old.get(k, getattr(DEFAULTS, k))) for k, v in values.items()}
+    chosen["features"] = tuple(old.get("features", DEFAULTS.features))
     libraries = paths or before.get("libraries") or []
     version = str(int(before["version"]) + 1) if str(before["version"]).isdigit() else f"{before['version']}.1"
     return {**chosen, "genre_map_path": given["genre_map"], "genre_map": before.get("genre_map")}, version, libraries
 
 
 def _genre_map(path: Optional[Path], stored: Optional[dict]) -> dict[str, str]:
-    from genretag.scan import read_genre_map
+    from genretag.genremap import read_genre_map
 
     if path is not None:
         return read_genre_map(path)
@@ -142,14 +142,16 @@ def _render(result, stderr) -> None:
     width = max(len(s.genre) for s in result.genres)
     console.print(f"  {'genre':<{width}}  precision  recall  tracks")
     for s in result.genres:
-        console.print(f"  {shown(s.genre):<{width}}  {s.precision:9.2f}  {s.recall:6.2f}  {s.tracks:6d}")
+        console.print(f"  {for_terminal(s.genre):<{width}}  {s.precision:9.2f}  {s.recall:6.2f}  {s.tracks:6d}")
     console.print(f"  accuracy {result.accuracy:.2f} (a track's predicted genre is one of its own)")
     if result.left_out:
         console.print(f"left out {len(result.left_out)} genres:")
         for g in result.left_out[:SHOW_LEFT_OUT]:
-            console.print(f"  {shown(g.genre)}: {shown(g.reason)}")
+            console.print(f"  {for_terminal(g.genre)}: {for_terminal(g.reason)}")
         if len(result.left_out) > SHOW_LEFT_OUT:
             console.print(f"  ... and {len(result.left_out) - SHOW_LEFT_OUT} more (the card lists them all)")
-    console.print(f"model {shown(result.bundle.card.model_id)} in {shown(result.bundle.path)}: {result.export_note}")
-    console.print(f"next: genretag scan {shown(' '.join(result.bundle.card.training['learned']['libraries']))} "
-                  f"--model {shown(result.bundle.path)} --dry-run   ({result.untagged} files without a learned genre)")
+    console.print(f"model {for_terminal(result.bundle.card.model_id)} in {for_terminal(result.bundle.path)}: "
+                  f"{result.export_note}")
+    console.print(f"next: genretag scan {for_terminal(' '.join(result.bundle.card.training['learned']['libraries']))} "
+                  f"--model {for_terminal(result.bundle.path)} --dry-run   "
+                  f"({result.untagged} files without a learned genre)")

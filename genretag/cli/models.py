@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genretag.cli.common import out, shown
+from genretag.cli.common import for_terminal, out
 from genretag.errors import ModelError, UsageError
 from genretag.models.registry import list_bundled, resolve_model
 
@@ -30,7 +30,7 @@ def models(
         return
     if model:
         for key, value in card_lines(bundles[0]):
-            console.print(f"[bold]{key}:[/bold] {shown(value)}" if key else shown(value))
+            console.print(f"[bold]{key}:[/bold] {for_terminal(value)}" if key else for_terminal(value))
         return
     if not bundles:
         console.print("No models are bundled. Train one with [bold]genretag train[/bold] and use --model DIR.")

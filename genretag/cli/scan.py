@@ -96,11 +96,11 @@ def scan(
         dry_run=dry_run, id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=O.choice(group),
         write_to=O.choice(write_to), merge=merge, keep_mtime=keep_mtime, windows=windows, batch_size=batch_size,
         jobs=jobs, timeout=timeout,
-        predict_kept=bool(csv_path or json_path))  # a file that keeps its genre is decoded only for a report
+        predict_kept_files=bool(csv_path or json_path))  # a file that keeps its genre is decoded only for a report
     if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's front end
         from genretag.cli.scan_ray import scan_ray
 
-        return scan_ray(paths, model=model, options=replace(options, predict_kept=True), csv_path=csv_path,
+        return scan_ray(paths, model=model, options=replace(options, predict_kept_files=True), csv_path=csv_path,
                         json_path=json_path, quiet=quiet, config=config, genre_map=genre_map,
                         store=store_path(store, no_store=no_store), engine=engine, address=ray_address)
     console, stderr = out(), err()

@@ -9,15 +9,15 @@ from typing import Optional
 
 import typer
 
-from genretag.cli import options as O
-from genretag.cli.common import err, error_line, note_damaged, out, require_paths, shown
+from genretag.cli.common import err, error_line, for_terminal, note_damaged, out, require_paths
+from genretag.cli.options import CONFIG, STORE
 
 
 def show(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
-    store: Optional[Path] = O.STORE,
+    store: Optional[Path] = STORE,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
-    config: Optional[Path] = O.CONFIG,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Show each file's genre tags (styles written with --styles among them) and every stored prediction
     of it (by any model; a model with styles: its best style scores too), and whether the file changed
@@ -105,27 +105,29 @@ def _styles(entry) -> list[tuple[str, float]]:
 
 
 def _render(console, path: Path, tags: dict, stored: list[dict]) -> None:
-    console.print(f"[bold]{shown(path)}[/bold]")
+    console.print(f"[bold]{for_terminal(path)}[/bold]")
     if "error" in tags:
-        console.print(f"  tags: [red]{shown(tags['error'])}[/red]")
+        console.print(f"  tags: [red]{for_terminal(tags['error'])}[/red]")
     else:
         genre = "; ".join(tags["genres"]) or "-"
-        by = {"genretag": f" (written by {shown(tags['model'] or '')})",
-              "reviewed": f" (your review, written by {shown(tags['model'] or '')})",
+        by = {"genretag": f" (written by {for_terminal(tags['model'] or '')})",
+              "reviewed": f" (your review, written by {for_terminal(tags['model'] or '')})",
               "user": " (yours: genretag did not write it)"}.get(tags["genre_by"], "")
-        console.print(f"  genre: {shown(genre)}{by}")
+        console.print(f"  genre: {for_terminal(genre)}{by}")
         if tags["genretag"]:
-            console.print(f"  genretag's own field: {shown('; '.join(tags['genretag']))} "
-                          f"(written by {shown(tags['model'] or '')})")
+            console.print(f"  genretag's own field: {for_terminal('; '.join(tags['genretag']))} "
+                          f"(written by {for_terminal(tags['model'] or '')})")
         if tags["undo"] is not None:
-            console.print(f"  undo would put back: {shown('; '.join(tags['undo']) or 'no genre')}")
+            console.print(f"  undo would put back: {for_terminal('; '.join(tags['undo']) or 'no genre')}")
     if not stored:
         console.print("  no stored prediction")
     for entry in stored:
-        top = ", ".join(f"{shown(g)} {p:.0%}" for g, p in entry["top"]) or shown(entry["error"] or entry["status"])
+        top = (", ".join(f"{for_terminal(g)} {p:.0%}" for g, p in entry["top"])
+               or for_terminal(entry["error"] or entry["status"]))
         if entry["status"] == "not-music":
             top = f"not music (music score {entry.get('music', 0.0):.0%}; no genre written), heard as {top}"
         if entry.get("styles"):
-            top += "; styles: " + ", ".join(f"{shown(n)} {p:.0%}" for n, p in entry["styles"])
+            top += "; styles: " + ", ".join(f"{for_terminal(n)} {p:.0%}" for n, p in entry["styles"])
         state = "" if entry["current"] else " [yellow](file changed since: stale)[/yellow]"
-        console.print(f"  {shown(entry['model'])}: {top}; last: {entry['outcome'] or '-'}, {entry['updated']}{state}")
+        console.print(f"  {for_terminal(entry['model'])}: {top}; last: {entry['outcome'] or '-'}, "
+                      f"{entry['updated']}{state}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from genretag.cli.common import EXIT_FAILURES, error_line, exit_status, progress_bar, shown
+from genretag.cli.common import EXIT_FAILURES, error_line, exit_status, for_terminal, progress_bar
 from genretag.errors import GenretagError
 
 if TYPE_CHECKING:
@@ -100,16 +100,17 @@ def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
         stderr.print(error_line(result.error or "failed", result.path))
         return
     for note in result.notes:
-        stderr.print(f"[yellow]note:[/yellow] {shown(note)} ({shown(result.path)})")
+        stderr.print(f"[yellow]note:[/yellow] {for_terminal(note)} ({for_terminal(result.path)})")
     if not show_lines:
         return
-    old = shown("; ".join(result.previous) or "-")
+    old = for_terminal("; ".join(result.previous) or "-")
     decider = result.group_prediction or result.prediction
-    heard = f"{shown(decider.genre)} {decider.confidence:.0%}" if decider is not None else ""
-    group = f" [dim]({shown(result.group)})[/dim]" if result.group else ""
+    heard = f"{for_terminal(decider.genre)} {decider.confidence:.0%}" if decider is not None else ""
+    group = f" [dim]({for_terminal(result.group)})[/dim]" if result.group else ""
     if result.status in ("tagged", "would-tag"):
         conf = f" ({decider.confidence:.0%})" if decider is not None else ""
-        console.print(f"{shown(result.path)}: {old} -> [bold]{shown('; '.join(result.genres))}[/bold]{conf}{group}")
+        written = for_terminal("; ".join(result.genres))
+        console.print(f"{for_terminal(result.path)}: {old} -> [bold]{written}[/bold]{conf}{group}")
         return
     why = {"kept": "kept: has a genre", "skipped": "already tagged by this model", "silent": "silent: no genre",
            "low-confidence": "unsure", "excluded": "excluded: the genre map or a review left no genre to write",
@@ -121,7 +122,7 @@ def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:
         why += f": heard {heard}" if result.status == "low-confidence" else f"; heard {heard}"
     if result.status == "low-confidence":
         why += ", below --min-confidence"
-    console.print(f"{shown(result.path)}: {old} [dim]({why})[/dim]{group}")
+    console.print(f"{for_terminal(result.path)}: {old} [dim]({why})[/dim]{group}")
 
 
 def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool, resumed: int = 0,
@@ -137,10 +138,10 @@ def summary(console, tally: Tally, total: int, elapsed: float, *, dry_run: bool,
         ("silent", "silent"), ("failed", "failed"))]
     line = f"{done}/{total} files in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} tracks/s): " + ", ".join(parts)
     if resumed:
-        line += f"; {resumed} already in {shown(output)} from an earlier run, not scanned again"
+        line += f"; {resumed} already in {for_terminal(output)} from an earlier run, not scanned again"
     console.print(line)
     if genres:
-        console.print("genres: " + ", ".join(f"{shown(g)} {n}" for g, n in genres.most_common()))
+        console.print("genres: " + ", ".join(f"{for_terminal(g)} {n}" for g, n in genres.most_common()))
     if tally.unheard:
         console.print(f"[dim]hint: {_files(tally.unheard)} kept {_their(tally.unheard)} genre without being listened "
                       "to: --csv/--json predicts them, --overwrite replaces their genre[/dim]")

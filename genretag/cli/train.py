@@ -24,12 +24,13 @@ from genretag.cli.data import (
 )
 from genretag.config import AUGMENTATIONS, TrainConfig
 
-D = TrainConfig()
+DEFAULTS = TrainConfig()
 
 
 def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the model bundle, training log and curves."),
-    model: Architecture = typer.Option(D.model, "--model", help="musicnn (the shipped default model's) trains a genre "
+    model: Architecture = typer.Option(DEFAULTS.model, "--model",
+                                       help="musicnn (the shipped default model's) trains a genre "
                                        "layer on a network pretrained on the Million Song Dataset: best on small data, "
                                        "and trains in seconds once features are extracted; cnn1d, cnn, crnn and "
                                        "cnn-rnn train from scratch; knn and svm are baselines."),
@@ -38,24 +39,29 @@ def train(
     fma_audio: Optional[Path] = data_options.FMA_AUDIO,
     subset: Subset = data_options.SUBSET,
     split_mode: SplitMode = data_options.SPLIT_MODE,
-    min_per_class: int = typer.Option(D.min_per_class, "--min-per-class", min=1, help="Drop classes with fewer tracks."),
-    epochs: int = typer.Option(D.epochs, "--epochs", min=1),
-    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1),
-    lr: float = typer.Option(D.lr, "--lr", min=0.0, help="AdamW peak learning rate (cosine decay)."),
-    patience: int = typer.Option(D.patience, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
-    seed: int = typer.Option(D.seed, "--seed", help="Seed for the split, sampling and weights."),
-    augment: str = typer.Option(",".join(D.augment), "--augment", callback=parse_augment,
+    min_per_class: int = typer.Option(DEFAULTS.min_per_class, "--min-per-class", min=1,
+                                      help="Drop classes with fewer tracks."),
+    epochs: int = typer.Option(DEFAULTS.epochs, "--epochs", min=1),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1),
+    lr: float = typer.Option(DEFAULTS.lr, "--lr", min=0.0, help="AdamW peak learning rate (cosine decay)."),
+    patience: int = typer.Option(DEFAULTS.patience, "--patience", min=1,
+                                 help="Stop after this many epochs without a better validation accuracy."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seed for the split, sampling and weights."),
+    augment: str = typer.Option(",".join(DEFAULTS.augment), "--augment", callback=parse_augment,
                                 help=f"Comma list of {', '.join(AUGMENTATIONS)} ('none' for none). "
                                      "musicnn uses only mixup, balance and gain; gain applies to musicnn only."),
-    mixup_alpha: float = typer.Option(D.mixup_alpha, "--mixup-alpha", min=0.01,
+    mixup_alpha: float = typer.Option(DEFAULTS.mixup_alpha, "--mixup-alpha", min=0.01,
                                       help="mixup: pairs mixed with a weight drawn from Beta(alpha, alpha)."),
-    crops_per_track: int = typer.Option(D.crops_per_track, "--crops-per-track", min=1, help="Training windows per track per epoch."),
-    dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.9, help="Dropout before the classifier layer."),
-    weight_decay: float = typer.Option(D.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),
-    ensemble: int = typer.Option(D.ensemble, "--ensemble", min=1,
+    crops_per_track: int = typer.Option(DEFAULTS.crops_per_track, "--crops-per-track", min=1,
+                                        help="Training windows per track per epoch."),
+    dropout: float = typer.Option(DEFAULTS.dropout, "--dropout", min=0.0, max=0.9,
+                                  help="Dropout before the classifier layer."),
+    weight_decay: float = typer.Option(DEFAULTS.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay."),
+    ensemble: int = typer.Option(DEFAULTS.ensemble, "--ensemble", min=1,
                                  help="Train N networks (seeds seed..seed+N-1) and average them in one bundle."),
-    l2: float = typer.Option(D.l2, "--l2", min=0.0, help="--model musicnn: L2 penalty on the genre layer's weights."),
-    head: Head = typer.Option(D.head, "--head", help="--model musicnn: train the genre layer on single windows "
+    l2: float = typer.Option(DEFAULTS.l2, "--l2", min=0.0,
+                             help="--model musicnn: L2 penalty on the genre layer's weights."),
+    head: Head = typer.Option(DEFAULTS.head, "--head", help="--model musicnn: train the genre layer on single windows "
                               "(window) or on each track's mean features (track; scan then averages the windows' "
                               "log-probabilities, the same decision)."),
     partial_labels: Optional[Path] = typer.Option(None, "--partial-labels", exists=True, dir_okay=False,
@@ -63,7 +69,7 @@ def train(
                                                   "labels (path, genres = the set a track may be, ';'-separated, "
                                                   "artist), e.g. ../shared/corpus/labels-multi.csv; its held-out "
                                                   "artists give the card's cross-source check."),
-    partial_weight: float = typer.Option(D.partial_weight, "--partial-weight", min=0.0,
+    partial_weight: float = typer.Option(DEFAULTS.partial_weight, "--partial-weight", min=0.0,
                                          help="Sample weight of a partially labelled track (single-label tracks "
                                          "weigh their class's balanced weight)."),
     fmax: Optional[float] = typer.Option(None, "--fmax", min=1000.0,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from genretag.cli import options as O
-from genretag.cli.common import err, error_line, out, require_paths, shown
+from genretag.cli.common import err, error_line, for_terminal, out, require_paths
+from genretag.cli.options import DRY_RUN
 
 
 def undo(
     paths: list[Path] = typer.Argument(..., help="Audio files and folders."),
-    dry_run: bool = O.DRY_RUN,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Put back the genre each file had before genretag first wrote it (none, if it had none), for files
     whose genre field genretag wrote and nobody changed since; others are refused, one line each. Only
@@ -37,7 +37,8 @@ def undo(
             failed += 1
             continue
         done += 1
-        console.print(f"{shown(path)}: {shown('; '.join(before.genres) or '-')} -> {shown('; '.join(back) or '-')}")
+        old, new = for_terminal("; ".join(before.genres) or "-"), for_terminal("; ".join(back) or "-")
+        console.print(f"{for_terminal(path)}: {old} -> {new}")
     verb = "would be undone" if dry_run else "undone"
     console.print(f"{done} {verb}, {failed} refused or failed")
     if failed:

@@ -8,8 +8,8 @@ runs on the TensorFlow, JAX and PyTorch backends.
 - ``crnn``: four conv blocks, then a GRU over time.
 - ``cnn-rnn``: a conv branch beside a BiGRU-with-attention branch, concatenated.
 - ``cnn1d``: a lean 1-D CNN over time with the mel bands as channels (~150k
-  parameters, many times faster than the others; the default model 1.0's
-  architecture, before the musicnn head of :mod:`genretag.models.musicnn`).
+  parameters, many times faster than the others; model 1.0's architecture,
+  the first default, before the musicnn head of :mod:`genretag.models.musicnn`).
 """
 
 from __future__ import annotations

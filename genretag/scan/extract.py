@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -18,15 +19,18 @@ from genretag.errors import GenretagError, describe
 from genretag.files import Identity
 from genretag.tags import TagState
 
+TrackStatus = Literal["ok", "skipped", "kept", "silent", "error"]
+"""``ok`` (windows ready), ``skipped`` (already tagged by this model), ``kept`` (has a genre it keeps; asked not
+to decode it), ``silent`` (no audible signal), or ``error``. A :class:`~genretag.scan.decide.ScanResult`'s
+:data:`~genretag.scan.decide.Status` is made from it (``error`` becomes ``failed``)."""
+
 
 @dataclass(frozen=True)
 class TrackFeatures:
     """A decoded track, or why it was not decoded."""
 
     path: Path
-    status: str
-    """``ok`` (windows ready), ``skipped`` (already tagged by this model), ``kept``
-    (has a genre it keeps; asked not to decode it), ``silent`` (no audible signal), or ``error``."""
+    status: TrackStatus
     windows: np.ndarray | None = None
     """``float32 [k, n_mels, n_frames]`` when status is ``ok``."""
     duration: float = 0.0
@@ -55,7 +59,7 @@ def extract_track(
     ``skip_if_tagged_by``: a model id; a file whose provenance tag equals it is
     returned as ``skipped`` without decoding. ``skip_if_genre``: a file whose genre
     field has a value and no provenance tag (a genre genretag did not write) is
-    returned as ``kept`` without decoding (:attr:`~genretag.config.ScanOptions.predict_kept`).
+    returned as ``kept`` without decoding (:attr:`~genretag.config.ScanOptions.predict_kept_files`).
     """
     from genretag.audio import load_segments, probe, resample
     from genretag.features import rms_dbfs, track_windows, window_starts

@@ -2,7 +2,7 @@
 
 Each stage is a plain function over paths and arrays; :func:`predict_files`
 wires the first three together and yields one :class:`ScanResult` per file as
-it finishes; the decision and the write (:mod:`genretag.scan.decide`) and the
+it finishes; the decision (:mod:`~genretag.scan.decide`), the write (:mod:`~genretag.scan.writing`) and the
 prediction store are added by the library API (:func:`genretag.tag`). Nothing
 here prints: the caller renders results and progress.
 """
@@ -29,7 +29,7 @@ def decode_stage(
     policy = WindowPolicy(windows=options.windows)
     skip = None if options.force or not skip_own else bundle.card.model_id
     kwargs = {"config": bundle.card.features, "policy": policy, "skip_if_tagged_by": skip,
-              "skip_if_genre": options.skips_kept}
+              "skip_if_genre": options.leaves_kept_undecoded}
     queue = options.queue_size or 4 * max(options.jobs, 1) + 8
     for outcome in run_pool(extract_track, files, jobs=options.jobs, timeout=options.timeout,
                             max_pending=queue, kwargs=kwargs):

@@ -51,15 +51,15 @@ class StoreRecorder:
         self.store = None
 
     def known(self, path: Path, key: str, *, provenance: str, skip_own: bool = True,
-              kept_ok: bool = False) -> ScanResult | None:
-        """The stored result of ``path``, or None when it must be decoded. ``kept_ok``: an entry of a
+              accept_unpredicted: bool = False) -> ScanResult | None:
+        """The stored result of ``path``, or None when it must be decoded. ``accept_unpredicted``: an entry of a
         file that kept its genre without being predicted will do (the run needs no prediction of it)."""
         try:
             entry = self.store.current(path, key) if self.store is not None else None
         except StoreError as exc:
             self._set_aside(exc)
             return None
-        if entry is None or entry.status == "failed" or (entry.status == "kept" and not kept_ok):
+        if entry is None or entry.status == "failed" or (entry.status == "kept" and not accept_unpredicted):
             return None
         self._outcomes[path] = entry.outcome
         return _from_entry(entry, provenance if skip_own else None, path=path)

@@ -16,7 +16,8 @@ from typing import Any
 from genretag.config import MAX_REPORT_BYTES, ScanOptions
 from genretag.errors import UsageError, os_reason
 from genretag.files import Identity
-from genretag.scan.decide import ScanResult, decide_genres, genre_problem
+from genretag.genremap import genre_problem
+from genretag.scan.decide import ScanResult, decide_genres
 
 
 def read_report(path: str | Path) -> list[dict[str, Any]]:
@@ -83,7 +84,7 @@ def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> 
     to be tagged), the file changed since the report (``failed``; ``skipped`` when the change was this row
     being applied), or it keeps its genre (``kept``, see :func:`~genretag.scan.decide.decide_genres`). A genre the
     genre map would refuse (a number such as ``17``, which players read as ID3v1 Rock; only separators)
-    makes the row ``failed`` (:func:`~genretag.scan.decide.genre_problem`)."""
+    makes the row ``failed`` (:func:`~genretag.genremap.genre_problem`)."""
     from genretag.tags import read_tags
 
     path, problem = _row_path(row["path"])

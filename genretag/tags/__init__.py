@@ -4,7 +4,7 @@
 :mod:`~genretag.tags.write` makes the change atomic, :mod:`~genretag.tags.id3check`
 refuses damaged ID3 tags and keeps frames unparsed, :mod:`~genretag.tags.safefile` holds the
 file-safety steps, :mod:`~genretag.tags.othertags` checks that no other tag changed,
-:mod:`~genretag.tags.riffinfo` reads and writes a WAV's INFO chunk, :mod:`~genretag.tags.shown`
+:mod:`~genretag.tags.riffinfo` reads and writes a WAV's INFO chunk, :mod:`~genretag.tags.players`
 says which genre players show.
 Imports mutagen, never TensorFlow.
 """

@@ -57,7 +57,7 @@ from genretag.tags.id3check import (
     syncsafe_raw_frames,
 )
 from genretag.tags.riffinfo import ALBUM_ID, ARTIST_ID, GENRE_ID, read_info, set_info_genre
-from genretag.tags.shown import asf_shows_last, is_placeholder
+from genretag.tags.players import asf_shows_last, is_placeholder
 
 _ID3_CONTAINERS = frozenset({"id3", "riff-id3", "aiff-id3"})
 _KINDS: tuple[tuple[type, str], ...] = (
