@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genretag.config import user_folder
 from genretag.errors import StoreError, describe
 from genretag.files import Identity
 from genretag.store.rows import (
@@ -32,8 +33,7 @@ STORE_FILE = "predictions.sqlite"
 
 def default_store_path() -> Path:
     """``$XDG_CACHE_HOME/genretag/predictions.sqlite`` (``~/.cache/...``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "genretag" / STORE_FILE
+    return user_folder("cache") / STORE_FILE
 
 
 class Store:
