@@ -24,7 +24,7 @@ def scan_ray(paths: list[str], *, model: str, options: ScanOptions, csv_path: Pa
     """Run the scan on Ray with ``scan``'s options; exits as the local scan does. ``paths``: as typed (local
     paths, or URIs such as ``s3://bucket/music``: a :class:`Path` would make that ``s3:/...``); ``store``: the
     prediction store's path (None: no store)."""
-    from genretag.cli.tally import Ran, Tally, render, run_with_store
+    from genretag.cli.tally import Ran, Tally, count, render, run_with_store
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray
     from genretag.scan import check_report_paths
@@ -52,10 +52,7 @@ def scan_ray(paths: list[str], *, model: str, options: ScanOptions, csv_path: Pa
                 task = progress.add_task("scanning on Ray", total=None, rate="-")
 
                 def on_result(result) -> None:
-                    tally.statuses[result.status] += 1
-                    tally.unheard += result.status == "kept" and result.prediction is None
-                    if result.genres and result.status == "would-tag":
-                        tally.genres[result.genres[0]] += 1
+                    count(result, tally)
                     render(result, console, progress.console if progress.live.is_started else stderr, not quiet)
 
                 def on_progress(done: int, total: int) -> None:

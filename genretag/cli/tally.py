@@ -157,11 +157,17 @@ def take(result: "ScanResult", tally: Tally, *, writer) -> bool:
     except GenretagError as exc:  # a full disk under the report: stop cleanly, say so
         tally.stopped_by = exc
         return False
+    count(result, tally)
+    return True
+
+
+def count(result: "ScanResult", tally: Tally) -> None:
+    """Count a result: its status, a file kept without being heard, the first genre written (or that a dry
+    run would write)."""
     tally.statuses[result.status] += 1
     tally.unheard += result.status == "kept" and result.prediction is None
     if result.genres and result.status in ("tagged", "would-tag"):
         tally.genres[result.genres[0]] += 1
-    return True
 
 
 def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from genretag.config import ScanOptions
 from genretag.engines.outputs import Outputs, done_paths, open_outputs
-from genretag.errors import GenretagError, StoreError, UsageError
+from genretag.errors import GenretagError, UsageError
 
 if TYPE_CHECKING:
     from genretag.api import Model
@@ -69,8 +69,6 @@ class RaySummary:
     """GPUs in the cluster (0: CPU actors)."""
     address: str | None = None
     """The cluster's address (None: nothing needed a cluster)."""
-    store_error: StoreError | None = None
-    """Why the prediction store was set aside mid-run, if it was."""
 
 
 Progress = Callable[[int, int], None]
@@ -87,7 +85,7 @@ def scan_on_ray(
 
     ``address``: an existing cluster (``"auto"``, ``"10.0.0.1:6379"``);
     None starts a local Ray with every core, unless this process is connected to one already.
-    ``options``: as the local scan (model, windows, batch size, top-k, min-confidence, genre map,
+    ``options``: as the local scan (windows, batch size, top-k, min-confidence, genre map,
     overwrite, force); ``dry_run`` is implied. ``resume``: skip the paths already in every
     existing output and append (otherwise the outputs are replaced). ``store``: new
     predictions are recorded in it (local paths only). ``on_progress(done, total)`` and
@@ -155,7 +153,7 @@ def scan_on_ray(
             used = 0
     return RaySummary(total=total, resumed=total - len(todo) - len(problems), statuses=statuses, genres=genres,
                       elapsed=time.perf_counter() - started, actors=used, gpus=run.gpus if run else 0.0,
-                      address=run.address if run else None, store_error=store.failed if store is not None else None)
+                      address=run.address if run else None)
 
 
 def _run_pipeline(todo: list[str], *, bundle, options: ScanOptions, actors: int | None, gpus: float,
