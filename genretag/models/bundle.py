@@ -41,12 +41,11 @@ RUNTIME_KEYS = ("format", "file", "sha256", "exported_from_sha256")
 """What a card's ``runtime`` entry must say."""
 
 
-@dataclass(frozen=True)
 class CardEntry:
-    """An object of the card read into a value (:meth:`from_dict`), the entry as written kept in ``raw``."""
+    """An object of the card read into a value (:meth:`from_dict`); a subclass, a frozen dataclass, ends with
+    ``raw``, the entry as written (other keys such as ``precision``, ``classes`` or ``evidence`` kept)."""
 
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
-    """The card's entry as written (other keys such as ``precision``, ``classes`` or ``evidence`` kept)."""
+    raw: dict[str, Any]
     what: ClassVar[str] = "an entry"
     """What the entry is called in an error."""
 
@@ -77,6 +76,7 @@ class Style(CardEntry):
     """The genre label (one of the card's ``labels``) it belongs to."""
     floor: float
     """The track score in [0, 1] the style needs to be written."""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     what: ClassVar[str] = "a style"
 
     @classmethod
@@ -97,6 +97,7 @@ class MusicScore(CardEntry):
 
     floor: float
     """The track's mean music score below which it is not music."""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     what: ClassVar[str] = "'music'"
 
     @classmethod
