@@ -16,7 +16,6 @@ imported when a function needs them, and Keras only when a model is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,19 +100,19 @@ class Model:
     def predict(self, paths: Iterable[str | Path] | Discovery, *, options: ScanOptions = ScanOptions(),
                 on_progress: Progress | None = None, store: Store | None = None) -> Iterator[ScanResult]:
         """See :func:`genretag.predict`."""
-        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, settle=False)
+        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, write_tags=False)
 
     def tag(self, paths: Iterable[str | Path] | Discovery, *, options: ScanOptions = ScanOptions(),
             on_progress: Progress | None = None, store: Store | None = None,
             named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
         """See :func:`genretag.tag`."""
-        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, settle=True,
+        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, write_tags=True,
                     named=named)
 
     def apply(self, paths: Iterable[str | Path] | Discovery, *, store: Store, options: ScanOptions = ScanOptions(),
               on_progress: Progress | None = None, named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
         """See :func:`genretag.apply`."""
-        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, settle=True,
+        return _run(paths, model=self, options=options, on_progress=on_progress, store=store, write_tags=True,
                     decode=False, named=named)
 
     def decide(self, result: ScanResult, options: ScanOptions = ScanOptions(), *,
@@ -239,139 +238,23 @@ def apply_report(report: str | Path | list[dict], *, model_id: str | None = None
     so later scans and applies keep it unless ``--overwrite`` names the file. Temporary copies a killed
     earlier write left beside the rows' files are removed first (not in a dry run), as :func:`tag` does.
     """
-    from genretag.scan import decide_row, read_report, write
-    from genretag.scan.writing import writable
-    from genretag.scan.recorder import StoreRecorder, store_key
+    from genretag.scan import read_report
+    from genretag.scan.run import apply_rows
 
     rows = report if isinstance(report, list) else read_report(report)
     bundle = model.bundle if isinstance(model, Model) else model
-    recorder = StoreRecorder(store if bundle is not None else None)
-    if not options.dry_run:  # as a scan does: what a killed earlier write left beside these files goes
-        from genretag.scan.review import row_file
-        from genretag.tags import remove_stale_copies
-
-        remove_stale_copies(path for row in rows if (path := row_file(row)) is not None)
-    for done, row in enumerate(rows, start=1):
-        decided = decide_row(row, options=options)
-        provenance = row.get("model") or model_id
-        if decided.status == "would-tag" and not provenance:
-            decided = replace(decided, status="failed",
-                              error="the report does not say which model predicted it (give the model)")
-        elif decided.status == "would-tag" and options.dry_run:
-            decided = writable(decided)  # a file that can't be written is said so, not "would tag"
-        elif decided.status == "would-tag":
-            decided = write(decided, model_id=provenance, options=options, reviewed=True)
-            if bundle is not None and provenance == bundle.card.model_id:
-                recorder.after_write(decided, store_key(bundle, options))
-            if decided.status == "tagged":
-                recorder.note_review(decided.path, field=options.write_to, genres=decided.genres, model=provenance)
-        elif _left_alone(row, decided) and not options.dry_run:
-            recorder.note_review(decided.path, field=options.write_to, genres=(), model=provenance)
-        if on_progress is not None:
-            on_progress(done, len(rows))
-        yield decided
+    yield from apply_rows(rows, model_id=model_id, options=options, on_progress=on_progress, store=store,
+                          bundle=bundle)
 
 
-def _left_alone(row: dict, decided: ScanResult) -> bool:
-    """A reviewed row whose genres the person emptied (it was to be tagged): leave that file alone."""
-    return decided.status == "excluded" and not row.get("genres") and row.get("status") in (
-        "would-tag", "tagged", "kept", "predicted", "excluded")
+def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | None, store: Store | None,
+         write_tags: bool, decode: bool = True, named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
+    """:func:`genretag.scan.run.run_files` with this model."""
+    from genretag.scan.run import run_files
 
-
-def _run(paths, *, model: Model, options: ScanOptions, on_progress: Progress | None,
-         store: Store | None, settle: bool, decode: bool = True, named: Iterable[str | Path] = ()
-         ) -> Iterator[ScanResult]:
-    import os
-    from contextlib import closing
-
-    from genretag.discover import Discovery, discover
-    from genretag.scan import ScanResult, predict_files, with_groups
-    from genretag.scan import decide_and_write as settle_result
-    from genretag.scan.recorder import StoreRecorder, store_key
-    from genretag.tags import remove_stale_copies
-
-    found = paths if isinstance(paths, Discovery) else discover(paths)
-    total, done = len(found.files) + len(found.problems), 0
-    recorder = StoreRecorder(store)
-    named_files = {os.path.realpath(p) for p in named}
-
-    def tick(result: ScanResult) -> ScanResult:
-        nonlocal done
-        done += 1
-        if on_progress is not None:
-            on_progress(done, total)
-        return result
-
-    def finish(result: ScanResult, *, counted: bool = False) -> ScanResult:
-        undecided = result
-        if settle:
-            # A review that left the file alone lives only in the store; one that chose genres lives in the
-            # file's provenance ("reviewed genre"), so it goes when the file is replaced by other music.
-            review = recorder.review_of(result.path)
-            result = replace(result, named=os.path.realpath(result.path) in named_files,
-                             review=review if review == () else None)
-            result = settle_result(result, model_id=bundle.card.model_id, options=options, styles=bundle.card.styles,
-                                   unless_unchanged=not decode)
-            if result.status == "tagged" and result.review is not None:  # --overwrite named it
-                recorder.forget_review(result.path)
-        # The store keeps what the prediction found (a tag-read problem), never a failed write's reason:
-        # a file that was read-only is tried again once it can be written.
-        recorder.record(replace(result, error=undecided.error) if result.failed and undecided.prediction is not None
-                        else result, store_key(bundle, options))
-        return result if counted else tick(result)
-
-    def produce() -> Iterator[ScanResult]:
-        """Every file's undecided result: from the store where it knows the file, else decoded."""
-        todo = list(found.files)
-        if recorder.store is not None and (not options.force or not decode):  # apply always reads the store
-            todo = []
-            for path in found.files:
-                # apply decides again even for files this model tagged; a scan skips them
-                known = recorder.known(path, store_key(bundle, options), provenance=bundle.card.model_id,
-                                       skip_own=decode, accept_unpredicted=options.leaves_kept_undecoded if decode
-                                       else options.keeps_foreign_genres)
-                if known is None:
-                    todo.append(path)
-                else:
-                    yield known
-        if not decode:
-            for path in todo:
-                yield ScanResult(path, "failed", error=recorder.why_unknown(path, store_key(bundle, options)))
-            return
-        if not todo:
-            return  # everything came from the store: no model loaded, nothing decoded
-        classifier = model._loading(start=not options.leaves_kept_undecoded)  # every file keeps its genre: none loaded
-        # With a store, a file this model tagged that the store does not know (a run stopped between the write
-        # and the store's update: Ctrl-C, kill -9, a power cut) is predicted again and recorded, then skipped as
-        # ever: else each scan would skip it unrecorded and apply would find no prediction of it.
-        unknown_own = recorder.store is not None and not options.force
-        with closing(predict_files(todo, bundle=bundle, classifier=classifier, options=options,
-                                   skip_own=not unknown_own)) as results:  # closed with this generator, as yield from
-            for result in results:
-                if unknown_own and result.status == "predicted" and result.provenance == bundle.card.model_id:
-                    recorder.record(result, store_key(bundle, options))
-                    result = replace(result, status="skipped", prediction=None)
-                yield result
-
-    for path, reason in found.problems:
-        yield tick(ScanResult(path, "failed", error=reason))
-    if not found.files:
-        return
-    bundle = model.bundle
-    options = model.with_floors(options)  # floors left open: the model's own
-    if settle and not options.dry_run:
-        remove_stale_copies(found.files)
-    if options.group == "track":
-        for result in produce():
-            yield finish(result)
-        return
-    # Grouped: every prediction first (each safe in the store as it comes), then each group's decision.
-    collected = []
-    for result in produce():
-        recorder.record(result, store_key(bundle, options))
-        collected.append(tick(result))
-    for result in with_groups(collected, options.group, pooling=bundle.card.pooling):
-        yield finish(result, counted=True)
+    yield from run_files(paths, bundle=model.bundle, load=lambda start: model._loading(start=start),
+                         options=options, on_progress=on_progress, store=store, write_tags=write_tags, decode=decode,
+                         named=named)
 
 
 def find_model(model: str | Path = DEFAULT_MODEL) -> Bundle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (
@@ -221,6 +222,14 @@ class WindowPolicy:
     silence_dbfs: float = -60.0
     """A track whose decoded windows are all quieter than this RMS level is
     reported as ``silent`` and gets no genre."""
+
+
+def user_folder(kind: str) -> Path:
+    """genretag's own folder of ``kind``, as the XDG base directories say: ``cache``,
+    ``$XDG_CACHE_HOME/genretag`` (``~/.cache/genretag``: the prediction store, the feature cache), or
+    ``config``, ``$XDG_CONFIG_HOME/genretag`` (``~/.config/genretag``: the config file)."""
+    variable, fallback = {"cache": ("XDG_CACHE_HOME", ".cache"), "config": ("XDG_CONFIG_HOME", ".config")}[kind]
+    return Path(os.environ.get(variable) or str(Path.home() / fallback)) / "genretag"
 
 
 def default_jobs() -> int:

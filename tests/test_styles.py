@@ -224,13 +224,14 @@ def test_the_ray_outputs_carry_style_scores(tmp_path):
     """What a Ray scan writes for a model with styles: the JSON and CSV rows of scan --json/--csv, and a
     Parquet ``style_scores`` column (names in the schema metadata)."""
     pq = pytest.importorskip("pyarrow.parquet")
-    from genretag.engines.outputs import Outputs, Sinks
+    from genretag.engines.outputs import Outputs, open_outputs
     from genretag.scan import ScanResult
 
     outputs = Outputs(json=tmp_path / "r.jsonl", csv=tmp_path / "r.csv", parquet=tmp_path / "parts")
     result = ScanResult(Path("/music/a.flac"), "would-tag", genres=("Rock", "Metal"), prediction=ROCKISH)
-    with Sinks(outputs, done={}, top_k=1, model_id="m 1", labels=ROCKISH.labels, styles=ROCK_STYLES) as sinks:
-        sinks.write(result)
+    with open_outputs(outputs, done={}, top_k=1, model_id="m 1", labels=ROCKISH.labels,
+                      styles=ROCK_STYLES) as writer:
+        writer.write(result)
     (row,) = _rows(outputs.json).values()
     assert row["styles"] == {"Metal": 0.62, "Punk": 0.7, "Synthpop": 0.2}
     with open(outputs.csv, newline="", encoding="utf-8") as fh:

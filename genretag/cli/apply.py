@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -10,20 +9,11 @@ import typer
 
 import genretag
 from genretag.cli import options as O
-from genretag.cli.common import (
-    close_store,
-    err,
-    error_line,
-    open_store,
-    out,
-    require_paths,
-    store_path,
-    warn_without_styles,
-)
+from genretag.cli.common import audio_files, err, out, store_path, warn_without_styles
 from genretag.cli.settings import run_inputs
-from genretag.cli.tally import consume, finish, summary
+from genretag.cli.tally import Reports, tag_and_report
 from genretag.config import DEFAULT_MODEL, ScanOptions
-from genretag.errors import GenretagError, UsageError
+from genretag.errors import UsageError
 
 REPORT_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
@@ -62,8 +52,7 @@ def apply(
     again from the prediction store with other options (a report's rows are written as they are). A file that
     changed since it was predicted is never tagged from the old prediction. Exit status as for scan.
     """
-    from genretag.discover import discover
-    from genretag.scan import ReportWriter, check_report_paths, read_report
+    from genretag.scan import check_report_paths, read_report
 
     options = ScanOptions(
         top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
@@ -77,47 +66,32 @@ def apply(
     if reports and len(sources) > 1:
         raise UsageError("give a report or audio paths, not both")
     the_store = store_path(store, no_store=no_store)
-    card_styles = ()  # the model's styles: their scores go into the reports of decisions made from the store
+    needs_store = None
     if reports:
         rows = read_report(reports[0])
         loaded = genretag.load_model(model, lazy=True)  # its card only: apply decodes nothing
         # provenance: each row's model; rows without one (an older report), the --model given
         model_id = next((r["model"] for r in rows if isinstance(r.get("model"), str) and r["model"]), None) \
             or loaded.model_id
-        files, total = [Path(r["path"]) for r in rows] + [reports[0]], len(rows)
-        opened, store_problem = open_store(the_store)  # files written from the report keep their store entries current
+        files, total, card_styles = [Path(r["path"]) for r in rows] + [reports[0]], len(rows), ()
 
-        def run(on_progress):
+        def run(opened, on_progress):  # files written from the report keep their store entries current
             return genretag.apply_report(rows, model_id=model_id, options=options, on_progress=on_progress,
                                          store=opened, model=loaded)
     else:
         loaded = genretag.load_model(model, lazy=True)
         warn_without_styles(stderr, styles=styles, model=loaded)
+        # the model's styles: their scores go into the reports of decisions made from the store
         card_styles = loaded.bundle.card.styles
-        require_paths(sources)
-        found = discover(sources)
-        if not found.files:
-            for path, reason in found.problems:
-                stderr.print(error_line(reason, path))
-            raise GenretagError("no audio files found in " + ", ".join(str(p) for p in sources))
-        opened, store_problem = open_store(the_store)
-        if opened is None:
-            raise store_problem or UsageError("apply needs the prediction store (drop --no-store), or a report")
+        found = audio_files(sources, stderr)
         files, total, model_id = found.files, len(found.files) + len(found.problems), loaded.model_id
+        needs_store = "apply needs the prediction store (drop --no-store), or a report"
 
-        def run(on_progress):
+        def run(opened, on_progress):
             return loaded.apply(found, store=opened, options=options, on_progress=on_progress,
                                 named=[p for p in sources if not p.is_dir()])
     check_report_paths([csv_path, json_path], files,
                        inputs=run_inputs(config=config, genre_map=genre_map, store=the_store, model=loaded))
-    writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k, model_id=model_id,
-                          styles=card_styles)
-    started = time.perf_counter()
-    try:
-        tally = consume(run, total, writer=writer, console=console, stderr=stderr, quiet=quiet,
-                        show_lines=(dry_run or verbose) and not quiet)
-    finally:
-        writer.close()
-        store_problem = close_store(opened, store_problem)
-    summary(console, tally, total, time.perf_counter() - started, dry_run=dry_run)
-    finish(tally, stderr, store_problem)
+    tag_and_report(run, total, store=the_store, reports=Reports(csv_path, json_path, top_k, model_id, card_styles),
+                   console=console, stderr=stderr, quiet=quiet, verbose=verbose, dry_run=dry_run,
+                   needs_store=needs_store)

@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,6 +31,9 @@ from genretag.interrupts import (  # noqa: F401 (the CLI's modules take them fro
     exit_status,
     sigterm_as_interrupt,
 )
+
+if TYPE_CHECKING:
+    from genretag.discover import Discovery
 
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
@@ -169,6 +172,20 @@ def require_paths(paths: list[Path]) -> None:
 
 
 # --- what the commands that tag (scan, apply) share ---------------------------------------------------------
+
+def audio_files(paths: list[Path], stderr: Console) -> Discovery:
+    """The audio files under ``paths`` (a :class:`~genretag.discover.Discovery`): a path that does not exist is
+    a usage error; none found is an error, after one line per path that could not be read."""
+    from genretag.discover import discover
+
+    require_paths(paths)
+    found = discover(paths)
+    if not found.files:
+        for path, reason in found.problems:
+            stderr.print(error_line(reason, path))
+        raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
+    return found
+
 
 def warn_without_styles(stderr: Console, *, styles: bool, model: Any) -> None:
     """One warning line when ``--styles`` is on and the model's card lists no styles (genres are still written)."""

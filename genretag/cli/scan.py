@@ -7,7 +7,6 @@ arrive as Click's defaults, see :mod:`genretag.cli.settings`), the model is reso
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -16,20 +15,10 @@ import typer
 
 import genretag
 from genretag.cli import options as O
-from genretag.cli.common import (
-    close_store,
-    err,
-    error_line,
-    open_store,
-    out,
-    require_paths,
-    store_path,
-    warn_without_styles,
-)
+from genretag.cli.common import audio_files, err, out, store_path, warn_without_styles
 from genretag.cli.settings import run_inputs
-from genretag.cli.tally import consume, finish, summary
+from genretag.cli.tally import Reports, tag_and_report
 from genretag.config import ENGINES, MAX_BATCH_SIZE, ScanOptions
-from genretag.errors import GenretagError
 
 D = ScanOptions()
 
@@ -87,8 +76,7 @@ def scan(
     Exit status: 0 all files fine, 1 some file failed, 2 usage error, 130 interrupted (143 by SIGTERM), 70
     internal error.
     """
-    from genretag.discover import discover
-    from genretag.scan import ReportWriter, check_report_paths
+    from genretag.scan import check_report_paths
 
     options = ScanOptions(
         top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
@@ -107,27 +95,13 @@ def scan(
     loaded = genretag.load_model(model, batch_size=batch_size, lazy=True)  # loads only if a file needs it
     warn_without_styles(stderr, styles=styles, model=loaded)
     paths = [Path(p) for p in paths]
-    require_paths(paths)
-    found = discover(paths)
-    if not found.files:
-        for path, reason in found.problems:
-            stderr.print(error_line(reason, path))
-        raise GenretagError("no audio files found in " + ", ".join(str(p) for p in paths))
+    found = audio_files(paths, stderr)
     the_store = store_path(store, no_store=no_store)
     check_report_paths([csv_path, json_path], found.files,
                        inputs=run_inputs(config=config, genre_map=genre_map, store=the_store, model=loaded))
-    opened, store_problem = open_store(the_store)
-    writer = ReportWriter(csv_path=csv_path, json_path=json_path, top_k=top_k, model_id=loaded.model_id,
-                          styles=loaded.bundle.card.styles)
-    started = time.perf_counter()
-    total = len(found.files) + len(found.problems)
-    try:
-        tally = consume(lambda on_progress: loaded.tag(found, options=options, store=opened, on_progress=on_progress,
-                                                        named=[p for p in paths if not p.is_dir()]),
-                        total, writer=writer, console=console, stderr=stderr, quiet=quiet,
-                        show_lines=(dry_run or verbose) and not quiet)
-    finally:
-        writer.close()
-        store_problem = close_store(opened, store_problem)
-    summary(console, tally, total, time.perf_counter() - started, dry_run=dry_run)
-    finish(tally, stderr, store_problem)
+    named = [p for p in paths if not p.is_dir()]
+    tag_and_report(lambda opened, on_progress: loaded.tag(found, options=options, store=opened,
+                                                          on_progress=on_progress, named=named),
+                   len(found.files) + len(found.problems), store=the_store,
+                   reports=Reports(csv_path, json_path, top_k, loaded.model_id, loaded.bundle.card.styles),
+                   console=console, stderr=stderr, quiet=quiet, verbose=verbose, dry_run=dry_run)

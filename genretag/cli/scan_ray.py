@@ -12,16 +12,7 @@ from pathlib import Path
 import typer
 
 import genretag
-from genretag.cli.common import (
-    close_store,
-    err,
-    exit_status,
-    open_store,
-    out,
-    progress_bar,
-    require_paths,
-    warn_without_styles,
-)
+from genretag.cli.common import err, exit_status, out, progress_bar, require_paths, warn_without_styles
 from genretag.cli.settings import run_inputs
 from genretag.config import ENGINES, ScanOptions
 from genretag.errors import UsageError
@@ -33,7 +24,7 @@ def scan_ray(paths: list[str], *, model: str, options: ScanOptions, csv_path: Pa
     """Run the scan on Ray with ``scan``'s options; exits as the local scan does. ``paths``: as typed (local
     paths, or URIs such as ``s3://bucket/music``: a :class:`Path` would make that ``s3:/...``); ``store``: the
     prediction store's path (None: no store)."""
-    from genretag.cli.tally import Tally, finish, render, summary
+    from genretag.cli.tally import Ran, Tally, count, render, run_with_store
     from genretag.engines.outputs import Outputs
     from genretag.engines.ray_scan import scan_on_ray
     from genretag.scan import check_report_paths
@@ -52,33 +43,28 @@ def scan_ray(paths: list[str], *, model: str, options: ScanOptions, csv_path: Pa
     outputs = Outputs(json=None if parquet else json_path, csv=csv_path, parquet=json_path if parquet else None)
     check_report_paths([outputs.json, outputs.csv], [p for p in paths if "://" not in str(p)],
                        inputs=run_inputs(config=config, genre_map=genre_map, store=store, model=loaded))
-    opened, store_problem = open_store(store)
-    tally = Tally()
-    show_lines = not quiet
-    started = time.perf_counter()
-    try:
-        with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
-            task = progress.add_task("scanning on Ray", total=None, rate="-")
 
-            def on_result(result) -> None:
-                tally.statuses[result.status] += 1
-                tally.unheard += result.status == "kept" and result.prediction is None
-                if result.genres and result.status == "would-tag":
-                    tally.genres[result.genres[0]] += 1
-                render(result, console, progress.console if progress.live.is_started else stderr, show_lines)
+    def drive(opened) -> Ran:
+        tally = Tally()
+        started = time.perf_counter()
+        try:
+            with progress_bar(stderr, quiet=quiet, unit="tracks") as progress:
+                task = progress.add_task("scanning on Ray", total=None, rate="-")
 
-            def on_progress(done: int, total: int) -> None:
-                rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+                def on_result(result) -> None:
+                    count(result, tally)
+                    render(result, console, progress.console if progress.live.is_started else stderr, not quiet)
 
-            ran = scan_on_ray(paths, model=loaded, options=options, address=address, outputs=outputs,
-                              store=opened, on_progress=on_progress, on_result=on_result)
-    except KeyboardInterrupt as exc:
-        stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
-                     "again to resume")
-        raise typer.Exit(exit_status(exc)) from None
-    finally:
-        store_problem = close_store(opened, store_problem)
-    summary(console, tally, ran.total - ran.resumed, time.perf_counter() - started, dry_run=True,
-            resumed=ran.resumed, output=json_path or csv_path)
-    finish(tally, stderr, store_problem)
+                def on_progress(done: int, total: int) -> None:
+                    rate = sum(tally.statuses.values()) / max(time.perf_counter() - started, 1e-9)
+                    progress.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+
+                ran = scan_on_ray(paths, model=loaded, options=options, address=address, outputs=outputs,
+                                  store=opened, on_progress=on_progress, on_result=on_result)
+        except KeyboardInterrupt as exc:
+            stderr.print("[yellow]interrupted:[/yellow] the rows written so far are kept; run the same command "
+                         "again to resume")
+            raise typer.Exit(exit_status(exc)) from None
+        return Ran(tally, ran.total - ran.resumed, resumed=ran.resumed, output=json_path or csv_path)
+
+    run_with_store(drive, store=store, console=console, stderr=stderr, dry_run=True)

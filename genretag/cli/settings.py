@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 import typer
 
+from genretag.config import user_folder
 from genretag.errors import UsageError
 
 CONFIG_FILE = "config.toml"
@@ -35,8 +36,7 @@ NOT_SETTABLE = {"paths", "sources", "config", "quiet", "verbose"}
 
 
 def default_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "genretag" / CONFIG_FILE
+    return user_folder("config") / CONFIG_FILE
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,36 @@
 """What a tagging run prints and how it ends: a line per file, the progress bar, the summary, the exit status.
 
-Shared by ``genretag scan`` and its Ray front end (:mod:`genretag.cli.scan_ray`).
+Shared by ``genretag scan``, ``genretag apply`` and the Ray front end (:mod:`genretag.cli.scan_ray`): each hands
+its run to :func:`tag_and_report` (or, on Ray, :func:`run_with_store`), which opens the prediction store, writes
+the reports, closes the store, prints the summary and exits with the run's status.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from genretag.cli.common import EXIT_FAILURES, error_line, exit_status, for_terminal, progress_bar
-from genretag.errors import GenretagError
+from genretag.cli.common import (
+    EXIT_FAILURES,
+    close_store,
+    error_line,
+    exit_status,
+    open_store,
+    progress_bar,
+    for_terminal,
+)
+from genretag.errors import GenretagError, UsageError
 
 if TYPE_CHECKING:
     from genretag.scan import ScanResult
+    from genretag.store import Store
 
 
 def finish(tally: "Tally", stderr, store_problem) -> None:
@@ -35,6 +48,66 @@ def finish(tally: "Tally", stderr, store_problem) -> None:
         stderr.print("[yellow]note:[/yellow] the run went on without the prediction store")
     if tally.statuses["failed"] or store_problem is not None:
         raise typer.Exit(EXIT_FAILURES)
+
+
+@dataclass(frozen=True)
+class Reports:
+    """The ``--csv`` / ``--json`` reports of a run, as :class:`~genretag.scan.ReportWriter` writes them."""
+
+    csv_path: Path | None
+    json_path: Path | None
+    top_k: int
+    model_id: str
+    styles: tuple = ()
+    """The model card's styles (their scores go into the rows)."""
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What :func:`run_with_store`'s ``drive`` hands back for the summary."""
+
+    tally: Tally
+    total: int
+    """Files the summary counts (``N/total files``)."""
+    resumed: int = 0
+    output: object = None
+
+
+def tag_and_report(run: Callable[[Store | None, Callable[[int, int], None]], Iterator[ScanResult]], total: int, *,
+                   store: Path | None, reports: Reports, console, stderr, quiet: bool, verbose: bool, dry_run: bool,
+                   needs_store: str | None = None) -> None:
+    """The tail of ``scan`` and ``apply``: ``run(store, on_progress)`` (the library call, with the opened
+    prediction store) driven by :func:`consume`, each result written to the reports; then the store closed,
+    the summary printed and the exit status raised. See :func:`run_with_store`."""
+    from genretag.scan import ReportWriter
+
+    def drive(opened: Store | None) -> Ran:
+        with ReportWriter(csv_path=reports.csv_path, json_path=reports.json_path, top_k=reports.top_k,
+                          model_id=reports.model_id, styles=reports.styles) as writer:
+            tally = consume(lambda on_progress: run(opened, on_progress), total, writer=writer, console=console,
+                            stderr=stderr, quiet=quiet, show_lines=(dry_run or verbose) and not quiet)
+        return Ran(tally, total)
+
+    run_with_store(drive, store=store, console=console, stderr=stderr, dry_run=dry_run, needs_store=needs_store)
+
+
+def run_with_store(drive: Callable[[Store | None], Ran], *, store: Path | None, console, stderr, dry_run: bool,
+                   needs_store: str | None = None) -> None:
+    """Open the prediction store at ``store`` (None: none; one that can't be opened: the run goes on without
+    it, and says so at the end), ``drive(opened)`` the run, close the store, print the summary and end as
+    :func:`finish` says. ``needs_store``: the usage error when the run can't go on without the store (the
+    store's own error when it can't be opened)."""
+    opened, store_problem = open_store(store)
+    if needs_store is not None and opened is None:
+        raise store_problem or UsageError(needs_store)
+    started = time.perf_counter()
+    try:
+        ran = drive(opened)
+    finally:
+        store_problem = close_store(opened, store_problem)
+    summary(console, ran.tally, ran.total, time.perf_counter() - started, dry_run=dry_run, resumed=ran.resumed,
+            output=ran.output)
+    finish(ran.tally, stderr, store_problem)
 
 
 @dataclass
@@ -84,11 +157,17 @@ def take(result: "ScanResult", tally: Tally, *, writer) -> bool:
     except GenretagError as exc:  # a full disk under the report: stop cleanly, say so
         tally.stopped_by = exc
         return False
+    count(result, tally)
+    return True
+
+
+def count(result: "ScanResult", tally: Tally) -> None:
+    """Count a result: its status, a file kept without being heard, the first genre written (or that a dry
+    run would write)."""
     tally.statuses[result.status] += 1
     tally.unheard += result.status == "kept" and result.prediction is None
     if result.genres and result.status in ("tagged", "would-tag"):
         tally.genres[result.genres[0]] += 1
-    return True
 
 
 def render(result: "ScanResult", console, stderr, show_lines: bool) -> None:

@@ -15,11 +15,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from genretag.errors import GenretagError, os_reason
 from genretag.scan.decide import ScanResult
-from genretag.scan.report import csv_row, report_columns, report_row
+from genretag.scan.report import ReportWriter
 
 PARQUET_ROWS = 10_000
 """Rows per Parquet part file (a killed run loses at most the rows not yet in a part)."""
@@ -93,120 +93,20 @@ def _read_paths(name: str, path: Path) -> set[str]:
         return {row["path"] for row in csv.DictReader(fh)}
 
 
-class Sinks:
-    """The open outputs of one run. ``done``: what :func:`done_paths` found (rows for those paths are
-    not written again). Use as a context manager."""
-
-    def __init__(self, outputs: Outputs, *, done: dict[str, set[str]], top_k: int, model_id: str,
-                 labels: tuple[str, ...], styles: tuple = ()) -> None:
-        """``styles``: the model card's (:class:`~genretag.models.bundle.Style`); rows then carry their scores."""
-        self.top_k, self.model_id, self.labels, self.styles = top_k, model_id, labels, tuple(styles)
-        self._done = done
-        self._files: list[tuple[IO[str], Path]] = []
-        self._json = self._csv = None
-        self._parquet: _ParquetParts | None = None
-        try:
-            if outputs.json is not None:
-                self._json = (self._append(outputs.json, errors="backslashreplace", trim=True), outputs.json)
-            if outputs.csv is not None:
-                fresh = not Path(outputs.csv).is_file() or Path(outputs.csv).stat().st_size == 0
-                fh = self._append(outputs.csv, errors="surrogateescape", trim=False)
-                writer = csv.DictWriter(fh, fieldnames=report_columns(self.styles), extrasaction="ignore")
-                if fresh:
-                    self._guarded(fh, outputs.csv, writer.writeheader)
-                self._csv = (writer, fh, outputs.csv)
-            if outputs.parquet is not None:
-                self._parquet = _ParquetParts(Path(outputs.parquet), labels=labels,
-                                              styles=tuple(s.name for s in self.styles))
-        except BaseException:
-            self.close()
-            raise
-
-    def __enter__(self) -> Sinks:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _append(self, path: Path, *, errors: str, trim: bool) -> IO[str]:
-        try:
-            if trim:
-                _trim_partial_line(Path(path))
-            fh = open(path, "a", encoding="utf-8", errors=errors, newline="")
-        except OSError as exc:
-            raise GenretagError(f"cannot write report: {os_reason(exc)}", path) from exc
-        self._files.append((fh, Path(path)))
-        return fh
-
-    def write(self, result: ScanResult, *, path: str | None = None) -> None:
-        """Append ``result``'s row to every output that lacks it; flushed per row (Parquet: per part).
-        ``path``: the row's path when it is not ``result.path`` (an object-store URI)."""
-        row = report_row(result, top_k=self.top_k, model_id=self.model_id, styles=self.styles)
-        if path is not None:
-            row["path"] = path
-        key = row["path"]
-        if self._json is not None and key not in self._done.get("json", ()):
-            fh, where = self._json
-            line = json.dumps(row, ensure_ascii=False) + "\n"
-            self._guarded(fh, where, lambda: fh.write(line))
-        if self._csv is not None and key not in self._done.get("csv", ()):
-            writer, fh, where = self._csv
-            flat = csv_row(row, result, styles=self.styles)
-            self._guarded(fh, where, lambda: writer.writerow(flat))
-        if self._parquet is not None and key not in self._done.get("parquet", ()):
-            probs = result.prediction.probabilities if result.prediction is not None else None
-            windows = result.prediction.windows if result.prediction is not None else 0
-            scores = result.prediction.style_scores if result.prediction is not None else None
-            self._parquet.add(row, probs, windows, scores)
-
-    @staticmethod
-    def _guarded(fh: IO[str], path: Path, step) -> None:
-        try:
-            step()
-            fh.flush()
-        except OSError as exc:
-            raise GenretagError(f"cannot write report: {os_reason(exc)}", path) from exc
-
-    def close(self) -> None:
-        """Write the last Parquet part and close every file."""
-        try:
-            if self._parquet is not None:
-                self._parquet.flush()
-        finally:
-            for fh, _ in self._files:
-                try:
-                    fh.close()
-                except OSError:
-                    pass
-            self._files.clear()
+def open_outputs(outputs: Outputs, *, done: dict[str, set[str]], top_k: int, model_id: str,
+                 labels: tuple[str, ...], styles: tuple = ()) -> ReportWriter:
+    """The outputs of one run as one :class:`~genretag.scan.report.ReportWriter` (the Parquet dataset
+    written beside the reports), appending: ``done`` is what :func:`done_paths` found (rows for those
+    paths are not written again). ``styles``: the model card's (:class:`~genretag.models.bundle.Style`);
+    rows then carry their scores. Use as a context manager."""
+    parquet = None
+    if outputs.parquet is not None:
+        parquet = ParquetParts(Path(outputs.parquet), labels=labels, styles=tuple(s.name for s in styles))
+    return ReportWriter(csv_path=outputs.csv, json_path=outputs.json, top_k=top_k, model_id=model_id,
+                        styles=styles, done=done, also=parquet)
 
 
-def _trim_partial_line(path: Path) -> None:
-    """Cut a JSON Lines file back to its last complete line (a run killed mid-write leaves half a row)."""
-    if not path.is_file():
-        return
-    with open(path, "rb+") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return
-        data_end = size
-        step = 1 << 16
-        while data_end > 0:
-            start = max(0, data_end - step)
-            fh.seek(start)
-            chunk = fh.read(data_end - start)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                fh.truncate(start + cut + 1)
-                return
-            data_end = start
-        fh.truncate(0)
-
-
-class _ParquetParts:
+class ParquetParts:
     """Rows gathered into ``part-NNNNNN.parquet`` files of :data:`PARQUET_ROWS` rows, each written to a
     temporary name and renamed, so the folder only ever holds complete parts."""
 
@@ -220,7 +120,12 @@ class _ParquetParts:
         self._next = max(numbers, default=-1) + 1
         self._rows: list[dict[str, Any]] = []
 
-    def add(self, row: dict[str, Any], probabilities, windows: int, style_scores=None) -> None:
+    def add(self, row: dict[str, Any], result: ScanResult) -> None:
+        """``result``'s :func:`~genretag.scan.report_row` (with its probabilities, windows and style scores)."""
+        prediction = result.prediction
+        probabilities = prediction.probabilities if prediction is not None else None
+        windows = prediction.windows if prediction is not None else 0
+        style_scores = prediction.style_scores if prediction is not None else None
         extra = {"style_scores": None if style_scores is None else [float(s) for s in style_scores]}
         self._rows.append({**(extra if self.styles else {}),
             "path": _utf8(row["path"]), "status": row["status"], "genre": row["genre"], "confidence": row["confidence"],
@@ -229,6 +134,10 @@ class _ParquetParts:
             "windows": windows, "size": row["size"], "mtime_ns": row["mtime_ns"], "model": row["model"]})
         if len(self._rows) >= PARQUET_ROWS:
             self.flush()
+
+    def close(self) -> None:
+        """Write the last part."""
+        self.flush()
 
     def flush(self) -> None:
         if not self._rows:

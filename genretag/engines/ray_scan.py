@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genretag.config import ScanOptions
-from genretag.engines.outputs import Outputs, Sinks, done_paths
+from genretag.engines.outputs import Outputs, done_paths, open_outputs
 from genretag.errors import GenretagError, UsageError
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def scan_on_ray(
 
     ``address``: an existing cluster (``"auto"``, ``"10.0.0.1:6379"``);
     None starts a local Ray with every core, unless this process is connected to one already.
-    ``options``: as the local scan (model, windows, batch size, top-k, min-confidence, genre map,
+    ``options``: as the local scan (windows, batch size, top-k, min-confidence, genre map,
     overwrite, force); ``dry_run`` is implied. ``resume``: skip the paths already in every
     existing output and append (otherwise the outputs are replaced). ``store``: new
     predictions are recorded in it (local paths only). ``on_progress(done, total)`` and
@@ -125,10 +125,10 @@ def scan_on_ray(
     key = store_key(bundle, options)
     recorder = StoreRecorder(store)
 
-    with Sinks(outputs, done=done, top_k=options.top_k, model_id=bundle.card.model_id,
-               labels=bundle.card.labels, styles=bundle.card.styles) as sinks:
+    with open_outputs(outputs, done=done, top_k=options.top_k, model_id=bundle.card.model_id,
+                      labels=bundle.card.labels, styles=bundle.card.styles) as writer:
         def emit(result: ScanResult, path: str) -> None:
-            sinks.write(result, path=path)
+            writer.write(result, path=path)
             statuses[result.status] += 1
             if result.genres and result.status == "would-tag":
                 genres[result.genres[0]] += 1

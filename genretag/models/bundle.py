@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, Self
 
 from genretag.config import MAX_CARD_BYTES, FeatureConfig
 from genretag.errors import ModelError, describe, os_reason
@@ -41,8 +41,33 @@ RUNTIME_KEYS = ("format", "file", "sha256", "exported_from_sha256")
 """What a card's ``runtime`` entry must say."""
 
 
+class CardEntry:
+    """An object of the card read into a value (:meth:`from_dict`); a subclass, a frozen dataclass, ends with
+    ``raw``, the entry as written (other keys such as ``precision``, ``classes`` or ``evidence`` kept)."""
+
+    raw: dict[str, Any]
+    what: ClassVar[str] = "an entry"
+    """What the entry is called in an error."""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """The card's entry; TypeError or ValueError for anything that is not one."""
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.what} must be an object, got {data!r}")
+        return cls(**cls._values(data), raw=dict(data))
+
+    @classmethod
+    def _values(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The fields' values read from the entry ``data``; ValueError for a bad one."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as the card holds it: ``raw`` with the fields' values."""
+        return {**self.raw, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "raw"}}
+
+
 @dataclass(frozen=True)
-class Style:
+class Style(CardEntry):
     """A style beneath a genre: the model scores it on its own (a sigmoid, not part of the softmax),
     and it is written after its parent genre when its track score reaches ``floor``."""
 
@@ -52,38 +77,32 @@ class Style:
     floor: float
     """The track score in [0, 1] the style needs to be written."""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """The card's entry as written (other keys such as ``precision`` or ``coverage`` kept)."""
+    what: ClassVar[str] = "a style"
 
     @classmethod
-    def from_dict(cls, data: Any) -> Style:
-        """One entry of the card's ``styles``; TypeError or ValueError for anything that is not a style."""
-        if not isinstance(data, dict):
-            raise TypeError(f"a style must be an object, got {data!r}")
+    def _values(cls, data: dict[str, Any]) -> dict[str, Any]:
         missing = [key for key in ("name", "parent", "floor") if key not in data]
         if missing:
             raise ValueError(f"style {data.get('name', data)!r} lacks {', '.join(missing)}")
         name, parent, floor = data["name"], data["parent"], data["floor"]
         if not isinstance(name, str) or not name.strip() or not isinstance(parent, str):
             raise ValueError(f"style name and parent must be text, got {name!r} and {parent!r}")
-        return cls(name, parent, _unit_floor(floor, f"style {name!r}: floor"), dict(data))
+        return {"name": name, "parent": parent, "floor": _unit_floor(floor, f"style {name!r}: floor")}
 
 
 @dataclass(frozen=True)
-class MusicScore:
+class MusicScore(CardEntry):
     """How a model says a track is not music: its last output per window is a music score in [0, 1];
     a track whose mean score over its windows is below ``floor`` gets status ``not-music``."""
 
     floor: float
     """The track's mean music score below which it is not music."""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """The card's entry as written (``classes``, ``evidence``, ``command``... kept)."""
+    what: ClassVar[str] = "'music'"
 
     @classmethod
-    def from_dict(cls, data: Any) -> MusicScore:
-        """The card's ``music``; TypeError or ValueError for anything else."""
-        if not isinstance(data, dict):
-            raise TypeError(f"'music' must be an object, got {data!r}")
-        return cls(_unit_floor(data.get("floor"), "music floor"), dict(data))
+    def _values(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return {"floor": _unit_floor(data.get("floor"), "music floor")}
 
 
 def _unit_floor(value: Any, what: str) -> float:
@@ -173,9 +192,9 @@ class ModelCard:
             **({"calibration": self.calibration} if self.calibration else {}),
             **({"pooling": self.pooling} if self.pooling != "mean" else {}),
             **({"runtime": self.runtime} if self.runtime else {}),
-            **({"styles": [{**s.raw, "name": s.name, "parent": s.parent, "floor": s.floor} for s in self.styles]}
+            **({"styles": [s.to_dict() for s in self.styles]}
                if self.styles else {}),
-            **({"music": {**self.music.raw, "floor": self.music.floor}} if self.music is not None else {}),
+            **({"music": self.music.to_dict()} if self.music is not None else {}),
         }
 
     @classmethod

@@ -5,7 +5,7 @@ file, run by the workers), :func:`~genretag.scan.pool.run_pool` (crash-tolerant
 pool), :func:`~genretag.scan.batching.predict_stream` (windows of many tracks
 in fixed batches, averaged per track), :func:`~genretag.scan.decide.decide`
 (what a file gets) and :func:`~genretag.scan.writing.write` (the tag write),
-:class:`~genretag.scan.report.ReportWriter` (CSV / JSON Lines).
+:class:`~genretag.scan.report.ReportWriter` (CSV / JSON Lines; the Ray engine's outputs too).
 """
 
 from genretag.scan.batching import Prediction, predict_stream

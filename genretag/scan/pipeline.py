@@ -42,21 +42,26 @@ def _as_features(outcome: Outcome) -> TrackFeatures:
     return TrackFeatures(Path(outcome.item), "error", error=outcome.error)
 
 
-def as_result(track: TrackFeatures, prediction: Prediction | None, *, music_floor: float | None = None) -> ScanResult:
-    """A decoded (or failed) track and its prediction as a ``predicted`` / ``not-music`` / ``skipped`` / ``kept`` /
-    ``silent`` / ``failed`` :class:`ScanResult`, nothing decided yet (``kept``: not decoded, it keeps its genre).
-    ``music_floor`` (the model card's ``music.floor``; None: the model has no music score): a prediction whose
-    music score is below it is ``not-music`` (it keeps its prediction, and gets no genre)."""
+def as_result(track: TrackFeatures, prediction: Prediction | None, *, music_floor: float | None = None,
+              not_music: bool | None = None) -> ScanResult:
+    """What is known of a file before anything is decided (a decoded or failed track, a stored prediction, a
+    row of the Ray engine) as a ``predicted`` / ``not-music`` / ``skipped`` / ``kept`` / ``silent`` / ``failed``
+    :class:`ScanResult`: the one place such a result is made. ``track.status`` says what happened to the file
+    (``kept``: not decoded, it keeps its genre; ``skipped``: this model tagged it, with its prediction when one
+    is at hand, e.g. a stored one). ``not_music``: whether the prediction is ``not-music`` (it keeps its
+    prediction, and gets no genre); None: its music score is compared with ``music_floor`` (the model card's
+    ``music.floor``; None: the model has no music score)."""
     base = {"path": track.path, "previous": track.genres, "provenance": track.provenance, "error": track.error,
             "identity": track.identity, "tags": track.tags}
-    if track.status in ("skipped", "silent"):
+    if track.status == "skipped":
+        return ScanResult(**base, status="skipped", prediction=prediction)
+    if track.status in ("silent", "kept"):
         return ScanResult(**base, status=track.status)
-    if track.status == "kept":
-        return ScanResult(**base, status="kept")
     if track.status == "error" or prediction is None:
         return ScanResult(**{**base, "error": track.error or "no audio windows"}, status="failed")
-    status = "not-music" if is_not_music(prediction, music_floor) else "predicted"
-    return ScanResult(**base, status=status, prediction=prediction)
+    if not_music is None:
+        not_music = is_not_music(prediction, music_floor)
+    return ScanResult(**base, status="not-music" if not_music else "predicted", prediction=prediction)
 
 
 def is_not_music(prediction: Prediction, floor: float | None) -> bool:

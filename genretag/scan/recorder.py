@@ -127,18 +127,16 @@ class StoreRecorder:
 
 def _from_entry(entry, provenance: str | None, *, path: Path) -> ScanResult:
     """A stored prediction of the file at ``path`` as the pipeline would have produced it
-    (``skipped`` if the model ``provenance`` names tagged the file)."""
-    from genretag.scan import Prediction, ScanResult
+    (``skipped``, with its prediction, if the model ``provenance`` names tagged the file; ``not-music`` as
+    the store recorded it)."""
+    from genretag.scan import Prediction, TrackFeatures, as_result
 
-    base = {"path": path, "previous": entry.previous, "provenance": entry.provenance,
-            "identity": entry.identity, "error": entry.error, "tags": entry.tags}
-    if entry.status == "silent":
-        return ScanResult(**base, status="silent")
-    if entry.status == "kept":
-        return ScanResult(**base, status="kept")
-    prediction = Prediction(path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores,
-                            entry.music)
-    if entry.status == "not-music":
-        return ScanResult(**base, status="not-music", prediction=prediction)
-    status = "skipped" if provenance is not None and entry.provenance == provenance else "predicted"
-    return ScanResult(**base, status=status, prediction=prediction)
+    if entry.status in ("silent", "kept", "not-music"):
+        status = "ok" if entry.status == "not-music" else entry.status
+    else:
+        status = "skipped" if provenance is not None and entry.provenance == provenance else "ok"
+    track = TrackFeatures(path, status, genres=entry.previous, provenance=entry.provenance, error=entry.error,
+                          identity=entry.identity, tags=entry.tags)
+    prediction = None if status in ("silent", "kept") else Prediction(
+        path, entry.labels, entry.probabilities, entry.windows, entry.styles, entry.style_scores, entry.music)
+    return as_result(track, prediction, not_music=entry.status == "not-music")

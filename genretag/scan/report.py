@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from genretag.discover import is_audio
 from genretag.errors import GenretagError, UsageError, os_reason
@@ -150,46 +150,87 @@ def _looks_like_audio(path: Path) -> bool:
     return head.startswith(_AUDIO_MAGIC) or head[4:8] == b"ftyp" or mp3_frame
 
 
+class RowSink(Protocol):
+    """Another output of the same rows (the Ray engine's Parquet dataset): ``add(row, result)`` takes a
+    :func:`report_row` and its result, ``close()`` writes what it still holds."""
+
+    def add(self, row: dict[str, Any], result: ScanResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class ReportWriter:
-    """Streams results to CSV and/or JSON Lines, flushed per row so an
-    interrupted run leaves complete, valid files."""
+    """Streams results to CSV and/or JSON Lines, flushed per row so an interrupted run leaves complete,
+    valid files: the one writer of ``scan --csv/--json``, ``apply`` and the Ray engine. Use as a context
+    manager, or call :meth:`close`.
+
+    ``done`` (resuming, the Ray engine: the paths each output already holds, by name ``json`` / ``csv`` /
+    ``parquet``): the reports are appended to instead of replaced (a JSON Lines file cut short by a kill is
+    first trimmed back to its last complete line; the CSV gets its header only when new), and a row for a
+    path an output already holds is not written to it again. ``also``: another output of the same rows
+    (the Parquet dataset), named ``parquet`` in ``done`` and closed with the rest.
+    """
 
     def __init__(self, *, csv_path: Path | None, json_path: Path | None, top_k: int, model_id: str = "",
-                 styles: Sequence[Style] = ()) -> None:
+                 styles: Sequence[Style] = (), done: Mapping[str, Collection[str]] | None = None,
+                 also: RowSink | None = None) -> None:
         """``styles``: the model card's; the CSV gets the :data:`STYLE_COLUMN` and the JSON rows their scores."""
         self.top_k = top_k
         self.model_id = model_id
         self.styles = tuple(styles)
+        self._done = done or {}
         self._files: list[IO[str]] = []
         self._paths: dict[int, Path] = {}
         self._csv = self._json = None
-        if csv_path is not None:
-            fh = self._open(csv_path, errors="surrogateescape")
-            self._csv = csv.DictWriter(fh, fieldnames=report_columns(self.styles), extrasaction="ignore")
-            self._guarded(fh, self._csv.writeheader)
-        if json_path is not None:
-            self._json = self._open(json_path, errors="backslashreplace")
-
-    def _open(self, path: Path, *, errors: str) -> IO[str]:
+        self._csv_file: IO[str] | None = None
+        self._also = also
+        appending = done is not None
         try:
-            fh = open(path, "w", encoding="utf-8", errors=errors, newline="")
-        except OSError as exc:
+            if csv_path is not None:
+                fresh = not appending or not Path(csv_path).is_file() or Path(csv_path).stat().st_size == 0
+                self._csv_file = self._open(csv_path, errors="surrogateescape", append=appending)
+                self._csv = csv.DictWriter(self._csv_file, fieldnames=report_columns(self.styles),
+                                           extrasaction="ignore")
+                if fresh:
+                    self._guarded(self._csv_file, self._csv.writeheader)
+            if json_path is not None:
+                self._json = self._open(json_path, errors="backslashreplace", append=appending, trim=appending)
+        except BaseException:
             self.close()
+            raise
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self, path: Path, *, errors: str, append: bool, trim: bool = False) -> IO[str]:
+        try:
+            if trim:
+                trim_partial_line(Path(path))
+            fh = open(path, "a" if append else "w", encoding="utf-8", errors=errors, newline="")
+        except OSError as exc:
             raise GenretagError(f"cannot write report: {os_reason(exc)}", path) from exc
         self._files.append(fh)
-        self._paths[id(fh)] = path
+        self._paths[id(fh)] = Path(path)
         return fh
 
-    def write(self, result: ScanResult) -> None:
-        """Append one row to each report and flush it. Raises :class:`GenretagError` naming the
-        report when it can't be written (a full disk...)."""
+    def write(self, result: ScanResult, *, path: str | None = None) -> None:
+        """Append one row to each report that lacks it and flush it. ``path``: the row's path when it is not
+        ``result.path`` (an object-store URI). Raises :class:`GenretagError` naming the report when it can't
+        be written (a full disk...)."""
         row = report_row(result, top_k=self.top_k, model_id=self.model_id, styles=self.styles)
-        if self._csv is not None:
+        if path is not None:
+            row["path"] = path
+        if self._csv is not None and row["path"] not in self._done.get("csv", ()):
             flat = csv_row(row, result, styles=self.styles)
-            self._guarded(self._files[0], lambda: self._csv.writerow(flat))
-        if self._json is not None:
+            self._guarded(self._csv_file, lambda: self._csv.writerow(flat))
+        if self._json is not None and row["path"] not in self._done.get("json", ()):
             line = json.dumps(row, ensure_ascii=False) + "\n"
             self._guarded(self._json, lambda: self._json.write(line))
+        if self._also is not None and row["path"] not in self._done.get("parquet", ()):
+            self._also.add(row, result)
 
     def _guarded(self, fh: IO[str], step) -> None:
         try:
@@ -199,10 +240,41 @@ class ReportWriter:
             raise GenretagError(f"cannot write report: {os_reason(exc)}", self._paths[id(fh)]) from exc
 
     def close(self) -> None:
-        """Close every report; a failure to flush the last bytes is ignored (each row was flushed)."""
-        for fh in self._files:
-            try:
-                fh.close()
-            except OSError:
-                pass
-        self._files.clear()
+        """Close every report (``also`` first: it may still write); a failure to flush the last bytes of a
+        report is ignored (each row was flushed)."""
+        also, self._also = self._also, None
+        try:
+            if also is not None:
+                also.close()
+        finally:
+            for fh in self._files:
+                try:
+                    fh.close()
+                except OSError:
+                    pass
+            self._files.clear()
+
+
+def trim_partial_line(path: Path) -> None:
+    """Cut a JSON Lines file back to its last complete line (a run killed mid-write leaves half a row)."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        data_end = size
+        step = 1 << 16
+        while data_end > 0:
+            start = max(0, data_end - step)
+            fh.seek(start)
+            chunk = fh.read(data_end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(start + cut + 1)
+                return
+            data_end = start
+        fh.truncate(0)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from genretag.config import FeatureConfig, default_jobs
+from genretag.config import FeatureConfig, default_jobs, user_folder
 from genretag.errors import DecodeError
 from genretag.files import replace_atomically
 from genretag.scan.pool import run_pool
@@ -42,8 +41,7 @@ class ClipFeatures:
 
 
 def cache_dir_default() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "genretag" / "features"
+    return user_folder("cache") / "features"
 
 
 def clip_mel(path: Path, *, config: FeatureConfig, max_seconds: float) -> tuple[np.ndarray, float]:
