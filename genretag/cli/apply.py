@@ -8,7 +8,31 @@ from typing import Optional
 import typer
 
 import genretag
-from genretag.cli import options as O
+from genretag.cli.options import (
+    Group,
+    WriteTo,
+    choice,
+    CONFIG,
+    CSV,
+    DRY_RUN,
+    GENRE_MAP,
+    GROUP,
+    ID3V23,
+    ID3V23_SEP,
+    JSON,
+    KEEP_MTIME,
+    MERGE,
+    MIN_CONFIDENCE,
+    NEXT_MIN_CONFIDENCE,
+    NO_STORE,
+    OVERWRITE,
+    QUIET,
+    STORE,
+    STYLES,
+    TOP_K,
+    VERBOSE,
+    WRITE_TO_FIELD,
+)
 from genretag.cli.common import audio_files, err, out, store_path, warn_without_styles
 from genretag.cli.settings import run_inputs
 from genretag.cli.tally import Reports, tag_and_report
@@ -23,26 +47,26 @@ def apply(
                                          help="A JSON Lines report of 'scan --json' (reviewed), or audio files and "
                                               "folders whose stored predictions to apply."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model whose stored predictions to apply."),
-    dry_run: bool = O.DRY_RUN,
-    csv_path: Optional[Path] = O.CSV,
-    json_path: Optional[Path] = O.JSON,
-    top_k: int = O.TOP_K,
-    min_confidence: Optional[float] = O.MIN_CONFIDENCE,
-    next_min_confidence: Optional[float] = O.NEXT_MIN_CONFIDENCE,
-    genre_map: Optional[Path] = O.GENRE_MAP,
-    overwrite: bool = O.OVERWRITE,
-    id3v23: bool = O.ID3V23,
-    id3v23_sep: str = O.ID3V23_SEP,
-    styles: bool = O.STYLES,
-    group: O.Group = O.GROUP,
-    write_to: O.WriteTo = O.WRITE_TO_FIELD,
-    merge: bool = O.MERGE,
-    keep_mtime: bool = O.KEEP_MTIME,
-    quiet: bool = O.QUIET,
-    verbose: bool = O.VERBOSE,
-    store: Optional[Path] = O.STORE,
-    no_store: bool = O.NO_STORE,
-    config: Optional[Path] = O.CONFIG,
+    dry_run: bool = DRY_RUN,
+    csv_path: Optional[Path] = CSV,
+    json_path: Optional[Path] = JSON,
+    top_k: int = TOP_K,
+    min_confidence: Optional[float] = MIN_CONFIDENCE,
+    next_min_confidence: Optional[float] = NEXT_MIN_CONFIDENCE,
+    genre_map: Optional[Path] = GENRE_MAP,
+    overwrite: bool = OVERWRITE,
+    id3v23: bool = ID3V23,
+    id3v23_sep: str = ID3V23_SEP,
+    styles: bool = STYLES,
+    group: Group = GROUP,
+    write_to: WriteTo = WRITE_TO_FIELD,
+    merge: bool = MERGE,
+    keep_mtime: bool = KEEP_MTIME,
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+    store: Optional[Path] = STORE,
+    no_store: bool = NO_STORE,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Write genres from predictions already made, without decoding again.
 
@@ -57,7 +81,7 @@ def apply(
     options = ScanOptions(
         top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
         genre_map=genretag.read_genre_map(genre_map) if genre_map else {}, overwrite=overwrite, dry_run=dry_run,
-        id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=O.choice(group), write_to=O.choice(write_to),
+        id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=choice(group), write_to=choice(write_to),
         merge=merge, keep_mtime=keep_mtime)
     console, stderr = out(), err()
     reports = [s for s in sources if s.suffix.lower() in REPORT_SUFFIXES]

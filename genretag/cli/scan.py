@@ -14,13 +14,38 @@ from typing import Optional
 import typer
 
 import genretag
-from genretag.cli import options as O
+from genretag.cli.options import (
+    Group,
+    WriteTo,
+    choice,
+    CONFIG,
+    CSV,
+    DRY_RUN,
+    GENRE_MAP,
+    GROUP,
+    ID3V23,
+    ID3V23_SEP,
+    JSON,
+    KEEP_MTIME,
+    MERGE,
+    MIN_CONFIDENCE,
+    MODEL,
+    NEXT_MIN_CONFIDENCE,
+    NO_STORE,
+    OVERWRITE,
+    QUIET,
+    STORE,
+    STYLES,
+    TOP_K,
+    VERBOSE,
+    WRITE_TO_FIELD,
+)
 from genretag.cli.common import audio_files, err, out, store_path, warn_without_styles
 from genretag.cli.settings import run_inputs
 from genretag.cli.tally import Reports, tag_and_report
 from genretag.config import ENGINES, MAX_BATCH_SIZE, ScanOptions
 
-D = ScanOptions()
+DEFAULTS = ScanOptions()
 
 
 def _known_engine(value: str) -> str:
@@ -32,33 +57,33 @@ def _known_engine(value: str) -> str:
 
 def scan(
     paths: list[str] = typer.Argument(..., help="Audio files and folders (walked recursively)."),
-    model: str = O.MODEL,
-    dry_run: bool = O.DRY_RUN,
-    csv_path: Optional[Path] = O.CSV,
-    json_path: Optional[Path] = O.JSON,
-    top_k: int = O.TOP_K,
-    min_confidence: Optional[float] = O.MIN_CONFIDENCE,
-    next_min_confidence: Optional[float] = O.NEXT_MIN_CONFIDENCE,
-    genre_map: Optional[Path] = O.GENRE_MAP,
-    overwrite: bool = O.OVERWRITE,
-    force: bool = typer.Option(D.force, "--force", help="Re-tag files this model already tagged."),
-    id3v23: bool = O.ID3V23,
-    id3v23_sep: str = O.ID3V23_SEP,
-    styles: bool = O.STYLES,
-    group: O.Group = O.GROUP,
-    write_to: O.WriteTo = O.WRITE_TO_FIELD,
-    merge: bool = O.MERGE,
-    keep_mtime: bool = O.KEEP_MTIME,
-    windows: int = typer.Option(D.windows, "--windows", "-w", min=1, help="3-s windows listened to per track."),
-    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, max=MAX_BATCH_SIZE,
+    model: str = MODEL,
+    dry_run: bool = DRY_RUN,
+    csv_path: Optional[Path] = CSV,
+    json_path: Optional[Path] = JSON,
+    top_k: int = TOP_K,
+    min_confidence: Optional[float] = MIN_CONFIDENCE,
+    next_min_confidence: Optional[float] = NEXT_MIN_CONFIDENCE,
+    genre_map: Optional[Path] = GENRE_MAP,
+    overwrite: bool = OVERWRITE,
+    force: bool = typer.Option(DEFAULTS.force, "--force", help="Re-tag files this model already tagged."),
+    id3v23: bool = ID3V23,
+    id3v23_sep: str = ID3V23_SEP,
+    styles: bool = STYLES,
+    group: Group = GROUP,
+    write_to: WriteTo = WRITE_TO_FIELD,
+    merge: bool = MERGE,
+    keep_mtime: bool = KEEP_MTIME,
+    windows: int = typer.Option(DEFAULTS.windows, "--windows", "-w", min=1, help="3-s windows listened to per track."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1, max=MAX_BATCH_SIZE,
                                    help=f"Windows per model batch (at most {MAX_BATCH_SIZE}: memory grows with it)."),
-    jobs: int = typer.Option(D.jobs, "--jobs", "-j", min=0, help="Decode worker processes (0: decode inline, for debugging)."),
-    timeout: float = typer.Option(D.timeout, "--timeout", min=1.0, help="Seconds one file may take to decode."),
-    quiet: bool = O.QUIET,
-    verbose: bool = O.VERBOSE,
-    store: Optional[Path] = O.STORE,
-    no_store: bool = O.NO_STORE,
-    config: Optional[Path] = O.CONFIG,
+    jobs: int = typer.Option(DEFAULTS.jobs, "--jobs", "-j", min=0, help="Decode worker processes (0: decode inline, for debugging)."),
+    timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", min=1.0, help="Seconds one file may take to decode."),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+    store: Optional[Path] = STORE,
+    no_store: bool = NO_STORE,
+    config: Optional[Path] = CONFIG,
     engine: str = typer.Option(ENGINES[0], "--engine", callback=_known_engine,
                                help="local: this machine's pool. ray: the same stages on Ray "
                                "Data (pip install 'genretag\\[ray]'); writes no tags (implies --dry-run): "
@@ -81,8 +106,8 @@ def scan(
     options = ScanOptions(
         top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
         genre_map=genretag.read_genre_map(genre_map) if genre_map else {}, overwrite=overwrite, force=force,
-        dry_run=dry_run, id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=O.choice(group),
-        write_to=O.choice(write_to), merge=merge, keep_mtime=keep_mtime, windows=windows, batch_size=batch_size,
+        dry_run=dry_run, id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=choice(group),
+        write_to=choice(write_to), merge=merge, keep_mtime=keep_mtime, windows=windows, batch_size=batch_size,
         jobs=jobs, timeout=timeout,
         predict_kept_files=bool(csv_path or json_path))  # a file that keeps its genre is decoded only for a report
     if engine != "local" or ray_address is not None:  # genretag/cli/scan_ray.py: the Ray engine's front end

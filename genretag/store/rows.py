@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class Entry:
     path: Path
     model: str
     identity: Identity
-    status: str
+    status: StoredStatus
     """``predicted``, ``not-music``, ``silent``, ``failed`` or ``kept``."""
     labels: tuple[str, ...]
     probabilities: np.ndarray | None
@@ -95,8 +95,9 @@ def tags_json(tags: TagState | None) -> str | None:
     return None if tags is None else json.dumps(dataclasses.asdict(tags))
 
 
-STATUSES = ("predicted", "not-music", "silent", "failed", "kept")
-"""The statuses a row may hold."""
+StoredStatus = Literal["predicted", "not-music", "silent", "failed", "kept"]
+"""The statuses a row may hold (stored as text)."""
+STATUSES: tuple[str, ...] = get_args(StoredStatus)
 
 
 def as_text(value: object) -> str:
