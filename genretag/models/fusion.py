@@ -1,6 +1,6 @@
 """A genre model that hears each window twice: a musicnn genre head and the AudioSet network.
 
-Model 4.0 fuses two opinions per window (``genretag/models/README`` and the model card say how
+The default model fuses two opinions per window (the model card, ``docs/model-card.md``, says how
 each was chosen):
 
 - a genre head on musicnn (pretrained on the Million Song Dataset; the head learned genretag's
