@@ -57,9 +57,10 @@ YAMNET_PATCH_FRAMES = 96  # 0.96 s
 YAMNET_PATCH_HOP = 48  # 0.48 s
 """YAMNet's input (:func:`genretag.features.yamnet_log_mel`): 64 HTK mel bands (125-7500 Hz) of the magnitude
 STFT of 16 kHz audio, ``log(mel + 0.001)``, cut into patches of 96 frames every 48."""
-YAMNET_PATCH_CHOICES: tuple[int, ...] = (1, 5)
+YAMNET_PATCH_CHOICES: tuple[int, ...] = (1, 3, 5)
 """How many of a window's YAMNet patches a fused model hears (:attr:`FeatureConfig.yamnet_patches`): 1, the
-middle one (frames 96-191 of 296: a fifth of YAMNet's work), or 5, every patch of a 2.976-s window."""
+middle one (frames 96-191 of 296: a fifth of YAMNet's work); 3, every other one (patches 0, 2, 4: frames 0-95,
+96-191, 192-287, side by side, each frame heard once); or 5, every patch of a 2.976-s window (each frame twice)."""
 YAMNET_GAIN = 4.1
 """Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
 (``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
@@ -104,7 +105,8 @@ class FeatureConfig:
     audio this config's log-mel is made from, as decoded (not levelled), stacked beneath the rest."""
     yamnet_patches: int = 5
     """How many 0.96-s patches of the window YAMNet scores (:data:`YAMNET_PATCH_CHOICES`): 5, all of a
-    2.976-s window's, their scores averaged; 1, the middle one. The window carries the same log-mel either way;
+    2.976-s window's, their scores averaged; 3, every other one (0, 2, 4: not overlapping), averaged; 1, the
+    middle one (:attr:`yamnet_heard`). The window carries the same log-mel either way;
     the fused network cuts the patches (:func:`genretag.models.fusion.yamnet_scores`)."""
 
     def __post_init__(self) -> None:
@@ -136,8 +138,8 @@ class FeatureConfig:
         if self.yamnet_rate and self.yamnet_frames < YAMNET_PATCH_FRAMES:
             raise ValueError("yamnet_rate needs windows of at least 0.975 s (one YAMNet patch)")
         if type(self.yamnet_patches) is not int or self.yamnet_patches not in YAMNET_PATCH_CHOICES:
-            raise ValueError(f"yamnet_patches must be 1 or 5, got {self.yamnet_patches!r}")
-        if self.yamnet_rate and self.yamnet_patches > self.yamnet_patch_count:
+            raise ValueError(f"yamnet_patches must be 1, 3 or 5, got {self.yamnet_patches!r}")
+        if self.yamnet_rate and len(self.yamnet_heard) < self.yamnet_patches:
             raise ValueError(f"yamnet_patches {self.yamnet_patches} needs windows of at least 2.895 s "
                              f"(this window holds {self.yamnet_patch_count})")
 
@@ -172,6 +174,16 @@ class FeatureConfig:
         """YAMNet patches of 0.96 s every 0.48 s that fit in one window: ``1 + (yamnet_frames - 96) // 48``
         (5 for 2.976 s); :attr:`yamnet_patches` says how many of them a model hears."""
         return 1 + (self.yamnet_frames - YAMNET_PATCH_FRAMES) // YAMNET_PATCH_HOP
+
+    @property
+    def yamnet_heard(self) -> tuple[int, ...]:
+        """The patches YAMNet scores, by index (patch ``j`` is frames ``48 j`` to ``48 j + 95``): every one for
+        :attr:`yamnet_patches` 5 (0-4 of a 2.976-s window), every other one for 3 (0, 2, 4: side by side, no
+        frame twice), the middle one for 1 (2)."""
+        count = self.yamnet_patch_count
+        if self.yamnet_patches == 1:
+            return (count // 2,)
+        return tuple(range(0, count, 2 if self.yamnet_patches == 3 else 1))
 
     @property
     def yamnet_row(self) -> int:

@@ -249,16 +249,21 @@ def test_yamnet_patches_in_the_card_and_its_checks():
     from genretag.config import FeatureConfig
 
     config = _fused_config()
-    one = replace(config, yamnet_patches=1)
+    one, three = replace(config, yamnet_patches=1), replace(config, yamnet_patches=3)
     assert config.yamnet_patches == 5 and config.yamnet_patch_count == 5
+    assert (config.yamnet_heard, three.yamnet_heard, one.yamnet_heard) == ((0, 1, 2, 3, 4), (0, 2, 4), (2,))
     assert "yamnet_patches" not in config.to_dict()  # the default: cards built before it read the same
     assert one.to_dict()["yamnet_patches"] == 1 and FeatureConfig.from_dict(one.to_dict()) == one
-    assert one.patch_shape == config.patch_shape  # the window carries the same log-mel either way
-    for bad in (0, 2, 3, True, 1.0):
-        with pytest.raises(ValueError, match=f"yamnet_patches must be 1 or 5, got {bad!r}"):
+    assert three.to_dict()["yamnet_patches"] == 3 and FeatureConfig.from_dict(three.to_dict()) == three
+    assert one.patch_shape == three.patch_shape == config.patch_shape  # the window carries the same log-mel
+    for bad in (0, 2, 4, True, 1.0, 3.0):
+        with pytest.raises(ValueError, match=f"yamnet_patches must be 1, 3 or 5, got {bad!r}"):
             replace(config, yamnet_patches=bad)
     with pytest.raises(ValueError, match="yamnet_patches 5 needs windows of at least 2.895 s"):
         replace(config, window_seconds=2.0)
+    # patches 0, 2 and 4 need all five: a 2.0-s window holds 3 (0-2), so it would hear only 0 and 2
+    with pytest.raises(ValueError, match=r"yamnet_patches 3 needs windows of at least 2.895 s \(this window holds 3\)"):
+        replace(three, window_seconds=2.0)
     assert replace(one, window_seconds=2.0).yamnet_patch_count == 3  # one patch fits a shorter window
 
 
@@ -271,15 +276,17 @@ def test_a_card_with_another_patch_count_is_refused(tmp_path):
 
     data = json.loads((BUNDLED_DIR / "default" / "card.json").read_text())
     data["features"].update(yamnet_rate=YAMNET_RATE, yamnet_patches=2)
-    with pytest.raises(ModelError, match="malformed card.json: yamnet_patches must be 1 or 5, got 2"):
+    with pytest.raises(ModelError, match="malformed card.json: yamnet_patches must be 1, 3 or 5, got 2"):
         ModelCard.from_dict(data, tmp_path / "card.json")
-    data["features"]["yamnet_patches"] = 1
-    assert ModelCard.from_dict(data, tmp_path / "card.json").features.yamnet_patches == 1
+    for count in (1, 3):
+        data["features"]["yamnet_patches"] = count
+        assert ModelCard.from_dict(data, tmp_path / "card.json").features.yamnet_patches == count
 
 
 def test_one_yamnet_patch_is_the_middle_one(network, tmp_path):
     """With ``yamnet_patches=1`` YAMNet hears frames 96-191 of the window only: its scores are the network's on
-    that patch, not the average of the five, and the choice survives save and load."""
+    that patch, not the average of the five, and the choice survives save and load. With 3 it hears patches 0, 2
+    and 4 (frames 0-95, 96-191, 192-287), averaged."""
     from dataclasses import replace
 
     import keras
@@ -288,7 +295,7 @@ def test_one_yamnet_patch_is_the_middle_one(network, tmp_path):
     from genretag.models.fusion import register_layers, yamnet_scores
 
     config = _fused_config()
-    one = replace(config, yamnet_patches=1)
+    one, three = replace(config, yamnet_patches=1), replace(config, yamnet_patches=3)
     # a voice-like chirp train in the middle second, a low hum around it: the patches disagree
     seg16 = _tone(2.976, hz=110.0)
     middle = slice(int(0.96 * YAMNET_RATE), int(1.92 * YAMNET_RATE))
@@ -302,12 +309,15 @@ def test_one_yamnet_patch_is_the_middle_one(network, tmp_path):
 
     got_one = np.asarray(scorer(one).predict_on_batch(windows))
     got_all = np.asarray(scorer(config).predict_on_batch(windows))
+    got_three = np.asarray(scorer(three).predict_on_batch(windows))
     patches = yamnet_patches(yamnet_log_mel(seg16[None]))  # [1, 5, 96, 64]
     logits = np.asarray(network.predict_on_batch(patches.reshape(-1, 96, 64))[0])
     scores = 1.0 / (1.0 + np.exp(-logits))
     np.testing.assert_allclose(got_one[0], scores[2], atol=1e-5)
     np.testing.assert_allclose(got_all[0], scores.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(got_three[0], scores[[0, 2, 4]].mean(axis=0), atol=1e-5)
     assert np.abs(got_one - got_all).max() > 0.05  # the outer patches were heard differently
+    assert np.abs(got_three - got_all).max() > 0.01 and np.abs(got_three - got_one).max() > 0.05
 
     model = scorer(one)
     model.save(tmp_path / "one.keras")
@@ -315,3 +325,8 @@ def test_one_yamnet_patch_is_the_middle_one(network, tmp_path):
     loaded = keras.saving.load_model(tmp_path / "one.keras", compile=False, safe_mode=True)
     np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(windows)), got_one, atol=1e-6)
     assert [layer.name for layer in loaded.layers if layer.name.startswith("yamnet_patch")] == ["yamnet_patch2"]
+    scorer(three).save(tmp_path / "three.keras")
+    loaded = keras.saving.load_model(tmp_path / "three.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(windows)), got_three, atol=1e-6)
+    assert [layer.name for layer in loaded.layers if layer.name.startswith("yamnet_patch")] == [
+        "yamnet_patch0", "yamnet_patch2", "yamnet_patch4"]

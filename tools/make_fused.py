@@ -1,6 +1,6 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1]] [--pooling geometric --name genretag-default --version 4.0]
+    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1|3]] [--pooling geometric --name genretag-default --version 4.0]
 
 ``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model 2.0's, whose
 weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``), or a fused bundle, whose
@@ -13,7 +13,8 @@ calibration and runtime: run ``tools/calibrate.py OUT`` and ``tools/export_runti
 after, then ``tools/check_sources.py --bundle new=OUT`` to judge it. ``--yamnet-weight`` adds YAMNet
 (AudioSet, ``genretag.models.yamnet``) as a third expert with that weight (the head gets ``1 - weight -
 yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's ``yamnet_rate``);
-``--yamnet-patches 1`` has it hear only the window's middle 0.96-s patch (the card's ``yamnet_patches``).
+``--yamnet-patches 1`` has it hear only the window's middle 0.96-s patch, ``3`` every other one (0, 2, 4: side by
+side, not overlapping; the card's ``yamnet_patches``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+HEARD = {5: "averaged over the window's 0.96-s patches (5)",
+         3: "averaged over the window's 3 side-by-side 0.96-s patches (0, 2, 4 of 5)",
+         1: "of the window's middle 0.96-s patch (1 of 5)"}
+"""What YAMNet hears per window, by ``--yamnet-patches``, for the card's ``fusion.yamnet_network.q``."""
 
 
 def main() -> None:
@@ -45,7 +51,8 @@ def main() -> None:
     parser.add_argument("--yamnet-weight", type=float, default=0.0,
                         help="w_y: YAMNet as a third expert, softmax((1 - w - w_y) log p + w log q + w_y log q_y)")
     parser.add_argument("--yamnet-patches", type=int, choices=YAMNET_PATCH_CHOICES, default=YAMNET_PATCH_CHOICES[-1],
-                        help="YAMNet patches of 0.96 s per window: 5 (all, averaged) or 1 (the middle one)")
+                        help="YAMNet patches of 0.96 s per window: 5 (all, averaged), 3 (0, 2, 4: not overlapping, "
+                             "averaged) or 1 (the middle one)")
     parser.add_argument("--pooling", choices=("mean", "geometric"), default="geometric",
                         help="how scan combines a track's windows (geometric: the softmax of their mean log-probabilities)")
     parser.add_argument("--name", default="genretag-default")
@@ -91,8 +98,8 @@ def main() -> None:
         "q": "each label's largest AudioSet class probability (sigmoid), renormalised by the softmax",
         "command": f"python tools/make_fused.py {args.head} {args.out} --weight {args.weight} "
                    + (f"--yamnet-weight {args.yamnet_weight} " if args.yamnet_weight else "")
-                   + (f"--yamnet-patches {args.yamnet_patches} " if args.yamnet_weight and args.yamnet_patches == 1
-                      else "")
+                   + (f"--yamnet-patches {args.yamnet_patches} "
+                      if args.yamnet_weight and args.yamnet_patches != YAMNET_PATCH_CHOICES[-1] else "")
                    + f"--pooling {args.pooling} --name {args.name} --version {args.version}",
     }
     if args.yamnet_weight:
@@ -102,11 +109,8 @@ def main() -> None:
         fusion["yamnet_network"] = {"name": "YAMNet (AudioSet, 521 classes; Coral's 8-bit tflite, run in float32)",
                                     "licence": "Apache-2.0", "source_sha256": yamnet.SOURCE_SHA256,
                                     "converted_with": "tools/convert_yamnet.py",
-                                    "q": ("each label's largest class score, YAMNet's sigmoid scores averaged over "
-                                          "the window's 0.96-s patches (5), the same mapping"
-                                          if args.yamnet_patches > 1 else
-                                          "each label's largest class score, YAMNet's sigmoid scores of the "
-                                          "window's middle 0.96-s patch (1 of 5), the same mapping")}
+                                    "q": "each label's largest class score, YAMNet's sigmoid scores "
+                                         + HEARD[args.yamnet_patches] + ", the same mapping"}
     architecture = "musicnn+efficientat+yamnet" if args.yamnet_weight else "musicnn+efficientat"
     new = replace(card, name=args.name, version=args.version, architecture=architecture,
                   features=features, sha256=sha256_file(args.out / "model.keras"),

@@ -19,7 +19,7 @@ AudioSet's ``Music`` and its singing classes (:data:`MUSIC_CLASSES`). Pure Keras
 A third expert is optional (``yamnet_weight``; not in a shipped model yet): YAMNet (:mod:`genretag.models.yamnet`)
 on its own log-mel of the window's 16 kHz audio, beneath EfficientAT's in the patch
 (:attr:`~genretag.config.FeatureConfig.yamnet_rate`), its scores averaged over the window's 0.96-s patches
-(or the middle one alone: ``yamnet_patches``) and mapped the same way: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log q_y)``.
+(every other one, or the middle one alone: ``yamnet_patches``) and mapped the same way: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log q_y)``.
 """
 
 from __future__ import annotations
@@ -254,8 +254,9 @@ def yamnet_membership(labels: tuple[str, ...]) -> np.ndarray:
 def yamnet_scores(patch, features: FeatureConfig, network=None):
     """``patch``: the model input reshaped ``[b, rows, frames, 1]`` -> YAMNet's scores ``[b, 521]``: its log-mel
     rows (from ``features.yamnet_row``) cut into patches of 0.96 s every 0.48 s (5 in a 2.976-s window), each
-    through YAMNet (one network, shared), the sigmoid scores averaged over the patches; with
-    ``features.yamnet_patches == 1`` only the middle patch (frames 96-191 of 296)."""
+    through YAMNet (one network, shared), the sigmoid scores averaged over the patches; only the patches of
+    ``features.yamnet_heard``: with ``yamnet_patches`` 3 patches 0, 2 and 4 (frames 0-95, 96-191, 192-287: no
+    overlap), with 1 the middle patch (frames 96-191 of 296)."""
     from keras import layers
 
     from genretag.config import YAMNET_MELS, YAMNET_PATCH_FRAMES, YAMNET_PATCH_HOP
@@ -267,10 +268,8 @@ def yamnet_scores(patch, features: FeatureConfig, network=None):
                                (0, frames - features.yamnet_frames)), name="yamnet_rows")(patch)
     bands = layers.Reshape((YAMNET_MELS, features.yamnet_frames), name="yamnet_bands")(bands)
     logmel = layers.Permute((2, 1), name="yamnet_frames")(bands)  # [b, frames, 64], YAMNet's layout
-    count = features.yamnet_patch_count
-    chosen = range(count) if features.yamnet_patches > 1 else [count // 2]
     scores = []
-    for j in chosen:
+    for j in features.yamnet_heard:
         start = j * YAMNET_PATCH_HOP
         cut = layers.Cropping1D((start, features.yamnet_frames - start - YAMNET_PATCH_FRAMES),
                                 name=f"yamnet_patch{j}")(logmel)
