@@ -21,7 +21,7 @@ pytest.importorskip("beets")
 mediafile = pytest.importorskip("mediafile")
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_ID = "genretag-default 4.1"
+MODEL_ID = "genretag-default 4.2"
 CLIPS = {  # album -> clips of ../shared/corpus; the rock clip is outvoted by the album's two electronic ones
     "A": ["emotify/electronic/1.mp3", "emotify/electronic/10.mp3", "emotify/rock/1.mp3"],
     "B": ["emotify/classical/1.mp3", "emotify/classical/100.mp3"],
