@@ -2,9 +2,9 @@
 stage of a scan hands on (:class:`ScanResult`, with its :data:`Status`).
 
 Pure: nothing here reads or writes a file. The options are :class:`~genretag.config.DecisionOptions` (a scan's
-:attr:`~genretag.config.ScanOptions.decision`): no decoding, pipeline or tag-format option reaches here. Writing the decision into the file is
-:mod:`genretag.scan.writing`'s, a separate call so a caller can decide in one place and write in
-another (review a dry run, then write).
+:attr:`~genretag.config.ScanOptions.decision`): no decoding, pipeline or tag-format option reaches here. Writing
+the decision into the file is :mod:`genretag.scan.writing`'s, a separate call so a caller can decide in one place
+and write in another (review a dry run, then write).
 """
 
 from __future__ import annotations

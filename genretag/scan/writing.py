@@ -38,11 +38,12 @@ def write(result: ScanResult, *, model_id: str, decision: DecisionOptions = Deci
     ``model_id`` goes into the provenance field, with which field was written and its values, what the
     genre field held before genretag first wrote it (for ``genretag undo``) and, when ``reviewed`` (the
     genres are a person's review), that it was reviewed (:mod:`genretag.tags.provenance`). Whether the file
-    keeps its genre is decided again (``decision``'s keep rule) on its tags as they are at write time (read under the write's lock, see
-    :func:`at_write_time`), never on what was read earlier or stored: a file that gained a genre since comes back ``kept``, and one that
-    is no longer the file predicted (``result.identity``: replaced, or edited) ``failed``. Returns the
-    result as ``tagged``, ``kept``, or ``failed`` with the reason (the file is then as it was). ``writing``: the
-    ID3 version and separator, the modification time (``dry_run`` is the caller's: this writes).
+    keeps its genre is decided again (``decision``'s keep rule) on its tags as they are at write time (read
+    under the write's lock, see :func:`at_write_time`), never on what was read earlier or stored: a file that
+    gained a genre since comes back ``kept``, and one that is no longer the file predicted (``result.identity``:
+    replaced, or edited) ``failed``. Returns the result as ``tagged``, ``kept``, or ``failed`` with the reason
+    (the file is then as it was). ``writing``: the ID3 version and separator, the modification time
+    (``dry_run`` is the caller's: this writes).
     """
     from genretag.tags import Plan, write_genre
     from genretag.tags.provenance import after_write
@@ -96,8 +97,8 @@ def at_write_time(result: ScanResult, state: TagState, decision: DecisionOptions
 def skip_if_unchanged(result: ScanResult, *, model_id: str, field: str, id3v23: bool) -> ScanResult:
     """A ``would-tag`` result becomes ``skipped`` when a write would change nothing but the file's inode and
     modification time: its file, read now, is still the one predicted (``result.identity``) and already holds
-    exactly its genres in the field to write (``field``; and no v2.4 ID3 tag to convert with ``id3v23``), with the provenance the write would record (written by
-    ``model_id``, genretag's own values, not a review: see
+    exactly its genres in the field to write (``field``; and no v2.4 ID3 tag to convert with ``id3v23``), with
+    the provenance the write would record (written by ``model_id``, genretag's own values, not a review: see
     :func:`~genretag.tags.provenance.rewrite_changes_nothing`). A file with a review in the store (``--overwrite``
     named it) is written, which ends the review. Anything else is left to :func:`write`, whose keep rule and
     identity check run under the write's lock. (``apply`` from the store decides again for files this model
