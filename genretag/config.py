@@ -313,7 +313,8 @@ class DecisionOptions:
     def __post_init__(self) -> None:
         _check((
             (1 <= self.top_k, "top-k must be at least 1"),
-            (self.min_confidence is None or 0.0 <= self.min_confidence <= 1.0, "min-confidence must be between 0 and 1"),
+            (self.min_confidence is None or 0.0 <= self.min_confidence <= 1.0,
+             "min-confidence must be between 0 and 1"),
             (self.next_min_confidence is None or 0.0 <= self.next_min_confidence <= 1.0,
              "next-min-confidence must be between 0 and 1"),
             (self.write_to in WRITE_TO, f"write-to must be one of {', '.join(WRITE_TO)}"),
