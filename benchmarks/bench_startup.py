@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_scan import decode_floor, log, process_tree, spread, whole_decode_floor  # noqa: E402
 
-from genretag.config import ScanOptions  # noqa: E402
+from genretag.config import DecisionOptions, ScanOptions  # noqa: E402
 from genretag.discover import discover  # noqa: E402
 
 RUNTIMES = {"keras": "keras", "openvino": "auto"}
@@ -223,7 +223,7 @@ def keeps_genre(path: Path) -> bool:
     except GenretagError:
         return False
     result = ScanResult(path=path, status="predicted", genres=tags.genres, provenance=tags.provenance, tags=tags)
-    return keeps_existing(result, ScanOptions())
+    return keeps_existing(result, DecisionOptions())
 
 
 def test_split(root: Path) -> list[Path]:

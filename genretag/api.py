@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genretag.config import DEFAULT_MODEL, ScanOptions, WindowPolicy
+from genretag.config import DEFAULT_MODEL, DecisionOptions, ScanOptions, WindowPolicy
 from genretag.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -78,9 +78,10 @@ class Model:
             self._classifier.start()
         return self._classifier
 
-    def with_floors(self, options: ScanOptions) -> ScanOptions:
-        """``options`` with the confidence floors left at None taken from this model's card."""
-        return options.for_model(self.bundle.card.calibration)
+    def with_floors(self, decision: DecisionOptions) -> DecisionOptions:
+        """``decision`` (a scan's: ``options.decision``) with the confidence floors left at None taken from this
+        model's card."""
+        return decision.for_model(self.bundle.card.calibration)
 
     def predict_file(self, path: str | Path, *, windows: int = WindowPolicy.windows) -> Prediction:
         """See :func:`genretag.predict_file`."""
@@ -126,7 +127,7 @@ class Model:
         if prediction is not None and tuple(prediction.labels) != tuple(self.labels):
             raise UsageError(f"this result was not predicted by {self.model_id} (other labels): "
                              "pass the model that predicted it", result.path)
-        return decide_(result, self.with_floors(options),
+        return decide_(result, self.with_floors(options.decision),
                        styles=self.bundle.card.styles if styles is None else styles)
 
 
@@ -275,7 +276,7 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, model: s
     from genretag.scan import decide as decide_
 
     if model is None and styles is not None and None not in (options.min_confidence, options.next_min_confidence):
-        return decide_(result, options, styles=styles)
+        return decide_(result, options.decision, styles=styles)
     return _model(DEFAULT_MODEL if model is None else model, options).decide(result, options, styles=styles)
 
 
@@ -284,4 +285,4 @@ def write(result: ScanResult, *, model_id: str, options: ScanOptions = ScanOptio
     ``model_id`` goes into the provenance field. See :func:`genretag.scan.write`."""
     from genretag.scan import write as write_
 
-    return write_(result, model_id=model_id, options=options)
+    return write_(result, model_id=model_id, decision=options.decision, writing=options.writing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -269,20 +270,25 @@ DEFAULT_MODEL = "default"
 """The model a command or a library call uses when none is named: the bundled one of that name."""
 
 
-@dataclass(frozen=True)
-class ScanOptions:
-    """Defaults of ``genretag scan`` (and of the library's :func:`genretag.predict`).
+def _check(checks: tuple[tuple[bool, str], ...]) -> None:
+    """Raise :class:`~genretag.errors.UsageError` with the message of the first check that fails."""
+    from genretag.errors import UsageError
 
-    Invalid values raise :class:`~genretag.errors.UsageError` on construction. The model is no option: it is
-    what runs them (``genretag.load_model(...).tag(paths, options=...)``, or ``model=`` of the functions).
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class DecisionOptions:
+    """What a file's prediction becomes (:func:`genretag.scan.decide`): which genres (``top_k``, the two
+    confidence floors, ``genre_map``, ``styles``), and whether the file keeps the genre it has instead
+    (``overwrite``, ``merge``, ``write_to``). The deciding code reads these and nothing else; a scan's
+    are :attr:`ScanOptions.decision`. Invalid values raise :class:`~genretag.errors.UsageError`.
     """
 
-    windows: int = WindowPolicy.windows
-    batch_size: int = 64
-    """Windows per model batch, 1 to :data:`MAX_BATCH_SIZE`; a last, partial batch is padded
-    only to the next power of two."""
-    jobs: int = field(default_factory=default_jobs)
     top_k: int = 1
+    """Up to this many genres per file (styles not counted)."""
     min_confidence: float | None = None
     """The top genre is written only at this (calibrated) probability or more. None: the floor the model's
     card recommends (``calibration.min_confidence``; 0 when it has none), chosen on its validation split; the
@@ -290,32 +296,105 @@ class ScanOptions:
     next_min_confidence: float | None = None
     """Genres after the first (``top_k`` above 1) need this much each. None: the card's
     (``calibration.next_min_confidence``; 0 when it has none)."""
+    genre_map: Mapping[str, str] = field(default_factory=dict)
+    """Model label -> the value to write; ``""``: never write that label."""
+    styles: bool = False
+    """After each chosen genre, also write its best style (a finer genre the model card lists beneath it,
+    e.g. ``Rock`` then ``Metal``) when that style's score reaches the card's floor for it; renamed or left
+    out by ``genre_map`` like a genre, and not counted by ``top_k``. A model without styles writes genres only."""
     overwrite: bool = False
-    force: bool = False
+    """Replace a genre the file has that genretag did not write (a reviewed one only in a file named itself)."""
+    merge: bool = False
+    """Add the predicted genres to the ones the field has, instead of keeping or replacing them."""
+    write_to: str = "genre"
+    """``genre``: the container's genre field; ``genretag``: genretag's own ``GENRETAG_GENRE``
+    field, so a curated genre field is never touched."""
+
+    def __post_init__(self) -> None:
+        _check((
+            (1 <= self.top_k, "top-k must be at least 1"),
+            (self.min_confidence is None or 0.0 <= self.min_confidence <= 1.0,
+             "min-confidence must be between 0 and 1"),
+            (self.next_min_confidence is None or 0.0 <= self.next_min_confidence <= 1.0,
+             "next-min-confidence must be between 0 and 1"),
+            (self.write_to in WRITE_TO, f"write-to must be one of {', '.join(WRITE_TO)}"),
+            (isinstance(self.styles, bool), "styles must be true or false"),
+        ))
+
+    def for_model(self, calibration: Mapping[str, Any]) -> DecisionOptions:
+        """These options with the confidence floors left at None taken from a model card's ``calibration``
+        (0 where it has none)."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            min_confidence=self.min_confidence if self.min_confidence is not None
+            else float(calibration.get("min_confidence", 0.0)),
+            next_min_confidence=self.next_min_confidence if self.next_min_confidence is not None
+            else float(calibration.get("next_min_confidence", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How a decided file is written (:func:`genretag.scan.write`): at all or not (``dry_run``), and the tag
+    format's choices. Which field, and whether the file keeps its genre, are the :class:`DecisionOptions`'."""
+
     dry_run: bool = False
+    """Write nothing; say what would be written."""
     id3v23: bool = False
+    """Write ID3v2.3 instead of v2.4 (for old players)."""
+    id3v23_sep: str = "/"
+    """Joins several genres in ID3v2.3, which has one string per frame (the specification's ``/``)."""
     keep_mtime: bool = False
+    """Give each written file back its modification time."""
+
+    def __post_init__(self) -> None:
+        _check(((bool(self.id3v23_sep) and "\x00" not in self.id3v23_sep,
+                 "the ID3v2.3 separator must be a visible text"),))
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Defaults of ``genretag scan`` (and of the library's :func:`genretag.predict`), one keyword per
+    option as the command line and the config file's ``[scan]`` table name them.
+
+    What deciding reads of them is :attr:`decision`, what writing reads :attr:`writing`; the rest is the
+    pipeline's (decoding, batching, the store). Invalid values raise :class:`~genretag.errors.UsageError`
+    on construction. The model is no option: it is what runs them
+    (``genretag.load_model(...).tag(paths, options=...)``, or ``model=`` of the functions).
+    """
+
+    windows: int = WindowPolicy.windows
+    batch_size: int = 64
+    """Windows per model batch, 1 to :data:`MAX_BATCH_SIZE`; a last, partial batch is padded
+    only to the next power of two."""
+    jobs: int = field(default_factory=default_jobs)
+    top_k: int = DecisionOptions.top_k
+    min_confidence: float | None = DecisionOptions.min_confidence
+    """See :attr:`DecisionOptions.min_confidence` (None: the model card's floor)."""
+    next_min_confidence: float | None = DecisionOptions.next_min_confidence
+    overwrite: bool = DecisionOptions.overwrite
+    force: bool = False
+    """Predict (and write) files this model already tagged, too."""
+    dry_run: bool = WriteOptions.dry_run
+    id3v23: bool = WriteOptions.id3v23
+    keep_mtime: bool = WriteOptions.keep_mtime
     timeout: float = 120.0
     """Seconds one file may take to decode before its worker is killed."""
     queue_size: int = 0
     """Tracks decoded ahead of inference; 0 means ``4 * jobs + 8``."""
     genre_map: Mapping[str, str] = field(default_factory=dict)
-    """Model label -> the value to write; ``""``: never write that label."""
+    """See :attr:`DecisionOptions.genre_map`."""
     group: str = "track"
     """``track``: each file decided on its own; ``album``: a file's genre is its album's, decided
     from the windows of all its tracks (album artist + album tags, else its folder; compilations
-    per track); ``artist``: the same per (album) artist."""
-    write_to: str = "genre"
-    """``genre``: the container's genre field; ``genretag``: genretag's own ``GENRETAG_GENRE``
-    field, so a curated genre field is never touched."""
-    merge: bool = False
-    """Add the predicted genres to the ones the field has, instead of keeping or replacing them."""
-    id3v23_sep: str = "/"
-    """Joins several genres in ID3v2.3, which has one string per frame (the specification's ``/``)."""
-    styles: bool = False
-    """After each chosen genre, also write its best style (a finer genre the model card lists beneath it,
-    e.g. ``Rock`` then ``Metal``) when that style's score reaches the card's floor for it; renamed or left
-    out by ``genre_map`` like a genre, and not counted by ``top_k``. A model without styles writes genres only."""
+    per track); ``artist``: the same per (album) artist. The run groups the predictions; each file is then
+    decided (:attr:`decision`) on its group's."""
+    write_to: str = DecisionOptions.write_to
+    merge: bool = DecisionOptions.merge
+    id3v23_sep: str = WriteOptions.id3v23_sep
+    styles: bool = DecisionOptions.styles
     predict_kept_files: bool = True
     """Predict files that keep their genre whatever the model says (they have one genretag did not write, and
     neither ``overwrite`` nor ``merge`` is on), so that every result has a prediction (reports, the store).
@@ -324,25 +403,29 @@ class ScanOptions:
     album's decision needs all its tracks."""
 
     def __post_init__(self) -> None:
-        from genretag.errors import UsageError
-
-        checks = (
+        _check((
             (1 <= self.windows, "windows must be at least 1"),
             (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch size must be 1 to {MAX_BATCH_SIZE}"),
             (0 <= self.jobs, "jobs must be 0 or more"),
-            (1 <= self.top_k, "top-k must be at least 1"),
-            (self.min_confidence is None or 0.0 <= self.min_confidence <= 1.0, "min-confidence must be between 0 and 1"),
-            (self.next_min_confidence is None or 0.0 <= self.next_min_confidence <= 1.0,
-             "next-min-confidence must be between 0 and 1"),
             (0 < self.timeout, "timeout must be positive"),
             (self.group in GROUPS, f"group must be one of {', '.join(GROUPS)}"),
-            (self.write_to in WRITE_TO, f"write-to must be one of {', '.join(WRITE_TO)}"),
-            (bool(self.id3v23_sep) and "\x00" not in self.id3v23_sep, "the ID3v2.3 separator must be a visible text"),
-            (isinstance(self.styles, bool), "styles must be true or false"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        ))
+        _ = self.decision, self.writing  # built now, once; each checks its own values (top-k, the floors...)
+
+    @cached_property
+    def decision(self) -> DecisionOptions:
+        """What deciding reads of these options (the floors as given: None is the model card's, see
+        :meth:`DecisionOptions.for_model`)."""
+        return DecisionOptions(
+            top_k=self.top_k, min_confidence=self.min_confidence, next_min_confidence=self.next_min_confidence,
+            genre_map=self.genre_map, styles=self.styles, overwrite=self.overwrite, merge=self.merge,
+            write_to=self.write_to)
+
+    @cached_property
+    def writing(self) -> WriteOptions:
+        """What writing reads of these options."""
+        return WriteOptions(dry_run=self.dry_run, id3v23=self.id3v23, id3v23_sep=self.id3v23_sep,
+                            keep_mtime=self.keep_mtime)
 
     @property
     def keeps_foreign_genres(self) -> bool:
@@ -355,16 +438,12 @@ class ScanOptions:
         return self.keeps_foreign_genres and not self.predict_kept_files
 
     def for_model(self, calibration: Mapping[str, Any]) -> ScanOptions:
-        """These options with the confidence floors left at None taken from a model card's ``calibration``."""
+        """These options with the confidence floors left at None taken from a model card's ``calibration``
+        (:meth:`DecisionOptions.for_model`)."""
         from dataclasses import replace
 
-        return replace(
-            self,
-            min_confidence=self.min_confidence if self.min_confidence is not None
-            else float(calibration.get("min_confidence", 0.0)),
-            next_min_confidence=self.next_min_confidence if self.next_min_confidence is not None
-            else float(calibration.get("next_min_confidence", 0.0)),
-        )
+        floors = self.decision.for_model(calibration)
+        return replace(self, min_confidence=floors.min_confidence, next_min_confidence=floors.next_min_confidence)
 
 
 MODEL_CHOICES: tuple[str, ...] = ("musicnn", "cnn1d", "cnn", "crnn", "cnn-rnn", "knn", "svm")

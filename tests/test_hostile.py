@@ -364,7 +364,7 @@ PATH_TEXT = st.text(st.sampled_from(["a", "/", ".", "\x00", "\ud800", "\udcff", 
     "size": st.integers() | JSON, "mtime_ns": st.integers() | JSON, "model": st.text(max_size=8) | JSON,
     "error": JSON}), max_size=4))
 def test_fuzz_report_rows(rows, tmp_path, song):
-    from genretag.config import ScanOptions
+    from genretag.config import DecisionOptions
     from genretag.errors import UsageError
     from genretag.scan import decide_row, read_report
 
@@ -377,7 +377,7 @@ def test_fuzz_report_rows(rows, tmp_path, song):
     except UsageError:
         return
     for row in read:
-        result = decide_row(row, options=ScanOptions(dry_run=True, jobs=0))
+        result = decide_row(row, options=DecisionOptions())
         assert result.status in ("failed", "would-tag", "kept", "skipped", "excluded", "low-confidence", "silent")
 
 

@@ -24,7 +24,7 @@ from mutagen.id3 import ID3
 from typer.testing import CliRunner
 
 from genretag.cli import app
-from genretag.config import ScanOptions
+from genretag.config import DecisionOptions, ScanOptions
 from genretag.errors import ModelError, UsageError
 from genretag.models.bundle import CARD_FILE, Style, read_bundle
 from genretag.models.runtime import track_mean
@@ -216,7 +216,7 @@ def test_the_ray_stages_carry_style_scores(styles_bundle, songs):
                            skip_if_tagged_by=None)
     rows = Infer(str(styles_bundle), batch_size=16)(decoded).to_pylist()
     assert [len(r["probabilities"]) for r in rows] == [3, 3] and [len(r["style_scores"]) for r in rows] == [3, 3]
-    high = _decided(rows[0], bundle=bundle, options=ScanOptions(styles=True, jobs=0))
+    high = _decided(rows[0], bundle=bundle, decision=DecisionOptions(styles=True))
     assert high.genres == ("High", "Shrill") and high.prediction.style_score("Shrill") > 0.5
 
 
@@ -245,8 +245,8 @@ def test_the_ray_outputs_carry_style_scores(tmp_path):
 
 
 def test_a_genre_is_followed_by_its_best_style_above_its_own_floor():
-    assert choose_genres(ROCKISH, ScanOptions(), styles=ROCK_STYLES) == ("Rock",)  # --styles off
-    on = ScanOptions(styles=True)
+    assert choose_genres(ROCKISH, DecisionOptions(), styles=ROCK_STYLES) == ("Rock",)  # --styles off
+    on = DecisionOptions(styles=True)
     # Punk scores higher than Metal but is under its own floor (0.75)
     assert choose_genres(ROCKISH, on, styles=ROCK_STYLES) == ("Rock", "Metal")
     assert choose_genres(ROCKISH, on, styles=(replace(ROCK_STYLES[1], floor=0.65), *ROCK_STYLES[::2])) == ("Rock", "Punk")
@@ -256,7 +256,7 @@ def test_a_genre_is_followed_by_its_best_style_above_its_own_floor():
 
 
 def test_top_k_counts_genres_and_each_genre_gets_its_own_style():
-    options = ScanOptions(styles=True, top_k=2, next_min_confidence=0.2)
+    options = DecisionOptions(styles=True, top_k=2, next_min_confidence=0.2)
     assert choose_genres(ROCKISH, options, styles=ROCK_STYLES) == ("Rock", "Metal", "Pop")  # Synthpop 0.2 < 0.3
     lower = (*ROCK_STYLES[:2], replace(ROCK_STYLES[2], floor=0.1))
     assert choose_genres(ROCKISH, options, styles=lower) == ("Rock", "Metal", "Pop", "Synthpop")
@@ -265,7 +265,7 @@ def test_top_k_counts_genres_and_each_genre_gets_its_own_style():
 
 def test_the_genre_map_renames_or_leaves_out_styles():
     styles = (*ROCK_STYLES[:1], replace(ROCK_STYLES[1], floor=0.4), ROCK_STYLES[2])  # Punk 0.7, Metal 0.62
-    on = ScanOptions(styles=True)
+    on = DecisionOptions(styles=True)
     assert choose_genres(ROCKISH, on, styles=styles) == ("Rock", "Punk")
     assert choose_genres(ROCKISH, replace(on, genre_map={"Punk": "Punk Rock"}), styles=styles) == ("Rock", "Punk Rock")
     assert choose_genres(ROCKISH, replace(on, genre_map={"Punk": ""}), styles=styles) == ("Rock", "Metal")
@@ -279,6 +279,8 @@ def test_the_genre_map_renames_or_leaves_out_styles():
 def test_styles_must_be_a_bool():
     with pytest.raises(UsageError, match="styles must be true or false"):
         ScanOptions(styles="yes")
+    with pytest.raises(UsageError, match="styles must be true or false"):
+        DecisionOptions(styles="yes")
 
 
 def test_pooling_weights_style_scores_by_windows():

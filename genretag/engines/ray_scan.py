@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genretag.config import ScanOptions
+from genretag.config import DecisionOptions, ScanOptions
 from genretag.engines.outputs import Outputs, done_paths, open_outputs
 from genretag.errors import GenretagError, UsageError
 
@@ -194,7 +194,7 @@ def _run_pipeline(todo: list[str], *, bundle, options: ScanOptions, actors: int 
                 if row["path"] in seen:
                     continue  # never twice, whatever a retry did
                 seen.add(row["path"])
-                emit(_decided(row, bundle=bundle, options=options), row["path"])
+                emit(_decided(row, bundle=bundle, decision=options.decision), row["path"])
     finally:
         context.max_errored_blocks, context.enable_progress_bars, level = saved
         logger.setLevel(level)
@@ -204,7 +204,7 @@ def _run_pipeline(todo: list[str], *, bundle, options: ScanOptions, actors: int 
     return n_actors
 
 
-def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
+def _decided(row: dict, *, bundle, decision: DecisionOptions) -> ScanResult:
     """A row of the inference stage as the local scan's decided :class:`ScanResult`."""
     import numpy as np
 
@@ -222,7 +222,7 @@ def _decided(row: dict, *, bundle, options: ScanOptions) -> ScanResult:
                                 row["n_windows"], bundle.card.style_names if scores is not None else (),
                                 np.asarray(scores, np.float32) if scores is not None else None, row.get("music"))
     floor = bundle.card.music.floor if bundle.card.music is not None else None
-    return decide(as_result(track, prediction, music_floor=floor), options, styles=bundle.card.styles)
+    return decide(as_result(track, prediction, music_floor=floor), decision, styles=bundle.card.styles)
 
 
 def _failed(path: str, reason: str) -> ScanResult:

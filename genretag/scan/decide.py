@@ -1,9 +1,10 @@
 """What a file gets: the genres to write from a prediction (:func:`decide`), and the result type every
 stage of a scan hands on (:class:`ScanResult`, with its :data:`Status`).
 
-Pure: nothing here reads or writes a file. Writing the decision into the file is
-:mod:`genretag.scan.writing`'s, a separate call so a caller can decide in one place and write in
-another (review a dry run, then write).
+Pure: nothing here reads or writes a file. The options are :class:`~genretag.config.DecisionOptions` (a scan's
+:attr:`~genretag.config.ScanOptions.decision`): no decoding, pipeline or tag-format option reaches here. Writing
+the decision into the file is :mod:`genretag.scan.writing`'s, a separate call so a caller can decide in one place
+and write in another (review a dry run, then write).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
-from genretag.config import ScanOptions
+from genretag.config import DecisionOptions
 from genretag.files import Identity
 from genretag.scan.batching import Prediction
 from genretag.tags import TagState
@@ -78,7 +79,7 @@ class ScanResult:
         return self.status == "failed"
 
 
-def choose_genres(prediction: Prediction, options: ScanOptions = ScanOptions(), *,
+def choose_genres(prediction: Prediction, options: DecisionOptions = DecisionOptions(), *,
                   styles: Sequence[Style] = ()) -> tuple[str, ...]:
     """Up to ``top_k`` genres, renamed by ``genre_map``, no repeats: nothing unless the top genre reaches
     ``min_confidence``; each further one needs ``next_min_confidence`` (its own floor).
@@ -112,7 +113,7 @@ def styles_above(prediction: Prediction, parent: str, styles: Sequence[Style]) -
     return sorted(found, key=lambda item: -item[1])
 
 
-def best_style(prediction: Prediction, parent: str, styles: Sequence[Style], options: ScanOptions, *,
+def best_style(prediction: Prediction, parent: str, styles: Sequence[Style], options: DecisionOptions, *,
                taken: Sequence[str] = ()) -> str | None:
     """The style to write after genre label ``parent``: the best-scoring of its styles that reaches its
     floor, renamed by the genre map; one the map sends to ``""`` (or already in ``taken``) gives way to the
@@ -124,7 +125,8 @@ def best_style(prediction: Prediction, parent: str, styles: Sequence[Style], opt
     return None
 
 
-def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, styles: Sequence[Style] = ()) -> ScanResult:
+def decide(result: ScanResult, options: DecisionOptions = DecisionOptions(), *,
+           styles: Sequence[Style] = ()) -> ScanResult:
     """What a ``predicted`` file gets under ``options``; other results come back as they are.
 
     Pure: reads and writes nothing. The genres come from the group's prediction when
@@ -150,7 +152,7 @@ def decide(result: ScanResult, options: ScanOptions = ScanOptions(), *, styles: 
     return decide_genres(result, genres, options)
 
 
-def decide_genres(result: ScanResult, genres: tuple[str, ...], options: ScanOptions) -> ScanResult:
+def decide_genres(result: ScanResult, genres: tuple[str, ...], options: DecisionOptions) -> ScanResult:
     """What a file gets when ``genres`` are the ones to write (chosen from a prediction, or reviewed):
     ``would-tag``, or ``kept`` (the field holds a genre genretag did not write and neither ``overwrite``
     nor ``merge`` is on; or ``merge`` has nothing to add), or
@@ -170,7 +172,7 @@ def decide_genres(result: ScanResult, genres: tuple[str, ...], options: ScanOpti
     return replace(result, status="would-tag", genres=genres, notes=result.notes + _ape_note(result, genres, options))
 
 
-def keeps_existing(result: ScanResult, options: ScanOptions) -> bool:
+def keeps_existing(result: ScanResult, options: DecisionOptions) -> bool:
     """Whether a file keeps the genre field it has whatever the model says (``merge`` aside): the field
     holds a genre genretag did not write (it has no provenance, or the provenance says genretag wrote
     other values, or the other field: see :func:`genretag.tags.provenance.owns`), or a person's reviewed
@@ -184,7 +186,7 @@ def keeps_existing(result: ScanResult, options: ScanOptions) -> bool:
     return not owns(result.tags, "genre") or _reviewed_kept(result, options)
 
 
-def _reviewed_kept(result: ScanResult, options: ScanOptions) -> bool:
+def _reviewed_kept(result: ScanResult, options: DecisionOptions) -> bool:
     """The field being written holds a person's reviewed genres and ``overwrite`` does not name the file."""
     from genretag.tags.provenance import reviewed
 
@@ -199,7 +201,7 @@ def current_genres(result: ScanResult, field: str) -> tuple[str, ...]:
     return result.previous if field == "genre" else ()
 
 
-def _ape_note(result: ScanResult, genres: tuple[str, ...], options: ScanOptions) -> tuple[str, ...]:
+def _ape_note(result: ScanResult, genres: tuple[str, ...], options: DecisionOptions) -> tuple[str, ...]:
     """Say so when an mp3's APEv2 genre (which some players show instead of ID3's) will contradict the new genre."""
     ape = result.tags.ape_genres if result.tags is not None else ()
     if not ape or options.write_to != "genre" or {g.casefold() for g in ape} == {g.casefold() for g in genres}:

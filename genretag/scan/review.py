@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from genretag.config import MAX_REPORT_BYTES, ScanOptions
+from genretag.config import MAX_REPORT_BYTES, DecisionOptions
 from genretag.errors import UsageError, os_reason
 from genretag.files import Identity
 from genretag.genremap import genre_problem
@@ -78,7 +78,7 @@ def _row_path(text: str) -> tuple[Path, str | None]:
     return path, None
 
 
-def decide_row(row: dict[str, Any], *, options: ScanOptions = ScanOptions()) -> ScanResult:
+def decide_row(row: dict[str, Any], *, options: DecisionOptions = DecisionOptions()) -> ScanResult:
     """What a reviewed row's file gets now: its ``genres`` (renamed by the genre map), unless the row's
     genres are empty (its status as reported, the file untouched and not even read; ``excluded`` if it was
     to be tagged), the file changed since the report (``failed``; ``skipped`` when the change was this row

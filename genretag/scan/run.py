@@ -36,8 +36,8 @@ def run_files(paths: Iterable[str | Path] | Discovery, *, bundle: Bundle, load: 
               options: ScanOptions, on_progress: Progress | None, store: Store | None, write_tags: bool,
               decode: bool = True, named: Iterable[str | Path] = ()) -> Iterator[ScanResult]:
     """Every file under ``paths`` through the prediction store, the pipeline and (``write_tags``) the decision and
-    the write, with ``options`` (confidence floors left at None: the model card's): what
-    :meth:`genretag.Model.predict` (``write_tags=False``), :meth:`~genretag.Model.tag` and
+    the write, with ``options`` (the :attr:`~genretag.config.ScanOptions.decision`'s floors left at None: the
+    model card's): what :meth:`genretag.Model.predict` (``write_tags=False``), :meth:`~genretag.Model.tag` and
     :meth:`~genretag.Model.apply` (``decode=False``: from the store only) run. ``load(start)``: the model's
     classifier (``start``: begin loading it now), asked for only when a file must be decoded."""
     found = paths if isinstance(paths, Discovery) else discover(paths)
@@ -60,8 +60,8 @@ def run_files(paths: Iterable[str | Path] | Discovery, *, bundle: Bundle, load: 
             review = recorder.review_of(result.path)
             result = replace(result, named=os.path.realpath(result.path) in named_files,
                              review=review if review == () else None)
-            result = decide_and_write(result, model_id=bundle.card.model_id, options=options,
-                                    styles=bundle.card.styles, unless_unchanged=not decode)
+            result = decide_and_write(result, model_id=bundle.card.model_id, decision=decision,
+                                      writing=options.writing, styles=bundle.card.styles, unless_unchanged=not decode)
             if result.status == "tagged" and result.review is not None:  # --overwrite named it
                 recorder.forget_review(result.path)
         # The store keeps what the prediction found (a tag-read problem), never a failed write's reason:
@@ -107,7 +107,7 @@ def run_files(paths: Iterable[str | Path] | Discovery, *, bundle: Bundle, load: 
         yield tick(ScanResult(path, "failed", error=reason))
     if not found.files:
         return
-    options = options.for_model(bundle.card.calibration)  # floors left open: the model's own
+    decision = options.decision.for_model(bundle.card.calibration)  # finish()'s; floors left open: the model's
     if write_tags and not options.dry_run:
         remove_stale_copies(found.files)
     if options.group == "track":
@@ -132,7 +132,7 @@ def apply_rows(rows: list[dict], *, model_id: str | None, options: ScanOptions, 
     if not options.dry_run:  # as a scan does: what a killed earlier write left beside these files goes
         remove_stale_copies(path for row in rows if (path := row_file(row)) is not None)
     for done, row in enumerate(rows, start=1):
-        decided = decide_row(row, options=options)
+        decided = decide_row(row, options=options.decision)
         provenance = row.get("model") or model_id
         if decided.status == "would-tag" and not provenance:
             decided = replace(decided, status="failed",
@@ -140,7 +140,8 @@ def apply_rows(rows: list[dict], *, model_id: str | None, options: ScanOptions, 
         elif decided.status == "would-tag" and options.dry_run:
             decided = writable(decided)  # a file that can't be written is said so, not "would tag"
         elif decided.status == "would-tag":
-            decided = write(decided, model_id=provenance, options=options, reviewed=True)
+            decided = write(decided, model_id=provenance, decision=options.decision, writing=options.writing,
+                            reviewed=True)
             if bundle is not None and provenance == bundle.card.model_id:
                 recorder.after_write(decided, store_key(bundle, options))
             if decided.status == "tagged":
