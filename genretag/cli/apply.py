@@ -8,31 +8,7 @@ from typing import Optional
 import typer
 
 import genretag
-from genretag.cli.options import (
-    Group,
-    WriteTo,
-    choice,
-    CONFIG,
-    CSV,
-    DRY_RUN,
-    GENRE_MAP,
-    GROUP,
-    ID3V23,
-    ID3V23_SEP,
-    JSON,
-    KEEP_MTIME,
-    MERGE,
-    MIN_CONFIDENCE,
-    NEXT_MIN_CONFIDENCE,
-    NO_STORE,
-    OVERWRITE,
-    QUIET,
-    STORE,
-    STYLES,
-    TOP_K,
-    VERBOSE,
-    WRITE_TO_FIELD,
-)
+from genretag.cli import options as flags
 from genretag.cli.common import audio_files, err, out, store_path, warn_without_styles
 from genretag.cli.settings import run_inputs
 from genretag.cli.tally import Reports, tag_and_report
@@ -47,26 +23,26 @@ def apply(
                                          help="A JSON Lines report of 'scan --json' (reviewed), or audio files and "
                                               "folders whose stored predictions to apply."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model whose stored predictions to apply."),
-    dry_run: bool = DRY_RUN,
-    csv_path: Optional[Path] = CSV,
-    json_path: Optional[Path] = JSON,
-    top_k: int = TOP_K,
-    min_confidence: Optional[float] = MIN_CONFIDENCE,
-    next_min_confidence: Optional[float] = NEXT_MIN_CONFIDENCE,
-    genre_map: Optional[Path] = GENRE_MAP,
-    overwrite: bool = OVERWRITE,
-    id3v23: bool = ID3V23,
-    id3v23_sep: str = ID3V23_SEP,
-    styles: bool = STYLES,
-    group: Group = GROUP,
-    write_to: WriteTo = WRITE_TO_FIELD,
-    merge: bool = MERGE,
-    keep_mtime: bool = KEEP_MTIME,
-    quiet: bool = QUIET,
-    verbose: bool = VERBOSE,
-    store: Optional[Path] = STORE,
-    no_store: bool = NO_STORE,
-    config: Optional[Path] = CONFIG,
+    dry_run: bool = flags.DRY_RUN,
+    csv_path: Optional[Path] = flags.CSV,
+    json_path: Optional[Path] = flags.JSON,
+    top_k: int = flags.TOP_K,
+    min_confidence: Optional[float] = flags.MIN_CONFIDENCE,
+    next_min_confidence: Optional[float] = flags.NEXT_MIN_CONFIDENCE,
+    genre_map: Optional[Path] = flags.GENRE_MAP,
+    overwrite: bool = flags.OVERWRITE,
+    id3v23: bool = flags.ID3V23,
+    id3v23_sep: str = flags.ID3V23_SEP,
+    styles: bool = flags.STYLES,
+    group: flags.Group = flags.GROUP,
+    write_to: flags.WriteTo = flags.WRITE_TO_FIELD,
+    merge: bool = flags.MERGE,
+    keep_mtime: bool = flags.KEEP_MTIME,
+    quiet: bool = flags.QUIET,
+    verbose: bool = flags.VERBOSE,
+    store: Optional[Path] = flags.STORE,
+    no_store: bool = flags.NO_STORE,
+    config: Optional[Path] = flags.CONFIG,
 ) -> None:
     """Write genres from predictions already made, without decoding again.
 
@@ -81,7 +57,7 @@ def apply(
     options = ScanOptions(
         top_k=top_k, min_confidence=min_confidence, next_min_confidence=next_min_confidence,
         genre_map=genretag.read_genre_map(genre_map) if genre_map else {}, overwrite=overwrite, dry_run=dry_run,
-        id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=choice(group), write_to=choice(write_to),
+        id3v23=id3v23, id3v23_sep=id3v23_sep, styles=styles, group=flags.choice(group), write_to=flags.choice(write_to),
         merge=merge, keep_mtime=keep_mtime)
     console, stderr = out(), err()
     reports = [s for s in sources if s.suffix.lower() in REPORT_SUFFIXES]
