@@ -12,6 +12,9 @@ genre differs. The card's ``runtime`` entry records the file, its sha256, the sh
 of the weights it came from, and that check. ``model.keras`` stays the source of
 truth: export again whenever it changes (a stale artifact is refused at load).
 ``genretag train`` exports its bundles the same way (:mod:`genretag.models.export`).
+A fused musicnn + EfficientAT model (the default) also gets a second output, each window's
+``genretag learn`` features (``--no-features`` leaves it out), checked against Keras the same way,
+so that learn's feature pass runs on OpenVINO as a scan does.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def check_windows(bundle, clips: Path, limit: int) -> tuple[np.ndarray, str]:
     return np.concatenate(windows).astype(np.float32), source
 
 
-def export(folder: Path, *, clips: Path, limit: int, tolerance: float) -> dict:
+def export(folder: Path, *, clips: Path, limit: int, tolerance: float, features: bool | None = None) -> dict:
     from genretag.errors import ModelError
     from genretag.models.bundle import read_bundle
     from genretag.models.export import export_runtime
@@ -60,7 +63,9 @@ def export(folder: Path, *, clips: Path, limit: int, tolerance: float) -> dict:
     windows, source = check_windows(read_bundle(folder), clips, limit)
     try:
         command = "python tools/export_runtime.py" + ("" if folder == default_bundle() else f" {folder}")
-        return export_runtime(folder, windows, checked_on=source, tolerance=tolerance, command=command)
+        command += "" if features is None else (" --features" if features else " --no-features")
+        return export_runtime(folder, windows, checked_on=source, tolerance=tolerance, command=command,
+                              features=features)
     except ModelError as exc:
         raise SystemExit(str(exc)) from exc
 
@@ -77,8 +82,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40, help="files under --clips to use (default 40)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest allowed difference in a window's probability (default 1e-4)")
+    parser.add_argument("--features", action=argparse.BooleanOptionalAction, default=None,
+                        help="also output each window's learn features (default: when the model is a fused "
+                        "musicnn + EfficientAT one)")
     args = parser.parse_args()
-    runtime = export(args.bundle.resolve(), clips=args.clips, limit=args.limit, tolerance=args.tolerance)
+    runtime = export(args.bundle.resolve(), clips=args.clips, limit=args.limit, tolerance=args.tolerance,
+                     features=args.features)
     print(json.dumps(runtime, indent=2))
 
 

@@ -5,6 +5,14 @@ its windows' feature vectors (:func:`genretag.learn.network.build_features`: mus
 embedding, AudioSet logits; 1,425 floats). The store keeps that mean as float16 (2,850 bytes a track,
 about 290 MB for 100,000 tracks) under the file's path and identity (size, mtime, ctime, inode) and
 :func:`extractor_key`, so a second ``learn`` decodes only files that are new or changed.
+
+The windows run where a scan runs them (:func:`feature_network`): the default bundle's ``model.onnx``
+on OpenVINO, whose second output is that vector (:func:`genretag.learn.network.with_features`; the
+export checked it against Keras), so the feature pass costs what a scan costs and imports no
+TensorFlow. Keras runs :func:`~genretag.learn.network.build_features` instead when the card lists no
+such output, OpenVINO is missing, or ``GENRETAG_RUNTIME=keras``; both give the same vectors within the
+export's check (:data:`genretag.models.export.FEATURE_TOLERANCE`), so the store's rows and models
+learned on either fit the other.
 """
 
 from __future__ import annotations
@@ -88,11 +96,55 @@ def track_features(files: Sequence[Path], *, bundle: Bundle, store: Store | None
     return TrackVectors(paths, vectors, len(todo), tuple(failed), tuple(silent))
 
 
+@dataclass
+class FeatureNetwork:
+    """Windows ``float32 [n, *patch]`` -> their feature vectors ``float32 [n, d]``, in padded batches."""
+
+    run: Callable[[np.ndarray], np.ndarray]
+    """One batch through the network: the features of each window."""
+    runtime: str
+    """``openvino`` or ``keras``."""
+    width: int
+    batch_size: int = 64
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        from genretag.models.runtime import batched
+
+        return batched(self.run, windows, batch_size=self.batch_size, n_out=self.width, on_batch=None)
+
+
+def feature_network(bundle: Bundle, *, batch_size: int = 64) -> FeatureNetwork:
+    """The default ``bundle``'s feature network on the runtime a scan would use (:mod:`genretag.models.runtime`,
+    ``GENRETAG_RUNTIME``): its ``model.onnx``'s features output on OpenVINO when the card lists one, else
+    :func:`~genretag.learn.network.build_features` on Keras (UsageError when Keras is not installed)."""
+    from genretag.errors import ModelError
+    from genretag.models.bundle import verify_bundle
+    from genretag.models.runtime import RUNTIME_ENV, _load_openvino, chosen_runtime, import_keras, import_openvino
+
+    choice, spec = chosen_runtime(), (bundle.card.runtime or {}).get("features")
+    if choice != "keras" and spec:
+        openvino = import_openvino()
+        if openvino is not None:
+            verify_bundle(bundle)
+            compiled = _load_openvino(openvino, bundle, batch_size).model
+            output = compiled.output(int(spec["output"]))
+            if output.get_partial_shape().to_string() != f"[?,{int(spec['width'])}]":
+                raise ModelError(f"{bundle.card.runtime['file']} features output {output.get_partial_shape()} "
+                                 "does not match card.json", bundle.path)
+            return FeatureNetwork(lambda x: compiled(x)[output], "openvino", int(spec["width"]), batch_size)
+    if choice == "openvino":
+        raise ModelError(f"{RUNTIME_ENV}=openvino, but " + ("OpenVINO cannot be imported" if spec else
+                         "card.json lists no features output (models/export_runtime.py)"), bundle.path)
+    import_keras("genretag learn's feature pass on Keras")
+    from genretag.learn.network import build_features
+
+    network = build_features(bundle.card.features)
+    return FeatureNetwork(network.predict_on_batch, "keras", int(network.output.shape[-1]), batch_size)
+
+
 def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jobs: int, timeout: float,
                       batch_size: int):
     """``(path, status, mean features float32 [d] | None, windows, error)`` per file, as each finishes."""
-    from genretag.learn.network import build_features
-    from genretag.models.runtime import KerasClassifier, import_keras
     from genretag.scan.extract import extract_track
     from genretag.scan.pool import run_pool
 
@@ -102,7 +154,7 @@ def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jo
 
     def flush():
         x = np.concatenate([t.windows for t in pending])
-        out = KerasClassifier(network, (), batch_size).predict(x)
+        out = network.predict(x)
         offset = 0
         for t in pending:
             n = len(t.windows)
@@ -120,8 +172,7 @@ def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jo
             yield track.path, "silent" if track.status == "silent" else "failed", None, 0, track.error
             continue
         if network is None:
-            import_keras("genretag learn")
-            network = build_features(bundle.card.features)
+            network = feature_network(bundle, batch_size=batch_size)
         pending.append(track)
         if sum(len(t.windows) for t in pending) >= batch_size:
             yield from flush()

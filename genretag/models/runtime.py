@@ -160,7 +160,7 @@ class KerasClassifier:
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Outputs for ``windows`` (class probabilities then style scores, or whatever the model returns
         per window); ``on_batch(done)`` hears the number of windows finished after each batch."""
-        return _batched(lambda x: self.model.predict_on_batch(x), windows, batch_size=self.batch_size,
+        return batched(lambda x: self.model.predict_on_batch(x), windows, batch_size=self.batch_size,
                         n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
 
 
@@ -182,12 +182,12 @@ class OpenVINOClassifier:
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes + n_styles (+ 1)]``: class
         probabilities, then style scores, then the music score (``music``)."""
-        return _batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size,
+        return batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size,
                         n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
 
 
-def _batched(run: Callable[[np.ndarray], object], windows: np.ndarray, *, batch_size: int, n_out: int,
-             on_batch: Callable[[int], None] | None) -> np.ndarray:
+def batched(run: Callable[[np.ndarray], object], windows: np.ndarray, *, batch_size: int, n_out: int,
+            on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """``run`` over ``windows`` in batches of ``batch_size``, a partial one padded to :func:`padded_size`."""
     n = len(windows)
     out = None
