@@ -106,6 +106,50 @@ def test_usage_errors_exit_2(runner, tmp_path):
     assert result.exit_code == 2 and "genre map is not UTF-8 text (byte 22)" in result.output
 
 
+# --- the [learn] table of the config file ----------------------------------------------------------------------
+
+
+def test_learn_table_values_apply_and_flags_win(runner, tmp_path):
+    lib = _library(tmp_path / "lib", [["Rock"], ["Rock"], ["Jazz"], None])
+    config = tmp_path / "config.toml"
+    config.write_text(f'[learn]\nmin_tracks = 3\nout = "{tmp_path / "model"}"\nstore = false\njobs = 0\n')
+    result = _learn(runner, lib, "--config", config)  # --out from the file
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: no genre is on 3 files or more (the most is on 2): tag more files, " \
+                                    "or lower --min-tracks"
+    flagged = _learn(runner, lib, "--config", config, "--min-tracks", "4")
+    assert flagged.exit_code == 1 and "no genre is on 4 files or more" in flagged.output
+    config.write_text('[learn]\nfield = "genretag"\nno_store = true\n')
+    result = _learn(runner, lib, "--config", config, "--out", tmp_path / "model")
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: no file has a genre in its GENRETAG_GENRE field to learn from " \
+                                    "(4 files read): tag some of them first"
+    shown = runner.invoke(app, ["config", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split("│")[1].strip(): line for line in shown.output.splitlines() if "[learn]" in line}
+    assert str(config) in lines["[learn] field"] and "genretag" in lines["[learn] field"]
+    assert "default" in lines["[learn] min_tracks"]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("[learn]\nmin_trackz = 3\n", "unknown setting 'min_trackz' in [learn] of config file"),
+    ("[learn]\nupdate = true\n", "unknown setting 'update' in [learn] of config file"),
+    ("[learn]\nmin_tracks = 1\n", "bad value for 'min_tracks' in [learn] of config file"),
+    ("[learn]\nmin_tracks = \"many\"\n", "bad value for 'min_tracks' in [learn] of config file: expected a whole "
+     "number, got a text"),
+    ("[learn]\ntop_k = 2\n", "unknown setting 'top_k' in [learn] of config file"),
+])
+def test_a_bad_learn_table_is_one_usage_error(runner, tmp_path, content, reason):
+    lib = _library(tmp_path / "lib", [["Rock"]])
+    config = tmp_path / "config.toml"
+    config.write_text(content)
+    for command in (["learn", str(lib), "--out", str(tmp_path / "model")], ["config"]):
+        result = runner.invoke(app, [*command, "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: {reason}") and result.output.strip().endswith(f"({config})")
+        assert len(result.output.strip().splitlines()) == 1
+
+
 # --- the store keeps features under the file's identity ---------------------------------------------------------
 
 

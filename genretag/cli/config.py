@@ -17,19 +17,19 @@ def config(
     config: Optional[Path] = CONFIG,
 ) -> None:
     """Print the effective value of every setting the config file can hold, and where it comes from
-    (default or the file). The file is TOML: a \\[scan] table (read by scan and apply), keys spelled as
-    the long options without dashes, e.g. [bold]top_k = 2[/bold]. An unknown key or a bad value is an
-    error (exit 2)."""
+    (default or the file). The file is TOML: a \\[scan] table (read by scan and apply) and a \\[learn]
+    table (read by learn), keys spelled as the long options without dashes, e.g. [bold]top_k = 2[/bold].
+    An unknown key or a bad value is an error (exit 2)."""
     from rich.table import Table
 
-    from genretag.cli.settings import CONFIG_ERROR, CONFIG_META, settings
+    from genretag.cli.settings import CONFIG_ERROR, CONFIG_META, SECTIONS, settings
 
     path = ctx.meta[CONFIG_META]  # --config's callback read the file
     root = ctx.find_root().command
     table = Table("setting", "value", "from", title=f"config file: {for_terminal(path)}"
                   + ("" if path.is_file() else " (not present)"), title_justify="left")
     seen = set()
-    for name in ("scan", "apply"):
+    for section, name in ((section, name) for section, names in SECTIONS.items() for name in names):
         command = root.get_command(ctx, name)
         # parsed as the command would parse it, without running it: the file fills Click's default map
         sub = command.make_context(name, [] if config is None else ["--config", str(config)], parent=ctx,
@@ -37,10 +37,11 @@ def config(
         if CONFIG_ERROR in sub.meta:
             raise sub.meta[CONFIG_ERROR]
         for setting in filled_in(in_effect(settings(sub))):
-            if setting.name not in seen:
-                seen.add(setting.name)
+            if (section, setting.name) not in seen:
+                seen.add((section, setting.name))
                 value = "" if setting.value is None else str(getattr(setting.value, "value", setting.value))
-                table.add_row(for_terminal(f"[scan] {setting.name}"), for_terminal(value), for_terminal(setting.source))
+                table.add_row(for_terminal(f"[{section}] {setting.name}"), for_terminal(value),
+                              for_terminal(setting.source))
     out().print(table)
 
 

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from genretag.cli.common import EXIT_FAILURES, err, error_line, for_terminal, out
-from genretag.cli.options import NO_STORE, STORE
+from genretag.cli.options import CONFIG, NO_STORE, STORE
 from genretag.config import LearnConfig, default_jobs
 from genretag.errors import UsageError
 
@@ -44,10 +44,15 @@ def learn(
     store: Optional[Path] = STORE,
     no_store: bool = NO_STORE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Learn your own genres from the files you tagged, to tag the rest with the same words.
 
     Then: [bold]genretag scan LIBRARY --model OUT[/bold] tags the files without a genre.
+
+    The config file's \\[learn] table sets any option by its long name (min_tracks = 10); flags win.
+
+    With --update, what the command line and the config file leave open is what the model was learned with.
     """
     from genretag.extras import require
 

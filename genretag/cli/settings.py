@@ -10,8 +10,9 @@ without dashes (``--top-k`` is ``top_k``)::
     genre_map = "~/music/genres.csv"
     store = "~/music/.genretag.sqlite"   # or store = false for no store
 
-``[scan]`` also serves ``genretag apply`` (the options the two share). An unknown
-table or key, or a value an option would refuse, is a :class:`UsageError` naming it.
+``[scan]`` also serves ``genretag apply`` (the options the two share); ``[learn]`` serves
+``genretag learn`` (``min_tracks = 10``, ``field = "genretag"``, ``out = "~/music-model"``...).
+An unknown table or key, or a value an option would refuse, is a :class:`UsageError` naming it.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from genretag.config import user_folder
 from genretag.errors import UsageError
 
 CONFIG_FILE = "config.toml"
-SECTIONS = {"scan": ("scan", "apply")}
+SECTIONS = {"scan": ("scan", "apply"), "learn": ("learn",)}
 """Config tables, and the commands that read each."""
-NOT_SETTABLE = {"paths", "sources", "config", "quiet", "verbose"}
-"""Parameters that only make sense on the command line."""
+NOT_SETTABLE = {"paths", "sources", "config", "quiet", "verbose", "update"}
+"""Parameters that only make sense on the command line (``learn --update`` is what to do, not a setting)."""
 
 
 def default_config_path() -> Path:
