@@ -92,6 +92,17 @@ def test_nothing_to_learn_is_one_line_and_exit_1(runner, tmp_path, genres, expec
     assert not (tmp_path / "model").exists()
 
 
+def test_genres_that_are_all_unreadable_say_so(runner, tmp_path):
+    lib = _library(tmp_path / "lib", [["RockX"]] * 3 + [None])
+    for path in sorted(lib.iterdir())[:3]:
+        path.write_bytes(path.read_bytes().replace(b"RockX", b"Rock\xff"))  # not UTF-8
+    result = _learn(runner, lib, "--out", tmp_path / "model", "--no-store")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: no file has a genre in its genre field to learn from (4 files read; 3 " \
+        "values could not be labels, e.g. genre 'Rock\ufffd' is not valid text (undecodable bytes) in 0000.flac): " \
+        "tag some of them first"
+
+
 def test_usage_errors_exit_2(runner, tmp_path):
     result = _learn(runner, "--out", tmp_path / "model")
     assert result.exit_code == 2 and result.output.strip() == \
@@ -192,6 +203,53 @@ def test_layer_learns_partial_labels_and_folds_keep_albums_apart():
 
     for train, test in fold_indices(masks, groups, folds=5, seed=0):
         assert not {groups[i] for i in train} & {groups[i] for i in test}
+
+
+# --- a whole learn on synthetic genres: a bad value is one line, --update decodes only what is new ---------------
+
+
+def _sound(path: Path, label: str, genres: list[str] | None, *, seed: int, album: str) -> Path:
+    write_audio(path, tone_mix(label, seconds=4.0, seed=seed))
+    f = mutagen.flac.FLAC(path)
+    if genres:
+        f["genre"] = genres
+    f["album"], f["artist"] = album, f"artist of {album}"
+    f.save()
+    return path
+
+
+@pytest.mark.slow
+def test_learn_goes_on_past_a_bad_value_and_update_decodes_only_new_files(runner, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(12):  # two genres the networks tell apart, 6 albums each; one untagged file of each
+        for label, genre in (("Low", "Drone"), ("High", "Glitch")):
+            _sound(lib / f"{genre}-{i:02d}.flac", label, [genre] if i < 11 else None, seed=i, album=f"{genre} {i // 2}")
+    bad = _sound(lib / "bad.flac", "Low", ["DroneX"], seed=99, album="Bad")
+    bad.write_bytes(bad.read_bytes().replace(b"DroneX", b"Drone\xff"))  # not UTF-8
+    store, model = tmp_path / "store.sqlite", tmp_path / "model"
+    result = _learn(runner, lib, "--out", model, "--min-tracks", "5", "--store", store, "--jobs", "0", "--no-export")
+    assert result.exit_code == 1, result.output  # the bad value: the batch went on, and says so
+    assert f"error: genre 'Drone\ufffd' is not valid text (undecodable bytes); this value is not learned ({bad})" \
+        in result.output
+    assert "Traceback" not in result.output
+    assert "learned 2 genres from 22 tagged tracks (22 decoded, 0 from the store)" in result.output
+    assert "(3 files without a learned genre)" in result.output
+    card = json.loads((model / "card.json").read_text())
+    assert card["labels"] == ["Drone", "Glitch"] and card["version"] == "1"
+
+    _sound(lib / "Glitch-new.flac", "High", ["Glitch"], seed=50, album="Glitch new")  # added since
+    f = mutagen.flac.FLAC(lib / "Drone-11.flac")  # tagged since
+    f["genre"] = ["Drone"]
+    f.save()
+    bad.unlink()
+    again = _learn(runner, "--update", "--out", model, "--store", store, "--jobs", "0", "--no-export")
+    assert again.exit_code == 0, again.output
+    assert "features: 22 tracks from the store, 2 to decode" in again.output
+    assert "learned 2 genres from 24 tagged tracks (2 decoded, 22 from the store)" in again.output
+    card = json.loads((model / "card.json").read_text())
+    assert card["version"] == "2" and card["training"]["counts"] == {"Drone": 12, "Glitch": 12}
+    assert card["training"]["learned"]["config"]["min_tracks"] == 5  # what it was learned with
 
 
 # --- the done-when run: real clips, their own genres, 70% of the albums tagged -----------------------------------

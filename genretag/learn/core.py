@@ -188,8 +188,11 @@ def feature_columns(sets: Sequence[str]) -> np.ndarray:
 def _check_learnable(labels: Labels, config: LearnConfig) -> None:
     if not labels.counts:
         where = "genre field" if config.field == "genre" else "GENRETAG_GENRE field"
-        raise DatasetError(f"no file has a genre in its {where} to learn from ({len(labels.files)} files read): "
-                           "tag some of them first")
+        bad = [(path, reason) for path, reason in labels.problems if reason.endswith("this value is not learned")]
+        unusable = (f"; {len(bad)} value{'s' if len(bad) != 1 else ''} could not be labels, e.g. "
+                    f"{bad[0][1].split(';')[0]} in {bad[0][0].name}" if bad else "")
+        raise DatasetError(f"no file has a genre in its {where} to learn from ({len(labels.files)} files read"
+                           f"{unusable}): tag some of them first")
     _enough(labels.genres, labels.left_out, counts=labels.counts, min_tracks=config.min_tracks)
 
 
