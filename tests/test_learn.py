@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -235,6 +236,7 @@ def test_learn_goes_on_past_a_bad_value_and_update_decodes_only_new_files(runner
     assert "Traceback" not in result.output
     assert "learned 2 genres from 22 tagged tracks (22 decoded, 0 from the store)" in result.output
     assert "(3 files without a learned genre)" in result.output
+    assert re.search(r"^features [\d.]+ s \(22 decoded on OpenVINO\), fit [\d.]+ s$", result.output, re.M)
     card = json.loads((model / "card.json").read_text())
     assert card["labels"] == ["Drone", "Glitch"] and card["version"] == "1"
 

@@ -155,6 +155,9 @@ def _render(result, stderr) -> None:
             console.print(f"  {for_terminal(g.genre)}: {for_terminal(g.reason)}")
         if len(result.left_out) > SHOW_LEFT_OUT:
             console.print(f"  ... and {len(result.left_out) - SHOW_LEFT_OUT} more (the card lists them all)")
+    where = f" on {'OpenVINO' if result.feature_runtime == 'openvino' else 'Keras'}" if result.feature_runtime else ""
+    console.print(f"features {result.seconds_features:.1f} s ({result.decoded} decoded{where}), "
+                  f"fit {result.seconds_fit:.1f} s")
     console.print(f"model {for_terminal(result.bundle.card.model_id)} in {for_terminal(result.bundle.path)}: "
                   f"{result.export_note}")
     console.print(f"next: genretag scan {for_terminal(' '.join(result.bundle.card.training['learned']['libraries']))} "

@@ -33,7 +33,9 @@ def write_bundle(out: Path, layer: Layer, *, genres: tuple[str, ...], base: Bund
     """Build and save the model into ``out`` (replaced as a whole: a folder that exists is swapped for the
     new one only once it is complete). Returns the bundle and a line on ``model.onnx``."""
     from genretag.learn.network import attach_head, build_features
+    from genretag.models.runtime import import_keras
 
+    import_keras("writing the learned model")  # first: its start-up lines hidden as the CLI asks
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".learning", dir=out.parent))

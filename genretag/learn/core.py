@@ -55,6 +55,8 @@ class LearnResult:
     export_note: str
     seconds_features: float
     seconds_fit: float
+    feature_runtime: str = ""
+    """What ran the feature network (``openvino`` or ``keras``; empty when every track came from the store)."""
 
 
 def learn(paths: Sequence[Path], *, out: Path, config: LearnConfig = LearnConfig(),
@@ -124,7 +126,8 @@ def learn(paths: Sequence[Path], *, out: Path, config: LearnConfig = LearnConfig
     kept = set(genres)
     untagged = sum(1 for f in labels.files if not any(g in kept for g in f.genres))
     return LearnResult(bundle, cv.scores, tuple(left_out), cv.accuracy, cv.folds, temperature, len(found.files),
-                       len(keep), untagged, vectors.decoded, tuple(problems), note, seconds_features, seconds_fit)
+                       len(keep), untagged, vectors.decoded, tuple(problems), note, seconds_features, seconds_fit,
+                       vectors.runtime)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ class TrackVectors:
     failed: tuple[tuple[Path, str], ...]
     """Tracks that could not be decoded: ``(path, reason)``."""
     silent: tuple[Path, ...]
+    runtime: str = ""
+    """What ran the feature network this time: ``openvino``, ``keras``, or empty when nothing was decoded."""
 
 
 def extractor_key(bundle: Bundle, windows: int) -> str:
@@ -77,9 +79,10 @@ def track_features(files: Sequence[Path], *, bundle: Bundle, store: Store | None
             todo.append(path)  # a failure is tried again, as scan does
     tell = on_event or (lambda event, info: None)
     tell("features", {"known": len(found) + len(silent), "to_decode": len(todo)})
+    ran: list[str] = []
     if todo:
         for path, status, vector, n, error in _decode_and_embed(todo, bundle=bundle, windows=windows, jobs=jobs,
-                                                                  timeout=timeout, batch_size=batch_size):
+                                                                  timeout=timeout, batch_size=batch_size, ran=ran):
             identity = Identity.of(path)
             if store is not None and identity is not None:
                 store.put_features(path, key, identity=identity, status=status, vector=vector, windows=n,
@@ -93,7 +96,7 @@ def track_features(files: Sequence[Path], *, bundle: Bundle, store: Store | None
             tell("decoded", {"path": path, "status": status})
     paths = tuple(p for p in files if p in found)
     vectors = np.stack([found[p] for p in paths]) if paths else np.zeros((0, 0), np.float32)
-    return TrackVectors(paths, vectors, len(todo), tuple(failed), tuple(silent))
+    return TrackVectors(paths, vectors, len(todo), tuple(failed), tuple(silent), ran[0] if ran else "")
 
 
 @dataclass
@@ -143,8 +146,9 @@ def feature_network(bundle: Bundle, *, batch_size: int = 64) -> FeatureNetwork:
 
 
 def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jobs: int, timeout: float,
-                      batch_size: int):
-    """``(path, status, mean features float32 [d] | None, windows, error)`` per file, as each finishes."""
+                      batch_size: int, ran: list[str]):
+    """``(path, status, mean features float32 [d] | None, windows, error)`` per file, as each finishes;
+    ``ran`` gets the runtime of the feature network once it is loaded."""
     from genretag.scan.extract import extract_track
     from genretag.scan.pool import run_pool
 
@@ -173,6 +177,7 @@ def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jo
             continue
         if network is None:
             network = feature_network(bundle, batch_size=batch_size)
+            ran.append(network.runtime)
         pending.append(track)
         if sum(len(t.windows) for t in pending) >= batch_size:
             yield from flush()
