@@ -13,8 +13,9 @@ each as its own process and with its own fresh prediction store:
 Reports per command the wall seconds, seconds per file, the peak resident memory of the process tree (sampled
 every 0.2 s from /proc: the main process and its decode workers together) and of its largest process, the
 load average before and after, and learn's own split (feature pass / fit, from its output); then the
-learn/scan ratios, which are the figures to compare on a shared machine, and the stored features' bytes
-per track (the store's ``features`` table).
+learn/scan ratios (whole process; and the feature pass per file decoded against the scan per file), which
+are the figures to compare on a shared machine, and the stored features' bytes per track (the store's
+``features`` table).
 """
 
 from __future__ import annotations
@@ -155,17 +156,19 @@ def main() -> None:
         results[name]["seconds_per_file"] = round(results[name]["seconds"] / args.n, 4)
         print(f"{name}: {json.dumps(results[name])}", flush=True)
     text = (work / "learn.log").read_text()
-    split = re.search(r"features ([\d.]+) s .*fit ([\d.]+) s", text)
+    split = re.search(r"features ([\d.]+) s \((\d+) decoded.*fit ([\d.]+) s", text)
     if split:
-        results["learn"]["seconds_features"], results["learn"]["seconds_fit"] = map(float, split.groups())
+        results["learn"]["seconds_features"], results["learn"]["seconds_fit"] = float(split[1]), float(split[3])
+        results["learn"]["decoded"] = int(split[2])  # only files with a genre kept (on min_tracks files or more)
     with sqlite3.connect(work / "learn.sqlite") as db:
         rows, blob = db.execute("SELECT count(*), sum(length(vector)) FROM features WHERE status = 'ok'").fetchone()
     pages = (work / "learn.sqlite").stat().st_size
     summary = {
         "n": args.n, "jobs": args.jobs, "cpus": os.cpu_count(), **results,
         "ratio_learn_to_scan": round(results["learn"]["seconds"] / results["scan"]["seconds"], 3),
-        "ratio_features_to_scan": round(results["learn"].get("seconds_features", float("nan"))
-                                        / results["scan"]["seconds"], 3),
+        "ratio_features_to_scan_per_file": round(  # a scan decodes every file, learn the tagged ones it learns from
+            results["learn"].get("seconds_features", float("nan")) / max(results["learn"].get("decoded", 0), 1)
+            / (results["scan"]["seconds"] / args.n), 3),
         "stored_features": {"tracks": rows, "vector_bytes_per_track": round((blob or 0) / max(rows, 1)),
                             "store_file_bytes_per_track": round(pages / max(rows, 1))},
     }
