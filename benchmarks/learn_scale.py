@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="where the library goes (default: a new temporary folder)")
     parser.add_argument("--jobs", type=int, default=2, help="decode workers for both commands (default 2)")
     parser.add_argument("--min-tracks", type=int, default=15, help="learn's --min-tracks (lower it for a small N)")
+    parser.add_argument("--min-precision", type=float,
+                        help="learn's --min-precision (0: no genre left out for precision, one round of folds)")
     parser.add_argument("--keep", action="store_true", help="leave the library and stores in place")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="genretag-learn-scale-"))
@@ -146,7 +148,8 @@ def main() -> None:
     results = {}
     for name, command in (
         ("learn", [*run, "learn", str(lib), "--out", str(work / "model"), "--no-export", "--store",
-                   str(work / "learn.sqlite"), "--min-tracks", str(args.min_tracks), *jobs]),
+                   str(work / "learn.sqlite"), "--min-tracks", str(args.min_tracks), *jobs,
+                   *(["--min-precision", str(args.min_precision)] if args.min_precision is not None else [])]),
         ("scan", [*run, "scan", str(lib), "--dry-run", "--overwrite", "-q", "--store", str(work / "scan.sqlite"),
                   *jobs]),
     ):
