@@ -154,17 +154,26 @@ def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jo
 
     kwargs = {"config": bundle.card.features, "policy": WindowPolicy(windows=windows)}
     network = None
-    pending: list = []
+    pending: list = []  # decoded tracks not yet emitted, in order
+    done: list[np.ndarray] = []  # features of their first windows, already run
 
-    def flush():
-        x = np.concatenate([t.windows for t in pending])
-        out = network.predict(x)
+    def run(final: bool):
+        """Run the network on the pending windows in full batches only (the remainder waits for more tracks,
+        as the scan's stream does; ``final``: all of it), then emit the tracks whose windows have all run."""
+        have = sum(len(d) for d in done)
+        total = sum(len(t.windows) for t in pending)
+        upto = total if final else have + (total - have) // batch_size * batch_size
+        if upto > have:
+            x = np.concatenate([t.windows for t in pending])[have:upto]
+            done.append(network.predict(x))
+        out = np.concatenate(done) if done else np.zeros((0, 0), np.float32)
         offset = 0
-        for t in pending:
+        while pending and offset + len(pending[0].windows) <= len(out):
+            t = pending.pop(0)
             n = len(t.windows)
             yield t.path, "ok", out[offset : offset + n].mean(axis=0), n, None
             offset += n
-        pending.clear()
+        done[:] = [out[offset:]] if offset < len(out) else []
 
     for outcome in run_pool(extract_track, files, jobs=jobs, timeout=timeout, max_pending=4 * max(jobs, 1) + 8,
                             kwargs=kwargs):
@@ -179,7 +188,7 @@ def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jo
             network = feature_network(bundle, batch_size=batch_size)
             ran.append(network.runtime)
         pending.append(track)
-        if sum(len(t.windows) for t in pending) >= batch_size:
-            yield from flush()
+        if sum(len(t.windows) for t in pending) - sum(len(d) for d in done) >= batch_size:
+            yield from run(final=False)
     if pending:
-        yield from flush()
+        yield from run(final=True)
