@@ -1,7 +1,8 @@
 """The owner's genre layer: a softmax regression on track features, judged by album-grouped cross-validation.
 
-Fitted in NumPy/SciPy (L-BFGS on the standardised features, an L2 penalty), so it takes a second or two
-for thousands of tracks. A track with several genres is a partial label: its loss is ``-log`` of the
+Fitted in NumPy/SciPy (L-BFGS on the standardised features, an L2 penalty): one fit on ~830 tracks of
+1,425 features takes about 2 s on 2 cores, and cross-validation runs 4 penalties x 5 folds of them per round of
+:func:`genretag.learn.core.choose_genres`. A track with several genres is a partial label: its loss is ``-log`` of the
 summed probability of its genres (as ``genretag train --partial-labels``). Cross-validation folds keep
 each album (:attr:`~genretag.learn.labels.LabelledFile.group`) on one side (scikit-learn's
 ``StratifiedGroupKFold``, stratified by each track's first genre); the L2 penalty is chosen on those
@@ -75,6 +76,13 @@ def masks_of(genres_per_track, genres: tuple[str, ...]) -> np.ndarray:
 
 def fit_layer(x: np.ndarray, masks: np.ndarray, *, columns: np.ndarray, l2: float, balance: bool = True) -> Layer:
     """Fit the layer on ``x`` (``float32 [n, d]``) and ``masks`` (``bool [n, c]``, each row a track's genres)."""
+    return _fit(x, masks, columns=columns, l2=l2, balance=balance)[0]
+
+
+def _fit(x: np.ndarray, masks: np.ndarray, *, columns: np.ndarray, l2: float, balance: bool,
+         start: np.ndarray | None = None) -> tuple[Layer, np.ndarray]:
+    """:func:`fit_layer`, starting L-BFGS from ``start`` (the parameters of a fit on the same tracks with
+    another L2, from the zeros when None); also returns the parameters found, to start the next from."""
     from scipy.optimize import minimize
 
     z = x[:, columns].astype(np.float64)
@@ -101,25 +109,33 @@ def fit_layer(x: np.ndarray, masks: np.ndarray, *, columns: np.ndarray, l2: floa
         grad = np.concatenate([(z.T @ grad_logits + l2 * w).ravel(), grad_logits.sum(0)])
         return value, grad
 
-    result = minimize(loss, np.zeros(d * c + c), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    result = minimize(loss, np.zeros(d * c + c) if start is None else start, jac=True, method="L-BFGS-B",
+                      options={"maxiter": 500})
     w, b = result.x[: d * c].reshape(d, c), result.x[d * c :]
     kernel = w * scale[:, None]
     bias = b - (mean * scale) @ w
-    return Layer(kernel.astype(np.float32), bias.astype(np.float32), np.asarray(columns))
+    return Layer(kernel.astype(np.float32), bias.astype(np.float32), np.asarray(columns)), result.x
 
 
 def cross_validate(x: np.ndarray, masks: np.ndarray, groups, genres: tuple[str, ...], *, columns: np.ndarray,
                    folds: int, seed: int, l2_grid=L2_GRID, balance: bool = True) -> CrossValidation:
     """Out-of-fold logits of every track with album-grouped folds, for each L2 in ``l2_grid``; the L2 whose
-    folds put most tracks inside their genres is kept, with its per-genre scores."""
+    folds put most tracks inside their genres is kept (the first in ``l2_grid`` among equals), with its
+    per-genre scores. Each fold's fits run from the strongest penalty to the weakest, each starting where
+    the one before ended (a warm start: the same optimum, reached in fewer steps)."""
     splits = fold_indices(masks, groups, folds=folds, seed=seed)
+    starts: list[np.ndarray | None] = [None] * len(splits)
+    judged = {}
+    for l2 in sorted(l2_grid, reverse=True):
+        logits = np.zeros(masks.shape, np.float32)
+        for k, (train, test) in enumerate(splits):
+            layer, starts[k] = _fit(x[train], masks[train], columns=columns, l2=l2, balance=balance,
+                                    start=starts[k])
+            logits[test] = layer.logits(x[test])
+        judged[l2] = (float(masks[np.arange(len(masks)), logits.argmax(1)].mean()), logits)
     best = None
     for l2 in l2_grid:
-        logits = np.zeros(masks.shape, np.float32)
-        for train, test in splits:
-            layer = fit_layer(x[train], masks[train], columns=columns, l2=l2, balance=balance)
-            logits[test] = layer.logits(x[test])
-        accuracy = float(masks[np.arange(len(masks)), logits.argmax(1)].mean())
+        accuracy, logits = judged[l2]
         if best is None or accuracy > best[0] + 1e-9:
             best = (accuracy, l2, logits)
     accuracy, l2, logits = best
