@@ -206,6 +206,27 @@ def test_layer_learns_partial_labels_and_folds_keep_albums_apart():
         assert not {groups[i] for i in train} & {groups[i] for i in test}
 
 
+def test_a_warm_started_fit_reaches_the_cold_start_optimum():
+    """cross_validate runs each fold from the strongest penalty to the weakest, each fit starting where the one
+    before ended: for every penalty it lands where a fit from the zeros lands (the same convex optimum, up to
+    L-BFGS's tolerance: about 1% of the logits' range at the weakest penalty, where the optimum is flattest)."""
+    from genretag.learn.fit import L2_GRID, _fit
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (4, 30))
+    y = rng.integers(0, 4, 160)
+    x = (centres[y] + rng.normal(0, 1.5, (160, 30))).astype(np.float32)
+    masks = masks_of([["ABCD"[i]] for i in y], tuple("ABCD"))
+    start = None
+    for l2 in sorted(L2_GRID, reverse=True):
+        warm, start = _fit(x, masks, columns=np.arange(30), l2=l2, balance=True, start=start)
+        cold = fit_layer(x, masks, columns=np.arange(30), l2=l2)
+        scale = np.abs(cold.logits(x)).max()
+        assert scale > 1.0  # a fit that learned something
+        assert (warm.logits(x).argmax(1) == cold.logits(x).argmax(1)).all()
+        assert np.abs(warm.logits(x) - cold.logits(x)).max() < 0.02 * scale
+
+
 # --- a whole learn on synthetic genres: a bad value is one line, --update decodes only what is new ---------------
 
 
@@ -358,3 +379,7 @@ def test_genres_below_the_precision_floor_are_left_out_one_at_a_time():
     assert dropped.genre == "Mixed" and dropped.tracks == 30
     assert dropped.reason.startswith("cross-validated precision 0.") and "below --min-precision 0.5" in dropped.reason
     assert len(chosen.keep) == 90 and all(s.precision > 0.9 for s in chosen.cv.scores)
+    first = cross_validate(np.array(x, np.float32), masks_of(genres, ("A", "B", "C", "Mixed")), groups,
+                           ("A", "B", "C", "Mixed"), columns=np.arange(16), folds=LearnConfig().folds,
+                           seed=LearnConfig().seed)
+    assert chosen.cv.l2 == first.l2  # the penalty is chosen once, on every genre

@@ -19,7 +19,7 @@ import numpy as np
 from genretag.version import __version__
 from genretag.config import LEARN_FEATURE_SETS, LearnConfig
 from genretag.errors import DatasetError, UsageError
-from genretag.learn.fit import CrossValidation, GenreScore, calibrated, cross_validate, fit_layer, \
+from genretag.learn.fit import L2_GRID, CrossValidation, GenreScore, calibrated, cross_validate, fit_layer, \
     fit_temperature, masks_of
 from genretag.learn.labels import Labels, LeftOut, read_labels
 from genretag.models.bundle import Bundle
@@ -148,9 +148,11 @@ def choose_genres(track_genres: Sequence[tuple[str, ...]], x: np.ndarray, groups
     """Judge ``genres`` by album-grouped cross-validation of the tracks' features ``x`` (``float [n, d]``;
     ``track_genres`` and ``groups``, one per row), leaving out genres on fewer than ``config.min_tracks``
     tracks, then, one at a time, the genre of lowest cross-validated precision below
-    ``config.min_precision`` (the others are judged again without it). DatasetError when fewer than two
+    ``config.min_precision`` (the others are judged again without it, with the L2 penalty the first round
+chose). DatasetError when fewer than two
     genres (or albums) are left."""
     left_out = list(left_out)
+    l2_grid = L2_GRID
     while True:
         keep = [i for i, values in enumerate(track_genres) if any(g in genres for g in values)]
         masks = masks_of([track_genres[i] for i in keep], genres)
@@ -164,7 +166,8 @@ def choose_genres(track_genres: Sequence[tuple[str, ...]], x: np.ndarray, groups
         kept_groups = [groups[i] for i in keep]
         _enough_groups(kept_groups)
         cv = cross_validate(x[keep], masks, kept_groups, genres, columns=columns, folds=config.folds,
-                            seed=config.seed)
+                            seed=config.seed, l2_grid=l2_grid)
+        l2_grid = (cv.l2,)  # chosen once, on every genre: the later rounds only judge the genres left
         weak = [s for s in cv.scores if s.precision < config.min_precision]
         if not weak:
             return Chosen(genres, tuple(left_out), cv, keep)

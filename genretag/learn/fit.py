@@ -122,7 +122,7 @@ def cross_validate(x: np.ndarray, masks: np.ndarray, groups, genres: tuple[str, 
     """Out-of-fold logits of every track with album-grouped folds, for each L2 in ``l2_grid``; the L2 whose
     folds put most tracks inside their genres is kept (the first in ``l2_grid`` among equals), with its
     per-genre scores. Each fold's fits run from the strongest penalty to the weakest, each starting where
-    the one before ended (a warm start: the same optimum, reached in fewer steps)."""
+    the one before ended (a warm start: the same convex optimum up to L-BFGS's tolerance, in fewer steps)."""
     splits = fold_indices(masks, groups, folds=folds, seed=seed)
     starts: list[np.ndarray | None] = [None] * len(splits)
     judged = {}
