@@ -153,7 +153,7 @@ def test_a_setting_above_any_table_is_told_where_it_goes(runner, tmp_path):
     result = _run(runner, "config", "--config", path)
     assert result.exit_code == 2
     assert _lines(result.stderr) == [f"error: 'top_k' in config file is outside any table: settings go under "
-                                     f"[scan] ({path})"]
+                                     f"[scan] or [learn] ({path})"]
 
 
 def test_json_dash_is_refused_and_creates_no_file(runner, library, tmp_path, monkeypatch):

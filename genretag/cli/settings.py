@@ -82,7 +82,7 @@ def read_config(path: Path | None) -> tuple[Path, dict[str, dict[str, Any]]]:
     for table, values in data.items():
         if table not in SECTIONS and not isinstance(values, dict):  # `top_k = 2` above any [table]
             raise UsageError(f"'{table}' in config file is outside any table: settings go under "
-                             f"{', '.join(f'[{s}]' for s in SECTIONS)}", path)
+                             f"{' or '.join(f'[{s}]' for s in SECTIONS)}", path)
         if table not in SECTIONS:
             raise UsageError(f"unknown table [{table}] in config file (known: {', '.join(f'[{s}]' for s in SECTIONS)})",
                              path)
