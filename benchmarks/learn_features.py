@@ -4,7 +4,7 @@
 
 Reads the library's genres as ``genretag learn`` does, takes each tagged track's features from the store
 (decoding what it lacks) and prints, per feature set and class weighting, the cross-validated accuracy
-(a track's predicted genre is one of its own) and macro recall, with the L2 penalty the folds chose.
+(a track's predicted genre is one of its own) and macro recall, with the shrinkage the folds chose.
 """
 
 from __future__ import annotations
@@ -47,15 +47,13 @@ def main() -> None:
     groups = [r.group for r in rows]
     print(f"{len(rows)} tracks, {len(set(groups))} albums, genres: "
           + ", ".join(f"{g} {int(n)}" for g, n in zip(labels.genres, masks.sum(0))))
-    print(f"{'features':<28} {'weights':<9} {'accuracy':>8} {'macro recall':>12} {'l2':>7}")
+    print(f"{'features':<28} {'accuracy':>8} {'macro recall':>12} {'shrinkage':>9}")
     for k in range(1, len(LEARN_FEATURE_SETS) + 1):
         for sets in itertools.combinations(LEARN_FEATURE_SETS, k):
-            for balance in (True, False):
-                cv = cross_validate(vectors.vectors, masks, groups, labels.genres, columns=feature_columns(sets),
-                                    folds=args.folds, seed=0, balance=balance)
-                recall = np.mean([s.recall for s in cv.scores])
-                print(f"{'+'.join(sets):<28} {'balanced' if balance else 'equal':<9} {cv.accuracy:8.3f} "
-                      f"{recall:12.3f} {cv.l2:7.0e}")
+            cv = cross_validate(vectors.vectors, masks, groups, labels.genres, columns=feature_columns(sets),
+                                folds=args.folds, seed=0)
+            recall = np.mean([s.recall for s in cv.scores])
+            print(f"{'+'.join(sets):<28} {cv.accuracy:8.3f} {recall:12.3f} {cv.shrinkage:9.1f}")
 
 
 if __name__ == "__main__":

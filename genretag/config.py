@@ -556,8 +556,6 @@ class LearnConfig:
     features: tuple[str, ...] = ("musicnn", "embedding")
     """What the layer reads (:data:`LEARN_FEATURE_SETS`); chosen by grouped cross-validation on the
     Emotify files' own genres (README "Your own genres")."""
-    l2: float = 1e-3
-    """L2 penalty on the layer's weights (on standardised features), per training track."""
     windows: int = 8
     """Scan windows a track is heard by (as ``genretag scan --windows``)."""
     min_confidence: float = 0.5
@@ -573,7 +571,6 @@ class LearnConfig:
             (self.folds >= 2, "folds must be at least 2"),
             (bool(self.features) and set(self.features) <= set(LEARN_FEATURE_SETS),
              f"features must be among {', '.join(LEARN_FEATURE_SETS)}"),
-            (self.l2 >= 0.0, "l2 must not be negative"),
             (self.windows >= 1, "windows must be at least 1"),
         )
         for ok, message in checks:

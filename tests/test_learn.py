@@ -197,7 +197,7 @@ def test_layer_learns_partial_labels_and_folds_keep_albums_apart():
     a, b, c = cv.scores  # B's partial tracks may land on A (inside their set): B's recall counts them as missed
     assert a.recall > 0.9 and c.recall > 0.9 and 0.75 <= b.recall <= 0.85
     assert [s.tracks for s in cv.scores] == [40, 50, 40]
-    layer = fit_layer(x, masks, columns=np.arange(20), l2=cv.l2)
+    layer = fit_layer(x, masks, columns=np.arange(20), shrinkage=cv.shrinkage)
     assert (layer.logits(x).argmax(1) == y).mean() > 0.95
 
     from genretag.learn.fit import fold_indices
@@ -206,25 +206,42 @@ def test_layer_learns_partial_labels_and_folds_keep_albums_apart():
         assert not {groups[i] for i in train} & {groups[i] for i in test}
 
 
-def test_a_warm_started_fit_reaches_the_cold_start_optimum():
-    """cross_validate runs each fold from the strongest penalty to the weakest, each fit starting where the one
-    before ended: for every penalty it lands where a fit from the zeros lands (the same convex optimum, up to
-    L-BFGS's tolerance: about 1% of the logits' range at the weakest penalty, where the optimum is flattest)."""
-    from genretag.learn.fit import L2_GRID, _fit
+def test_each_folds_shared_eigendecomposition_gives_the_layer_a_direct_fit_gives():
+    """cross_validate decomposes each fold's scatter once and reads every shrinkage's logits from it: for each
+    shrinkage they are the logits of fit_layer on that fold's tracks (the layer the bundle ships)."""
+    from genretag.learn.fit import SHRINKAGE_GRID, fold_indices
 
     rng = np.random.default_rng(1)
     centres = rng.normal(0, 1, (4, 30))
     y = rng.integers(0, 4, 160)
     x = (centres[y] + rng.normal(0, 1.5, (160, 30))).astype(np.float32)
-    masks = masks_of([["ABCD"[i]] for i in y], tuple("ABCD"))
-    start = None
-    for l2 in sorted(L2_GRID, reverse=True):
-        warm, start = _fit(x, masks, columns=np.arange(30), l2=l2, balance=True, start=start)
-        cold = fit_layer(x, masks, columns=np.arange(30), l2=l2)
-        scale = np.abs(cold.logits(x)).max()
-        assert scale > 1.0  # a fit that learned something
-        assert (warm.logits(x).argmax(1) == cold.logits(x).argmax(1)).all()
-        assert np.abs(warm.logits(x) - cold.logits(x)).max() < 0.02 * scale
+    genres = tuple("ABCD")
+    masks = masks_of([[genres[i]] for i in y], genres)
+    groups = [f"album {i // 4}" for i in range(160)]
+    (train, test), *_ = fold_indices(masks, groups, folds=5, seed=0)
+    for shrinkage in SHRINKAGE_GRID:
+        cv = cross_validate(x, masks, groups, genres, columns=np.arange(30), folds=5, seed=0,
+                            shrinkages=(shrinkage,))
+        direct = fit_layer(x[train], masks[train], columns=np.arange(30), shrinkage=shrinkage).logits(x[test])
+        np.testing.assert_allclose(cv.logits[test], direct, rtol=1e-4, atol=1e-3 * np.abs(direct).max())
+        assert cv.shrinkage == shrinkage
+
+
+def test_at_full_shrinkage_the_layer_picks_the_nearest_genre_centre():
+    """The closed form is the linear discriminant: with the covariance replaced by its mean variance, each
+    track goes to the genre whose mean (of the standardised features) is nearest; the learned layer is that
+    rule on the raw features (standardisation folded into the kernel)."""
+    rng = np.random.default_rng(2)
+    scale = np.linspace(0.5, 20, 12)  # features on very different scales: the layer standardises them
+    y = rng.integers(0, 3, 90)
+    x = (rng.normal(0, 1, (3, 12))[y] + rng.normal(0, 1.2, (90, 12))) * scale
+    masks = masks_of([["XYZ"[i]] for i in y], tuple("XYZ"))
+    layer = fit_layer(x.astype(np.float32), masks, columns=np.arange(12), shrinkage=1.0)
+    z = (x - x.mean(0)) / x.std(0)
+    centres = np.stack([z[y == k].mean(0) for k in range(3)])
+    nearest = ((z[:, None, :] - centres[None]) ** 2).sum(2).argmin(1)
+    assert (layer.logits(x.astype(np.float32)).argmax(1) == nearest).all()
+    assert 0.6 < (nearest == y).mean() < 1.0  # a real task: neither trivial nor hopeless
 
 
 # --- a whole learn on synthetic genres: a bad value is one line, --update decodes only what is new ---------------
@@ -307,7 +324,8 @@ def test_learn_then_scan_the_rest_with_the_owners_genres(runner, corpus, tmp_pat
         assert genre in result.output
     learned = json.loads((model / "card.json").read_text())
     assert learned["labels"] == sorted(learned["labels"], key=learned["training"]["counts"].get, reverse=True)
-    assert learned["pooling"] == "geometric" and 0.05 <= learned["calibration"]["temperature"] <= 20
+    assert learned["pooling"] == "geometric" and learned["calibration"]["temperature"] == 1.0
+    assert 0.05 <= learned["calibration"]["folded_temperature"] <= 1000
 
     config = tmp_path / "config.toml"  # [scan] model = "DIR" makes it the default
     config.write_text(f'[scan]\nmodel = "{model}"\nmin_confidence = 0\n')
@@ -382,4 +400,4 @@ def test_genres_below_the_precision_floor_are_left_out_one_at_a_time():
     first = cross_validate(np.array(x, np.float32), masks_of(genres, ("A", "B", "C", "Mixed")), groups,
                            ("A", "B", "C", "Mixed"), columns=np.arange(16), folds=LearnConfig().folds,
                            seed=LearnConfig().seed)
-    assert chosen.cv.l2 == first.l2  # the penalty is chosen once, on every genre
+    assert chosen.cv.shrinkage == first.shrinkage  # the shrinkage is chosen once, on every genre

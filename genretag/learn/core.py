@@ -19,7 +19,7 @@ import numpy as np
 from genretag.version import __version__
 from genretag.config import LEARN_FEATURE_SETS, LearnConfig
 from genretag.errors import DatasetError, UsageError
-from genretag.learn.fit import L2_GRID, CrossValidation, GenreScore, calibrated, cross_validate, fit_layer, \
+from genretag.learn.fit import SHRINKAGE_GRID, CrossValidation, GenreScore, calibrated, cross_validate, fit_layer, \
     fit_temperature, masks_of
 from genretag.learn.labels import Labels, LeftOut, read_labels
 from genretag.models.bundle import Bundle
@@ -99,15 +99,18 @@ def learn(paths: Sequence[Path], *, out: Path, config: LearnConfig = LearnConfig
     genres, left_out, cv, keep = chosen.genres, list(chosen.left_out), chosen.cv, chosen.keep
     x, masks = vectors.vectors[keep], masks_of([rows[i].genres for i in keep], genres)
     tell("fitting", {"tracks": len(keep), "genres": len(genres)})
-    layer = fit_layer(x, masks, columns=columns, l2=cv.l2)
     temperature = fit_temperature(cv.logits, masks)
+    # calibration folded into the layer: a discriminant's logits are tens of times too confident, and each
+    # window's softmax (before the track's windows are pooled) must not saturate
+    layer = fit_layer(x, masks, columns=columns, shrinkage=cv.shrinkage).divided(temperature)
     seconds_fit = time.perf_counter() - started
     calibration = _calibration(cv, masks, temperature, config)
     training = {
         "learned": {"libraries": [str(Path(p).resolve()) for p in paths], "config": _plain(asdict(config)),
                     "genre_map": dict(genre_map or {}), **dict(extra_card or {})},
         "tracks": len(keep), "counts": {g: int(n) for g, n in zip(genres, masks.sum(0))},
-        "features": list(config.features), "l2": cv.l2, "command": command, "genretag": __version__,
+        "features": list(config.features), "layer": "shrinkage linear discriminant", "shrinkage": cv.shrinkage,
+        "command": command, "genretag": __version__,
         "seconds_fit": round(seconds_fit, 2), "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     metrics = {"cross_validation": {
@@ -148,11 +151,11 @@ def choose_genres(track_genres: Sequence[tuple[str, ...]], x: np.ndarray, groups
     """Judge ``genres`` by album-grouped cross-validation of the tracks' features ``x`` (``float [n, d]``;
     ``track_genres`` and ``groups``, one per row), leaving out genres on fewer than ``config.min_tracks``
     tracks, then, one at a time, the genre of lowest cross-validated precision below
-    ``config.min_precision`` (the others are judged again without it, with the L2 penalty the first round
-chose). DatasetError when fewer than two
+    ``config.min_precision`` (the others are judged again without it, with the shrinkage the first round
+    chose). DatasetError when fewer than two
     genres (or albums) are left."""
     left_out = list(left_out)
-    l2_grid = L2_GRID
+    shrinkages = SHRINKAGE_GRID
     while True:
         keep = [i for i, values in enumerate(track_genres) if any(g in genres for g in values)]
         masks = masks_of([track_genres[i] for i in keep], genres)
@@ -166,8 +169,8 @@ chose). DatasetError when fewer than two
         kept_groups = [groups[i] for i in keep]
         _enough_groups(kept_groups)
         cv = cross_validate(x[keep], masks, kept_groups, genres, columns=columns, folds=config.folds,
-                            seed=config.seed, l2_grid=l2_grid)
-        l2_grid = (cv.l2,)  # chosen once, on every genre: the later rounds only judge the genres left
+                            seed=config.seed, shrinkages=shrinkages)
+        shrinkages = (cv.shrinkage,)  # chosen once, on every genre: the later rounds only judge the genres left
         weak = [s for s in cv.scores if s.precision < config.min_precision]
         if not weak:
             return Chosen(genres, tuple(left_out), cv, keep)
@@ -228,12 +231,13 @@ def _enough_groups(groups) -> None:
 
 
 def _calibration(cv: CrossValidation, masks: np.ndarray, temperature: float, config: LearnConfig) -> dict:
-    """The card's calibration: the temperature, the floors, and what the floor did out of fold."""
+    """The card's calibration: the temperature (fitted on the out-of-fold logits and folded into the layer,
+    so the card's is 1), the floors, and what the floor did out of fold."""
     probs = calibrated(cv.logits, temperature)
     top = probs.max(1)
     right = masks[np.arange(len(masks)), probs.argmax(1)]
     above = top >= config.min_confidence
-    return {"temperature": round(temperature, 4), "min_confidence": config.min_confidence,
+    return {"temperature": 1.0, "folded_temperature": round(temperature, 4), "min_confidence": config.min_confidence,
             "next_min_confidence": config.next_min_confidence,
             "fitted_on": f"out-of-fold track probabilities of {len(masks)} tagged tracks ({cv.folds} album-grouped folds)",
             "at_min_confidence": {"tagged": round(float(above.mean()), 4),
