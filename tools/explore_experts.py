@@ -21,15 +21,20 @@ Rules combine the experts per window, ``softmax(sum_e w_e log q_e)``, and pool t
 mean, as scan does; a row is scored on each check separately (seeded checks with that seed's head,
 wesnoth and muldjord with seed 0's). This is a measuring tool, not a model: a rule worth shipping is
 then built as a bundle and judged by ``tools/check_sources.py`` (the 4.0 rows agree to the clip).
+
+``--yamnet-windows`` (YAMNet as ``--yamnet-keras`` runs it): YAMNet on only k of a track's windows
+(:func:`spread`), its scores averaged over them and used for the whole track, either in every window's fusion
+or once after the windows are pooled (:func:`track_rules`); every check scored with every seed's head
+(:func:`per_seed_table`).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import replace
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +184,98 @@ def log_msd(tags: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     return np.stack([cols.get(label, neutral) for label in labels], 1)
 
 
+RECIPE_2_0 = {"corpus-test": (0.650, 0.583, 0.617), "4q-multi": (0.636, 0.683, 0.608), "wesnoth": (22, 21, 24),
+              "muldjord": (2, 2, 2)}
+"""2.0's recipe per split seed as built bundles score it (the card's "YAMNet built" table): the floor of the rule."""
+
+
+def spread(n: int, k: int, *, mirror: bool = False) -> list[int]:
+    """Which ``k`` of a track's ``n`` windows YAMNet hears: the centre window of each of k equal parts (n 8: k 1 ->
+    4; 2 -> 2, 6; 4 -> 1, 3, 5, 7; n 7: 3; 1, 5; 0, 2, 4, 6); ``mirror``: the same counted from the end (n 8: 3;
+    1, 5; 0, 2, 4, 6)."""
+    picked = sorted({min(n - 1, int(n * (i + 0.5) / k)) for i in range(k)})
+    return sorted(n - 1 - i for i in picked) if mirror else picked
+
+
+def track_rules(log_p: np.ndarray, log_q: np.ndarray, yamnet: np.ndarray, bounds: np.ndarray, labels, *, w: float,
+                wy: float, k: int, mode: str, mirror: bool = False) -> np.ndarray:
+    """``[tracks, n_labels]`` scores (argmax: the genre). ``yamnet``: its per-window scores ``[windows, 521]``.
+    ``mode`` ``window``: the shipped rule, each window with its own YAMNet (``k`` unused); ``each``: every window
+    fused with the track's YAMNet mean over ``k`` windows, ``softmax((1 - w - wy) log p_w + w log q_w + wy log
+    mean_k(q_y))``, windows pooled by the mean; ``after``: the two-expert windows pooled by the mean, then ``+ wy
+    log mean_k(q_y)`` on the log of the track's distribution."""
+    def softmax(z):
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    spans = list(itertools.pairwise(bounds))
+    z = (1.0 - w - wy) * log_p + w * log_q
+    if mode == "window":
+        windows = softmax(z + wy * log_genres(yamnet, labels, offset=YAMNET_OFFSET))
+        return np.array([windows[a:b].mean(0) for a, b in spans])
+    heard = np.array([yamnet[a:b][spread(b - a, k, mirror=mirror)].mean(0) for a, b in spans])
+    log_y = log_genres(heard, labels, offset=YAMNET_OFFSET)
+    if mode == "each":
+        windows = softmax(z + wy * np.repeat(log_y, np.diff(bounds), axis=0))
+        return np.array([windows[a:b].mean(0) for a, b in spans])
+    windows = softmax(z)
+    return np.log(np.array([windows[a:b].mean(0) for a, b in spans])) + wy * log_y
+
+
+def per_seed_table(d, heads, labels, checks, *, weights: bool) -> None:
+    """YAMNet on k windows (``--yamnet-windows``): each rule's every check per seed, and whether it keeps the rule
+    (no check under :data:`RECIPE_2_0` on the same seed)."""
+    bounds = np.concatenate([[0], np.cumsum(d["counts"])])
+    row_of = {p: i for i, p in enumerate(d["paths"])}
+    log_q = log_genres(d["eat"], labels, logits=True)
+    log_p = {s: np.log(np.clip(d[f"head{s}"], 1e-7, 1.0)) for s in heads}
+
+    def score(**rule) -> dict[str, list[float]]:
+        per: dict[str, list[float]] = {}
+        for seed in sorted(heads):
+            tracks = track_rules(log_p[seed], log_q, d["yamnet-keras"], bounds, labels, **rule)
+            for check in checks:
+                if check.seed in (None, seed):
+                    top = tracks[[row_of[str(p)] for p in check.paths]].argmax(1)
+                    right = check.allowed[np.arange(len(top)), top]
+                    per.setdefault(check.name, []).append(right.mean() if check.seed is not None else right.sum())
+        per["worst"] = [min(a / 40, b / 4) for a, b in zip(per["wesnoth"], per["muldjord"])]
+        return per
+
+    def under(per) -> str:
+        return ", ".join(f"{c} s{s}" for c, floor in RECIPE_2_0.items() for s, (v, f) in enumerate(zip(per[c], floor))
+                         if round(v, 3) < f) or "none"
+
+    def line(name: str, per) -> None:
+        cell = {c: " / ".join(f"{v:.3f}" if c in ("corpus-test", "4q-multi", "worst") else f"{v:.0f}" for v in per[c])
+                + f" ({np.mean(per[c]):.3f})" for c in per}
+        print(f"| {name} | {cell['corpus-test']} | {cell['4q-multi']} | {cell['wesnoth']} | {cell['muldjord']} "
+              f"| {cell['worst']} | {under(per)} |")
+
+    print("| rule | corpus test s0 / s1 / s2 (mean) | 4q-multi s0 / s1 / s2 (mean) | wesnoth /40 | muldjord /4 "
+          "| worst independent | under 2.0's recipe |")
+    print("|---|---|---|---|---|---|---|")
+    line("head alone (2.0's recipe, windows as the fused bundle cuts them)", score(w=0.0, wy=0.0, k=8, mode="window"))
+    line("4.2: YAMNet per window (8 windows)", score(w=0.1, wy=0.35, k=8, mode="window"))
+    for mode, k, mirror in itertools.product(("each", "after"), (8, 4, 2, 1), (False, True)):
+        if not (mirror and k == 8):
+            line(f"track mean of YAMNet on {k} windows ({spread(8, k, mirror=mirror)} of 8), {mode}",
+                 score(w=0.1, wy=0.35, k=k, mode=mode, mirror=mirror))
+    if not weights:
+        return
+    for mode, k in itertools.product(("each", "after"), (8, 4, 2, 1)):
+        grid = [(w, wy, score(w=w, wy=wy, k=k, mode=mode)) for w in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
+                for wy in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)]
+        best = sorted(grid, key=lambda g: (-min(g[2]["worst"]), -np.mean(g[2]["worst"]), under(g[2]).count(" s"),
+                                           -np.mean(g[2]["corpus-test"]) - np.mean(g[2]["4q-multi"])))
+        kept = [g for g in best if under(g[2]) in ("none", "4q-multi s2")]  # no lower than 4.2's floor
+        for (w, wy, per), note in [(best[0], "best worst"), *((g, "best worst keeping 4.2's floor") for g in kept[:2])]:
+            line(f"k {k}, {mode}, {note}: EfficientAT {w} x YAMNet {wy}", per)
+            if k < 8:
+                line(f"the same on windows {spread(8, k, mirror=True)} of 8",
+                     score(w=w, wy=wy, k=k, mode=mode, mirror=True))
+
+
 def main() -> None:
     import check_sources as cs
 
@@ -193,10 +290,14 @@ def main() -> None:
     parser.add_argument("--yamnet-keras", action="store_true",
                         help="YAMNet as a fused bundle runs it (genretag.models.yamnet on the scan windows' own "
                              "YAMNet rows, FeatureConfig.yamnet_rate): only the rules with YAMNet")
+    parser.add_argument("--yamnet-windows", action="store_true",
+                        help="YAMNet as --yamnet-keras, on k of a track's windows; every check per seed")
+    parser.add_argument("--weights", action="store_true", help="with --yamnet-windows: the best weights for each k")
     args = parser.parse_args()
     heads = {int(k): v for k, v in (h.split("=", 1) for h in args.head)}
     labels = genretag.load_model("default").labels
-    yamnet = "yamnet-keras" if args.yamnet_keras else "yamnet-mid" if args.yamnet_middle else "yamnet"
+    keras_yamnet = args.yamnet_keras or args.yamnet_windows
+    yamnet = "yamnet-keras" if keras_yamnet else "yamnet-mid" if args.yamnet_middle else "yamnet"
     d = dump(args.work, heads, args.levels, yamnet=yamnet)
     bounds = np.concatenate([[0], np.cumsum(d["counts"])])
     row_of = {p: i for i, p in enumerate(d["paths"])}
@@ -227,6 +328,8 @@ def main() -> None:
         worst = min(per["wesnoth"][0] / 40, per["muldjord"][0] / 4)
         print(f"| {name} | {cells[0]} | {cells[1]} | {per['wesnoth'][0]:.0f} | {per['muldjord'][0]:.0f} | {worst:.3f} |")
 
+    if args.yamnet_windows:
+        return per_seed_table(d, heads, labels, checks, weights=args.weights)
     print("| rule (seed 0's head for wesnoth, muldjord) | corpus test, mean (seeds) | 4q-multi, mean (seeds) "
           "| wesnoth /40 | muldjord /4 | worst |")
     print("|---|---|---|---:|---:|---:|")
