@@ -78,3 +78,19 @@ def test_rerun_benchmark_times_both_scans(tiny_library, tiny_bundle, tmp_path):
     report = json.loads(out.read_text())
     assert report["files"] == 6 and "6 would be tagged" in report["rerun"]["summary"]
     assert 0 < report["rerun"]["wall_s"] < report["first"]["wall_s"]
+
+
+def test_learn_fit_scale_reports_the_fit_of_n_tracks():
+    """benchmarks/learn_fit_scale.py: each N in its own process, the fit's seconds and peak memory; the
+    synthetic genres are told apart (the fit really ran on the N tracks)."""
+    pytest.importorskip("sklearn")
+    script = BENCH.parent / "learn_fit_scale.py"
+    proc = subprocess.run([sys.executable, str(script), "300", "600"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["tracks"] for r in rows] == [300, 600]
+    for row in rows:
+        assert row["genres_kept"] == 10 and row["cv_accuracy"] > 0.8
+        assert row["choose_genres_s"] > 0 and row["final_fit_s"] > 0
+        assert row["peak_rss_mib"] > row["features_mib"] > 0
+    assert rows[1]["features_mib"] == pytest.approx(2 * rows[0]["features_mib"], rel=0.05)
