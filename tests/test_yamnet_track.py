@@ -12,7 +12,7 @@ import pytest
 from synth import tone_mix, write_audio
 
 from genretag.config import AUDIOSET_RATE, YAMNET_RATE, FeatureConfig, WindowPolicy
-from genretag.features import yamnet_log_mel, yamnet_patches, yamnet_picks
+from genretag.features import yamnet_patches, yamnet_picks
 from genretag.models import musicnn
 
 WEIGHT, YAMNET_WEIGHT, TEMPERATURE = 0.2, 0.35, 0.7
@@ -251,3 +251,15 @@ def test_ray_engine_agrees(k2_bundle, tmp_path):
     for row in rows:
         np.testing.assert_allclose(row["probabilities"], local[row["path"]].probabilities, atol=1e-4)
         assert row["windows"] == local[row["path"]].windows
+
+
+def test_a_learned_model_on_such_a_base_has_no_track_level_yamnet():
+    """``genretag learn`` puts its own layer on musicnn and EfficientAT: its card keeps the base's windows but not
+    the base's YAMNet term (which would otherwise be added to the learned genres)."""
+    from genretag.learn.bundle import _window_features
+
+    learned = _window_features(_config())
+    assert (learned.yamnet_windows, learned.yamnet_weight) == (0, 0.0)
+    assert learned.patch_shape == _config().patch_shape and learned.yamnet_rate == YAMNET_RATE
+    plain = _config(yamnet_windows=0, yamnet_weight=0.0)
+    assert _window_features(plain) is plain
