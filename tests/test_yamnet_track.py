@@ -71,6 +71,19 @@ def test_picked_windows_are_the_centres_of_k_equal_parts():
     assert yamnet_picks(1, 2) == [0] and yamnet_picks(2, 4) == [0, 1] and yamnet_picks(8, 8) == list(range(8))
 
 
+def test_picked_windows_are_the_ones_the_offline_study_scored():
+    """``tools/explore_experts.py``'s ``spread`` chose the rule's windows; the product picks the same for any track."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "explore_experts.py"
+    spec = importlib.util.spec_from_file_location("explore_experts", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    for n in range(1, 17):
+        for k in range(1, 9):
+            assert yamnet_picks(n, k) == study.spread(n, k), (n, k)
+
+
 def test_only_the_picked_windows_carry_yamnet_log_mel():
     from genretag.features import track_windows
 
