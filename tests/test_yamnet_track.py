@@ -276,3 +276,24 @@ def test_a_learned_model_on_such_a_base_has_no_track_level_yamnet():
     assert learned.patch_shape == _config().patch_shape and learned.yamnet_rate == YAMNET_RATE
     plain = _config(yamnet_windows=0, yamnet_weight=0.0)
     assert _window_features(plain) is plain
+
+
+def test_a_scan_with_it_imports_no_tensorflow(k2_bundle, tmp_path):
+    """Both networks on OpenVINO: the CLI's scan of such a bundle never loads TensorFlow or Keras."""
+    import os
+    import subprocess
+    import sys
+
+    clip = write_audio(tmp_path / "clip.wav", tone_mix("Mid", seconds=8.0, seed=7))
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+               GENRETAG_HIDE_TF_STARTUP="0", COLUMNS="120")
+    env.pop("GENRETAG_RUNTIME", None)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "genretag", "scan", str(clip), "--model",
+                           str(k2_bundle), "--dry-run", "--no-store"], check=False, capture_output=True, text=True,
+                          cwd=repo, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1/1 files" in proc.stdout
+    modules = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
+               if line.startswith("import time:") and "|" in line}
+    assert "openvino" in modules and modules.isdisjoint({"tensorflow", "keras", "tf_keras"})

@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from genretag.config import HIDE_TF_STARTUP
 from genretag.errors import ModelError, UsageError, describe
 from genretag.models.bundle import Bundle, verify_bundle
+
+if TYPE_CHECKING:
+    from genretag.models.track_yamnet import TrackYamnet
 
 RUNTIME_ENV = "GENRETAG_RUNTIME"
 """Environment variable choosing what runs a Keras bundle: ``auto`` (the default: OpenVINO
@@ -163,7 +166,7 @@ class KerasClassifier:
     """The card's style names: the model's outputs after the labels' probabilities."""
     music: bool = False
     """The model emits a music score last (the card has ``music``)."""
-    yamnet: object = None
+    yamnet: TrackYamnet | None = None
     """A track-level YAMNet (:class:`~genretag.models.track_yamnet.TrackYamnet`; the card's ``yamnet_windows``)."""
     runtime = "keras"
 
@@ -187,7 +190,7 @@ class OpenVINOClassifier:
     """The card's style names: the model's outputs after the labels' probabilities."""
     music: bool = False
     """The model emits a music score last (the card has ``music``)."""
-    yamnet: object = None
+    yamnet: TrackYamnet | None = None
     """A track-level YAMNet (:class:`~genretag.models.track_yamnet.TrackYamnet`; the card's ``yamnet_windows``)."""
     runtime = "openvino"
 

@@ -3,8 +3,9 @@
 Windows from consecutive tracks are packed into fixed-size batches (a track's
 windows may straddle two batches), so the model always sees full batches and
 small tracks don't waste work. A track's prediction is the mean of its
-windows' class probabilities (with a track-level YAMNet, :mod:`genretag.models.track_yamnet`, fused after) (and, for a model with styles, of its windows' style scores; for one with a
-music score, of its windows' music scores).
+windows' class probabilities (and, for a model with styles, of its windows' style scores; for one with a
+music score, of its windows' music scores); a track-level YAMNet (:mod:`genretag.models.track_yamnet`) hears
+the picked windows of the tracks each batch completes and joins their genres after pooling.
 """
 
 from __future__ import annotations
