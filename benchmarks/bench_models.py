@@ -11,7 +11,8 @@
 - ``features``: what a decode worker does for a track (``extract_track``: tags, decode, both front
   ends), in this process on one BLAS thread, over ``--clips`` files spread over CORPUS: ms a track;
 - ``network``: the bundle's runtime (OpenVINO from its model.onnx, f32 as a scan runs it) on those
-  tracks' real windows, batches of 64: ms a track and windows/s; ``--bf16`` adds each bundle at
+  tracks' real windows, batches of 64 (a track-level YAMNet's ``yamnet.onnx`` on each 8 tracks' picked windows
+  after them, as a scan runs it): ms a track and windows/s; ``--bf16`` adds each bundle at
   OpenVINO's bf16 precision (where the CPU has it; a scan never uses it);
 - ``one_file``: ``genretag scan ONE --model B --dry-run --no-store -q --overwrite``, a fresh process;
 - ``scan``: the same over ``--scan-clips`` files: whole-process seconds and ms a track.
@@ -85,6 +86,7 @@ def main() -> int:
     from genretag.config import WindowPolicy
     from genretag.discover import discover
     from genretag.models.runtime import OpenVINOClassifier, import_openvino
+    from genretag.models.track_yamnet import TrackYamnet
     from genretag.scan import extract_track
 
     files = sorted(discover([args.corpus]).files)
@@ -97,6 +99,13 @@ def main() -> int:
     compiled = {v: OpenVINOClassifier(core.compile_model(core.read_model(str(models[v.split(" ")[0]].bundle.runtime_path)),
                                                          "CPU", {"INFERENCE_PRECISION_HINT": p}), (), 64)
                 for v, p in variants.items()} if "network" not in args.skip else {}
+    for v, p in variants.items():  # a track-level YAMNet: its own network on each track's picked windows
+        bundle = models[v.split(" ")[0]].bundle
+        if v in compiled and bundle.card.features.yamnet_windows:
+            path = bundle.path / bundle.card.runtime["yamnet"]["file"]
+            net = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": p})
+            compiled[v].yamnet = TrackYamnet(lambda x, net=net: net(x)[0], bundle.card.features, bundle.card.labels)
+    picked: dict[str, Any] = {}
     windows: dict[str, Any] = {}
     times: dict[str, dict[str, list[float]]] = {stage: {} for stage in STAGES}
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -114,10 +123,17 @@ def main() -> int:
                 if "features" not in args.skip:
                     times["features"].setdefault(name, []).append(elapsed)
                 windows[name] = np.concatenate([t.windows for t in tracks if t.status == "ok"])
+                picked[name] = [t.windows for t in tracks if t.status == "ok"]
             for variant in [v for v in compiled if v.split(" ")[0] == name]:
+                expert = compiled[variant].yamnet
                 compiled[variant].predict(windows[name][:64])  # compiled for this shape before it is timed
+                if expert is not None:
+                    expert.track_logs(picked[name][:8])
                 start = time.perf_counter()
                 compiled[variant].predict(windows[name])
+                if expert is not None:  # its picked windows, 8 tracks a batch (as a scan's batch of 64 completes)
+                    for first in range(0, len(picked[name]), 8):
+                        expert.track_logs(picked[name][first : first + 8])
                 times["network"].setdefault(variant, []).append(time.perf_counter() - start)
             for stage, targets in (("one_file", clips[:1]), ("scan", scan_files)):
                 if stage in args.skip:

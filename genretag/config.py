@@ -62,6 +62,8 @@ YAMNET_PATCH_CHOICES: tuple[int, ...] = (1, 3, 5)
 """How many of a window's YAMNet patches a fused model hears (:attr:`FeatureConfig.yamnet_patches`): 1, the
 middle one (frames 96-191 of 296: a fifth of YAMNet's work); 3, every other one (patches 0, 2, 4: frames 0-95,
 96-191, 192-287, side by side, each frame heard once); or 5, every patch of a 2.976-s window (each frame twice)."""
+MAX_YAMNET_WINDOWS = 64
+"""The most windows of a track a track-level YAMNet may hear (:attr:`FeatureConfig.yamnet_windows`)."""
 YAMNET_GAIN = 4.1
 """Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
 (``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
@@ -109,6 +111,16 @@ class FeatureConfig:
     2.976-s window's, their scores averaged; 3, every other one (0, 2, 4: not overlapping), averaged; 1, the
     middle one (:attr:`yamnet_heard`). The window carries the same log-mel either way;
     the fused network cuts the patches (:func:`genretag.models.fusion.yamnet_scores`)."""
+    yamnet_windows: int = 0
+    """0: YAMNet (with :attr:`yamnet_rate`) is an expert in every window, inside the per-window network. ``k``
+    (1 to :data:`MAX_YAMNET_WINDOWS`): a track-level expert instead: only ``k`` of a track's windows carry its
+    log-mel (:func:`genretag.features.yamnet_picks`: the centre window of each of ``k`` equal parts), its own
+    network scores them, and their mean is fused once per track where windows are pooled, with weight
+    :attr:`yamnet_weight` (:func:`genretag.models.runtime.track_mean`)."""
+    yamnet_weight: float = 0.0
+    """With :attr:`yamnet_windows`, YAMNet's weight in the track's score: ``log(mean_w p_w) + yamnet_weight *
+    log q_y`` (``q_y``: each label's largest class score of YAMNet's mean over the ``k`` windows); 0 otherwise
+    (YAMNet's weight in each window lives in the network then)."""
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -143,6 +155,16 @@ class FeatureConfig:
         if self.yamnet_rate and len(self.yamnet_heard) < self.yamnet_patches:
             raise ValueError(f"yamnet_patches {self.yamnet_patches} needs windows of at least 2.895 s "
                              f"(this window holds {self.yamnet_patch_count})")
+        if type(self.yamnet_windows) is not int or not 0 <= self.yamnet_windows <= MAX_YAMNET_WINDOWS:
+            raise ValueError(f"yamnet_windows must be an integer from 0 to {MAX_YAMNET_WINDOWS}, "
+                             f"got {self.yamnet_windows!r}")
+        if self.yamnet_windows and not self.yamnet_rate:
+            raise ValueError("yamnet_windows needs yamnet_rate (YAMNet's log-mel in the picked windows)")
+        weight = self.yamnet_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < 1.0:
+            raise ValueError(f"yamnet_weight must be a number from 0 to below 1, got {weight!r}")
+        if bool(self.yamnet_windows) != bool(weight):
+            raise ValueError("yamnet_weight goes with yamnet_windows: both set (a track-level YAMNet) or neither")
 
     @property
     def window_samples(self) -> int:
@@ -210,6 +232,8 @@ class FeatureConfig:
                 del data[key]
         if data["yamnet_patches"] == YAMNET_PATCH_CHOICES[-1]:  # the default: older cards read the same
             del data["yamnet_patches"]
+        if not data["yamnet_windows"]:  # YAMNet in every window (or none): older cards read the same
+            del data["yamnet_windows"], data["yamnet_weight"]
         return data
 
     @classmethod

@@ -368,7 +368,8 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
     ``audioset_rate``) stacked beneath, at the level it was decoded (AudioSet's clips were not levelled:
     giving it musicnn's level as well made the fused model right less often on every source checked,
     e.g. 22 instead of 24 of 40 wesnoth songs Classical; docs/model-card.md); with ``config.yamnet_rate``,
-    YAMNet's log-mel of ``segments`` (bands first, as decoded) beneath that.
+    YAMNet's log-mel of ``segments`` (bands first, as decoded) beneath that: in every window, or with
+    ``config.yamnet_windows`` only in the windows :func:`yamnet_picks` names (zeros in the others).
     """
     segments = fit_length(segments, config.window_samples)
     mel = log_mel(segments, config)
@@ -384,8 +385,16 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
             wide, config.audioset_rate)
     if config.yamnet_rate:
         rows = slice(config.yamnet_row, config.yamnet_row + YAMNET_MELS)
-        out[:, rows, : config.yamnet_frames] = yamnet_log_mel(segments).transpose(0, 2, 1)
+        picked = yamnet_picks(len(segments), config.yamnet_windows) if config.yamnet_windows else slice(None)
+        out[picked, rows, : config.yamnet_frames] = yamnet_log_mel(segments[picked]).transpose(0, 2, 1)
     return out
+
+
+def yamnet_picks(n: int, k: int) -> list[int]:
+    """Which of a track's ``n`` windows a track-level YAMNet hears (:attr:`FeatureConfig.yamnet_windows` ``k``):
+    the centre window of each of ``k`` equal parts, at most ``n`` (n 8: k 1 -> 4; 2 -> 2, 6; 4 -> 1, 3, 5, 7;
+    n 7, k 2: 1, 5; n 1: 0). Only those windows carry YAMNet's log-mel; the others' rows stay zero."""
+    return sorted({min(n - 1, int(n * (i + 0.5) / k)) for i in range(k)})
 
 
 def rms_dbfs(samples: np.ndarray) -> float:

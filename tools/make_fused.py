@@ -1,6 +1,6 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1|3]] [--pooling geometric --name genretag-default --version 4.0]
+    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1|3] [--yamnet-windows K]] [--pooling geometric --name genretag-default --version 4.0]
 
 ``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model 2.0's, whose
 weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``), or a fused bundle, whose
@@ -14,7 +14,9 @@ after, then ``tools/check_sources.py --bundle new=OUT`` to judge it. ``--yamnet-
 (AudioSet, ``genretag.models.yamnet``) as a third expert with that weight (the head gets ``1 - weight -
 yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's ``yamnet_rate``);
 ``--yamnet-patches 1`` has it hear only the window's middle 0.96-s patch, ``3`` every other one (0, 2, 4: side by
-side, not overlapping; the card's ``yamnet_patches``).
+side, not overlapping; the card's ``yamnet_patches``). ``--yamnet-windows K`` takes YAMNet out of the per-window
+network: it hears K of a track's windows in a network of its own, fused once per track after pooling (the card's
+``features.yamnet_windows`` and ``yamnet_weight``; ``genretag.models.track_yamnet``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def main() -> None:
     parser.add_argument("--yamnet-patches", type=int, choices=YAMNET_PATCH_CHOICES, default=YAMNET_PATCH_CHOICES[-1],
                         help="YAMNet patches of 0.96 s per window: 5 (all, averaged), 3 (0, 2, 4: not overlapping, "
                              "averaged) or 1 (the middle one)")
+    parser.add_argument("--yamnet-windows", type=int, default=0,
+                        help="k: YAMNet leaves the per-window network and hears k of a track's windows (the centre one "
+                             "of each of k equal parts), fused once per track after pooling (the card's "
+                             "features.yamnet_windows and yamnet_weight); 0 (default): YAMNet in every window")
     parser.add_argument("--pooling", choices=("mean", "geometric"), default="geometric",
                         help="how scan combines a track's windows (geometric: the softmax of their mean log-probabilities)")
     parser.add_argument("--name", default="genretag-default")
@@ -72,14 +78,17 @@ def main() -> None:
                     if isinstance(layer, keras.Model) and layer.name not in (efficientat.NAME, yamnet.NAME))
         head_record = card.training["fusion"]["head"]
         card = replace(card, features=replace(card.features, audioset_rate=0, yamnet_rate=0,
-                                                     yamnet_patches=YAMNET_PATCH_CHOICES[-1]),
+                                                     yamnet_patches=YAMNET_PATCH_CHOICES[-1], yamnet_windows=0,
+                                                     yamnet_weight=0.0),
                        training={k: v for k, v in card.training.items() if k != "fusion"})
     elif card.architecture != "musicnn" or card.features.audioset_rate:
         sys.exit(f"{args.head}: not a musicnn genre bundle")
     else:
         head = keras.saving.load_model(head_bundle.weights_path, compile=False, safe_mode=True)
     features = replace(card.features, audioset_rate=AUDIOSET_RATE, yamnet_rate=YAMNET_RATE if args.yamnet_weight else 0,
-                       yamnet_patches=args.yamnet_patches if args.yamnet_weight else YAMNET_PATCH_CHOICES[-1])
+                       yamnet_patches=args.yamnet_patches if args.yamnet_weight else YAMNET_PATCH_CHOICES[-1],
+                       yamnet_windows=args.yamnet_windows if args.yamnet_weight else 0,
+                       yamnet_weight=args.yamnet_weight if args.yamnet_windows else 0.0)
     model = build_fused(head, labels=card.labels, features=features, weight=args.weight,
                         yamnet_weight=args.yamnet_weight)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +109,7 @@ def main() -> None:
                    + (f"--yamnet-weight {args.yamnet_weight} " if args.yamnet_weight else "")
                    + (f"--yamnet-patches {args.yamnet_patches} "
                       if args.yamnet_weight and args.yamnet_patches != YAMNET_PATCH_CHOICES[-1] else "")
+                   + (f"--yamnet-windows {args.yamnet_windows} " if args.yamnet_weight and args.yamnet_windows else "")
                    + f"--pooling {args.pooling} --name {args.name} --version {args.version}",
     }
     if args.yamnet_weight:
@@ -111,6 +121,14 @@ def main() -> None:
                                     "converted_with": "tools/convert_yamnet.py",
                                     "q": "each label's largest class score, YAMNet's sigmoid scores "
                                          + HEARD[args.yamnet_patches] + ", the same mapping"}
+        if args.yamnet_windows:
+            fusion["yamnet_windows"] = args.yamnet_windows
+            fusion["rule"] = ("log(mean over the track's windows of softmax((1 - weight - yamnet_weight) * log "
+                              "p_musicnn_head + weight * log q_audioset)) + yamnet_weight * log q_yamnet, q_yamnet "
+                              "from YAMNet's mean scores over yamnet_windows of the track's windows (the centre one "
+                              "of each of that many equal parts), then calibrated")
+            fusion["yamnet_network"]["q"] += (f"; on {args.yamnet_windows} of a track's windows only, in a network "
+                                              "of its own (runtime.yamnet), their scores averaged")
     architecture = "musicnn+efficientat+yamnet" if args.yamnet_weight else "musicnn+efficientat"
     new = replace(card, name=args.name, version=args.version, architecture=architecture,
                   features=features, sha256=sha256_file(args.out / "model.keras"),

@@ -46,7 +46,7 @@ def write_bundle(out: Path, layer: Layer, *, genres: tuple[str, ...], base: Bund
         model.save(weights)
         card = ModelCard(
             name=name, version=version, kind="keras", architecture=ARCHITECTURE, labels=genres,
-            features=base.card.features, weights=weights.name, sha256=sha256_file(weights),
+            features=_window_features(base.card.features), weights=weights.name, sha256=sha256_file(weights),
             params=int(model.count_params()), pooling="geometric", calibration=calibration,
             description="The owner's genres, learned by `genretag learn` from the files they tagged: a softmax "
                         "layer on the default model's pretrained networks (musicnn and EfficientAT mn04).",
@@ -98,3 +98,11 @@ def check_windows(paths, *, base: Bundle, windows: int, limit: int = 4) -> np.nd
         if len(found) == limit:
             break
     return np.concatenate(found).astype(np.float32) if found else None
+
+
+def _window_features(features):
+    """The base model's features for a learned model: the same windows, without a track-level YAMNet (the learned
+    layer hears musicnn and EfficientAT only; ``yamnet_windows`` would add the base's YAMNet term to its genres)."""
+    from dataclasses import replace
+
+    return replace(features, yamnet_windows=0, yamnet_weight=0.0) if features.yamnet_windows else features

@@ -230,6 +230,18 @@ class ModelCard:
                 raise ModelError(f"malformed card.json: runtime lacks {', '.join(missing)}", path)
             if card.runtime["format"] != "onnx":
                 raise ModelError(f"malformed card.json: unknown runtime format {card.runtime['format']!r}", path)
+            extra = card.runtime.get("yamnet")
+            if card.features.yamnet_windows and not isinstance(extra, dict):
+                raise ModelError("malformed card.json: features have yamnet_windows but the runtime lists no "
+                                 "yamnet artifact", path)
+            if extra is not None:
+                if not isinstance(extra, dict) or [k for k in RUNTIME_KEYS if not isinstance(extra.get(k), str)]:
+                    raise ModelError("malformed card.json: runtime.yamnet lacks "
+                                     + ", ".join(RUNTIME_KEYS if not isinstance(extra, dict)
+                                                 else [k for k in RUNTIME_KEYS if not isinstance(extra.get(k), str)]),
+                                     path)
+                if Path(extra["file"]).name != extra["file"]:
+                    raise ModelError("malformed card.json: runtime.yamnet names a file outside the bundle", path)
         return card
 
 
@@ -316,6 +328,14 @@ def verify_bundle(bundle: Bundle) -> None:
         if card.runtime["exported_from_sha256"] != card.sha256:
             raise ModelError(f"runtime file {card.runtime['file']} was exported from other weights than "
                              f"{card.weights}; export it again (tools/export_runtime.py)", bundle.path)
+        extra = card.runtime.get("yamnet")
+        if extra is not None:  # a track-level YAMNet's own artifact (features.yamnet_windows)
+            from genretag.models.yamnet import WEIGHTS_SHA256
+
+            _check_file(bundle.path / extra["file"], extra["sha256"], f"runtime file {extra['file']}", bundle.path)
+            if extra["exported_from_sha256"] != WEIGHTS_SHA256:
+                raise ModelError(f"runtime file {extra['file']} was exported from other YAMNet weights than the "
+                                 "shipped ones; export it again (tools/export_runtime.py)", bundle.path)
 
 
 def _check_file(path: Path, expected: str, what: str, bundle_path: Path) -> None:

@@ -10,6 +10,10 @@ With ``features`` (the fused default model), the artifact has a second output: e
 ``genretag learn`` features (:func:`genretag.learn.network.with_features`), checked the same way
 against :func:`genretag.learn.network.build_features` and listed under the runtime's ``features``,
 so that ``learn``'s feature pass runs on OpenVINO too.
+
+A card whose features have ``yamnet_windows`` (YAMNet as a track-level expert) also gets ``yamnet.onnx``, YAMNet's own
+network (:func:`genretag.models.fusion.build_yamnet_scorer`, from the shipped pretrained weights, whose sha256 it lists
+as ``exported_from_sha256``), checked against Keras the same way and listed under the runtime's ``yamnet``.
 """
 
 from __future__ import annotations
@@ -89,11 +93,11 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     }
     trial = replace(bundle, card=replace(bundle.card, runtime=runtime))
     if features:
-        expected, actual, learn = _compare_with_features(model, _load_openvino(openvino, trial, 64).model, windows,
+        expected, actual, learn = _compare_with_features(model, _load_openvino(openvino, trial, 64, expert=False).model, windows,
                                                          config=bundle.card.features)
     else:
         expected = KerasClassifier(model, bundle.card.labels).predict(windows)
-        actual = _load_openvino(openvino, trial, 64).predict(windows)
+        actual = _load_openvino(openvino, trial, 64, expert=False).predict(windows)
     diff = float(np.abs(actual - expected).max())
     n = len(bundle.card.labels)
     flipped = int((actual[:, :n].argmax(axis=1) != expected[:, :n].argmax(axis=1)).sum())
@@ -107,6 +111,12 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
                          f"{learn['max_abs_diff_vs_keras']:.2e} (tolerance {FEATURE_TOLERANCE:g})", folder)
     if features:
         runtime["features"] = learn
+    if bundle.card.features.yamnet_windows:
+        try:
+            runtime["yamnet"] = _export_yamnet(folder, bundle.card.features, windows, openvino, tolerance=tolerance)
+        except ModelError:
+            artifact.unlink()
+            raise
     runtime.update({
         "max_abs_diff_vs_keras": float(f"{diff:.3g}"), "windows_checked": int(len(windows)), "checked_on": checked_on,
         "exported_with": (f"keras {_version('keras')}, tensorflow {_version('tensorflow-cpu', 'tensorflow')}, "
@@ -120,6 +130,47 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     replace_atomically(card_path, lambda fh: fh.write(text.encode()))
     verify_bundle(read_bundle(folder))
     return runtime
+
+
+def _export_yamnet(folder: Path, config, windows: np.ndarray, openvino, *, tolerance: float) -> dict[str, Any]:
+    """Write ``folder/yamnet.onnx``, a track-level YAMNet's network (:func:`~genretag.models.fusion.build_yamnet_scorer`,
+    from the shipped pretrained weights), check it against Keras on the YAMNet rows of those ``windows`` that carry
+    them (the picked ones) and return the card's ``runtime.yamnet`` entry; ModelError (no artifact left) when the
+    scores differ by more than ``tolerance``."""
+    from genretag.config import YAMNET_MELS
+    from genretag.models import track_yamnet, yamnet
+    from genretag.models.bundle import sha256_file
+    from genretag.models.fusion import build_yamnet_scorer
+    from genretag.models.runtime import OPENVINO_CONFIG, batched
+
+    bands = windows[:, config.yamnet_row : config.yamnet_row + YAMNET_MELS, : config.yamnet_frames]
+    bands = np.ascontiguousarray(bands[np.abs(bands).reshape(len(bands), -1).max(axis=1) > 0], np.float32)
+    if not len(bands):
+        raise ModelError("no check window carries YAMNet's log-mel to compare yamnet.onnx on", folder)
+    model = build_yamnet_scorer(config)
+    model.predict_on_batch(bands[:1])
+    artifact = folder / track_yamnet.ARTIFACT
+    try:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(os.path.join(tmp, track_yamnet.ARTIFACT), format="onnx", verbose=False)
+            data = Path(tmp, track_yamnet.ARTIFACT).read_bytes()
+    except Exception as exc:  # noqa: BLE001 - the exporters raise many types
+        raise ModelError(f"ONNX export of YAMNet failed: {exc}", folder) from exc
+    replace_atomically(artifact, lambda fh: fh.write(data))
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
+    expected = batched(model.predict_on_batch, bands, batch_size=64, n_out=yamnet.N_CLASSES)
+    actual = batched(lambda x: compiled(x)[0], bands, batch_size=64, n_out=yamnet.N_CLASSES)
+    diff = float(np.abs(actual - expected).max())
+    if diff > tolerance:
+        artifact.unlink()
+        raise ModelError(f"yamnet.onnx refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
+                         f"{tolerance:g})", folder)
+    return {"format": "onnx", "file": track_yamnet.ARTIFACT, "sha256": sha256_file(artifact),
+            "exported_from_sha256": yamnet.WEIGHTS_SHA256, "input": f"[b, {YAMNET_MELS}, {config.yamnet_frames}]",
+            "output": f"[b, {yamnet.N_CLASSES}]", "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
+            "windows_checked": int(len(bands))}
 
 
 def _compare_with_features(model, compiled, windows: np.ndarray, *, config) -> tuple[np.ndarray, np.ndarray, dict]:

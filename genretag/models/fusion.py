@@ -20,6 +20,10 @@ A third expert is optional (``yamnet_weight``; not in a shipped model yet): YAMN
 on its own log-mel of the window's 16 kHz audio, beneath EfficientAT's in the patch
 (:attr:`~genretag.config.FeatureConfig.yamnet_rate`), its scores averaged over the window's 0.96-s patches
 (every other one, or the middle one alone: ``yamnet_patches``) and mapped the same way: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log q_y)``.
+With ``yamnet_windows`` (:attr:`~genretag.config.FeatureConfig.yamnet_windows`) YAMNet leaves the per-window network:
+it hears k of a track's windows in a network of its own (:func:`build_yamnet_scorer`), and the track's score is
+``log(mean_w softmax((1 - w - w_y) log p_w + w log q_w)) + w_y log q_y`` over those k windows' mean scores
+(:func:`yamnet_track_log`, :func:`genretag.models.runtime.track_mean`).
 """
 
 from __future__ import annotations
@@ -106,14 +110,18 @@ def register_layers() -> dict[str, type]:
         """``[p float32 [b, n], logits float32 [b, 527]]`` (and, with ``yamnet_weight``, YAMNet's scores
         ``float32 [b, 521]``) -> ``float32 [b, n]``: ``softmax((1 - w - w_y) * log p + w * log q + w_y * log
         q_y)``, ``log q`` of a label the largest log-sigmoid of its AudioSet classes (``members``: ``[n, 527]``,
-        0/1), ``log q_y`` the largest log-score of its YAMNet classes (``yamnet_members``: ``[n, 521]``)."""
+        0/1), ``log q_y`` the largest log-score of its YAMNet classes (``yamnet_members``: ``[n, 521]``).
+        ``yamnet_later``: YAMNet is fused per track, after pooling (:attr:`FeatureConfig.yamnet_windows`): the
+        layer takes ``[p, logits]`` only and gives ``softmax((1 - w - w_y) * log p + w * log q)``."""
 
-        def __init__(self, n_labels: int, weight: float, yamnet_weight: float = 0.0, **kwargs):
+        def __init__(self, n_labels: int, weight: float, yamnet_weight: float = 0.0, yamnet_later: bool = False,
+                     **kwargs):
             super().__init__(**kwargs)
             self.n_labels, self.weight, self.yamnet_weight = n_labels, float(weight), float(yamnet_weight)
+            self.yamnet_later = bool(yamnet_later)
             self.members = self.add_weight(shape=(n_labels, 527), initializer="zeros", trainable=False,
                                            name="members")
-            if self.yamnet_weight:
+            if self.yamnet_weight and not self.yamnet_later:
                 self.yamnet_members = self.add_weight(shape=(n_labels, 521), initializer="zeros",
                                                       trainable=False, name="yamnet_members")
 
@@ -123,7 +131,7 @@ def register_layers() -> dict[str, type]:
             log_s = ops.log_sigmoid(logits)[:, None, :] + (self.members[None] - 1.0) * 1e4  # others far below
             log_q = ops.max(log_s, axis=-1)
             z = (1.0 - self.weight - self.yamnet_weight) * log_p + self.weight * log_q
-            if self.yamnet_weight:
+            if self.yamnet_weight and not self.yamnet_later:
                 log_y = ops.log(ops.clip(inputs[2], 1e-7, 1.0))[:, None, :] + (self.yamnet_members[None] - 1.0) * 1e4
                 z = z + self.yamnet_weight * ops.max(log_y, axis=-1)
             return ops.softmax(z, axis=-1)
@@ -133,6 +141,8 @@ def register_layers() -> dict[str, type]:
 
         def get_config(self):
             config = {**super().get_config(), "n_labels": self.n_labels, "weight": self.weight}
+            if self.yamnet_later:  # only then: the config of every other model stays as it was
+                config["yamnet_later"] = True
             return {**config, "yamnet_weight": self.yamnet_weight} if self.yamnet_weight else config
 
     _LAYERS["GenreFusion"] = GenreFusion
@@ -168,18 +178,24 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
     ``head``: a Keras model from musicnn windows ``[b, n_mels, n_frames]`` to a distribution over
     ``labels`` (a genretag musicnn bundle's model). ``network``: EfficientAT (default: built from the
     shipped weights). ``yamnet_weight`` (needs ``features.yamnet_rate``): YAMNet as a third expert
-    (:func:`yamnet_scores`; ``yamnet_network`` default: built from the shipped weights)."""
+    (:func:`yamnet_scores`; ``yamnet_network`` default: built from the shipped weights); with
+    ``features.yamnet_windows`` it is not in this network (which ignores the patch's YAMNet rows) but fused per
+    track (:func:`build_yamnet_scorer`, :func:`yamnet_track_log`), and here the head's weight is ``1 - weight -
+    yamnet_weight``."""
     import keras
     from keras import layers
 
     from genretag.models import efficientat
 
-    fusion = register_layers()["GenreFusion"](len(labels), weight, yamnet_weight, name="genre_fusion")
+    later = bool(features.yamnet_windows)
+    if later and yamnet_weight != features.yamnet_weight:
+        raise ValueError(f"yamnet_weight {yamnet_weight} differs from the features' {features.yamnet_weight}")
+    fusion = register_layers()["GenreFusion"](len(labels), weight, yamnet_weight, later, name="genre_fusion")
     network = network or efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)
     inputs, x, small, wide = split_patch(features)
     head.trainable = False
     logits, _ = network(wide)
-    if yamnet_weight:
+    if yamnet_weight and not later:
         genres = fusion([head(small), logits, yamnet_scores(x, features, yamnet_network)])
         fusion.set_weights([membership(labels), yamnet_membership(labels)])
     else:
@@ -235,9 +251,10 @@ def rebuilt(model, *, labels: tuple[str, ...], features: FeatureConfig, styles: 
     head = next(layer for layer in model.layers
                 if isinstance(layer, keras.Model) and layer.name not in (NAME, yamnet.NAME))
     extra = fusion.yamnet_weight
+    in_window = extra and not getattr(fusion, "yamnet_later", False)
     return build_fused(head, labels=labels, features=features, weight=fusion.weight, styles=styles, music=music,
                        network=model.get_layer(NAME), yamnet_weight=extra,
-                       yamnet_network=model.get_layer(yamnet.NAME) if extra else None)
+                       yamnet_network=model.get_layer(yamnet.NAME) if in_window else None)
 
 
 def yamnet_membership(labels: tuple[str, ...]) -> np.ndarray:
@@ -259,14 +276,24 @@ def yamnet_scores(patch, features: FeatureConfig, network=None):
     overlap), with 1 the middle patch (frames 96-191 of 296)."""
     from keras import layers
 
-    from genretag.config import YAMNET_MELS, YAMNET_PATCH_FRAMES, YAMNET_PATCH_HOP
-    from genretag.models import yamnet
+    from genretag.config import YAMNET_MELS
 
-    network = network or yamnet.build_network()
     rows, frames = features.patch_shape
     bands = layers.Cropping2D(((features.yamnet_row, rows - features.yamnet_row - YAMNET_MELS),
                                (0, frames - features.yamnet_frames)), name="yamnet_rows")(patch)
     bands = layers.Reshape((YAMNET_MELS, features.yamnet_frames), name="yamnet_bands")(bands)
+    return patch_scores(bands, features, network)
+
+
+def patch_scores(bands, features: FeatureConfig, network=None):
+    """YAMNet's log-mel of windows, bands first (``[b, 64, yamnet_frames]``) -> its scores ``[b, 521]``, the sigmoid
+    averaged over the patches of ``features.yamnet_heard`` (:func:`yamnet_scores`)."""
+    from keras import layers
+
+    from genretag.config import YAMNET_PATCH_FRAMES, YAMNET_PATCH_HOP
+    from genretag.models import yamnet
+
+    network = network or yamnet.build_network()
     logmel = layers.Permute((2, 1), name="yamnet_frames")(bands)  # [b, frames, 64], YAMNet's layout
     scores = []
     for j in features.yamnet_heard:
@@ -275,3 +302,27 @@ def yamnet_scores(patch, features: FeatureConfig, network=None):
                                 name=f"yamnet_patch{j}")(logmel)
         scores.append(layers.Activation("sigmoid", name=f"yamnet_scores{j}")(network(cut)[0]))
     return layers.Average(name="yamnet_scores")(scores) if len(scores) > 1 else scores[0]
+
+
+def build_yamnet_scorer(features: FeatureConfig, network=None, *, name: str = "yamnet_track_expert"):
+    """The track-level YAMNet of :attr:`FeatureConfig.yamnet_windows`, a network of its own: YAMNet's log-mel of
+    the picked windows ``float32 [b, 64, yamnet_frames]`` (a patch's YAMNet rows, bands first) -> its scores
+    ``float32 [b, 521]`` averaged over the patches of ``features.yamnet_heard`` (what :func:`yamnet_scores` gives
+    inside a per-window model). ``network`` default: built from the shipped weights."""
+    import keras
+
+    from genretag.config import YAMNET_MELS
+
+    inputs = keras.Input((YAMNET_MELS, features.yamnet_frames), name="yamnet_bands")
+    model = keras.Model(inputs, patch_scores(inputs, features, network), name=name)
+    model.trainable = False
+    return model
+
+
+def yamnet_track_log(scores: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """A track's YAMNet opinion from its picked windows' scores ``float [k, 521]`` (:func:`build_yamnet_scorer`):
+    ``float64 [n_labels]``, each label's largest log-score of the windows' mean, ``log(clip(mean, 1e-7, 1))``
+    (the same mapping and floor as in a window, :data:`GENRE_CLASSES`). NumPy only."""
+    mean = np.clip(np.asarray(scores, np.float64).mean(axis=0), 1e-7, 1.0)
+    members = yamnet_membership(labels) > 0
+    return np.array([np.log(mean[row]).max() for row in members])

@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from genretag.config import HIDE_TF_STARTUP
 from genretag.errors import ModelError, UsageError, describe
 from genretag.models.bundle import Bundle, verify_bundle
+
+if TYPE_CHECKING:
+    from genretag.models.track_yamnet import TrackYamnet
 
 RUNTIME_ENV = "GENRETAG_RUNTIME"
 """Environment variable choosing what runs a Keras bundle: ``auto`` (the default: OpenVINO
@@ -51,7 +54,7 @@ POOLINGS = ("mean", "geometric")
 
 
 def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: str = "mean",
-               n_genres: int | None = None) -> np.ndarray:
+               n_genres: int | None = None, expert_log: np.ndarray | None = None) -> np.ndarray:
     """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
     ``float32 [n_classes]`` summing to 1 (scan, evaluation, training and the golden test
     all judge a track this one way).
@@ -67,11 +70,19 @@ def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: s
     ``n_genres``: for a model with styles (``float32 [k, n_genres + n_styles]``), the genre block's
     width. Only that block is pooled as above; the style scores after it are their plain mean over
     the windows (each in [0, 1]). None: every column is a genre.
+
+    ``expert_log``: ``float [n_genres]``, a track-level expert's weighted log-scores (a track-level YAMNet's ``w_y
+    log q_y``, :mod:`genretag.models.track_yamnet`): added to the log of the pooled genres, the sum renormalised
+    (a softmax) before the temperature, so the result is ``softmax((log pooled + expert_log) / T)``.
     """
     window_probs = np.asarray(window_probs, np.float64)
     n = window_probs.shape[-1] if n_genres is None else n_genres
     styles = np.clip(window_probs[:, n:].mean(axis=0), 0.0, 1.0)
     mean = pool(window_probs[:, :n], pooling=pooling)
+    if expert_log is not None:
+        z = np.log(np.clip(mean, 1e-30, 1.0)) + np.asarray(expert_log, np.float64)
+        mean = np.exp(z - z.max())
+        mean /= mean.sum()
     if temperature != 1.0:  # for geometric pooling the same as dividing the mean log-probabilities by T
         mean = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
         mean /= mean.sum()
@@ -155,6 +166,8 @@ class KerasClassifier:
     """The card's style names: the model's outputs after the labels' probabilities."""
     music: bool = False
     """The model emits a music score last (the card has ``music``)."""
+    yamnet: TrackYamnet | None = None
+    """A track-level YAMNet (:class:`~genretag.models.track_yamnet.TrackYamnet`; the card's ``yamnet_windows``)."""
     runtime = "keras"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -177,6 +190,8 @@ class OpenVINOClassifier:
     """The card's style names: the model's outputs after the labels' probabilities."""
     music: bool = False
     """The model emits a music score last (the card has ``music``)."""
+    yamnet: TrackYamnet | None = None
+    """A track-level YAMNet (:class:`~genretag.models.track_yamnet.TrackYamnet`; the card's ``yamnet_windows``)."""
     runtime = "openvino"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -256,6 +271,11 @@ class DeferredClassifier:
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return self.result().predict(windows)
 
+    @property
+    def yamnet(self):
+        """The loaded classifier's track-level YAMNet (waits for it), or None at once when the card has none."""
+        return self.result().yamnet if self._bundle.card.features.yamnet_windows else None
+
 
 def load_classifier(bundle: Bundle, *, batch_size: int = 64) -> Classifier:
     """Verify the bundle's sha256, then load its model for inference."""
@@ -301,8 +321,9 @@ def import_openvino():
     return openvino
 
 
-def _load_openvino(openvino, bundle: Bundle, batch_size: int) -> OpenVINOClassifier:
-    """Compile the bundle's verified ``model.onnx`` for the CPU and check its shapes against the card."""
+def _load_openvino(openvino, bundle: Bundle, batch_size: int, *, expert: bool = True) -> OpenVINOClassifier:
+    """Compile the bundle's verified ``model.onnx`` for the CPU and check its shapes against the card; with
+    ``expert``, its track-level YAMNet's artifact too (the card's ``yamnet_windows``)."""
     card, path = bundle.card, bundle.runtime_path
     try:
         core = openvino.Core()
@@ -315,7 +336,12 @@ def _load_openvino(openvino, bundle: Bundle, batch_size: int) -> OpenVINOClassif
     expected_in, expected_out = f"[?,{rows},{frames}]", f"[?,{card.n_outputs}]"
     if in_shape.to_string() != expected_in or out_shape.to_string() != expected_out:
         raise ModelError(f"{card.runtime['file']} shape {in_shape}->{out_shape} does not match card.json", path)
-    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names, card.music is not None)
+    yamnet = None
+    if card.features.yamnet_windows and expert:
+        from genretag.models import track_yamnet
+
+        yamnet = track_yamnet.load_openvino(core, bundle, batch_size)
+    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names, card.music is not None, yamnet)
 
 
 def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
@@ -351,7 +377,12 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
                              + (f" ({len(card.labels)} labels + {len(card.styles)} styles)" if card.styles else "")
                              + (" (+ 1 music score)" if card.music is not None else ""),
                              bundle.path)
-        return KerasClassifier(model, card.labels, batch_size, card.style_names, card.music is not None)
+        expert = None
+        if card.features.yamnet_windows:
+            from genretag.models import track_yamnet
+
+            expert = track_yamnet.load_keras(card, batch_size)
+        return KerasClassifier(model, card.labels, batch_size, card.style_names, card.music is not None, expert)
     if card.kind == "classic":
         if card.styles or card.music is not None:
             raise ModelError("a classic (k-NN/SVM) model has no style or music outputs, but card.json lists "

@@ -4,7 +4,8 @@ Windows from consecutive tracks are packed into fixed-size batches (a track's
 windows may straddle two batches), so the model always sees full batches and
 small tracks don't waste work. A track's prediction is the mean of its
 windows' class probabilities (and, for a model with styles, of its windows' style scores; for one with a
-music score, of its windows' music scores).
+music score, of its windows' music scores); a track-level YAMNet (:mod:`genretag.models.track_yamnet`) hears
+the picked windows of the tracks each batch completes and joins their genres after pooling.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genretag.models.runtime import Classifier, track_mean
+from genretag.models.track_yamnet import track_logs
 from genretag.scan.extract import TrackFeatures
 
 
@@ -105,10 +107,14 @@ def predict_stream(
             owner.probs[start : start + take] = probs[offset : offset + take]
             owner.filled += take
             offset += take
+        done = []
         while pending and pending[0].filled == len(pending[0].probs):
-            done = pending.popleft()
-            yield done.track, from_windows(done.track.path, done.probs, labels=classifier.labels, styles=styles,
-                                           temperature=temperature, pooling=pooling, music=music)
+            done.append(pending.popleft())
+        # a track-level YAMNet hears the picked windows of the tracks this batch completed, in one batch of its own
+        logs = track_logs(classifier, [entry.track.windows for entry in done]) if done else []
+        for entry, log in zip(done, logs):
+            yield entry.track, from_windows(entry.track.path, entry.probs, labels=classifier.labels, styles=styles,
+                                            temperature=temperature, pooling=pooling, music=music, expert_log=log)
 
     for track in tracks:
         if track.status != "ok" or track.windows is None or len(track.windows) == 0:
@@ -125,13 +131,15 @@ def predict_stream(
 
 
 def from_windows(path: Path, outputs: np.ndarray, *, labels: tuple[str, ...], styles: tuple[str, ...] = (),
-                 temperature: float = 1.0, pooling: str = "mean", music: bool = False) -> Prediction:
+                 temperature: float = 1.0, pooling: str = "mean", music: bool = False,
+                 expert_log: np.ndarray | None = None) -> Prediction:
     """A track's prediction from its windows' model outputs, ``float32 [k, n_classes + n_styles (+ 1)]``
     (:func:`~genretag.models.runtime.track_mean` of each block; ``music``: the last column is the windows'
-    music score, pooled by its mean)."""
+    music score, pooled by its mean; ``expert_log``: a track-level YAMNet's term,
+    :func:`~genretag.models.track_yamnet.track_logs`)."""
     outputs = np.asarray(outputs)
     score = float(np.clip(np.mean(outputs[:, -1], dtype=np.float64), 0.0, 1.0)) if music else None
     body = outputs[:, :-1] if music else outputs
-    mean = track_mean(body, temperature=temperature, pooling=pooling, n_genres=len(labels))
+    mean = track_mean(body, temperature=temperature, pooling=pooling, n_genres=len(labels), expert_log=expert_log)
     n = len(labels)
     return Prediction(path, labels, mean[:n], len(outputs), styles, mean[n:] if styles else None, score)
