@@ -8,6 +8,7 @@ import with ``auto`` -> rerun skips -> a user genre: pretend, keep_existing, ove
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ pytest.importorskip("beets")
 mediafile = pytest.importorskip("mediafile")
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_ID = "genretag-default 4.2"
+_CARD = json.loads((REPO / "genretag" / "bundled" / "default" / "card.json").read_text())
+MODEL_ID = f"{_CARD['name']} {_CARD['version']}"  # the provenance the shipped model writes
 CLIPS = {  # album -> clips of ../shared/corpus; the rock clip is outvoted by the album's two electronic ones
     "A": ["emotify/electronic/1.mp3", "emotify/electronic/10.mp3", "emotify/rock/1.mp3"],
     "B": ["emotify/classical/1.mp3", "emotify/classical/100.mp3"],
