@@ -55,8 +55,9 @@ def _windows(paths, bundle) -> np.ndarray:
 
 def _copy_bundle(src: Path, dst: Path, edit) -> Path:
     dst.mkdir(parents=True)
-    for name in ("model.keras", "model.onnx"):
-        shutil.copyfile(src / name, dst / name)
+    for path in src.iterdir():  # the weights and every runtime artifact (model.onnx, yamnet.onnx...)
+        if path.name != CARD_FILE:
+            shutil.copyfile(path, dst / path.name)
     card = json.loads((src / CARD_FILE).read_text())
     edit(card)
     (dst / CARD_FILE).write_text(json.dumps(card))
@@ -138,7 +139,7 @@ def test_without_a_features_output_the_pass_runs_on_keras_or_says_why(monkeypatc
     assert feature_network(read_bundle(folder)).runtime == "keras"
     monkeypatch.setenv(RUNTIME_ENV, "openvino")
     with pytest.raises(ModelError, match=r"GENRETAG_RUNTIME=openvino, but card.json lists no features output "
-                                         r"\(models/export_runtime.py\)"):
+                                         r"\(tools/export_runtime.py\)"):
         feature_network(read_bundle(folder))
 
 

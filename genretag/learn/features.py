@@ -137,7 +137,7 @@ def feature_network(bundle: Bundle, *, batch_size: int = 64) -> FeatureNetwork:
             return FeatureNetwork(lambda x: compiled(x)[output], "openvino", int(spec["width"]), batch_size)
     if choice == "openvino":
         raise ModelError(f"{RUNTIME_ENV}=openvino, but " + ("OpenVINO cannot be imported" if spec else
-                         "card.json lists no features output (models/export_runtime.py)"), bundle.path)
+                         "card.json lists no features output (tools/export_runtime.py)"), bundle.path)
     import_keras("genretag learn's feature pass on Keras")
     from genretag.learn.network import build_features
 
