@@ -51,6 +51,8 @@ def test_a_card_with_a_bad_yamnet_windows_is_refused(tmp_path):
     from genretag.models.registry import BUNDLED_DIR
 
     data = json.loads((BUNDLED_DIR / "default" / "card.json").read_text())
+    data["features"].pop("yamnet_weight", None)
+    data["runtime"].pop("yamnet", None)
     data["features"].update(yamnet_windows=2)
     with pytest.raises(ModelError, match="malformed card.json: yamnet_weight goes with yamnet_windows"):
         ModelCard.from_dict(data, tmp_path / "card.json")
