@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 import synth
 from genretag.cli import app
 from genretag.config import MAX_BATCH_SIZE
-from genretag.models.runtime import KerasClassifier, padded_size
+from genretag.models.batches import padded_size
+from genretag.models.runtime import KerasClassifier
 from genretag.tags import read_tags
 
 REPO = Path(__file__).resolve().parents[1]

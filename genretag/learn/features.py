@@ -111,7 +111,7 @@ class FeatureNetwork:
     batch_size: int = 64
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        from genretag.models.runtime import batched
+        from genretag.models.batches import batched
 
         return batched(self.run, windows, batch_size=self.batch_size, n_out=self.width, on_batch=None)
 

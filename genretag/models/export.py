@@ -141,7 +141,7 @@ def _export_yamnet(folder: Path, config, windows: np.ndarray, openvino, *, toler
     from genretag.models import track_yamnet, yamnet
     from genretag.models.bundle import sha256_file
     from genretag.models.fusion import build_yamnet_scorer
-    from genretag.models.runtime import OPENVINO_CONFIG, batched
+    from genretag.models.batches import OPENVINO_CONFIG, batched
 
     bands = windows[:, config.yamnet_row : config.yamnet_row + YAMNET_MELS, : config.yamnet_frames]
     bands = np.ascontiguousarray(bands[np.abs(bands).reshape(len(bands), -1).max(axis=1) > 0], np.float32)

@@ -19,6 +19,7 @@ import numpy as np
 
 from genretag.config import HIDE_TF_STARTUP
 from genretag.errors import ModelError, UsageError, describe
+from genretag.models.batches import OPENVINO_CONFIG, batched
 from genretag.models.bundle import Bundle, verify_bundle
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ RUNTIME_ENV = "GENRETAG_RUNTIME"
 when the card lists an artifact and OpenVINO imports, else Keras), ``keras`` or ``openvino``
 (an error when that is not possible)."""
 RUNTIMES = ("auto", "keras", "openvino")
-OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
-"""f32 only: the CPU's default bf16 changed 2 of 320 real windows' top genre (max abs diff 2e-2)."""
 
 
 class Classifier(Protocol):
@@ -147,14 +146,6 @@ def import_keras(purpose: str = "running a model on Keras"):
     return keras
 
 
-def padded_size(n: int, batch_size: int) -> int:
-    """The batch a partial batch of ``n`` windows is padded to: the next power of two
-    (at least 8), never above ``batch_size``. Full batches and these few sizes are
-    the only shapes the model sees, so it is traced at most ~log2(batch_size) times,
-    and 3 windows are never run as a batch of thousands."""
-    return min(batch_size, max(8, 1 << max(n - 1, 0).bit_length()))
-
-
 @dataclass
 class KerasClassifier:
     """A Keras model run in fixed-size batches (one trace, no re-tracing)."""
@@ -199,27 +190,6 @@ class OpenVINOClassifier:
         probabilities, then style scores, then the music score (``music``)."""
         return batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size,
                         n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
-
-
-def batched(run: Callable[[np.ndarray], object], windows: np.ndarray, *, batch_size: int, n_out: int,
-            on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-    """``run`` over ``windows`` in batches of ``batch_size``, a partial one padded to :func:`padded_size`."""
-    n = len(windows)
-    out = None
-    for start in range(0, n, batch_size):
-        chunk = windows[start : start + batch_size]
-        padded = padded_size(len(chunk), batch_size)
-        if len(chunk) < padded:  # a few input shapes only, so the model is traced a few times at most
-            pad = np.zeros((padded - len(chunk),) + chunk.shape[1:], np.float32)
-            chunk = np.concatenate([chunk, pad])
-        result = np.asarray(run(np.ascontiguousarray(chunk, np.float32)))
-        if out is None:
-            out = np.empty((n,) + result.shape[1:], np.float32)
-        done = min(start + batch_size, n)
-        out[start:done] = result[: done - start]
-        if on_batch is not None:
-            on_batch(done)
-    return out if out is not None else np.empty((0, n_out), np.float32)
 
 
 class DeferredClassifier:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genretag.config import YAMNET_MELS, FeatureConfig
+from genretag.models.batches import OPENVINO_CONFIG, batched
 
 ARTIFACT = "yamnet.onnx"
 
@@ -49,8 +50,6 @@ class TrackYamnet:
 
     def scores(self, bands: np.ndarray) -> np.ndarray:
         """``float32 [m, 64, yamnet_frames]`` -> YAMNet's scores ``float32 [m, 521]``, in padded batches."""
-        from genretag.models.runtime import batched
-
         return batched(self.run, bands, batch_size=self.batch_size, n_out=521)
 
     def track_logs(self, tracks: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -75,7 +74,6 @@ def track_logs(classifier, tracks: Sequence[np.ndarray]) -> list[np.ndarray | No
 def load_openvino(core, bundle, batch_size: int) -> TrackYamnet:
     """Compile the card's ``runtime.yamnet`` artifact (its sha256 checked by ``verify_bundle``) and check its shapes."""
     from genretag.errors import ModelError, describe
-    from genretag.models.runtime import OPENVINO_CONFIG
 
     card = bundle.card
     entry = card.runtime.get("yamnet")
