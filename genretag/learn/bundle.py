@@ -49,7 +49,8 @@ def write_bundle(out: Path, layer: Layer, *, genres: tuple[str, ...], base: Bund
             features=_window_features(base.card.features), weights=weights.name, sha256=sha256_file(weights),
             params=int(model.count_params()), pooling="geometric", calibration=calibration,
             description="The owner's genres, learned by `genretag learn` from the files they tagged: a softmax "
-                        "layer on the default model's pretrained networks (musicnn and EfficientAT mn04).",
+                        "layer (a shrinkage linear discriminant, fitted in closed form) on the default model's "
+                        "pretrained networks (musicnn and EfficientAT mn04).",
             training=training, metrics=metrics)
         write_card(work, card)
         note = _export(work, check_windows) if export else "model.onnx not exported (--no-export): runs on Keras"
