@@ -263,3 +263,43 @@ def test_a_scan_with_it_imports_no_tensorflow(bundle, tmp_path):
     modules = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
                if line.startswith("import time:") and "|" in line}
     assert "openvino" in modules and modules.isdisjoint({"tensorflow", "keras", "tf_keras"})
+
+
+def test_add_music_and_add_styles_only_edit_its_card(bundle, tmp_path):
+    """The track-level EfficientAT already gives every class: the tools list the music score and the shipped styles
+    in the card and leave the networks (and their sha256s) alone; scan then gives the new columns."""
+    import shutil
+    import subprocess
+    import sys
+
+    import genretag
+
+    folder = Path(shutil.copytree(bundle, tmp_path / "b"))
+    card = json.loads((folder / "card.json").read_text())
+    del card["styles"], card["music"]
+    (folder / "card.json").write_text(json.dumps(card))
+    repo = Path(__file__).resolve().parents[1]
+    for tool in ("add_music.py", "add_styles.py"):
+        proc = subprocess.run([sys.executable, str(repo / "tools" / tool), str(folder)], capture_output=True,
+                              text=True, check=False, cwd=repo, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    after = json.loads((folder / "card.json").read_text())
+    assert after["music"]["floor"] == 0.2 and "picked window" in after["music"]["score"]
+    assert [s["name"] for s in after["styles"]] and after["sha256"] == card["sha256"]
+    assert after["runtime"] == card["runtime"]
+    clip = write_audio(tmp_path / "clip.wav", tone_mix("Mid", seconds=8.0, seed=3))
+    prediction = genretag.predict_file(clip, model=genretag.load_model(folder))
+    assert len(prediction.style_scores) == len(after["styles"]) and 0.0 <= prediction.music <= 1.0
+
+
+def test_other_fusion_layers_keep_their_config():
+    """A model without ``head_weight`` or ``audioset_windows`` saves the same fusion config as before."""
+    pytest.importorskip("keras")
+    from genretag.models.fusion import register_layers
+
+    layer = register_layers()["GenreFusion"](10, 0.2, 0.35, True, name="genre_fusion")
+    config = layer.get_config()
+    assert "head_weight" not in config and "audioset_later" not in config and config["yamnet_later"] is True
+    later = register_layers()["GenreFusion"](10, 0.25, 0.4, True, 0.65, True, name="genre_fusion")
+    assert (later.get_config()["head_weight"], later.get_config()["audioset_later"]) == (0.65, True)
+    assert not later.weights  # no AudioSet membership: EfficientAT is not in the per-window network
