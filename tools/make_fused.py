@@ -100,7 +100,8 @@ def main() -> None:
                        yamnet_patches=args.yamnet_patches if args.yamnet_weight else YAMNET_PATCH_CHOICES[-1],
                        yamnet_windows=args.yamnet_windows if args.yamnet_weight else 0,
                        yamnet_weight=args.yamnet_weight if args.yamnet_windows else 0.0,
-                       audioset_windows=args.audioset_windows, audioset_weight=args.weight if args.audioset_windows else 0.0)
+                       audioset_windows=args.audioset_windows,
+                       audioset_weight=args.weight if args.audioset_windows else 0.0)
     if args.audioset_windows and args.head_weight is None:
         sys.exit("--audioset-windows needs --head-weight")
     model = build_fused(head, labels=card.labels, features=features, weight=args.weight,

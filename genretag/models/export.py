@@ -140,7 +140,8 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     return runtime
 
 
-def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name: str, tolerance: float) -> dict[str, Any]:
+def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name: str,
+                   tolerance: float) -> dict[str, Any]:
     """Write a track-level expert's network (``name``: ``yamnet``, :func:`~genretag.models.fusion.build_yamnet_scorer`,
     or ``efficientat``, :func:`~genretag.models.fusion.build_audioset_scorer`; from the shipped pretrained weights)
     to ``folder/<name>.onnx``, check it against Keras on the rows of those ``windows`` that carry them (the picked
