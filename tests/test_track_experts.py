@@ -123,8 +123,14 @@ def _by_hand(folder: Path, windows: np.ndarray, eat: list[int], yam: list[int]):
     import keras
 
     from genretag.models import efficientat, yamnet
-    from genretag.models.fusion import GENRE_CLASSES, MUSIC_CLASSES, STYLE_CLASSES, membership, register_layers
-    from genretag.models.fusion import yamnet_membership
+    from genretag.models.fusion import (
+        GENRE_CLASSES,
+        MUSIC_CLASSES,
+        STYLE_CLASSES,
+        membership,
+        register_layers,
+        yamnet_membership,
+    )
 
     register_layers()
     config, labels = _config(), tuple(sorted(GENRE_CLASSES))
