@@ -86,7 +86,7 @@ def main() -> int:
     from genretag.config import WindowPolicy
     from genretag.discover import discover
     from genretag.models.runtime import OpenVINOClassifier, import_openvino
-    from genretag.models.track_yamnet import TrackYamnet
+    from genretag.models.track_experts import TrackExpert, expert_names
     from genretag.scan import extract_track
 
     files = sorted(discover([args.corpus]).files)
@@ -99,12 +99,16 @@ def main() -> int:
     compiled = {v: OpenVINOClassifier(core.compile_model(core.read_model(str(models[v.split(" ")[0]].bundle.runtime_path)),
                                                          "CPU", {"INFERENCE_PRECISION_HINT": p}), (), 64)
                 for v, p in variants.items()} if "network" not in args.skip else {}
-    for v, p in variants.items():  # a track-level YAMNet: its own network on each track's picked windows
-        bundle = models[v.split(" ")[0]].bundle
-        if v in compiled and bundle.card.features.yamnet_windows:
-            path = bundle.path / bundle.card.runtime["yamnet"]["file"]
+    for v, p in variants.items():  # track-level experts: their own networks on each track's picked windows
+        card = models[v.split(" ")[0]].bundle.card
+        experts = []
+        for expert in expert_names(card.features) if v in compiled else ():
+            path = models[v.split(" ")[0]].bundle.path / card.runtime[expert]["file"]
             net = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": p})
-            compiled[v].yamnet = TrackYamnet(lambda x, net=net: net(x)[0], bundle.card.features, bundle.card.labels)
+            experts.append(TrackExpert(expert, lambda x, net=net: net(x)[0], card.features, card.labels,
+                                       styles=card.style_names, music=card.music is not None))
+        if experts:
+            compiled[v].experts = tuple(experts)
     picked: dict[str, Any] = {}
     windows: dict[str, Any] = {}
     times: dict[str, dict[str, list[float]]] = {stage: {} for stage in STAGES}
@@ -125,15 +129,15 @@ def main() -> int:
                 windows[name] = np.concatenate([t.windows for t in tracks if t.status == "ok"])
                 picked[name] = [t.windows for t in tracks if t.status == "ok"]
             for variant in [v for v in compiled if v.split(" ")[0] == name]:
-                expert = compiled[variant].yamnet
+                experts = compiled[variant].experts
                 compiled[variant].predict(windows[name][:64])  # compiled for this shape before it is timed
-                if expert is not None:
-                    expert.track_logs(picked[name][:8])
+                for expert in experts:
+                    expert.opinions(picked[name][:8])
                 start = time.perf_counter()
                 compiled[variant].predict(windows[name])
-                if expert is not None:  # its picked windows, 8 tracks a batch (as a scan's batch of 64 completes)
+                for expert in experts:  # its picked windows, 8 tracks a batch (as a scan's batch of 64 completes)
                     for first in range(0, len(picked[name]), 8):
-                        expert.track_logs(picked[name][first : first + 8])
+                        expert.opinions(picked[name][first : first + 8])
                 times["network"].setdefault(variant, []).append(time.perf_counter() - start)
             for stage, targets in (("one_file", clips[:1]), ("scan", scan_files)):
                 if stage in args.skip:

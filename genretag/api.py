@@ -94,12 +94,12 @@ class Model:
             raise DecodeError(track.error or "decode failed", path)
         if track.status == "silent":
             raise DecodeError(f"silent (below {WindowPolicy.silence_dbfs:g} dBFS): no genre", path)
-        from genretag.models.track_yamnet import track_logs
+        from genretag.models.track_experts import track_opinions
 
         outputs = self.classifier.predict(track.windows)
         return from_windows(Path(path), outputs, labels=card.labels, styles=card.style_names,
                             temperature=card.temperature, pooling=card.pooling, music=card.music is not None,
-                            expert_log=track_logs(self.classifier, [track.windows])[0])
+                            expert=track_opinions(self.classifier, [track.windows])[0])
 
     def predict(self, paths: Iterable[str | Path] | Discovery, *, options: ScanOptions = ScanOptions(),
                 on_progress: Progress | None = None, store: Store | None = None) -> Iterator[ScanResult]:

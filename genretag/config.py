@@ -62,8 +62,10 @@ YAMNET_PATCH_CHOICES: tuple[int, ...] = (1, 3, 5)
 """How many of a window's YAMNet patches a fused model hears (:attr:`FeatureConfig.yamnet_patches`): 1, the
 middle one (frames 96-191 of 296: a fifth of YAMNet's work); 3, every other one (patches 0, 2, 4: frames 0-95,
 96-191, 192-287, side by side, each frame heard once); or 5, every patch of a 2.976-s window (each frame twice)."""
-MAX_YAMNET_WINDOWS = 64
-"""The most windows of a track a track-level YAMNet may hear (:attr:`FeatureConfig.yamnet_windows`)."""
+MAX_TRACK_WINDOWS = 64
+"""The most windows of a track a track-level expert may hear (:attr:`FeatureConfig.yamnet_windows`,
+:attr:`FeatureConfig.audioset_windows`)."""
+MAX_YAMNET_WINDOWS = MAX_TRACK_WINDOWS
 YAMNET_GAIN = 4.1
 """Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
 (``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
@@ -121,6 +123,14 @@ class FeatureConfig:
     """With :attr:`yamnet_windows`, YAMNet's weight in the track's score: ``log(mean_w p_w) + yamnet_weight *
     log q_y`` (``q_y``: each label's largest class score of YAMNet's mean over the ``k`` windows); 0 otherwise
     (YAMNet's weight in each window lives in the network then)."""
+    audioset_windows: int = 0
+    """0: EfficientAT (with :attr:`audioset_rate`) is an expert in every window, inside the per-window network.
+    ``k`` (1 to :data:`MAX_TRACK_WINDOWS`): a track-level expert instead, as :attr:`yamnet_windows` does for
+    YAMNet: only the ``k`` windows :func:`genretag.features.track_picks` names carry its log-mel, its own network
+    scores them (:mod:`genretag.models.track_experts`), and the per-window network is the genre head alone."""
+    audioset_weight: float = 0.0
+    """With :attr:`audioset_windows`, EfficientAT's weight in the track's score (``+ audioset_weight * log q_e``,
+    ``q_e`` each label's largest class probability of its mean over the ``k`` windows); 0 otherwise."""
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -165,6 +175,17 @@ class FeatureConfig:
             raise ValueError(f"yamnet_weight must be a number from 0 to below 1, got {weight!r}")
         if bool(self.yamnet_windows) != bool(weight):
             raise ValueError("yamnet_weight goes with yamnet_windows: both set (a track-level YAMNet) or neither")
+        if type(self.audioset_windows) is not int or not 0 <= self.audioset_windows <= MAX_TRACK_WINDOWS:
+            raise ValueError(f"audioset_windows must be an integer from 0 to {MAX_TRACK_WINDOWS}, "
+                             f"got {self.audioset_windows!r}")
+        if self.audioset_windows and not self.audioset_rate:
+            raise ValueError("audioset_windows needs audioset_rate (EfficientAT's log-mel in the picked windows)")
+        weight = self.audioset_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < 1.0:
+            raise ValueError(f"audioset_weight must be a number from 0 to below 1, got {weight!r}")
+        if bool(self.audioset_windows) != bool(weight):
+            raise ValueError("audioset_weight goes with audioset_windows: both set (a track-level EfficientAT) "
+                             "or neither")
 
     @property
     def window_samples(self) -> int:
@@ -234,6 +255,8 @@ class FeatureConfig:
             del data["yamnet_patches"]
         if not data["yamnet_windows"]:  # YAMNet in every window (or none): older cards read the same
             del data["yamnet_windows"], data["yamnet_weight"]
+        if not data["audioset_windows"]:  # EfficientAT in every window (or none): older cards read the same
+            del data["audioset_windows"], data["audioset_weight"]
         return data
 
     @classmethod

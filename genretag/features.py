@@ -369,7 +369,9 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
     giving it musicnn's level as well made the fused model right less often on every source checked,
     e.g. 22 instead of 24 of 40 wesnoth songs Classical; docs/model-card.md); with ``config.yamnet_rate``,
     YAMNet's log-mel of ``segments`` (bands first, as decoded) beneath that: in every window, or with
-    ``config.yamnet_windows`` only in the windows :func:`yamnet_picks` names (zeros in the others).
+    ``config.yamnet_windows`` only in the windows :func:`track_picks` names (zeros in the others). The same for
+    EfficientAT's rows with ``config.audioset_windows`` (a track-level EfficientAT: its log-mel, the costly part,
+    is computed for those windows only).
     """
     segments = fit_length(segments, config.window_samples)
     mel = log_mel(segments, config)
@@ -381,20 +383,26 @@ def track_windows(segments: np.ndarray, config: FeatureConfig, *, wide: np.ndarr
         if wide is None:
             raise ValueError("a config with audioset_rate needs the segments at that rate too")
         wide = fit_length(wide, int(round(config.window_seconds * config.audioset_rate)))
-        out[:, config.n_mels : config.n_mels + AUDIOSET_MELS, : config.audioset_frames] = audioset_log_mel(
-            wide, config.audioset_rate)
+        picked = track_picks(len(segments), config.audioset_windows) if config.audioset_windows else slice(None)
+        out[picked, config.n_mels : config.n_mels + AUDIOSET_MELS, : config.audioset_frames] = audioset_log_mel(
+            wide[picked], config.audioset_rate)
     if config.yamnet_rate:
         rows = slice(config.yamnet_row, config.yamnet_row + YAMNET_MELS)
-        picked = yamnet_picks(len(segments), config.yamnet_windows) if config.yamnet_windows else slice(None)
+        picked = track_picks(len(segments), config.yamnet_windows) if config.yamnet_windows else slice(None)
         out[picked, rows, : config.yamnet_frames] = yamnet_log_mel(segments[picked]).transpose(0, 2, 1)
     return out
 
 
-def yamnet_picks(n: int, k: int) -> list[int]:
-    """Which of a track's ``n`` windows a track-level YAMNet hears (:attr:`FeatureConfig.yamnet_windows` ``k``):
-    the centre window of each of ``k`` equal parts, at most ``n`` (n 8: k 1 -> 4; 2 -> 2, 6; 4 -> 1, 3, 5, 7;
-    n 7, k 2: 1, 5; n 1: 0). Only those windows carry YAMNet's log-mel; the others' rows stay zero."""
+def track_picks(n: int, k: int) -> list[int]:
+    """Which of a track's ``n`` windows a track-level expert hears (:attr:`FeatureConfig.yamnet_windows` or
+    :attr:`FeatureConfig.audioset_windows` ``k``): the centre window of each of ``k`` equal parts, at most ``n``
+    (n 8: k 1 -> 4; 2 -> 2, 6; 3 -> 1, 4, 6; 4 -> 1, 3, 5, 7; n 7, k 2: 1, 5; n 1: 0). Only those windows carry
+    the expert's log-mel; the others' rows stay zero."""
     return sorted({min(n - 1, int(n * (i + 0.5) / k)) for i in range(k)})
+
+
+yamnet_picks = track_picks
+"""The name :func:`track_picks` had when YAMNet was the only track-level expert."""
 
 
 def rms_dbfs(samples: np.ndarray) -> float:

@@ -194,7 +194,7 @@ def test_scan_gives_the_rule_by_hand(k2_bundle, tmp_path, monkeypatch, runtime):
     monkeypatch.setenv(RUNTIME_ENV, runtime)
     clips = _clips(tmp_path)
     model = genretag.load_model(k2_bundle)
-    assert model.classifier.runtime == runtime and model.classifier.yamnet.runtime == runtime
+    assert model.classifier.runtime == runtime and [e.runtime for e in model.classifier.experts] == [runtime]
     found = {r.path: r.prediction for r in genretag.predict(clips, model=model,
                                                             options=genretag.ScanOptions(jobs=0, batch_size=8))}
     config = model.bundle.card.features

@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     from genretag.files import replace_atomically
     from genretag.models.bundle import read_bundle, sha256_file, verify_bundle
-    from genretag.models.fusion import MUSIC_CLASSES, has_music, register_layers, with_music
+    from genretag.models.fusion import has_music, register_layers, with_music
     from genretag.models.runtime import import_keras
 
     bundle = read_bundle(args.bundle)
@@ -55,6 +55,16 @@ def main() -> None:
     card = bundle.card
     if not card.features.audioset_rate or not card.architecture.startswith("musicnn+efficientat"):
         sys.exit(f"{args.bundle}: not a fused (musicnn + EfficientAT) bundle: it has no AudioSet network")
+    if card.features.audioset_windows:  # a track-level EfficientAT scores the music: the card alone
+        if card.music is not None:
+            sys.exit(f"{args.bundle}: the model has a music score already")
+        data = json.loads((args.bundle / "card.json").read_text())
+        data["music"] = _music(args, "per picked window (features.audioset_windows), the largest probability "
+                               "(sigmoid) of these AudioSet classes; per track, the mean over those windows")
+        text = (json.dumps(data, indent=2) + "\n").encode()
+        replace_atomically(args.bundle / "card.json", lambda fh: fh.write(text))  # networks unchanged
+        print(f"{args.bundle}: music score listed (scored by the track-level EfficientAT; floor {args.floor})")
+        return
     keras = import_keras()
     register_layers()
     model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
@@ -72,20 +82,27 @@ def main() -> None:
     combined.save(tmp)
     os.replace(tmp, path)
     data = json.loads((args.bundle / "card.json").read_text())
-    data["music"] = {
-        "floor": args.floor,
-        "score": "per window, the largest probability (sigmoid) of these AudioSet classes; per track, the mean "
-                 "over its windows; below the floor the track is not-music (no genre written)",
-        "classes": [name for _, name in MUSIC_CLASSES],
-        "evidence": EVIDENCE if args.floor == FLOOR else f"floor {args.floor} chosen by hand (not the measured one)",
-        "command": f"python tools/add_music.py {args.bundle} --floor {args.floor}",
-    }
+    data["music"] = _music(args, "per window, the largest probability (sigmoid) of these AudioSet classes; per "
+                           "track, the mean over its windows")
     data["sha256"] = sha256_file(path)
     data["params"] = int(combined.count_params())
     data.pop("runtime", None)  # exported from the old weights: export again
     text = (json.dumps(data, indent=2) + "\n").encode()
     replace_atomically(args.bundle / "card.json", lambda fh: fh.write(text))
     print(f"{args.bundle}: music score attached (floor {args.floor}); sha256 {data['sha256']}")
+
+
+def _music(args, score: str) -> dict:
+    """The card's ``music`` entry; ``score`` says how the music score is made."""
+    from genretag.models.fusion import MUSIC_CLASSES
+
+    return {
+        "floor": args.floor,
+        "score": f"{score}; below the floor the track is not-music (no genre written)",
+        "classes": [name for _, name in MUSIC_CLASSES],
+        "evidence": EVIDENCE if args.floor == FLOOR else f"floor {args.floor} chosen by hand (not the measured one)",
+        "command": f"python tools/add_music.py {args.bundle} --floor {args.floor}",
+    }
 
 
 if __name__ == "__main__":

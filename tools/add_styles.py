@@ -107,6 +107,10 @@ def main() -> None:
         register_layers()
     model = keras.saving.load_model(args.bundle / card["weights"])
     music = card.get("music") is not None  # tools/add_music.py ran first: the music score stays last
+    if card["features"].get("audioset_windows"):  # a track-level EfficientAT scores the styles: the card alone
+        music = False  # the per-window network emits the genres alone
+        if card.get("styles"):
+            sys.exit(f"{args.bundle}: the card lists styles already")
     if model.output.shape[-1] != len(card["labels"]) + music:
         sys.exit(f"{args.bundle}: the model already has more outputs than genres (styles attached?)")
     from genretag.models.musicnn import attach_styles
@@ -121,6 +125,13 @@ def main() -> None:
     shipped = {n: {"floor": 0.0} for n, _, _ in candidates} if args.candidates else SHIPPED
     if not styles:
         sys.exit("no style is shipped (SHIPPED is empty): nothing to attach; --candidates attaches all to measure")
+    if card["features"].get("audioset_windows"):
+        card["styles"] = [{"name": n, "parent": p, "tags": list(t), **shipped[n]} for n, p, t in styles]
+        text = (json.dumps(card, indent=2) + "\n").encode()
+        replace_atomically(card_path, lambda fh: fh.write(text))  # the network and its artifacts are unchanged
+        print(f"{args.bundle}: {len(styles)} style(s) listed (scored by the track-level EfficientAT): "
+              + ", ".join(n for n, _, _ in styles))
+        return
     if fused:
         bundle_card = read_bundle(args.bundle).card
         combined = with_styles(model, tuple(n for n, _, _ in styles), labels=bundle_card.labels,

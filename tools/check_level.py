@@ -33,7 +33,7 @@ def main() -> None:
     from genretag.datasets import load_dataset
     from genretag.features import track_windows, window_starts
     from genretag.models.runtime import load_classifier, track_mean
-    from genretag.models.track_yamnet import track_logs
+    from genretag.models.track_experts import track_opinions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", nargs="?", default="default")
@@ -56,7 +56,7 @@ def main() -> None:
             segments = wide if rate == config.sample_rate else resample(wide, rate, config.sample_rate)
             windows = track_windows(segments, config, wide=wide if config.audioset_rate else None)
             p = track_mean(classifier.predict(windows), temperature=card.temperature, pooling=card.pooling,
-                           n_genres=len(card.labels), expert_log=track_logs(classifier, [windows])[0])[: len(card.labels)]
+                           n_genres=len(card.labels), expert=track_opinions(classifier, [windows])[0])[: len(card.labels)]
             found[db].append((int(p.argmax()), float(p.max())))
     truth = [model.labels.index(t.label) for t in tracks]
     reference = found[args.db[0]]

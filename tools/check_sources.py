@@ -113,7 +113,7 @@ def window_cache(paths: list[Path], config=None) -> dict[Path, np.ndarray]:
 def main() -> None:
     import genretag
     from genretag.models.runtime import load_classifier, track_mean
-    from genretag.models.track_yamnet import track_logs
+    from genretag.models.track_experts import track_opinions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", action="append", default=[], metavar="NAME=PATH",
@@ -133,9 +133,9 @@ def main() -> None:
         card = model.bundle.card
         windows = window_cache(paths, card.features)
         classifier = load_classifier(model.bundle)
-        logs = dict(zip(paths, track_logs(classifier, [windows[p].astype(np.float32) for p in paths])))
+        logs = dict(zip(paths, track_opinions(classifier, [windows[p].astype(np.float32) for p in paths])))
         probs = {p: track_mean(classifier.predict(windows[p].astype(np.float32)), temperature=card.temperature,
-                               pooling=card.pooling, n_genres=len(card.labels), expert_log=logs[p])[: len(card.labels)]
+                               pooling=card.pooling, n_genres=len(card.labels), expert=logs[p])[: len(card.labels)]
                  for p in paths}
         results[name] = scores(probs, all_checks, seed=None if args.seed < 0 else args.seed)
         print(f"{name:>20}: " + "  ".join(f"{k} {v:.3f}" for k, v in results[name].items()))

@@ -1,6 +1,6 @@
 """Build a fused genre bundle: a musicnn genre head and EfficientAT's AudioSet genre classes.
 
-    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1|3] [--yamnet-windows K]] [--pooling geometric --name genretag-default --version 4.0]
+    python tools/make_fused.py HEAD_BUNDLE OUT --weight 0.35 [--yamnet-weight 0.25 [--yamnet-patches 1|3] [--yamnet-windows K]] [--head-weight A [--audioset-windows K]] [--pooling geometric --name genretag-default --version 4.0]
 
 ``HEAD_BUNDLE`` is a musicnn bundle (``genretag train --model musicnn``; model 4.0 takes model 2.0's, whose
 weights are in the history: ``git show 4324edf:genretag/bundled/default/model.keras``), or a fused bundle, whose
@@ -16,7 +16,11 @@ yamnet_weight``), fed YAMNet's log-mel of the window's 16 kHz audio (the card's 
 ``--yamnet-patches 1`` has it hear only the window's middle 0.96-s patch, ``3`` every other one (0, 2, 4: side by
 side, not overlapping; the card's ``yamnet_patches``). ``--yamnet-windows K`` takes YAMNet out of the per-window
 network: it hears K of a track's windows in a network of its own, fused once per track after pooling (the card's
-``features.yamnet_windows`` and ``yamnet_weight``; ``genretag.models.track_yamnet``).
+``features.yamnet_windows`` and ``yamnet_weight``; ``genretag.models.track_experts``). ``--head-weight A`` gives
+the head's weight in a window (default ``1 - weight - yamnet_weight``); with it, ``--audioset-windows K`` takes
+EfficientAT out of the per-window network as well (the card's ``features.audioset_windows``; ``--weight`` is then
+``audioset_weight``, its track-level weight): the per-window network is the head alone, ``softmax(A log p)``, and
+EfficientAT's own network on K windows gives the track's genre term, styles and music score.
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ def main() -> None:
                         help="k: YAMNet leaves the per-window network and hears k of a track's windows (the centre one "
                              "of each of k equal parts), fused once per track after pooling (the card's "
                              "features.yamnet_windows and yamnet_weight); 0 (default): YAMNet in every window")
+    parser.add_argument("--audioset-windows", type=int, default=0,
+                        help="k: EfficientAT leaves the per-window network too and hears k of a track's windows, "
+                             "its --weight then its track-level weight (the card's features.audioset_windows and "
+                             "audioset_weight; needs --head-weight); 0 (default): EfficientAT in every window")
+    parser.add_argument("--head-weight", type=float, default=None,
+                        help="a: the head's weight in its windows, softmax(a log p ...) (default: 1 - weight - "
+                             "yamnet_weight); required with --audioset-windows")
     parser.add_argument("--pooling", choices=("mean", "geometric"), default="geometric",
                         help="how scan combines a track's windows (geometric: the softmax of their mean log-probabilities)")
     parser.add_argument("--name", default="genretag-default")
@@ -79,7 +90,7 @@ def main() -> None:
         head_record = card.training["fusion"]["head"]
         card = replace(card, features=replace(card.features, audioset_rate=0, yamnet_rate=0,
                                                      yamnet_patches=YAMNET_PATCH_CHOICES[-1], yamnet_windows=0,
-                                                     yamnet_weight=0.0),
+                                                     yamnet_weight=0.0, audioset_windows=0, audioset_weight=0.0),
                        training={k: v for k, v in card.training.items() if k != "fusion"})
     elif card.architecture != "musicnn" or card.features.audioset_rate:
         sys.exit(f"{args.head}: not a musicnn genre bundle")
@@ -88,9 +99,13 @@ def main() -> None:
     features = replace(card.features, audioset_rate=AUDIOSET_RATE, yamnet_rate=YAMNET_RATE if args.yamnet_weight else 0,
                        yamnet_patches=args.yamnet_patches if args.yamnet_weight else YAMNET_PATCH_CHOICES[-1],
                        yamnet_windows=args.yamnet_windows if args.yamnet_weight else 0,
-                       yamnet_weight=args.yamnet_weight if args.yamnet_windows else 0.0)
+                       yamnet_weight=args.yamnet_weight if args.yamnet_windows else 0.0,
+                       audioset_windows=args.audioset_windows,
+                       audioset_weight=args.weight if args.audioset_windows else 0.0)
+    if args.audioset_windows and args.head_weight is None:
+        sys.exit("--audioset-windows needs --head-weight")
     model = build_fused(head, labels=card.labels, features=features, weight=args.weight,
-                        yamnet_weight=args.yamnet_weight)
+                        yamnet_weight=args.yamnet_weight, head_weight=args.head_weight)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "model.keras")
@@ -110,6 +125,8 @@ def main() -> None:
                    + (f"--yamnet-patches {args.yamnet_patches} "
                       if args.yamnet_weight and args.yamnet_patches != YAMNET_PATCH_CHOICES[-1] else "")
                    + (f"--yamnet-windows {args.yamnet_windows} " if args.yamnet_weight and args.yamnet_windows else "")
+                   + (f"--head-weight {args.head_weight} " if args.head_weight is not None else "")
+                   + (f"--audioset-windows {args.audioset_windows} " if args.audioset_windows else "")
                    + f"--pooling {args.pooling} --name {args.name} --version {args.version}",
     }
     if args.yamnet_weight:
@@ -129,6 +146,17 @@ def main() -> None:
                               "of each of that many equal parts), then calibrated")
             fusion["yamnet_network"]["q"] += (f"; on {args.yamnet_windows} of a track's windows only, in a network "
                                               "of its own (runtime.yamnet), their scores averaged")
+    if args.head_weight is not None:
+        fusion["head_weight"] = args.head_weight
+        fusion["rule"] = fusion["rule"].replace("(1 - weight - yamnet_weight) * log p", "head_weight * log p").replace(
+            "(1 - weight) * log p", "head_weight * log p")
+    if args.audioset_windows:
+        fusion["audioset_windows"] = args.audioset_windows
+        fusion["rule"] = ("log(mean over the track's windows of softmax(head_weight * log p_musicnn_head)) + weight * "
+                          "log q_audioset" + (" + yamnet_weight * log q_yamnet" if args.yamnet_weight else "")
+                          + ", q_audioset from EfficientAT's mean probabilities over audioset_windows of the track's "
+                          "windows (the centre one of each of that many equal parts; styles and the music score "
+                          "from the same windows), then calibrated")
     architecture = "musicnn+efficientat+yamnet" if args.yamnet_weight else "musicnn+efficientat"
     new = replace(card, name=args.name, version=args.version, architecture=architecture,
                   features=features, sha256=sha256_file(args.out / "model.keras"),

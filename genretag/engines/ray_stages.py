@@ -136,7 +136,7 @@ class Infer:
         self.labels, self.styles, self.music = card.labels, card.style_names, card.music is not None
 
     def __call__(self, batch) -> Any:
-        from genretag.models.track_yamnet import track_logs
+        from genretag.models.track_experts import track_opinions
         from genretag.scan.batching import from_windows
 
         counts = batch.column("n_windows").to_pylist()
@@ -145,14 +145,14 @@ class Infer:
         arrays = [np.frombuffer(b, np.float32).reshape((n, *self.shape))
                   for b, n, s in zip(blobs, counts, statuses) if s == "ok" and n]
         probs = self.classifier.predict(np.concatenate(arrays)) if arrays else None
-        logs = iter(track_logs(self.classifier, arrays))  # a track-level YAMNet's term per track (None without)
+        logs = iter(track_opinions(self.classifier, arrays))  # the track-level experts' opinion (None without)
         rows = {name: batch.column(name).to_pylist() for name in _TRACK_FIELDS if name != "windows"}
         rows["probabilities"], rows["style_scores"], rows["music"], offset = [], [], [], 0
         for n, status in zip(counts, statuses):
             if status == "ok" and n:
                 track = from_windows(Path(), probs[offset : offset + n], labels=self.labels, styles=self.styles,
                                      temperature=self.temperature, pooling=self.pooling, music=self.music,
-                                     expert_log=next(logs))
+                                     expert=next(logs))
                 rows["probabilities"].append(track.probabilities.tolist())
                 rows["style_scores"].append(track.style_scores.tolist() if track.style_scores is not None else None)
                 rows["music"].append(track.music)

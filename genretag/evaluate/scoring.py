@@ -15,7 +15,7 @@ from genretag.config import FeatureConfig, WindowPolicy
 from genretag.evaluate.report import EvalReport, build_report
 from genretag.features import eval_windows, window_starts
 from genretag.models.runtime import Classifier, track_mean
-from genretag.models.track_yamnet import track_logs
+from genretag.models.track_experts import track_opinions
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,9 @@ def score_tracks(
         return TrackScores(empty, empty, policy.windows)
     probs = classifier.predict(np.concatenate(parts))[:, :n_classes]  # a model's style scores follow: not scored here
     bounds = np.cumsum([len(w) for w in parts])[:-1]
-    logs = track_logs(classifier, parts)  # a track-level YAMNet's term (its picked windows); None without one
-    track = np.stack([track_mean(p, pooling=pooling, expert_log=log) for p, log in zip(np.split(probs, bounds), logs)])
+    logs = track_opinions(classifier, parts)  # the track-level experts' opinion (their picked windows); None without
+    track = np.stack([track_mean(p, pooling=pooling, expert=log)[:n_classes]
+                      for p, log in zip(np.split(probs, bounds), logs)])
     single = classifier.predict(np.concatenate(middles))[:, :n_classes]
     return TrackScores(track, single, policy.windows)
 

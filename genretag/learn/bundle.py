@@ -102,8 +102,13 @@ def check_windows(paths, *, base: Bundle, windows: int, limit: int = 4) -> np.nd
 
 
 def _window_features(features):
-    """The base model's features for a learned model: the same windows, without a track-level YAMNet (the learned
-    layer hears musicnn and EfficientAT only; ``yamnet_windows`` would add the base's YAMNet term to its genres)."""
+    """The base model's features for a learned model: the same windows, without track-level experts (the learned
+    layer hears musicnn and EfficientAT in every window; ``yamnet_windows`` would add the base's YAMNet term to its
+    genres, and ``audioset_windows`` would leave EfficientAT's rows zero in all windows but a few)."""
     from dataclasses import replace
 
-    return replace(features, yamnet_windows=0, yamnet_weight=0.0) if features.yamnet_windows else features
+    if features.yamnet_windows:
+        features = replace(features, yamnet_windows=0, yamnet_weight=0.0)
+    if features.audioset_windows:
+        features = replace(features, audioset_windows=0, audioset_weight=0.0)
+    return features

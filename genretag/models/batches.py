@@ -1,6 +1,6 @@
 """How windows go through a compiled network: fixed batch shapes, and the OpenVINO settings every artifact is
 compiled with. Shared by the per-window classifiers (:mod:`genretag.models.runtime`) and the track-level YAMNet
-(:mod:`genretag.models.track_yamnet`); NumPy only.
+(:mod:`genretag.models.track_experts`); NumPy only.
 """
 
 from __future__ import annotations

@@ -168,7 +168,10 @@ class ModelCard:
     @property
     def n_outputs(self) -> int:
         """Values the model emits per window: one per label, then one per style, then the music score
-        (when the card has ``music``)."""
+        (when the card has ``music``); one per label only with ``features.audioset_windows`` (a track-level
+        EfficientAT scores the styles and music, :mod:`genretag.models.track_experts`)."""
+        if self.features.audioset_windows:
+            return len(self.labels)
         return len(self.labels) + len(self.styles) + (self.music is not None)
 
     @property
@@ -230,19 +233,26 @@ class ModelCard:
                 raise ModelError(f"malformed card.json: runtime lacks {', '.join(missing)}", path)
             if card.runtime["format"] != "onnx":
                 raise ModelError(f"malformed card.json: unknown runtime format {card.runtime['format']!r}", path)
-            extra = card.runtime.get("yamnet")
-            if card.features.yamnet_windows and not isinstance(extra, dict):
-                raise ModelError("malformed card.json: features have yamnet_windows but the runtime lists no "
-                                 "yamnet artifact", path)
-            if extra is not None:
-                if not isinstance(extra, dict) or [k for k in RUNTIME_KEYS if not isinstance(extra.get(k), str)]:
-                    raise ModelError("malformed card.json: runtime.yamnet lacks "
-                                     + ", ".join(RUNTIME_KEYS if not isinstance(extra, dict)
-                                                 else [k for k in RUNTIME_KEYS if not isinstance(extra.get(k), str)]),
-                                     path)
-                if Path(extra["file"]).name != extra["file"]:
-                    raise ModelError("malformed card.json: runtime.yamnet names a file outside the bundle", path)
+            for name, needed in (("yamnet", card.features.yamnet_windows),
+                                 ("efficientat", card.features.audioset_windows)):
+                _check_expert_entry(card.runtime.get(name), name, bool(needed), path)
         return card
+
+
+def _check_expert_entry(extra: Any, name: str, needed: bool, path: Path) -> None:
+    """A track-level expert's ``runtime[name]`` entry (features ``yamnet_windows`` / ``audioset_windows``)."""
+    if needed and not isinstance(extra, dict):
+        option = "yamnet_windows" if name == "yamnet" else "audioset_windows"
+        raise ModelError(f"malformed card.json: features have {option} but the runtime lists no {name} artifact",
+                         path)
+    if extra is None:
+        return
+    missing = list(RUNTIME_KEYS) if not isinstance(extra, dict) else [
+        k for k in RUNTIME_KEYS if not isinstance(extra.get(k), str)]
+    if missing:
+        raise ModelError(f"malformed card.json: runtime.{name} lacks " + ", ".join(missing), path)
+    if Path(extra["file"]).name != extra["file"]:
+        raise ModelError(f"malformed card.json: runtime.{name} names a file outside the bundle", path)
 
 
 def _styles(data: Any) -> tuple[Style, ...]:
@@ -328,13 +338,16 @@ def verify_bundle(bundle: Bundle) -> None:
         if card.runtime["exported_from_sha256"] != card.sha256:
             raise ModelError(f"runtime file {card.runtime['file']} was exported from other weights than "
                              f"{card.weights}; export it again (tools/export_runtime.py)", bundle.path)
-        extra = card.runtime.get("yamnet")
-        if extra is not None:  # a track-level YAMNet's own artifact (features.yamnet_windows)
-            from genretag.models.yamnet import WEIGHTS_SHA256
+        from genretag.models import efficientat, yamnet
 
+        for name, weights, what in (("yamnet", yamnet.WEIGHTS_SHA256, "YAMNet"),
+                                    ("efficientat", efficientat.WEIGHTS_SHA256, "EfficientAT")):
+            extra = card.runtime.get(name)
+            if extra is None:  # a track-level expert's own artifact (features.yamnet_windows, audioset_windows)
+                continue
             _check_file(bundle.path / extra["file"], extra["sha256"], f"runtime file {extra['file']}", bundle.path)
-            if extra["exported_from_sha256"] != WEIGHTS_SHA256:
-                raise ModelError(f"runtime file {extra['file']} was exported from other YAMNet weights than the "
+            if extra["exported_from_sha256"] != weights:
+                raise ModelError(f"runtime file {extra['file']} was exported from other {what} weights than the "
                                  "shipped ones; export it again (tools/export_runtime.py)", bundle.path)
 
 

@@ -13,7 +13,9 @@ so that ``learn``'s feature pass runs on OpenVINO too.
 
 A card whose features have ``yamnet_windows`` (YAMNet as a track-level expert) also gets ``yamnet.onnx``, YAMNet's own
 network (:func:`genretag.models.fusion.build_yamnet_scorer`, from the shipped pretrained weights, whose sha256 it lists
-as ``exported_from_sha256``), checked against Keras the same way and listed under the runtime's ``yamnet``.
+as ``exported_from_sha256``), checked against Keras the same way and listed under the runtime's ``yamnet``; one with
+``audioset_windows`` gets ``efficientat.onnx`` (:func:`~genretag.models.fusion.build_audioset_scorer`) the same way,
+under ``efficientat``.
 """
 
 from __future__ import annotations
@@ -111,11 +113,17 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
                          f"{learn['max_abs_diff_vs_keras']:.2e} (tolerance {FEATURE_TOLERANCE:g})", folder)
     if features:
         runtime["features"] = learn
-    if bundle.card.features.yamnet_windows:
+    from genretag.models.track_experts import expert_names
+
+    for name in expert_names(bundle.card.features):
         try:
-            runtime["yamnet"] = _export_yamnet(folder, bundle.card.features, windows, openvino, tolerance=tolerance)
+            runtime[name] = _export_expert(folder, bundle.card.features, windows, openvino, name=name,
+                                           tolerance=tolerance)
         except ModelError:
             artifact.unlink()
+            for other in expert_names(bundle.card.features):
+                if other in runtime:
+                    (folder / runtime[other]["file"]).unlink(missing_ok=True)
             raise
     runtime.update({
         "max_abs_diff_vs_keras": float(f"{diff:.3g}"), "windows_checked": int(len(windows)), "checked_on": checked_on,
@@ -132,44 +140,54 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     return runtime
 
 
-def _export_yamnet(folder: Path, config, windows: np.ndarray, openvino, *, tolerance: float) -> dict[str, Any]:
-    """Write ``folder/yamnet.onnx``, a track-level YAMNet's network (:func:`~genretag.models.fusion.build_yamnet_scorer`,
-    from the shipped pretrained weights), check it against Keras on the YAMNet rows of those ``windows`` that carry
-    them (the picked ones) and return the card's ``runtime.yamnet`` entry; ModelError (no artifact left) when the
-    scores differ by more than ``tolerance``."""
-    from genretag.config import YAMNET_MELS
-    from genretag.models import track_yamnet, yamnet
-    from genretag.models.bundle import sha256_file
-    from genretag.models.fusion import build_yamnet_scorer
+def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name: str,
+                   tolerance: float) -> dict[str, Any]:
+    """Write a track-level expert's network (``name``: ``yamnet``, :func:`~genretag.models.fusion.build_yamnet_scorer`,
+    or ``efficientat``, :func:`~genretag.models.fusion.build_audioset_scorer`; from the shipped pretrained weights)
+    to ``folder/<name>.onnx``, check it against Keras on the rows of those ``windows`` that carry them (the picked
+    ones) and return the card's ``runtime[name]`` entry; ModelError (no artifact left) when the scores differ by
+    more than ``tolerance``."""
+    from genretag.config import AUDIOSET_MELS, YAMNET_MELS
+    from genretag.models import efficientat, yamnet
     from genretag.models.batches import OPENVINO_CONFIG, batched
+    from genretag.models.bundle import sha256_file
+    from genretag.models.fusion import build_audioset_scorer, build_yamnet_scorer
+    from genretag.models.track_experts import ARTIFACTS
 
-    bands = windows[:, config.yamnet_row : config.yamnet_row + YAMNET_MELS, : config.yamnet_frames]
+    if name == "yamnet":
+        row, mels, frames, what = config.yamnet_row, YAMNET_MELS, config.yamnet_frames, "YAMNet"
+        build, n_classes, weights = build_yamnet_scorer, yamnet.N_CLASSES, yamnet.WEIGHTS_SHA256
+    else:
+        row, mels, frames, what = config.n_mels, AUDIOSET_MELS, config.audioset_frames, "EfficientAT"
+        build, n_classes, weights = build_audioset_scorer, efficientat.N_CLASSES, efficientat.WEIGHTS_SHA256
+    file = ARTIFACTS[name]
+    bands = windows[:, row : row + mels, :frames]
     bands = np.ascontiguousarray(bands[np.abs(bands).reshape(len(bands), -1).max(axis=1) > 0], np.float32)
     if not len(bands):
-        raise ModelError("no check window carries YAMNet's log-mel to compare yamnet.onnx on", folder)
-    model = build_yamnet_scorer(config)
+        raise ModelError(f"no check window carries {what}'s log-mel to compare {file} on", folder)
+    model = build(config)
     model.predict_on_batch(bands[:1])
-    artifact = folder / track_yamnet.ARTIFACT
+    artifact = folder / file
     try:
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            model.export(os.path.join(tmp, track_yamnet.ARTIFACT), format="onnx", verbose=False)
-            data = Path(tmp, track_yamnet.ARTIFACT).read_bytes()
+            model.export(os.path.join(tmp, file), format="onnx", verbose=False)
+            data = Path(tmp, file).read_bytes()
     except Exception as exc:  # noqa: BLE001 - the exporters raise many types
-        raise ModelError(f"ONNX export of YAMNet failed: {exc}", folder) from exc
+        raise ModelError(f"ONNX export of {what} failed: {exc}", folder) from exc
     replace_atomically(artifact, lambda fh: fh.write(data))
     core = openvino.Core()
     compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
-    expected = batched(model.predict_on_batch, bands, batch_size=64, n_out=yamnet.N_CLASSES)
-    actual = batched(lambda x: compiled(x)[0], bands, batch_size=64, n_out=yamnet.N_CLASSES)
+    expected = batched(model.predict_on_batch, bands, batch_size=64, n_out=n_classes)
+    actual = batched(lambda x: compiled(x)[0], bands, batch_size=64, n_out=n_classes)
     diff = float(np.abs(actual - expected).max())
     if diff > tolerance:
         artifact.unlink()
-        raise ModelError(f"yamnet.onnx refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
+        raise ModelError(f"{file} refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
                          f"{tolerance:g})", folder)
-    return {"format": "onnx", "file": track_yamnet.ARTIFACT, "sha256": sha256_file(artifact),
-            "exported_from_sha256": yamnet.WEIGHTS_SHA256, "input": f"[b, {YAMNET_MELS}, {config.yamnet_frames}]",
-            "output": f"[b, {yamnet.N_CLASSES}]", "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
+    return {"format": "onnx", "file": file, "sha256": sha256_file(artifact),
+            "exported_from_sha256": weights, "input": f"[b, {mels}, {frames}]",
+            "output": f"[b, {n_classes}]", "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
             "windows_checked": int(len(bands))}
 
 

@@ -112,25 +112,31 @@ def register_layers() -> dict[str, type]:
         q_y)``, ``log q`` of a label the largest log-sigmoid of its AudioSet classes (``members``: ``[n, 527]``,
         0/1), ``log q_y`` the largest log-score of its YAMNet classes (``yamnet_members``: ``[n, 521]``).
         ``yamnet_later``: YAMNet is fused per track, after pooling (:attr:`FeatureConfig.yamnet_windows`): the
-        layer takes ``[p, logits]`` only and gives ``softmax((1 - w - w_y) * log p + w * log q)``."""
+        layer takes ``[p, logits]`` only and gives ``softmax((1 - w - w_y) * log p + w * log q)``. ``head_weight``
+        ``a``: the head's weight, in place of ``1 - w - w_y``. ``audioset_later``: EfficientAT is fused per track too
+        (:attr:`FeatureConfig.audioset_windows`; ``w`` its track-level weight): the layer takes ``[p]`` only and
+        gives ``softmax(a * log p)``."""
 
         def __init__(self, n_labels: int, weight: float, yamnet_weight: float = 0.0, yamnet_later: bool = False,
-                     **kwargs):
+                     head_weight: float | None = None, audioset_later: bool = False, **kwargs):
             super().__init__(**kwargs)
             self.n_labels, self.weight, self.yamnet_weight = n_labels, float(weight), float(yamnet_weight)
-            self.yamnet_later = bool(yamnet_later)
-            self.members = self.add_weight(shape=(n_labels, 527), initializer="zeros", trainable=False,
-                                           name="members")
+            self.yamnet_later, self.audioset_later = bool(yamnet_later), bool(audioset_later)
+            self.head_weight = None if head_weight is None else float(head_weight)
+            if not self.audioset_later:
+                self.members = self.add_weight(shape=(n_labels, 527), initializer="zeros", trainable=False,
+                                               name="members")
             if self.yamnet_weight and not self.yamnet_later:
                 self.yamnet_members = self.add_weight(shape=(n_labels, 521), initializer="zeros",
                                                       trainable=False, name="yamnet_members")
 
         def call(self, inputs):
-            p, logits = inputs[0], inputs[1]
-            log_p = ops.log(ops.clip(p, 1e-7, 1.0))
-            log_s = ops.log_sigmoid(logits)[:, None, :] + (self.members[None] - 1.0) * 1e4  # others far below
-            log_q = ops.max(log_s, axis=-1)
-            z = (1.0 - self.weight - self.yamnet_weight) * log_p + self.weight * log_q
+            log_p = ops.log(ops.clip(inputs[0], 1e-7, 1.0))
+            a = 1.0 - self.weight - self.yamnet_weight if self.head_weight is None else self.head_weight
+            if self.audioset_later:
+                return ops.softmax(a * log_p, axis=-1)
+            log_s = ops.log_sigmoid(inputs[1])[:, None, :] + (self.members[None] - 1.0) * 1e4  # others far below
+            z = a * log_p + self.weight * ops.max(log_s, axis=-1)
             if self.yamnet_weight and not self.yamnet_later:
                 log_y = ops.log(ops.clip(inputs[2], 1e-7, 1.0))[:, None, :] + (self.yamnet_members[None] - 1.0) * 1e4
                 z = z + self.yamnet_weight * ops.max(log_y, axis=-1)
@@ -143,6 +149,10 @@ def register_layers() -> dict[str, type]:
             config = {**super().get_config(), "n_labels": self.n_labels, "weight": self.weight}
             if self.yamnet_later:  # only then: the config of every other model stays as it was
                 config["yamnet_later"] = True
+            if self.head_weight is not None:  # the same
+                config["head_weight"] = self.head_weight
+            if self.audioset_later:
+                config["audioset_later"] = True
             return {**config, "yamnet_weight": self.yamnet_weight} if self.yamnet_weight else config
 
     _LAYERS["GenreFusion"] = GenreFusion
@@ -170,7 +180,7 @@ def split_patch(features: FeatureConfig):
 
 def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weight: float,
                 styles: tuple[str, ...] = (), music: bool = False, network=None, yamnet_weight: float = 0.0,
-                yamnet_network=None, name: str = "musicnn_audioset"):
+                yamnet_network=None, head_weight: float | None = None, name: str = "musicnn_audioset"):
     """Windows ``float32 [b, *features.patch_shape]`` -> the fused genre distribution, then one score per
     style in ``styles`` (names of :data:`STYLE_CLASSES`), then with ``music`` the window's music score
     (the largest probability of :data:`MUSIC_CLASSES`): ``float32 [b, n_labels + n_styles (+ 1)]``.
@@ -181,7 +191,10 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
     (:func:`yamnet_scores`; ``yamnet_network`` default: built from the shipped weights); with
     ``features.yamnet_windows`` it is not in this network (which ignores the patch's YAMNet rows) but fused per
     track (:func:`build_yamnet_scorer`, :func:`yamnet_track_log`), and here the head's weight is ``1 - weight -
-    yamnet_weight``."""
+    yamnet_weight`` unless ``head_weight`` gives it. With ``features.audioset_windows`` EfficientAT is not in this
+    network either (:func:`build_audioset_scorer`; ``weight`` is then its track-level weight, ``head_weight``
+    required): the network is the head alone, ``softmax(head_weight * log p)``, ``float32 [b, n_labels]`` (the
+    track-level network scores styles and music: none here)."""
     import keras
     from keras import layers
 
@@ -190,7 +203,10 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
     later = bool(features.yamnet_windows)
     if later and yamnet_weight != features.yamnet_weight:
         raise ValueError(f"yamnet_weight {yamnet_weight} differs from the features' {features.yamnet_weight}")
-    fusion = register_layers()["GenreFusion"](len(labels), weight, yamnet_weight, later, name="genre_fusion")
+    fusion = register_layers()["GenreFusion"](len(labels), weight, yamnet_weight, later, head_weight,
+                                              bool(features.audioset_windows), name="genre_fusion")
+    if features.audioset_windows:
+        return _head_alone(head, fusion, features=features, weight=weight, styles=styles, music=music, name=name)
     network = network or efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)
     inputs, x, small, wide = split_patch(features)
     head.trainable = False
@@ -219,6 +235,25 @@ def build_fused(head, *, labels: tuple[str, ...], features: FeatureConfig, weigh
         select.set_weights([pick])
     out = layers.Concatenate(name="genres_styles")(outputs) if len(outputs) > 1 else genres
     model = keras.Model(inputs, out, name=name)
+    model.trainable = False
+    return model
+
+
+def _head_alone(head, fusion, *, features: FeatureConfig, weight: float, styles: tuple[str, ...], music: bool,
+                name: str):
+    """:func:`build_fused`'s network for a track-level EfficientAT (``features.audioset_windows``): the head alone."""
+    import keras
+
+    if weight != features.audioset_weight:
+        raise ValueError(f"weight {weight} differs from the features' audioset_weight {features.audioset_weight}")
+    if fusion.head_weight is None:
+        raise ValueError("a track-level EfficientAT needs the head's weight (head_weight)")
+    if styles or music:
+        raise ValueError("with audioset_windows, styles and the music score come from the track-level EfficientAT: "
+                         "the per-window network has none")
+    inputs, _, small, _ = split_patch(features)
+    head.trainable = False
+    model = keras.Model(inputs, fusion([head(small)]), name=name)
     model.trainable = False
     return model
 
@@ -323,6 +358,33 @@ def yamnet_track_log(scores: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     """A track's YAMNet opinion from its picked windows' scores ``float [k, 521]`` (:func:`build_yamnet_scorer`):
     ``float64 [n_labels]``, each label's largest log-score of the windows' mean, ``log(clip(mean, 1e-7, 1))``
     (the same mapping and floor as in a window, :data:`GENRE_CLASSES`). NumPy only."""
+    return _track_log(scores, yamnet_membership(labels))
+
+
+def build_audioset_scorer(features: FeatureConfig, network=None, *, name: str = "efficientat_track_expert"):
+    """The track-level EfficientAT of :attr:`FeatureConfig.audioset_windows`, a network of its own: EfficientAT's
+    log-mel of the picked windows ``float32 [b, 128, audioset_frames]`` -> its 527 class probabilities (a sigmoid
+    each) ``float32 [b, 527]``. ``network`` default: built from the shipped weights."""
+    import keras
+    from keras import layers
+
+    from genretag.models import efficientat
+
+    network = network or efficientat.build_network(n_frames=features.audioset_frames, name=efficientat.NAME)
+    inputs = keras.Input((AUDIOSET_MELS, features.audioset_frames), name="audioset_logmel")
+    logits, _ = network(inputs)
+    model = keras.Model(inputs, layers.Activation("sigmoid", name="audioset_probs")(logits), name=name)
+    model.trainable = False
+    return model
+
+
+def audioset_track_log(probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """A track's EfficientAT opinion from its picked windows' probabilities ``float [k, 527]``
+    (:func:`build_audioset_scorer`): ``float64 [n_labels]``, each label's largest ``log(clip(mean, 1e-7, 1))`` of
+    the windows' mean (:data:`GENRE_CLASSES`), as :func:`yamnet_track_log`. NumPy only."""
+    return _track_log(probs, membership(labels))
+
+
+def _track_log(scores: np.ndarray, members: np.ndarray) -> np.ndarray:
     mean = np.clip(np.asarray(scores, np.float64).mean(axis=0), 1e-7, 1.0)
-    members = yamnet_membership(labels) > 0
-    return np.array([np.log(mean[row]).max() for row in members])
+    return np.array([np.log(mean[row]).max() for row in members > 0])

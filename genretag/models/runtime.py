@@ -23,7 +23,7 @@ from genretag.models.batches import OPENVINO_CONFIG, batched
 from genretag.models.bundle import Bundle, verify_bundle
 
 if TYPE_CHECKING:
-    from genretag.models.track_yamnet import TrackYamnet
+    from genretag.models.track_experts import TrackExpert, TrackOpinion
 
 RUNTIME_ENV = "GENRETAG_RUNTIME"
 """Environment variable choosing what runs a Keras bundle: ``auto`` (the default: OpenVINO
@@ -53,7 +53,7 @@ POOLINGS = ("mean", "geometric")
 
 
 def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: str = "mean",
-               n_genres: int | None = None, expert_log: np.ndarray | None = None) -> np.ndarray:
+               n_genres: int | None = None, expert: TrackOpinion | None = None) -> np.ndarray:
     """A track's class probabilities from its windows': ``float32 [k, n_classes]`` ->
     ``float32 [n_classes]`` summing to 1 (scan, evaluation, training and the golden test
     all judge a track this one way).
@@ -70,16 +70,20 @@ def track_mean(window_probs: np.ndarray, *, temperature: float = 1.0, pooling: s
     width. Only that block is pooled as above; the style scores after it are their plain mean over
     the windows (each in [0, 1]). None: every column is a genre.
 
-    ``expert_log``: ``float [n_genres]``, a track-level expert's weighted log-scores (a track-level YAMNet's ``w_y
-    log q_y``, :mod:`genretag.models.track_yamnet`): added to the log of the pooled genres, the sum renormalised
-    (a softmax) before the temperature, so the result is ``softmax((log pooled + expert_log) / T)``.
+    ``expert``: what a bundle's track-level experts say of the track (:mod:`genretag.models.track_experts`): its
+    ``log`` (``float [n_genres]``, e.g. ``w_e log q_e + w_y log q_y``) is added to the log of the pooled genres,
+    the sum renormalised (a softmax) before the temperature, so the result is ``softmax((log pooled + log) / T)``;
+    its ``columns`` (a track-level EfficientAT's styles and music score), when not None, follow the genres in
+    place of the windows' mean of theirs (such a model's windows have genre columns only).
     """
     window_probs = np.asarray(window_probs, np.float64)
     n = window_probs.shape[-1] if n_genres is None else n_genres
     styles = np.clip(window_probs[:, n:].mean(axis=0), 0.0, 1.0)
     mean = pool(window_probs[:, :n], pooling=pooling)
-    if expert_log is not None:
-        z = np.log(np.clip(mean, 1e-30, 1.0)) + np.asarray(expert_log, np.float64)
+    if expert is not None and expert.columns is not None:
+        styles = np.asarray(expert.columns, np.float64)
+    if expert is not None:
+        z = np.log(np.clip(mean, 1e-30, 1.0)) + np.asarray(expert.log, np.float64)
         mean = np.exp(z - z.max())
         mean /= mean.sum()
     if temperature != 1.0:  # for geometric pooling the same as dividing the mean log-probabilities by T
@@ -157,15 +161,19 @@ class KerasClassifier:
     """The card's style names: the model's outputs after the labels' probabilities."""
     music: bool = False
     """The model emits a music score last (the card has ``music``)."""
-    yamnet: TrackYamnet | None = None
-    """A track-level YAMNet (:class:`~genretag.models.track_yamnet.TrackYamnet`; the card's ``yamnet_windows``)."""
+    experts: tuple[TrackExpert, ...] = ()
+    """Track-level experts (:class:`~genretag.models.track_experts.TrackExpert`; the card's ``audioset_windows``,
+    ``yamnet_windows``)."""
+    window_outputs: int | None = None
+    """Columns per window (the card's ``n_outputs``); None: labels, styles and music."""
     runtime = "keras"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Outputs for ``windows`` (class probabilities then style scores, or whatever the model returns
         per window); ``on_batch(done)`` hears the number of windows finished after each batch."""
         return batched(lambda x: self.model.predict_on_batch(x), windows, batch_size=self.batch_size,
-                        n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
+                        n_out=self.window_outputs or len(self.labels) + len(self.styles) + self.music,
+                        on_batch=on_batch)
 
 
 @dataclass
@@ -181,15 +189,19 @@ class OpenVINOClassifier:
     """The card's style names: the model's outputs after the labels' probabilities."""
     music: bool = False
     """The model emits a music score last (the card has ``music``)."""
-    yamnet: TrackYamnet | None = None
-    """A track-level YAMNet (:class:`~genretag.models.track_yamnet.TrackYamnet`; the card's ``yamnet_windows``)."""
+    experts: tuple[TrackExpert, ...] = ()
+    """Track-level experts (:class:`~genretag.models.track_experts.TrackExpert`; the card's ``audioset_windows``,
+    ``yamnet_windows``)."""
+    window_outputs: int | None = None
+    """Columns per window (the card's ``n_outputs``); None: labels, styles and music."""
     runtime = "openvino"
 
     def predict(self, windows: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """``float32 [n, n_mels, n_frames]`` -> ``float32 [n, n_classes + n_styles (+ 1)]``: class
         probabilities, then style scores, then the music score (``music``)."""
         return batched(lambda x: self.model(x)[0], windows, batch_size=self.batch_size,
-                        n_out=len(self.labels) + len(self.styles) + self.music, on_batch=on_batch)
+                        n_out=self.window_outputs or len(self.labels) + len(self.styles) + self.music,
+                        on_batch=on_batch)
 
 
 class DeferredClassifier:
@@ -205,6 +217,7 @@ class DeferredClassifier:
         self.labels = bundle.card.labels
         self.styles = bundle.card.style_names
         self.music = bundle.card.music is not None
+        self.window_outputs = bundle.card.n_outputs
         self._bundle, self._batch_size = bundle, batch_size
         self._future = None
         if start:
@@ -242,9 +255,11 @@ class DeferredClassifier:
         return self.result().predict(windows)
 
     @property
-    def yamnet(self):
-        """The loaded classifier's track-level YAMNet (waits for it), or None at once when the card has none."""
-        return self.result().yamnet if self._bundle.card.features.yamnet_windows else None
+    def experts(self):
+        """The loaded classifier's track-level experts (waits for them), or none at once when the card has none."""
+        from genretag.models.track_experts import expert_names
+
+        return self.result().experts if expert_names(self._bundle.card.features) else ()
 
 
 def load_classifier(bundle: Bundle, *, batch_size: int = 64) -> Classifier:
@@ -293,7 +308,7 @@ def import_openvino():
 
 def _load_openvino(openvino, bundle: Bundle, batch_size: int, *, expert: bool = True) -> OpenVINOClassifier:
     """Compile the bundle's verified ``model.onnx`` for the CPU and check its shapes against the card; with
-    ``expert``, its track-level YAMNet's artifact too (the card's ``yamnet_windows``)."""
+    ``expert``, its track-level experts' artifacts too (the card's ``audioset_windows``, ``yamnet_windows``)."""
     card, path = bundle.card, bundle.runtime_path
     try:
         core = openvino.Core()
@@ -306,12 +321,14 @@ def _load_openvino(openvino, bundle: Bundle, batch_size: int, *, expert: bool = 
     expected_in, expected_out = f"[?,{rows},{frames}]", f"[?,{card.n_outputs}]"
     if in_shape.to_string() != expected_in or out_shape.to_string() != expected_out:
         raise ModelError(f"{card.runtime['file']} shape {in_shape}->{out_shape} does not match card.json", path)
-    yamnet = None
-    if card.features.yamnet_windows and expert:
-        from genretag.models import track_yamnet
+    experts = ()
+    if expert:
+        from genretag.models import track_experts
 
-        yamnet = track_yamnet.load_openvino(core, bundle, batch_size)
-    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names, card.music is not None, yamnet)
+        experts = tuple(track_experts.load_openvino(core, bundle, batch_size, name)
+                        for name in track_experts.expert_names(card.features))
+    return OpenVINOClassifier(compiled, card.labels, batch_size, card.style_names, card.music is not None, experts,
+                              card.n_outputs)
 
 
 def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
@@ -347,12 +364,12 @@ def _load_verified(bundle: Bundle, batch_size: int) -> Classifier:
                              + (f" ({len(card.labels)} labels + {len(card.styles)} styles)" if card.styles else "")
                              + (" (+ 1 music score)" if card.music is not None else ""),
                              bundle.path)
-        expert = None
-        if card.features.yamnet_windows:
-            from genretag.models import track_yamnet
+        from genretag.models import track_experts
 
-            expert = track_yamnet.load_keras(card, batch_size)
-        return KerasClassifier(model, card.labels, batch_size, card.style_names, card.music is not None, expert)
+        experts = tuple(track_experts.load_keras(card, batch_size, name)
+                        for name in track_experts.expert_names(card.features))
+        return KerasClassifier(model, card.labels, batch_size, card.style_names, card.music is not None, experts,
+                               card.n_outputs)
     if card.kind == "classic":
         if card.styles or card.music is not None:
             raise ModelError("a classic (k-NN/SVM) model has no style or music outputs, but card.json lists "

@@ -4,7 +4,7 @@ Windows from consecutive tracks are packed into fixed-size batches (a track's
 windows may straddle two batches), so the model always sees full batches and
 small tracks don't waste work. A track's prediction is the mean of its
 windows' class probabilities (and, for a model with styles, of its windows' style scores; for one with a
-music score, of its windows' music scores); a track-level YAMNet (:mod:`genretag.models.track_yamnet`) hears
+music score, of its windows' music scores); a track-level expert (:mod:`genretag.models.track_experts`) hears
 the picked windows of the tracks each batch completes and joins their genres after pooling.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genretag.models.runtime import Classifier, track_mean
-from genretag.models.track_yamnet import track_logs
+from genretag.models.track_experts import TrackOpinion, track_opinions
 from genretag.scan.extract import TrackFeatures
 
 
@@ -79,11 +79,12 @@ def predict_stream(
     all their windows have been through the model, in arrival order. A classifier with
     ``styles`` emits their scores after the class probabilities; they become the
     prediction's ``style_scores`` (the calibration ``temperature`` applies to the genres only); one with
-    ``music`` emits a music score last, which becomes the prediction's ``music``.
+    ``music`` emits a music score last, which becomes the prediction's ``music``; one whose ``window_outputs`` is
+    its labels alone (a track-level EfficientAT) has the styles and music score from its experts.
     """
     styles = tuple(getattr(classifier, "styles", ()))
     music = bool(getattr(classifier, "music", False))
-    n_classes = len(classifier.labels) + len(styles) + music
+    n_classes = getattr(classifier, "window_outputs", None) or len(classifier.labels) + len(styles) + music
     pending: deque[_Pending] = deque()
     queued: deque[tuple[_Pending, int]] = deque()  # (owner, first window not yet sent)
     queued_windows = 0
@@ -111,10 +112,10 @@ def predict_stream(
         while pending and pending[0].filled == len(pending[0].probs):
             done.append(pending.popleft())
         # a track-level YAMNet hears the picked windows of the tracks this batch completed, in one batch of its own
-        logs = track_logs(classifier, [entry.track.windows for entry in done]) if done else []
+        logs = track_opinions(classifier, [entry.track.windows for entry in done]) if done else []
         for entry, log in zip(done, logs):
             yield entry.track, from_windows(entry.track.path, entry.probs, labels=classifier.labels, styles=styles,
-                                            temperature=temperature, pooling=pooling, music=music, expert_log=log)
+                                            temperature=temperature, pooling=pooling, music=music, expert=log)
 
     for track in tracks:
         if track.status != "ok" or track.windows is None or len(track.windows) == 0:
@@ -132,14 +133,20 @@ def predict_stream(
 
 def from_windows(path: Path, outputs: np.ndarray, *, labels: tuple[str, ...], styles: tuple[str, ...] = (),
                  temperature: float = 1.0, pooling: str = "mean", music: bool = False,
-                 expert_log: np.ndarray | None = None) -> Prediction:
+                 expert: TrackOpinion | None = None) -> Prediction:
     """A track's prediction from its windows' model outputs, ``float32 [k, n_classes + n_styles (+ 1)]``
     (:func:`~genretag.models.runtime.track_mean` of each block; ``music``: the last column is the windows'
-    music score, pooled by its mean; ``expert_log``: a track-level YAMNet's term,
-    :func:`~genretag.models.track_yamnet.track_logs`)."""
+    music score, pooled by its mean; ``expert``: what the track-level experts say of the track,
+    :func:`~genretag.models.track_experts.track_opinions`: with a track-level EfficientAT the outputs are the genres
+    alone, and the styles and music score are its)."""
     outputs = np.asarray(outputs)
+    n = len(labels)
+    if expert is not None and expert.columns is not None:
+        mean = track_mean(outputs[:, :n], temperature=temperature, pooling=pooling, n_genres=n, expert=expert)
+        score = float(mean[-1]) if music else None
+        mean = mean[:-1] if music else mean
+        return Prediction(path, labels, mean[:n], len(outputs), styles, mean[n:] if styles else None, score)
     score = float(np.clip(np.mean(outputs[:, -1], dtype=np.float64), 0.0, 1.0)) if music else None
     body = outputs[:, :-1] if music else outputs
-    mean = track_mean(body, temperature=temperature, pooling=pooling, n_genres=len(labels), expert_log=expert_log)
-    n = len(labels)
+    mean = track_mean(body, temperature=temperature, pooling=pooling, n_genres=n, expert=expert)
     return Prediction(path, labels, mean[:n], len(outputs), styles, mean[n:] if styles else None, score)
