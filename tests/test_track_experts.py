@@ -66,7 +66,7 @@ def test_only_the_picked_windows_carry_efficientat_log_mel():
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A random genre head on musicnn's log-mel (weight 0.65 in its windows), EfficientAT on 3 windows (0.25, with
-    3 styles and the music score) and YAMNet on 2 (0.4), calibrated at T 0.7, exported (3 artifacts)."""
+    3 styles and the music score) and YAMNet on 2 (0.4), calibrated at T 0.7, exported (4 artifacts: learn's features.onnx too)."""
     pytest.importorskip("openvino")
     pytest.importorskip("tf2onnx")
     import keras
@@ -211,6 +211,38 @@ def test_the_efficientat_artifact_is_checked(bundle, tmp_path):
         read_bundle(folder)
 
 
+def test_learns_features_have_a_network_of_their_own(bundle, tmp_path, monkeypatch):
+    """The per-window network has no EfficientAT, so learn's features come from ``features.onnx``: on OpenVINO
+    the vectors Keras' ``build_features`` gives (windows with EfficientAT in each, as the feature pass cuts them);
+    the artifact is checked like the others."""
+    import shutil
+
+    from genretag.errors import ModelError
+    from genretag.learn.features import feature_network, pass_features
+    from genretag.models.bundle import read_bundle, verify_bundle
+    from genretag.models.export import FEATURE_TOLERANCE, features_source
+    from genretag.models.runtime import RUNTIME_ENV
+
+    entry = json.loads((bundle / "card.json").read_text())["runtime"]["features"]
+    assert (entry["file"], entry["output"], entry["width"]) == ("features.onnx", 0, 1425)
+    assert entry["exported_from_sha256"] == features_source() and entry["max_abs_diff_vs_keras"] <= FEATURE_TOLERANCE
+    found = read_bundle(bundle)
+    windows = np.concatenate([_windows(c, pass_features(found.card.features)) for c in _clips(tmp_path / "c")])
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    light = feature_network(found)
+    monkeypatch.setenv(RUNTIME_ENV, "keras")
+    heavy = feature_network(found)
+    assert (light.runtime, heavy.runtime) == ("openvino", "keras")
+    a, b = light.predict(windows), heavy.predict(windows)
+    assert a.shape == b.shape == (len(windows), 1425) and np.abs(b).max() > 1.0
+    assert np.abs(a - b).max() <= FEATURE_TOLERANCE
+    folder = Path(shutil.copytree(bundle, tmp_path / "b"))
+    with open(folder / "features.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError, match="runtime file features.onnx does not match card.json sha256"):
+        verify_bundle(read_bundle(folder))
+
+
 def test_ray_engine_agrees(bundle, tmp_path):
     ray = pytest.importorskip("ray")
     import os
@@ -243,11 +275,33 @@ def test_ray_engine_agrees(bundle, tmp_path):
 
 
 def test_a_learned_model_on_such_a_base_hears_efficientat_in_every_window():
+    """A learned model's windows: musicnn's and EfficientAT's log-mel in each, no YAMNet rows (its layer reads none);
+    learn's feature pass cuts EfficientAT in every window too, and files features under the same key whatever the
+    base's track-level experts are."""
     from genretag.learn.bundle import _window_features
+    from genretag.learn.features import extractor_key, pass_features
+    from genretag.models.bundle import Bundle, ModelCard
 
     learned = _window_features(_config())
-    assert (learned.audioset_windows, learned.audioset_weight, learned.yamnet_windows) == (0, 0.0, 0)
-    assert learned.patch_shape == _config().patch_shape and learned.audioset_rate == AUDIOSET_RATE
+    assert (learned.audioset_windows, learned.audioset_weight, learned.yamnet_windows, learned.yamnet_rate) == (
+        0, 0.0, 0, 0)
+    assert learned.patch_shape == (learned.n_mels + 128, _config().patch_shape[1])
+    assert learned.audioset_rate == AUDIOSET_RATE
+    heard = pass_features(_config())
+    assert (heard.audioset_windows, heard.yamnet_windows) == (0, 2)
+    rng = np.random.default_rng(1)
+    patch = track_windows(rng.standard_normal((8, 47_616)).astype(np.float32) * 0.1, heard,
+                          wide=rng.standard_normal((8, 95_232)).astype(np.float32) * 0.1)
+    assert patch[:, heard.n_mels : heard.n_mels + 128].any(axis=(1, 2)).all()
+
+    def key(config):
+        card = ModelCard(name="b", version="1", kind="keras", architecture="a", labels=("x",), features=config,
+                         weights="model.keras", sha256="0" * 64)
+        return extractor_key(Bundle(Path("."), card), 8)
+
+    assert key(_config()) == key(_config(audioset_windows=0, audioset_weight=0.0)) == key(
+        _config(audioset_windows=0, audioset_weight=0.0, yamnet_windows=0, yamnet_weight=0.0))
+    assert key(_config()) != key(_config(audioset_rate=0, audioset_windows=0, audioset_weight=0.0))
 
 
 def test_a_scan_with_it_imports_no_tensorflow(bundle, tmp_path):

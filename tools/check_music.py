@@ -4,7 +4,7 @@
 
 Every file is cut into the 8 windows a scan cuts (``extract_track``, the bundle's own features) and the
 AudioSet half of the fused model (EfficientAT mn04) is run on each window; its 527 class probabilities
-are kept (cached in ``$XDG_CACHE_HOME/genretag/music-logits-*.npz``). Each candidate score is then
+are kept (a bundle whose EfficientAT hears only a few windows, ``audioset_windows``, is scored on those) (cached in ``$XDG_CACHE_HOME/genretag/music-logits-*.npz``). Each candidate score is then
 computed per window and pooled per track, and for each floor the table says how many music files it
 would withhold (``not-music``) and how many non-music files it catches.
 
@@ -176,6 +176,15 @@ def cached_probabilities(paths: list[Path], features, *, key: str) -> dict[Path,
     return probs
 
 
+def efficientat_windows(features):
+    """The windows to run EfficientAT on: the bundle's, EfficientAT's log-mel in every one and no YAMNet rows (its
+    probabilities depend on neither, so bundles that differ only there share the cache)."""
+    from dataclasses import replace
+
+    return replace(features, yamnet_rate=0, yamnet_windows=0, yamnet_weight=0.0, audioset_windows=0,
+                   audioset_weight=0.0)
+
+
 MUSIC_SUBTREE = range(137, 283)
 """AudioSet's Music and everything beneath it in the ontology (instruments, genres, Song, Soundtrack, moods)."""
 SPEECH_CLASSES = (0, 1, 2, 3)
@@ -220,7 +229,12 @@ def main() -> None:
     paths = sorted({p for _, files in sets.values() for p in files})
     from genretag.models.efficientat import WEIGHTS_SHA256
 
-    probs = cached_probabilities(paths, features, key=json.dumps(features.to_dict()) + WEIGHTS_SHA256)
+    heard = efficientat_windows(features)
+    probs = cached_probabilities(paths, heard, key=json.dumps(heard.to_dict()) + WEIGHTS_SHA256)
+    from genretag.features import track_picks
+
+    if features.audioset_windows:  # the bundle hears EfficientAT on a few windows a track: its score, theirs
+        probs = {p: v[track_picks(len(v), features.audioset_windows)] for p, v in probs.items()}
     tracks: dict[str, dict[str, dict[str, dict[Path, float]]]] = {}
     for name, (_, files) in sets.items():
         for path in files:

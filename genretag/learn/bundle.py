@@ -40,7 +40,7 @@ def write_bundle(out: Path, layer: Layer, *, genres: tuple[str, ...], base: Bund
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".learning", dir=out.parent))
     try:
-        model = attach_head(build_features(base.card.features), layer.kernel, layer.bias, columns=layer.columns,
+        model = attach_head(build_features(_window_features(base.card.features)), layer.kernel, layer.bias, columns=layer.columns,
                             name="learned_genres")
         weights = work / "model.keras"
         model.save(weights)
@@ -93,7 +93,7 @@ def check_windows(paths, *, base: Bundle, windows: int, limit: int = 4) -> np.nd
 
     found = []
     for path in paths:
-        track = extract_track(path, config=base.card.features, policy=WindowPolicy(windows=windows))
+        track = extract_track(path, config=_window_features(base.card.features), policy=WindowPolicy(windows=windows))
         if track.status == "ok":
             found.append(track.windows)
         if len(found) == limit:
@@ -102,13 +102,14 @@ def check_windows(paths, *, base: Bundle, windows: int, limit: int = 4) -> np.nd
 
 
 def _window_features(features):
-    """The base model's features for a learned model: the same windows, without track-level experts (the learned
-    layer hears musicnn and EfficientAT in every window; ``yamnet_windows`` would add the base's YAMNet term to its
-    genres, and ``audioset_windows`` would leave EfficientAT's rows zero in all windows but a few)."""
+    """The base model's features for a learned model: the same windows, without YAMNet and without track-level
+    experts (the learned layer hears musicnn and EfficientAT in every window and YAMNet nowhere: ``yamnet_windows``
+    would add the base's YAMNet term to its genres, ``yamnet_rate`` cut YAMNet's log-mel no network reads, and
+    ``audioset_windows`` leave EfficientAT's rows zero in all windows but a few)."""
     from dataclasses import replace
 
-    if features.yamnet_windows:
-        features = replace(features, yamnet_windows=0, yamnet_weight=0.0)
+    if features.yamnet_rate:
+        features = replace(features, yamnet_rate=0, yamnet_windows=0, yamnet_weight=0.0)
     if features.audioset_windows:
         features = replace(features, audioset_windows=0, audioset_weight=0.0)
     return features

@@ -7,7 +7,8 @@ about 290 MB for 100,000 tracks) under the file's path and identity (size, mtime
 :func:`extractor_key`, so a second ``learn`` decodes only files that are new or changed.
 
 The windows run where a scan runs them (:func:`feature_network`): the default bundle's ``model.onnx``
-on OpenVINO, whose second output is that vector (:func:`genretag.learn.network.with_features`; the
+on OpenVINO, whose second output is that vector (or, for a base whose windows' network has no EfficientAT,
+its ``features.onnx``) (:func:`genretag.learn.network.with_features`; the
 export checked it against Keras), so the feature pass costs what a scan costs and imports no
 TensorFlow. Keras runs :func:`~genretag.learn.network.build_features` instead when the card lists no
 such output, OpenVINO is missing, or ``GENRETAG_RUNTIME=keras``; both give the same vectors within the
@@ -20,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from genretag.config import WindowPolicy
+from genretag.config import FeatureConfig, WindowPolicy
 from genretag.files import Identity
 from genretag.models.bundle import Bundle
 from genretag.store import Store
@@ -49,12 +50,25 @@ class TrackVectors:
     """What ran the feature network this time: ``openvino``, ``keras``, or empty when nothing was decoded."""
 
 
+TRACK_EXPERT_FIELDS = ("yamnet_windows", "yamnet_weight", "audioset_windows", "audioset_weight")
+"""Card fields of the base's track-level experts: not part of what :func:`extractor_key` files features under."""
+
+
+def pass_features(features: FeatureConfig) -> FeatureConfig:
+    """The windows the feature pass cuts: the base's, with EfficientAT's log-mel in every one (a base with a
+    track-level EfficientAT, ``audioset_windows``, cuts it in a few only; learn's vector needs it in each)."""
+    return replace(features, audioset_windows=0, audioset_weight=0.0) if features.audioset_windows else features
+
+
 def extractor_key(bundle: Bundle, windows: int) -> str:
     """What the store files features under: the pretrained weights, the feature parameters and the windows,
     e.g. ``learn 9edbddb7 555fa2e2 c1a2b3c4d w8``."""
     from genretag.models import efficientat, musicnn
 
-    shape = hashlib.sha256(json.dumps(bundle.card.features.to_dict(), sort_keys=True).encode()).hexdigest()
+    heard = pass_features(bundle.card.features).to_dict()
+    for field in TRACK_EXPERT_FIELDS:  # how a scan weighs its track-level experts changes no window's features
+        heard.pop(field, None)
+    shape = hashlib.sha256(json.dumps(heard, sort_keys=True).encode()).hexdigest()
     return f"learn {musicnn.WEIGHTS_SHA256[:8]} {efficientat.WEIGHTS_SHA256[:8]} c{shape[:9]} w{windows}"
 
 
@@ -121,6 +135,7 @@ def feature_network(bundle: Bundle, *, batch_size: int = 64) -> FeatureNetwork:
     ``GENRETAG_RUNTIME``): its ``model.onnx``'s features output on OpenVINO when the card lists one, else
     :func:`~genretag.learn.network.build_features` on Keras (UsageError when Keras is not installed)."""
     from genretag.errors import ModelError
+    from genretag.models.batches import OPENVINO_CONFIG
     from genretag.models.bundle import verify_bundle
     from genretag.models.runtime import RUNTIME_ENV, _load_openvino, chosen_runtime, import_keras, import_openvino
 
@@ -129,11 +144,16 @@ def feature_network(bundle: Bundle, *, batch_size: int = 64) -> FeatureNetwork:
         openvino = import_openvino()
         if openvino is not None:
             verify_bundle(bundle)
-            compiled = _load_openvino(openvino, bundle, batch_size).model
+            if "file" in spec:  # a network of its own (features.onnx: a base whose windows lack EfficientAT)
+                core = openvino.Core()
+                compiled = core.compile_model(core.read_model(str(bundle.path / spec["file"])), "CPU",
+                                              OPENVINO_CONFIG)
+            else:
+                compiled = _load_openvino(openvino, bundle, batch_size).model
             output = compiled.output(int(spec["output"]))
             if output.get_partial_shape().to_string() != f"[?,{int(spec['width'])}]":
-                raise ModelError(f"{bundle.card.runtime['file']} features output {output.get_partial_shape()} "
-                                 "does not match card.json", bundle.path)
+                raise ModelError(f"{spec.get('file', bundle.card.runtime['file'])} features output "
+                                 f"{output.get_partial_shape()} does not match card.json", bundle.path)
             return FeatureNetwork(lambda x: compiled(x)[output], "openvino", int(spec["width"]), batch_size)
     if choice == "openvino":
         raise ModelError(f"{RUNTIME_ENV}=openvino, but " + ("OpenVINO cannot be imported" if spec else
@@ -141,7 +161,7 @@ def feature_network(bundle: Bundle, *, batch_size: int = 64) -> FeatureNetwork:
     import_keras("genretag learn's feature pass on Keras")
     from genretag.learn.network import build_features
 
-    network = build_features(bundle.card.features)
+    network = build_features(pass_features(bundle.card.features))
     return FeatureNetwork(network.predict_on_batch, "keras", int(network.output.shape[-1]), batch_size)
 
 
@@ -152,7 +172,7 @@ def _decode_and_embed(files: Iterable[Path], *, bundle: Bundle, windows: int, jo
     from genretag.scan.extract import extract_track
     from genretag.scan.pool import run_pool
 
-    kwargs = {"config": bundle.card.features, "policy": WindowPolicy(windows=windows)}
+    kwargs = {"config": pass_features(bundle.card.features), "policy": WindowPolicy(windows=windows)}
     network = None
     pending: list = []  # decoded tracks not yet emitted, in order
     done: list[np.ndarray] = []  # features of their first windows, already run

@@ -236,6 +236,10 @@ class ModelCard:
             for name, needed in (("yamnet", card.features.yamnet_windows),
                                  ("efficientat", card.features.audioset_windows)):
                 _check_expert_entry(card.runtime.get(name), name, bool(needed), path)
+            learn = card.runtime.get("features")
+            if isinstance(learn, dict) and "file" in learn and (
+                    not isinstance(learn["file"], str) or Path(learn["file"]).name != learn["file"]):
+                raise ModelError("malformed card.json: runtime.features names a file outside the bundle", path)
         return card
 
 
@@ -349,6 +353,16 @@ def verify_bundle(bundle: Bundle) -> None:
             if extra["exported_from_sha256"] != weights:
                 raise ModelError(f"runtime file {extra['file']} was exported from other {what} weights than the "
                                  "shipped ones; export it again (tools/export_runtime.py)", bundle.path)
+        learn = card.runtime.get("features")
+        if isinstance(learn, dict) and "file" in learn:  # learn's own network (features.onnx; audioset_windows)
+            from genretag.models.export import features_source
+
+            _check_file(bundle.path / learn["file"], learn.get("sha256", ""), f"runtime file {learn['file']}",
+                        bundle.path)
+            if learn.get("exported_from_sha256") != features_source():
+                raise ModelError(f"runtime file {learn['file']} was exported from other musicnn or EfficientAT "
+                                 "weights than the shipped ones; export it again (tools/export_runtime.py)",
+                                 bundle.path)
 
 
 def _check_file(path: Path, expected: str, what: str, bundle_path: Path) -> None:

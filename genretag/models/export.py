@@ -15,7 +15,10 @@ A card whose features have ``yamnet_windows`` (YAMNet as a track-level expert) a
 network (:func:`genretag.models.fusion.build_yamnet_scorer`, from the shipped pretrained weights, whose sha256 it lists
 as ``exported_from_sha256``), checked against Keras the same way and listed under the runtime's ``yamnet``; one with
 ``audioset_windows`` gets ``efficientat.onnx`` (:func:`~genretag.models.fusion.build_audioset_scorer`) the same way,
-under ``efficientat``.
+under ``efficientat``. Such a bundle's per-window network has no EfficientAT, so ``learn``'s features cannot be a
+second output of ``model.onnx``: they get a network of their own, ``features.onnx`` (:func:`_export_features`:
+:func:`genretag.learn.network.build_features`, from the shipped pretrained weights), listed under the runtime's
+``features`` with its ``file``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from genretag.errors import ModelError
 from genretag.files import replace_atomically
 
 ARTIFACT = "model.onnx"
+FEATURES_ARTIFACT = "features.onnx"
+"""``learn``'s feature network of a bundle whose per-window network has no EfficientAT (``audioset_windows``)."""
 TOLERANCE = 1e-4
 """The largest difference allowed between a window's probability under OpenVINO and under Keras."""
 FEATURE_TOLERANCE = 1e-3
@@ -48,7 +53,8 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     (``float32 [n, n_mels, n_frames]``, real ones; ``checked_on`` says where they came from) and
     list it in the card. Returns the card's new ``runtime`` entry. Raises ModelError (and leaves no
     artifact) when an exporter is missing or the check fails. ``features``: also output each window's
-    learn features (second output; the model must be a fused musicnn + EfficientAT one); None: when it is."""
+    learn features (second output; the model must be a fused musicnn + EfficientAT one; for a card with
+    ``audioset_windows``, ``features.onnx`` instead); None: when it is, or has ``audioset_windows``; False: never."""
     from genretag.models.bundle import CARD_FILE, read_bundle, sha256_file, verify_bundle
     from genretag.models.runtime import KerasClassifier, _load_openvino, import_keras, import_openvino
 
@@ -73,22 +79,15 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
     model = keras.saving.load_model(bundle.weights_path, compile=False, safe_mode=True)
     from genretag.learn.network import has_features, with_features
 
-    if features is None:
-        features = has_features(model)
+    standalone = features is not False and bool(bundle.card.features.audioset_windows)  # features.onnx instead
+    if features is None or standalone:
+        features = not standalone and has_features(model)
     if features:
         if not has_features(model):
             raise ModelError("the learn features need a fused musicnn + EfficientAT model", folder)
         model = with_features(model)
     model.predict_on_batch(windows[:1])  # built, so the export traces it
-    artifact = folder / ARTIFACT
-    try:
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's own use of NumPy's deprecated names
-            model.export(os.path.join(tmp, ARTIFACT), format="onnx", verbose=False)
-            data = Path(tmp, ARTIFACT).read_bytes()
-    except Exception as exc:  # noqa: BLE001 - the exporters raise many types
-        raise ModelError(f"ONNX export failed: {exc}", folder) from exc
-    replace_atomically(artifact, lambda fh: fh.write(data))
+    artifact = _write_onnx(model, folder, ARTIFACT)
     runtime: dict[str, Any] = {
         "format": "onnx", "file": ARTIFACT, "sha256": sha256_file(artifact),
         "exported_from_sha256": bundle.card.sha256, "runner": "openvino", "precision": "f32",
@@ -113,6 +112,12 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
                          f"{learn['max_abs_diff_vs_keras']:.2e} (tolerance {FEATURE_TOLERANCE:g})", folder)
     if features:
         runtime["features"] = learn
+    elif standalone:
+        try:
+            runtime["features"] = _export_features(folder, bundle.card.features, windows, openvino)
+        except ModelError:
+            artifact.unlink()
+            raise
     from genretag.models.track_experts import expert_names
 
     for name in expert_names(bundle.card.features):
@@ -121,8 +126,8 @@ def export_runtime(folder: Path, windows: np.ndarray, *, checked_on: str, tolera
                                            tolerance=tolerance)
         except ModelError:
             artifact.unlink()
-            for other in expert_names(bundle.card.features):
-                if other in runtime:
+            for other in (*expert_names(bundle.card.features), "features"):
+                if isinstance(runtime.get(other), dict) and "file" in runtime[other]:
                     (folder / runtime[other]["file"]).unlink(missing_ok=True)
             raise
     runtime.update({
@@ -167,15 +172,7 @@ def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name:
         raise ModelError(f"no check window carries {what}'s log-mel to compare {file} on", folder)
     model = build(config)
     model.predict_on_batch(bands[:1])
-    artifact = folder / file
-    try:
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            model.export(os.path.join(tmp, file), format="onnx", verbose=False)
-            data = Path(tmp, file).read_bytes()
-    except Exception as exc:  # noqa: BLE001 - the exporters raise many types
-        raise ModelError(f"ONNX export of {what} failed: {exc}", folder) from exc
-    replace_atomically(artifact, lambda fh: fh.write(data))
+    artifact = _write_onnx(model, folder, file, what=f" of {what}")
     core = openvino.Core()
     compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
     expected = batched(model.predict_on_batch, bands, batch_size=64, n_out=n_classes)
@@ -189,6 +186,59 @@ def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name:
             "exported_from_sha256": weights, "input": f"[b, {mels}, {frames}]",
             "output": f"[b, {n_classes}]", "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
             "windows_checked": int(len(bands))}
+
+
+def _write_onnx(model, folder: Path, file: str, *, what: str = "") -> Path:
+    """``folder/file``: ``model`` exported to ONNX by Keras (written atomically); ModelError when the export fails."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's own use of NumPy's deprecated names
+            model.export(os.path.join(tmp, file), format="onnx", verbose=False)
+            data = Path(tmp, file).read_bytes()
+    except Exception as exc:  # noqa: BLE001 - the exporters raise many types
+        raise ModelError(f"ONNX export{what} failed: {exc}", folder) from exc
+    artifact = folder / file
+    replace_atomically(artifact, lambda fh: fh.write(data))
+    return artifact
+
+
+def _export_features(folder: Path, config, windows: np.ndarray, openvino) -> dict[str, Any]:
+    """Write ``folder/features.onnx``, ``learn``'s feature network (:func:`~genretag.learn.network.build_features` on
+    the shipped pretrained weights) for a bundle whose per-window network has no EfficientAT, check it against Keras
+    on those ``windows`` whose EfficientAT rows are filled (:data:`FEATURE_TOLERANCE`) and return the card's
+    ``runtime.features`` entry (its ``file``; ``output`` 0); ModelError (no artifact left) otherwise."""
+    from genretag.config import AUDIOSET_MELS
+    from genretag.learn.network import FEATURE_SETS, block_sizes, build_features
+    from genretag.models.batches import OPENVINO_CONFIG
+    from genretag.models.bundle import sha256_file
+
+    rows = windows[:, config.n_mels : config.n_mels + AUDIOSET_MELS]
+    heard = np.ascontiguousarray(windows[np.abs(rows).reshape(len(windows), -1).max(axis=1) > 0], np.float32)
+    if not len(heard):
+        raise ModelError(f"no check window carries EfficientAT's log-mel to compare {FEATURES_ARTIFACT} on", folder)
+    model = build_features(config)
+    model.predict_on_batch(heard[:1])
+    artifact = _write_onnx(model, folder, FEATURES_ARTIFACT, what=" of the learn features")
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
+    expected = _outputs(model.predict_on_batch, heard)[0]
+    actual = _outputs(lambda x: compiled(x)[0], heard)[0]
+    diff = float(np.abs(actual - expected).max())
+    if diff > FEATURE_TOLERANCE:
+        artifact.unlink()
+        raise ModelError(f"{FEATURES_ARTIFACT} refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
+                         f"{FEATURE_TOLERANCE:g})", folder)
+    return {"format": "onnx", "file": FEATURES_ARTIFACT, "sha256": sha256_file(artifact),
+            "exported_from_sha256": features_source(), "output": 0, "width": int(expected.shape[1]),
+            "order": list(FEATURE_SETS), "blocks": block_sizes(model), "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
+            "windows_checked": int(len(heard))}
+
+
+def features_source() -> str:
+    """What a ``features.onnx`` is exported from: the shipped musicnn and EfficientAT weights' sha256s."""
+    from genretag.models import efficientat, musicnn
+
+    return f"{musicnn.WEIGHTS_SHA256} {efficientat.WEIGHTS_SHA256}"
 
 
 def _compare_with_features(model, compiled, windows: np.ndarray, *, config) -> tuple[np.ndarray, np.ndarray, dict]:
