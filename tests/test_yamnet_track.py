@@ -240,62 +240,31 @@ def test_the_yamnet_artifact_is_checked(k2_bundle, tmp_path):
 
 def test_ray_engine_agrees(k2_bundle, tmp_path):
     ray = pytest.importorskip("ray")
-    import os
+    from track_checks import local_and_ray
 
-    import pyarrow.parquet as pq
-
-    import genretag
-    from genretag.engines.outputs import Outputs
-    from genretag.engines.ray_scan import scan_on_ray
-
-    clips = _clips(tmp_path)
-    options = genretag.ScanOptions(jobs=0, dry_run=True)
-    local = {str(r.path): r.prediction for r in genretag.predict(clips, model=k2_bundle, options=options)}
-    here = Path(__file__).resolve()
-    paths = [str(here.parents[1]), str(here.parent), os.environ.get("PYTHONPATH", "")]
-    os.environ["PYTHONPATH"] = os.pathsep.join(paths).rstrip(os.pathsep)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        outputs = Outputs(parquet=tmp_path / "scan.parquet")
-        summary = scan_on_ray(clips, model=k2_bundle, options=options, outputs=outputs)
-    finally:
-        ray.shutdown()
-    assert summary.total == 3
-    rows = pq.read_table(outputs.parquet).to_pylist()
-    assert sorted(r["path"] for r in rows) == sorted(local)
+    local, rows = local_and_ray(ray, _clips(tmp_path), k2_bundle, tmp_path)
     for row in rows:
         np.testing.assert_allclose(row["probabilities"], local[row["path"]].probabilities, atol=1e-4)
         assert row["windows"] == local[row["path"]].windows
 
 
-def test_a_learned_model_on_such_a_base_has_no_track_level_yamnet():
-    """``genretag learn`` puts its own layer on musicnn and EfficientAT: its card keeps the base's windows but not
-    the base's YAMNet term (which would otherwise be added to the learned genres)."""
+def test_a_learned_model_on_such_a_base_has_no_yamnet():
+    """``genretag learn`` puts its own layer on musicnn and EfficientAT: its card keeps the base's musicnn and
+    EfficientAT windows but neither the base's YAMNet term (which would otherwise be added to the learned genres) nor
+    YAMNet's rows (which no network of it reads); a base without YAMNet is kept as it is."""
     from genretag.learn.bundle import _window_features
 
     learned = _window_features(_config())
-    assert (learned.yamnet_windows, learned.yamnet_weight) == (0, 0.0)
-    assert learned.patch_shape == _config().patch_shape and learned.yamnet_rate == YAMNET_RATE
-    plain = _config(yamnet_windows=0, yamnet_weight=0.0)
+    assert (learned.yamnet_rate, learned.yamnet_windows, learned.yamnet_weight) == (0, 0, 0.0)
+    assert learned.patch_shape == (learned.n_mels + 128, _config().patch_shape[1])
+    assert replace(learned, yamnet_rate=YAMNET_RATE, yamnet_windows=2, yamnet_weight=YAMNET_WEIGHT) == _config()
+    plain = replace(_config(), yamnet_rate=0, yamnet_windows=0, yamnet_weight=0.0)
     assert _window_features(plain) is plain
 
 
 def test_a_scan_with_it_imports_no_tensorflow(k2_bundle, tmp_path):
     """Both networks on OpenVINO: the CLI's scan of such a bundle never loads TensorFlow or Keras."""
-    import os
-    import subprocess
-    import sys
+    from track_checks import scan_modules
 
-    clip = write_audio(tmp_path / "clip.wav", tone_mix("Mid", seconds=8.0, seed=7))
-    repo = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
-               GENRETAG_HIDE_TF_STARTUP="0", COLUMNS="120")
-    env.pop("GENRETAG_RUNTIME", None)
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "genretag", "scan", str(clip), "--model",
-                           str(k2_bundle), "--dry-run", "--no-store"], check=False, capture_output=True, text=True,
-                          cwd=repo, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "1/1 files" in proc.stdout
-    modules = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
-               if line.startswith("import time:") and "|" in line}
+    modules = scan_modules(k2_bundle, tmp_path)
     assert "openvino" in modules and modules.isdisjoint({"tensorflow", "keras", "tf_keras"})

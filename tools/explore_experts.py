@@ -222,6 +222,28 @@ def track_rules(log_p: np.ndarray, log_q: np.ndarray, yamnet: np.ndarray, bounds
     return np.log(np.array([windows[a:b].mean(0) for a, b in spans])) + wy * log_y
 
 
+def per_seed(tracks_of, seeds, checks, row_of: dict[str, int]) -> dict[str, list[float]]:
+    """A rule's every check per seed: ``tracks_of(seed)`` gives its ``[tracks, n_labels]`` scores with that seed's
+    head; a seeded check is scored with its own seed's, wesnoth and muldjord with every seed's; ``worst``: the lower
+    of wesnoth /40 and muldjord /4, per seed."""
+    per: dict[str, list[float]] = {}
+    for seed in sorted(seeds):
+        tracks = tracks_of(seed)
+        for check in checks:
+            if check.seed in (None, seed):
+                top = tracks[[row_of[str(p)] for p in check.paths]].argmax(1)
+                right = check.allowed[np.arange(len(top)), top]
+                per.setdefault(check.name, []).append(right.mean() if check.seed is not None else right.sum())
+    per["worst"] = [min(a / 40, b / 4) for a, b in zip(per["wesnoth"], per["muldjord"])]
+    return per
+
+
+def under_recipe(per: dict[str, list[float]]) -> list[str]:
+    """The checks (``name s<seed>``) on which a rule scores under 2.0's recipe (:data:`RECIPE_2_0`)."""
+    return [f"{c} s{s}" for c, floor in RECIPE_2_0.items() for s, (v, f) in enumerate(zip(per[c], floor))
+            if round(v, 3) < f]
+
+
 def per_seed_table(d, heads, labels, checks, *, weights: bool) -> None:
     """YAMNet on k windows (``--yamnet-windows``): each rule's every check per seed, and whether it keeps the rule
     (no check under :data:`RECIPE_2_0` on the same seed)."""
@@ -231,20 +253,11 @@ def per_seed_table(d, heads, labels, checks, *, weights: bool) -> None:
     log_p = {s: np.log(np.clip(d[f"head{s}"], 1e-7, 1.0)) for s in heads}
 
     def score(**rule) -> dict[str, list[float]]:
-        per: dict[str, list[float]] = {}
-        for seed in sorted(heads):
-            tracks = track_rules(log_p[seed], log_q, d["yamnet-keras"], bounds, labels, **rule)
-            for check in checks:
-                if check.seed in (None, seed):
-                    top = tracks[[row_of[str(p)] for p in check.paths]].argmax(1)
-                    right = check.allowed[np.arange(len(top)), top]
-                    per.setdefault(check.name, []).append(right.mean() if check.seed is not None else right.sum())
-        per["worst"] = [min(a / 40, b / 4) for a, b in zip(per["wesnoth"], per["muldjord"])]
-        return per
+        return per_seed(lambda seed: track_rules(log_p[seed], log_q, d["yamnet-keras"], bounds, labels, **rule),
+                        heads, checks, row_of)
 
     def under(per) -> str:
-        return ", ".join(f"{c} s{s}" for c, floor in RECIPE_2_0.items() for s, (v, f) in enumerate(zip(per[c], floor))
-                         if round(v, 3) < f) or "none"
+        return ", ".join(under_recipe(per)) or "none"
 
     def line(name: str, per) -> None:
         cell = {c: " / ".join(f"{v:.3f}" if c in ("corpus-test", "4q-multi", "worst") else f"{v:.0f}" for v in per[c])

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import explore_experts as ee  # noqa: E402  (a sibling tool)
+import explore_experts as ee  # a sibling tool, found through the path above
 
 GRID = {"k_e": (2, 3, 4), "a": (0.55, 0.65, 0.75), "w_e": (0.15, 0.2, 0.25, 0.3), "w_y": (0.35, 0.4, 0.45)}
 
@@ -75,20 +75,9 @@ def main() -> None:
     log_p = {s: np.log(np.clip(d[f"head{s}"], 1e-7, 1.0)) for s in heads}
 
     def score(**rule) -> dict[str, list[float]]:
-        per: dict[str, list[float]] = {}
-        for seed in sorted(heads):
-            tracks = track_scores(d, log_p[seed], labels, **rule)
-            for check in checks:
-                if check.seed in (None, seed):
-                    top = tracks[[row_of[str(p)] for p in check.paths]].argmax(1)
-                    right = check.allowed[np.arange(len(top)), top]
-                    per.setdefault(check.name, []).append(right.mean() if check.seed is not None else right.sum())
-        per["worst"] = [min(a / 40, b / 4) for a, b in zip(per["wesnoth"], per["muldjord"])]
-        return per
+        return ee.per_seed(lambda seed: track_scores(d, log_p[seed], labels, **rule), heads, checks, row_of)
 
-    def under(per) -> list[str]:
-        return [f"{c} s{s}" for c, floor in ee.RECIPE_2_0.items() for s, (v, f) in enumerate(zip(per[c], floor))
-                if round(v, 3) < f]
+    under = ee.under_recipe
 
     def line(name: str, per) -> None:
         cell = {c: " / ".join(f"{v:.3f}" if c in ("corpus-test", "4q-multi", "worst") else f"{v:.0f}" for v in per[c])

@@ -50,10 +50,6 @@ class TrackVectors:
     """What ran the feature network this time: ``openvino``, ``keras``, or empty when nothing was decoded."""
 
 
-TRACK_EXPERT_FIELDS = ("yamnet_windows", "yamnet_weight", "audioset_windows", "audioset_weight")
-"""Card fields of the base's track-level experts: not part of what :func:`extractor_key` files features under."""
-
-
 def pass_features(features: FeatureConfig) -> FeatureConfig:
     """The windows the feature pass cuts: the base's, with EfficientAT's log-mel in every one (a base with a
     track-level EfficientAT, ``audioset_windows``, cuts it in a few only; learn's vector needs it in each)."""
@@ -65,9 +61,7 @@ def extractor_key(bundle: Bundle, windows: int) -> str:
     e.g. ``learn 9edbddb7 555fa2e2 c1a2b3c4d w8``."""
     from genretag.models import efficientat, musicnn
 
-    heard = pass_features(bundle.card.features).to_dict()
-    for field in TRACK_EXPERT_FIELDS:  # how a scan weighs its track-level experts changes no window's features
-        heard.pop(field, None)
+    heard = pass_features(bundle.card.features).to_dict()  # a base without audioset_windows: its own features
     shape = hashlib.sha256(json.dumps(heard, sort_keys=True).encode()).hexdigest()
     return f"learn {musicnn.WEIGHTS_SHA256[:8]} {efficientat.WEIGHTS_SHA256[:8]} c{shape[:9]} w{windows}"
 

@@ -355,14 +355,20 @@ def verify_bundle(bundle: Bundle) -> None:
                                  "shipped ones; export it again (tools/export_runtime.py)", bundle.path)
         learn = card.runtime.get("features")
         if isinstance(learn, dict) and "file" in learn:  # learn's own network (features.onnx; audioset_windows)
-            from genretag.models.export import features_source
-
             _check_file(bundle.path / learn["file"], learn.get("sha256", ""), f"runtime file {learn['file']}",
                         bundle.path)
             if learn.get("exported_from_sha256") != features_source():
                 raise ModelError(f"runtime file {learn['file']} was exported from other musicnn or EfficientAT "
                                  "weights than the shipped ones; export it again (tools/export_runtime.py)",
                                  bundle.path)
+
+
+def features_source() -> str:
+    """What a bundle's own ``features.onnx`` (``runtime.features.file``) is exported from: the shipped musicnn and
+    EfficientAT weights' sha256s."""
+    from genretag.models import efficientat, musicnn
+
+    return f"{musicnn.WEIGHTS_SHA256} {efficientat.WEIGHTS_SHA256}"
 
 
 def _check_file(path: Path, expected: str, what: str, bundle_path: Path) -> None:

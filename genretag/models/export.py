@@ -154,7 +154,6 @@ def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name:
     more than ``tolerance``."""
     from genretag.config import AUDIOSET_MELS, YAMNET_MELS
     from genretag.models import efficientat, yamnet
-    from genretag.models.batches import OPENVINO_CONFIG, batched
     from genretag.models.bundle import sha256_file
     from genretag.models.fusion import build_audioset_scorer, build_yamnet_scorer
     from genretag.models.track_experts import ARTIFACTS
@@ -170,22 +169,12 @@ def _export_expert(folder: Path, config, windows: np.ndarray, openvino, *, name:
     bands = np.ascontiguousarray(bands[np.abs(bands).reshape(len(bands), -1).max(axis=1) > 0], np.float32)
     if not len(bands):
         raise ModelError(f"no check window carries {what}'s log-mel to compare {file} on", folder)
-    model = build(config)
-    model.predict_on_batch(bands[:1])
-    artifact = _write_onnx(model, folder, file, what=f" of {what}")
-    core = openvino.Core()
-    compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
-    expected = batched(model.predict_on_batch, bands, batch_size=64, n_out=n_classes)
-    actual = batched(lambda x: compiled(x)[0], bands, batch_size=64, n_out=n_classes)
-    diff = float(np.abs(actual - expected).max())
-    if diff > tolerance:
-        artifact.unlink()
-        raise ModelError(f"{file} refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
-                         f"{tolerance:g})", folder)
+    artifact, diff, _ = _export_checked(build(config), folder, file, bands, openvino, tolerance=tolerance,
+                                        what=f" of {what}")
     return {"format": "onnx", "file": file, "sha256": sha256_file(artifact),
             "exported_from_sha256": weights, "input": f"[b, {mels}, {frames}]",
             "output": f"[b, {n_classes}]", "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
-            "windows_checked": int(len(bands))}
+            "windows_checked": len(bands)}
 
 
 def _write_onnx(model, folder: Path, file: str, *, what: str = "") -> Path:
@@ -202,6 +191,26 @@ def _write_onnx(model, folder: Path, file: str, *, what: str = "") -> Path:
     return artifact
 
 
+def _export_checked(model, folder: Path, file: str, inputs: np.ndarray, openvino, *, tolerance: float,
+                    what: str) -> tuple[Path, float, np.ndarray]:
+    """``model`` (one output) exported to ``folder/file``, run by OpenVINO on ``inputs`` beside Keras: ``(artifact,
+    largest difference, Keras' outputs)``; ModelError (no artifact left) when they differ by more than
+    ``tolerance``."""
+    from genretag.models.batches import OPENVINO_CONFIG
+
+    model.predict_on_batch(inputs[:1])  # built, so the export traces it
+    artifact = _write_onnx(model, folder, file, what=what)
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
+    expected = _outputs(model.predict_on_batch, inputs)[0]
+    diff = float(np.abs(_outputs(lambda x: compiled(x)[0], inputs)[0] - expected).max())
+    if diff > tolerance:
+        artifact.unlink()
+        raise ModelError(f"{file} refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
+                         f"{tolerance:g})", folder)
+    return artifact, diff, expected
+
+
 def _export_features(folder: Path, config, windows: np.ndarray, openvino) -> dict[str, Any]:
     """Write ``folder/features.onnx``, ``learn``'s feature network (:func:`~genretag.learn.network.build_features` on
     the shipped pretrained weights) for a bundle whose per-window network has no EfficientAT, check it against Keras
@@ -209,36 +218,19 @@ def _export_features(folder: Path, config, windows: np.ndarray, openvino) -> dic
     ``runtime.features`` entry (its ``file``; ``output`` 0); ModelError (no artifact left) otherwise."""
     from genretag.config import AUDIOSET_MELS
     from genretag.learn.network import FEATURE_SETS, block_sizes, build_features
-    from genretag.models.batches import OPENVINO_CONFIG
-    from genretag.models.bundle import sha256_file
+    from genretag.models.bundle import features_source, sha256_file
 
     rows = windows[:, config.n_mels : config.n_mels + AUDIOSET_MELS]
     heard = np.ascontiguousarray(windows[np.abs(rows).reshape(len(windows), -1).max(axis=1) > 0], np.float32)
     if not len(heard):
         raise ModelError(f"no check window carries EfficientAT's log-mel to compare {FEATURES_ARTIFACT} on", folder)
     model = build_features(config)
-    model.predict_on_batch(heard[:1])
-    artifact = _write_onnx(model, folder, FEATURES_ARTIFACT, what=" of the learn features")
-    core = openvino.Core()
-    compiled = core.compile_model(core.read_model(str(artifact)), "CPU", OPENVINO_CONFIG)
-    expected = _outputs(model.predict_on_batch, heard)[0]
-    actual = _outputs(lambda x: compiled(x)[0], heard)[0]
-    diff = float(np.abs(actual - expected).max())
-    if diff > FEATURE_TOLERANCE:
-        artifact.unlink()
-        raise ModelError(f"{FEATURES_ARTIFACT} refused: OpenVINO differs from Keras by up to {diff:.2e} (tolerance "
-                         f"{FEATURE_TOLERANCE:g})", folder)
+    artifact, diff, expected = _export_checked(model, folder, FEATURES_ARTIFACT, heard, openvino,
+                                               tolerance=FEATURE_TOLERANCE, what=" of the learn features")
     return {"format": "onnx", "file": FEATURES_ARTIFACT, "sha256": sha256_file(artifact),
             "exported_from_sha256": features_source(), "output": 0, "width": int(expected.shape[1]),
             "order": list(FEATURE_SETS), "blocks": block_sizes(model), "max_abs_diff_vs_keras": float(f"{diff:.3g}"),
-            "windows_checked": int(len(heard))}
-
-
-def features_source() -> str:
-    """What a ``features.onnx`` is exported from: the shipped musicnn and EfficientAT weights' sha256s."""
-    from genretag.models import efficientat, musicnn
-
-    return f"{musicnn.WEIGHTS_SHA256} {efficientat.WEIGHTS_SHA256}"
+            "windows_checked": len(heard)}
 
 
 def _compare_with_features(model, compiled, windows: np.ndarray, *, config) -> tuple[np.ndarray, np.ndarray, dict]:
