@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from synth import tone_mix, write_audio
+from track_checks import changing_clips, scan_windows
 
-from genretag.config import AUDIOSET_RATE, YAMNET_RATE, FeatureConfig, WindowPolicy
+from genretag.config import AUDIOSET_RATE, YAMNET_RATE, FeatureConfig
 from genretag.features import track_picks, track_windows, yamnet_patches
 from genretag.models import musicnn
 
@@ -69,51 +70,20 @@ def bundle(tmp_path_factory):
     3 styles and the music score) and YAMNet on 2 (0.4), calibrated at T 0.7, exported (4 artifacts: learn's features.onnx too)."""
     pytest.importorskip("openvino")
     pytest.importorskip("tf2onnx")
-    import keras
+    from track_checks import saved_bundle, tiny_head
 
-    from genretag.models.bundle import ModelCard, MusicScore, Style, sha256_file, write_card
-    from genretag.models.export import export_runtime
+    from genretag.models.bundle import MusicScore, Style
     from genretag.models.fusion import GENRE_CLASSES, build_fused
 
-    keras.utils.set_random_seed(0)
     config, labels = _config(), tuple(sorted(GENRE_CLASSES))
-    inputs = keras.Input((config.n_mels, config.n_frames))
-    x = keras.layers.AveragePooling1D(11)(keras.layers.Permute((2, 1))(inputs))
-    head = keras.Model(inputs, keras.layers.Dense(len(labels), activation="softmax")(keras.layers.Flatten()(x)),
-                       name="tiny_head")
-    model = build_fused(head, labels=labels, features=config, weight=WEIGHT, yamnet_weight=YAMNET_WEIGHT,
-                        head_weight=HEAD_WEIGHT)
+    model = build_fused(tiny_head(config, labels), labels=labels, features=config, weight=WEIGHT,
+                        yamnet_weight=YAMNET_WEIGHT, head_weight=HEAD_WEIGHT)
     assert model.output_shape == (None, len(labels))
     names = {layer.name for layer in model.layers}
     assert "efficientat_mn04" not in names and "yamnet" not in names  # neither in the per-window network
-    folder = tmp_path_factory.mktemp("eat3")
-    model.save(folder / "model.keras")
-    card = ModelCard(name="tiny-eat3", version="1", kind="keras", architecture="musicnn+efficientat+yamnet",
-                     labels=labels, features=config, weights="model.keras", sha256=sha256_file(folder / "model.keras"),
-                     calibration={"temperature": TEMPERATURE}, music=MusicScore(floor=0.01),
-                     styles=tuple(Style(name, parent, 0.0) for name, parent in STYLES))
-    write_card(folder, card)
-    clips = _clips(tmp_path_factory.mktemp("eat3_clips"))
-    export_runtime(folder, np.concatenate([_windows(c, config) for c in clips]), checked_on="seeded tone mixes")
-    return folder
-
-
-def _clips(root: Path) -> list[Path]:
-    """30 s (8 windows; a different tone mix every 3.75 s, so that which windows are heard matters), 8 s (4) and
-    2 s (1, looped) of seeded tone mixes."""
-    bands = ("Low", "Mid", "High")
-    changing = np.concatenate([tone_mix(bands[i % 3], seconds=3.75, seed=10 + i) for i in range(8)])
-    return [write_audio(root / "0-changing.wav", changing, sr=22_050),
-            write_audio(root / "1-Mid.wav", tone_mix("Mid", seconds=8.0, seed=1), sr=22_050),
-            write_audio(root / "2-High.wav", tone_mix("High", seconds=2.0, seed=2), sr=22_050)]
-
-
-def _windows(path: Path, config: FeatureConfig) -> np.ndarray:
-    from genretag.scan import extract_track
-
-    track = extract_track(path, config=config, policy=WindowPolicy())
-    assert track.status == "ok", track.error
-    return track.windows
+    return saved_bundle(tmp_path_factory.mktemp("eat3"), model, tmp_path_factory.mktemp("eat3_clips"),
+                        name="tiny-eat3", config=config, labels=labels, temperature=TEMPERATURE,
+                        music=MusicScore(floor=0.01), styles=tuple(Style(name, parent, 0.0) for name, parent in STYLES))
 
 
 def _by_hand(folder: Path, windows: np.ndarray, eat: list[int], yam: list[int]):
@@ -163,7 +133,7 @@ def test_scan_gives_the_rule_by_hand(bundle, tmp_path, monkeypatch, runtime):
     from genretag.models.runtime import RUNTIME_ENV
 
     monkeypatch.setenv(RUNTIME_ENV, runtime)
-    clips = _clips(tmp_path)
+    clips = changing_clips(tmp_path)
     model = genretag.load_model(bundle)
     experts = model.classifier.experts
     assert model.classifier.runtime == runtime and [(e.name, e.runtime) for e in experts] == [
@@ -172,7 +142,7 @@ def test_scan_gives_the_rule_by_hand(bundle, tmp_path, monkeypatch, runtime):
                                                             options=genretag.ScanOptions(jobs=0, batch_size=8))}
     config = model.bundle.card.features
     for clip, n in zip(clips, (8, 4, 1)):
-        windows = _windows(clip, config)
+        windows = scan_windows(clip, config)
         assert len(windows) == n == found[clip].windows
         want, styles, music = _by_hand(bundle, windows, *PICKS[n])
         np.testing.assert_allclose(found[clip].probabilities, want, atol=2e-4)
@@ -182,7 +152,7 @@ def test_scan_gives_the_rule_by_hand(bundle, tmp_path, monkeypatch, runtime):
         np.testing.assert_allclose(single.probabilities, found[clip].probabilities, atol=1e-5)
         np.testing.assert_allclose(single.style_scores, found[clip].style_scores, atol=1e-6)
     # which windows EfficientAT heard matters: windows 0, 3, 7 (their rows cut as every window's would be) differ
-    every = _windows(clips[0], replace(config, audioset_windows=0, audioset_weight=0.0))
+    every = scan_windows(clips[0], replace(config, audioset_windows=0, audioset_weight=0.0))
     other, other_styles, _ = _by_hand(bundle, every, [0, 3, 7], [2, 6])
     assert np.abs(other - found[clips[0]].probabilities).max() > 1e-3
     assert np.abs(other_styles - found[clips[0]].style_scores).max() > 1e-4
@@ -227,7 +197,8 @@ def test_learns_features_have_a_network_of_their_own(bundle, tmp_path, monkeypat
     assert (entry["file"], entry["output"], entry["width"]) == ("features.onnx", 0, 1425)
     assert entry["exported_from_sha256"] == features_source() and entry["max_abs_diff_vs_keras"] <= FEATURE_TOLERANCE
     found = read_bundle(bundle)
-    windows = np.concatenate([_windows(c, pass_features(found.card.features)) for c in _clips(tmp_path / "c")])
+    heard = pass_features(found.card.features)
+    windows = np.concatenate([scan_windows(c, heard) for c in changing_clips(tmp_path / "c")])
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     light = feature_network(found)
     monkeypatch.setenv(RUNTIME_ENV, "keras")
@@ -247,7 +218,7 @@ def test_ray_engine_agrees(bundle, tmp_path):
     ray = pytest.importorskip("ray")
     from track_checks import local_and_ray
 
-    local, rows = local_and_ray(ray, _clips(tmp_path), bundle, tmp_path)
+    local, rows = local_and_ray(ray, changing_clips(tmp_path), bundle, tmp_path)
     for row in rows:
         np.testing.assert_allclose(row["probabilities"], local[row["path"]].probabilities, atol=1e-4)
         np.testing.assert_allclose(row["style_scores"], local[row["path"]].style_scores, atol=1e-4)

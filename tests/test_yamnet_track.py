@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth import tone_mix, write_audio
+from track_checks import changing_clips, scan_windows
 
-from genretag.config import AUDIOSET_RATE, YAMNET_RATE, FeatureConfig, WindowPolicy
+from genretag.config import AUDIOSET_RATE, YAMNET_RATE, FeatureConfig
 from genretag.features import yamnet_patches, yamnet_picks
 from genretag.models import musicnn
 
@@ -108,48 +108,17 @@ def k2_bundle(tmp_path_factory):
     track-level YAMNet on 2 windows (0.35), calibrated at T 0.7, exported (model.onnx and yamnet.onnx)."""
     pytest.importorskip("openvino")
     pytest.importorskip("tf2onnx")
-    import keras
+    from track_checks import saved_bundle, tiny_head
 
-    from genretag.models.bundle import ModelCard, MusicScore, sha256_file, write_card
-    from genretag.models.export import export_runtime
+    from genretag.models.bundle import MusicScore
     from genretag.models.fusion import GENRE_CLASSES, build_fused
 
-    keras.utils.set_random_seed(0)
     config, labels = _config(), tuple(sorted(GENRE_CLASSES))
-    inputs = keras.Input((config.n_mels, config.n_frames))
-    x = keras.layers.AveragePooling1D(11)(keras.layers.Permute((2, 1))(inputs))
-    head = keras.Model(inputs, keras.layers.Dense(len(labels), activation="softmax")(keras.layers.Flatten()(x)),
-                       name="tiny_head")
-    model = build_fused(head, labels=labels, features=config, weight=WEIGHT, yamnet_weight=YAMNET_WEIGHT, music=True)
+    model = build_fused(tiny_head(config, labels), labels=labels, features=config, weight=WEIGHT,
+                        yamnet_weight=YAMNET_WEIGHT, music=True)
     assert not any(layer.name == "yamnet" for layer in model.layers)  # not in the per-window network
-    folder = tmp_path_factory.mktemp("k2")
-    model.save(folder / "model.keras")
-    card = ModelCard(name="tiny-k2", version="1", kind="keras", architecture="musicnn+efficientat+yamnet",
-                     labels=labels, features=config, weights="model.keras", sha256=sha256_file(folder / "model.keras"),
-                     calibration={"temperature": TEMPERATURE}, music=MusicScore(floor=0.01))
-    write_card(folder, card)
-    clips = _clips(tmp_path_factory.mktemp("k2_clips"))
-    windows = np.concatenate([_windows(c, config) for c in clips])
-    export_runtime(folder, windows, checked_on="seeded synthetic tone mixes")
-    return folder
-
-
-def _clips(root: Path) -> list[Path]:
-    """30 s (8 windows; a different tone mix every 3.75 s, so that which windows YAMNet hears matters), 8 s (4)
-    and 2 s (1, looped) of seeded tone mixes."""
-    bands = ("Low", "Mid", "High")
-    changing = np.concatenate([tone_mix(bands[i % 3], seconds=3.75, seed=10 + i) for i in range(8)])
-    return [write_audio(root / "0-changing.wav", changing, sr=22_050),
-            write_audio(root / "1-Mid.wav", tone_mix("Mid", seconds=8.0, seed=1), sr=22_050),
-            write_audio(root / "2-High.wav", tone_mix("High", seconds=2.0, seed=2), sr=22_050)]
-
-
-def _windows(path: Path, config: FeatureConfig) -> np.ndarray:
-    from genretag.scan import extract_track
-
-    track = extract_track(path, config=config, policy=WindowPolicy())
-    assert track.status == "ok", track.error
-    return track.windows
+    return saved_bundle(tmp_path_factory.mktemp("k2"), model, tmp_path_factory.mktemp("k2_clips"), name="tiny-k2",
+                        config=config, labels=labels, temperature=TEMPERATURE, music=MusicScore(floor=0.01))
 
 
 def _by_hand(folder: Path, windows: np.ndarray, picked: list[int]) -> tuple[np.ndarray, float]:
@@ -192,14 +161,14 @@ def test_scan_gives_the_rule_by_hand(k2_bundle, tmp_path, monkeypatch, runtime):
     from genretag.models.runtime import RUNTIME_ENV
 
     monkeypatch.setenv(RUNTIME_ENV, runtime)
-    clips = _clips(tmp_path)
+    clips = changing_clips(tmp_path)
     model = genretag.load_model(k2_bundle)
     assert model.classifier.runtime == runtime and [e.runtime for e in model.classifier.experts] == [runtime]
     found = {r.path: r.prediction for r in genretag.predict(clips, model=model,
                                                             options=genretag.ScanOptions(jobs=0, batch_size=8))}
     config = model.bundle.card.features
     for clip, n in zip(clips, (8, 4, 1)):
-        windows = _windows(clip, config)
+        windows = scan_windows(clip, config)
         assert len(windows) == n == found[clip].windows
         want, music = _by_hand(k2_bundle, windows, {8: [2, 6], 4: [1, 3], 1: [0]}[n])
         np.testing.assert_allclose(found[clip].probabilities, want, atol=2e-4)
@@ -210,8 +179,8 @@ def test_scan_gives_the_rule_by_hand(k2_bundle, tmp_path, monkeypatch, runtime):
     # (their YAMNet rows cut as every window's would be), the distribution differs
     from genretag.models.runtime import track_mean
 
-    every = _windows(clips[0], replace(config, yamnet_windows=0, yamnet_weight=0.0))
-    np.testing.assert_array_equal(every[[2, 6]], _windows(clips[0], config)[[2, 6]])
+    every = scan_windows(clips[0], replace(config, yamnet_windows=0, yamnet_weight=0.0))
+    np.testing.assert_array_equal(every[[2, 6]], scan_windows(clips[0], config)[[2, 6]])
     plain = track_mean(model.classifier.predict(every)[:, :10], temperature=TEMPERATURE)
     assert np.abs(plain - found[clips[0]].probabilities).max() > 1e-3
     other, _ = _by_hand(k2_bundle, every, [3, 7])
@@ -242,7 +211,7 @@ def test_ray_engine_agrees(k2_bundle, tmp_path):
     ray = pytest.importorskip("ray")
     from track_checks import local_and_ray
 
-    local, rows = local_and_ray(ray, _clips(tmp_path), k2_bundle, tmp_path)
+    local, rows = local_and_ray(ray, changing_clips(tmp_path), k2_bundle, tmp_path)
     for row in rows:
         np.testing.assert_allclose(row["probabilities"], local[row["path"]].probabilities, atol=1e-4)
         assert row["windows"] == local[row["path"]].windows

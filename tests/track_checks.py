@@ -54,3 +54,58 @@ def scan_modules(model: Path, tmp_path: Path) -> set[str]:
     assert "1/1 files" in proc.stdout
     return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
             if line.startswith("import time:") and "|" in line}
+
+
+def changing_clips(root: Path) -> list[Path]:
+    """30 s (8 windows; a different tone mix every 3.75 s, so that which windows a track-level expert hears
+    matters), 8 s (4) and 2 s (1, looped) of seeded tone mixes."""
+    import numpy as np
+    from synth import tone_mix, write_audio
+
+    root.mkdir(parents=True, exist_ok=True)
+    bands = ("Low", "Mid", "High")
+    changing = np.concatenate([tone_mix(bands[i % 3], seconds=3.75, seed=10 + i) for i in range(8)])
+    return [write_audio(root / "0-changing.wav", changing, sr=22_050),
+            write_audio(root / "1-Mid.wav", tone_mix("Mid", seconds=8.0, seed=1), sr=22_050),
+            write_audio(root / "2-High.wav", tone_mix("High", seconds=2.0, seed=2), sr=22_050)]
+
+
+def scan_windows(path: Path, config):
+    """The windows a scan cuts from ``path`` with the features ``config`` (8 at most); the file must decode."""
+    from genretag.config import WindowPolicy
+    from genretag.scan import extract_track
+
+    track = extract_track(path, config=config, policy=WindowPolicy())
+    assert track.status == "ok", track.error
+    return track.windows
+
+
+def tiny_head(config, labels: tuple[str, ...]):
+    """A random (seeded) genre head on musicnn's log-mel, ``[b, n_mels, n_frames] -> [b, n_labels]``, named
+    ``tiny_head``: what the tiny fused bundles are built on."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((config.n_mels, config.n_frames))
+    x = keras.layers.AveragePooling1D(11)(keras.layers.Permute((2, 1))(inputs))
+    return keras.Model(inputs, keras.layers.Dense(len(labels), activation="softmax")(keras.layers.Flatten()(x)),
+                       name="tiny_head")
+
+
+def saved_bundle(folder: Path, model, clips_root: Path, *, name: str, config, labels: tuple[str, ...],
+                 temperature: float, **card) -> Path:
+    """``model`` saved in ``folder`` with its card (``card``: further ModelCard fields, e.g. ``music``, ``styles``)
+    and exported, checked on :func:`changing_clips`' windows."""
+    import numpy as np
+
+    from genretag.models.bundle import ModelCard, sha256_file, write_card
+    from genretag.models.export import export_runtime
+
+    model.save(folder / "model.keras")
+    write_card(folder, ModelCard(name=name, version="1", kind="keras", architecture="musicnn+efficientat+yamnet",
+                                 labels=labels, features=config, weights="model.keras",
+                                 sha256=sha256_file(folder / "model.keras"), calibration={"temperature": temperature},
+                                 **card))
+    windows = np.concatenate([scan_windows(c, config) for c in changing_clips(clips_root)])
+    export_runtime(folder, windows, checked_on="seeded synthetic tone mixes")
+    return folder
