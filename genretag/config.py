@@ -65,7 +65,6 @@ middle one (frames 96-191 of 296: a fifth of YAMNet's work); 3, every other one 
 MAX_TRACK_WINDOWS = 64
 """The most windows of a track a track-level expert may hear (:attr:`FeatureConfig.yamnet_windows`,
 :attr:`FeatureConfig.audioset_windows`)."""
-MAX_YAMNET_WINDOWS = MAX_TRACK_WINDOWS
 YAMNET_GAIN = 4.1
 """Gain applied to the audio before YAMNet's front end: the reference pair shipped with the network
 (``yamnet_test_audio.bin`` / ``yamnet_test_spectra.bin``) is matched at this gain (every band 1.41 =
@@ -115,8 +114,8 @@ class FeatureConfig:
     the fused network cuts the patches (:func:`genretag.models.fusion.yamnet_scores`)."""
     yamnet_windows: int = 0
     """0: YAMNet (with :attr:`yamnet_rate`) is an expert in every window, inside the per-window network. ``k``
-    (1 to :data:`MAX_YAMNET_WINDOWS`): a track-level expert instead: only ``k`` of a track's windows carry its
-    log-mel (:func:`genretag.features.yamnet_picks`: the centre window of each of ``k`` equal parts), its own
+    (1 to :data:`MAX_TRACK_WINDOWS`): a track-level expert instead: only ``k`` of a track's windows carry its
+    log-mel (:func:`genretag.features.track_picks`: the centre window of each of ``k`` equal parts), its own
     network scores them, and their mean is fused once per track where windows are pooled, with weight
     :attr:`yamnet_weight` (:func:`genretag.models.runtime.track_mean`)."""
     yamnet_weight: float = 0.0
@@ -165,8 +164,8 @@ class FeatureConfig:
         if self.yamnet_rate and len(self.yamnet_heard) < self.yamnet_patches:
             raise ValueError(f"yamnet_patches {self.yamnet_patches} needs windows of at least 2.895 s "
                              f"(this window holds {self.yamnet_patch_count})")
-        if type(self.yamnet_windows) is not int or not 0 <= self.yamnet_windows <= MAX_YAMNET_WINDOWS:
-            raise ValueError(f"yamnet_windows must be an integer from 0 to {MAX_YAMNET_WINDOWS}, "
+        if type(self.yamnet_windows) is not int or not 0 <= self.yamnet_windows <= MAX_TRACK_WINDOWS:
+            raise ValueError(f"yamnet_windows must be an integer from 0 to {MAX_TRACK_WINDOWS}, "
                              f"got {self.yamnet_windows!r}")
         if self.yamnet_windows and not self.yamnet_rate:
             raise ValueError("yamnet_windows needs yamnet_rate (YAMNet's log-mel in the picked windows)")

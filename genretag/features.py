@@ -401,10 +401,6 @@ def track_picks(n: int, k: int) -> list[int]:
     return sorted({min(n - 1, int(n * (i + 0.5) / k)) for i in range(k)})
 
 
-yamnet_picks = track_picks
-"""The name :func:`track_picks` had when YAMNet was the only track-level expert."""
-
-
 def rms_dbfs(samples: np.ndarray) -> float:
     """RMS level of ``samples`` in dB relative to full scale (-inf-safe: floor -200)."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0

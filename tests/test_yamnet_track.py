@@ -12,7 +12,7 @@ import pytest
 from track_checks import changing_clips, scan_windows
 
 from genretag.config import AUDIOSET_RATE, YAMNET_RATE, FeatureConfig
-from genretag.features import yamnet_patches, yamnet_picks
+from genretag.features import track_picks, yamnet_patches
 from genretag.models import musicnn
 
 WEIGHT, YAMNET_WEIGHT, TEMPERATURE = 0.2, 0.35, 0.7
@@ -68,9 +68,9 @@ def test_a_card_with_a_bad_yamnet_windows_is_refused(tmp_path):
 
 
 def test_picked_windows_are_the_centres_of_k_equal_parts():
-    assert yamnet_picks(8, 2) == [2, 6] and yamnet_picks(8, 1) == [4] and yamnet_picks(8, 4) == [1, 3, 5, 7]
-    assert yamnet_picks(7, 2) == [1, 5] and yamnet_picks(4, 2) == [1, 3] and yamnet_picks(3, 2) == [0, 2]
-    assert yamnet_picks(1, 2) == [0] and yamnet_picks(2, 4) == [0, 1] and yamnet_picks(8, 8) == list(range(8))
+    assert track_picks(8, 2) == [2, 6] and track_picks(8, 1) == [4] and track_picks(8, 4) == [1, 3, 5, 7]
+    assert track_picks(7, 2) == [1, 5] and track_picks(4, 2) == [1, 3] and track_picks(3, 2) == [0, 2]
+    assert track_picks(1, 2) == [0] and track_picks(2, 4) == [0, 1] and track_picks(8, 8) == list(range(8))
 
 
 def test_picked_windows_are_the_ones_the_offline_study_scored():
@@ -83,7 +83,7 @@ def test_picked_windows_are_the_ones_the_offline_study_scored():
     spec.loader.exec_module(study)
     for n in range(1, 17):
         for k in range(1, 9):
-            assert yamnet_picks(n, k) == study.spread(n, k), (n, k)
+            assert track_picks(n, k) == study.spread(n, k), (n, k)
 
 
 def test_only_the_picked_windows_carry_yamnet_log_mel():

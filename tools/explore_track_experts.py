@@ -4,7 +4,7 @@
 
 The per-window outputs are ``tools/explore_experts.py``'s (the same ``--work`` folder and heads; run it with
 ``--yamnet-windows`` first, which computes them). A rule here hears musicnn's genre head in every window and the
-two AudioSet networks on a few of a track's windows only (:func:`genretag.features.yamnet_picks`), once per track:
+two AudioSet networks on a few of a track's windows only (:func:`genretag.features.track_picks`), once per track:
 
     score = log(mean_w softmax(a log p_w)) + w_e log q_e + w_y log q_y
 
@@ -40,7 +40,7 @@ def track_scores(d, log_p: np.ndarray, labels, *, a: float, w_e: float, w_y: flo
                  k_y: int = 2) -> np.ndarray:
     """``[tracks, n_labels]``: the rule above (``k_e`` None: EfficientAT in every window's softmax, weight ``w_e``,
     as model 4.3)."""
-    from genretag.features import yamnet_picks
+    from genretag.features import track_picks
 
     bounds = np.concatenate([[0], np.cumsum(d["counts"])])
     probs = 1.0 / (1.0 + np.exp(-d["eat"].astype(np.float64)))
@@ -51,9 +51,9 @@ def track_scores(d, log_p: np.ndarray, labels, *, a: float, w_e: float, w_y: flo
         if k_e is None:
             s = np.log(softmax(a * log_p[lo:hi] + w_e * log_q[lo:hi]).mean(0))
         else:
-            heard = probs[lo + np.array(yamnet_picks(n, k_e))].mean(0, keepdims=True)
+            heard = probs[lo + np.array(track_picks(n, k_e))].mean(0, keepdims=True)
             s = np.log(softmax(a * log_p[lo:hi]).mean(0)) + w_e * ee.log_genres(heard, labels)[0]
-        y = d["yamnet-keras"][lo + np.array(yamnet_picks(n, k_y))].mean(0, keepdims=True)
+        y = d["yamnet-keras"][lo + np.array(track_picks(n, k_y))].mean(0, keepdims=True)
         out.append(s + w_y * ee.log_genres(y, labels, offset=ee.YAMNET_OFFSET)[0])
     return np.array(out)
 

@@ -28,7 +28,6 @@ from genretag.models.batches import OPENVINO_CONFIG, batched
 
 ARTIFACTS = {"yamnet": "yamnet.onnx", "efficientat": "efficientat.onnx"}
 """Each track-level expert's artifact in a bundle, by its key in the card's ``runtime``."""
-ARTIFACT = ARTIFACTS["yamnet"]
 
 
 @dataclass(frozen=True)
